@@ -1,0 +1,286 @@
+"""MUSIC-AVQA annotation files: schema, validation, tokenisation, vocabularies, statistics.
+
+One module reads the real release (``json/``, ``json_update/``) and our synthetic set alike.
+Tokenisation and vocabulary order are bit-for-bit those of the original code, because the
+original checkpoints index their embedding and answer layers by them.
+
+Run ``python -m avqa.annotations data/json/avqa-test.json ...`` to print statistics.
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import collections
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Sequence
+
+# ----------------------------------------------------------------------------- vocabulary facts
+
+INSTRUMENTS: tuple[str, ...] = (
+    "accordion", "acoustic_guitar", "bagpipe", "banjo", "bassoon", "cello", "clarinet", "congas",
+    "drum", "electric_bass", "erhu", "flute", "guzheng", "piano", "pipa", "saxophone", "suona",
+    "trumpet", "tuba", "ukulele", "violin", "xylophone",
+)
+NUMBERS: tuple[str, ...] = (
+    "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
+    "more than ten",
+)
+ANSWERS: frozenset[str] = frozenset(
+    NUMBERS + ("yes", "no", "left", "right", "middle", "indoor", "outdoor", "simultaneously")
+    + INSTRUMENTS
+)
+assert len(ANSWERS) == 42
+
+# Template tags and the words that may fill them.
+TAG_VALUES: dict[str, tuple[str, ...]] = {
+    "<Object>": INSTRUMENTS,
+    "<LR>": ("left", "right", "middle"),
+    "<LRer>": ("leftest", "rightest"),
+    "<TH>": ("first", "second", "third", "fourth", "fifth"),
+    "<FL>": ("first", "last"),
+    "<LL>": ("loudest", "lowest"),
+    "<BA>": ("before", "after"),
+}
+
+# The nine question types in the order of the paper's result table.
+QUESTION_TYPES: tuple[tuple[str, str], ...] = (
+    ("Audio", "Counting"), ("Audio", "Comparative"),
+    ("Visual", "Counting"), ("Visual", "Location"),
+    ("Audio-Visual", "Existential"), ("Audio-Visual", "Location"), ("Audio-Visual", "Counting"),
+    ("Audio-Visual", "Comparative"), ("Audio-Visual", "Temporal"),
+)
+REQUIRED_KEYS = ("video_id", "question_id", "type", "question_content", "templ_values", "anser")
+MAX_QUESTION_LEN = 14  # tokens after tokenisation; shorter questions are padded with <pad>
+PAD = "<pad>"
+
+
+class AnnotationError(ValueError):
+    """A problem in an annotation file, naming the file, the question and the reason."""
+
+    def __init__(self, path: str | Path, problems: Sequence[str]):
+        self.path = str(path)
+        self.problems = list(problems)
+        shown = "\n  ".join(self.problems[:20])
+        more = f"\n  ... and {len(self.problems) - 20} more" if len(self.problems) > 20 else ""
+        super().__init__(f"{self.path}: {len(self.problems)} problem(s):\n  {shown}{more}")
+
+
+# ----------------------------------------------------------------------------- parsing
+
+
+def tag_of(token: str) -> str:
+    """The tag inside a template token: '<Object>?' -> '<Object>'."""
+    start, end = token.find("<"), token.find(">")
+    return token[start:end + 1] if 0 <= start < end else token
+
+
+def template_tags(question_content: str) -> list[str]:
+    """Tags in the order their fillers appear in templ_values."""
+    return [tag_of(t) for t in question_content.rstrip().split(" ") if "<" in t]
+
+
+def question_type(sample: dict) -> tuple[str, str]:
+    """('Audio-Visual', 'Counting') from the string-encoded ``type`` field."""
+    t = json.loads(sample["type"]) if isinstance(sample["type"], str) else sample["type"]
+    return t[0], t[1]
+
+
+def fillers(sample: dict) -> list[str]:
+    v = sample["templ_values"]
+    return list(ast.literal_eval(v)) if isinstance(v, str) else list(v)
+
+
+def tokenize(sample: dict) -> list[str]:
+    """Tokens of a question as the original code builds them (no padding).
+
+    Split the stripped text on single spaces, drop the last character of the last token (the
+    '?' or the full-width '？'), then replace every token containing '<' by the next filler.
+    """
+    words = sample["question_content"].rstrip().split(" ")
+    words[-1] = words[-1][:-1]
+    values = fillers(sample)
+    p = 0
+    for i, w in enumerate(words):
+        if "<" in w:
+            words[i] = values[p]
+            p += 1
+    return words
+
+
+def validate(samples: object, path: str | Path = "<memory>", strict_values: bool = True) -> None:
+    """Raise AnnotationError listing every malformed row (file, question_id, reason)."""
+    if not isinstance(samples, list):
+        raise AnnotationError(path, ["the file must hold a JSON list of question objects"])
+    problems: list[str] = []
+    types = set(QUESTION_TYPES)
+    for row, s in enumerate(samples):
+        where = f"row {row}"
+        if not isinstance(s, dict):
+            problems.append(f"{where}: not a JSON object")
+            continue
+        if "question_id" in s:
+            where += f" (question_id {s['question_id']})"
+        missing = [k for k in REQUIRED_KEYS if k not in s]
+        if missing:
+            problems.append(f"{where}: missing key(s) {', '.join(missing)}")
+            continue
+        try:
+            qt = question_type(s)
+        except (ValueError, TypeError, IndexError):
+            problems.append(f"{where}: 'type' is not a JSON list like '[\"Audio\", \"Counting\"]'")
+            continue
+        if qt not in types:
+            problems.append(f"{where}: unknown question type {list(qt)}")
+        if not isinstance(s["question_content"], str) or not s["question_content"].strip():
+            problems.append(f"{where}: empty question_content")
+            continue
+        try:
+            values = fillers(s)
+        except (ValueError, SyntaxError):
+            problems.append(f"{where}: 'templ_values' is not a list like '[\"piano\"]'")
+            continue
+        tags = template_tags(s["question_content"])
+        unknown = [t for t in tags if t not in TAG_VALUES]
+        if unknown:
+            problems.append(f"{where}: unknown tag(s) {', '.join(unknown)} in {s['question_content']!r}")
+            continue
+        if len(tags) != len(values):
+            problems.append(f"{where}: {len(tags)} tag(s) but {len(values)} filler(s) in templ_values")
+            continue
+        if strict_values:
+            for t, v in zip(tags, values):
+                if v not in TAG_VALUES[t]:
+                    problems.append(f"{where}: filler {v!r} is not a value of tag {t}")
+        if s["anser"] not in ANSWERS:
+            problems.append(f"{where}: answer {s['anser']!r} is not one of the 42 MUSIC-AVQA answers")
+        if len(tokenize(s)) > MAX_QUESTION_LEN:
+            problems.append(f"{where}: question has more than {MAX_QUESTION_LEN} tokens")
+    if problems:
+        raise AnnotationError(path, problems)
+
+
+def load_annotations(path: str | Path, check: bool = True) -> list[dict]:
+    """Read an annotation file; with ``check`` every row is validated first."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"annotation file {path} not found: generate the synthetic set (python -m avqa.synthetic) "
+            f"or download the real annotations (python -m avqa.download)")
+    try:
+        samples = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise AnnotationError(path, [f"not valid JSON: {e}"]) from None
+    if check:
+        validate(samples, path)
+    return samples
+
+
+# ----------------------------------------------------------------------------- vocabularies
+
+
+@dataclass(frozen=True)
+class Vocab:
+    """Question words and answers, in order of first appearance in the train file."""
+
+    questions: tuple[str, ...]
+    answers: tuple[str, ...]
+
+    @classmethod
+    def from_samples(cls, samples: Iterable[dict]) -> "Vocab":
+        words: dict[str, None] = {PAD: None}
+        answers: dict[str, None] = {}
+        for s in samples:
+            for w in tokenize(s):
+                words.setdefault(w)
+            answers.setdefault(s["anser"])
+        return cls(tuple(words), tuple(answers))
+
+    @classmethod
+    def from_file(cls, train_json: str | Path) -> "Vocab":
+        return cls.from_samples(load_annotations(train_json))
+
+    def word_index(self) -> dict[str, int]:
+        return {w: i for i, w in enumerate(self.questions)}
+
+    def answer_index(self) -> dict[str, int]:
+        return {a: i for i, a in enumerate(self.answers)}
+
+    def encode(self, samples: Sequence[dict], path: str | Path = "<memory>",
+               max_len: int = MAX_QUESTION_LEN) -> tuple[list[list[int]], list[int]]:
+        """Padded word ids and answer ids; unseen words or answers are a clear error."""
+        widx, aidx = self.word_index(), self.answer_index()
+        questions, answers, problems = [], [], []
+        for row, s in enumerate(samples):
+            toks = tokenize(s)
+            unseen = [w for w in toks if w not in widx]
+            if unseen:
+                problems.append(f"row {row} (question_id {s['question_id']}): word(s) {unseen} are not in "
+                                f"the question vocabulary built from the train file")
+                continue
+            if s["anser"] not in aidx:
+                problems.append(f"row {row} (question_id {s['question_id']}): answer {s['anser']!r} never "
+                                f"occurs in the train file, so the model cannot predict it")
+                continue
+            if len(toks) > max_len:
+                problems.append(f"row {row} (question_id {s['question_id']}): {len(toks)} tokens > {max_len}")
+                continue
+            questions.append([widx[w] for w in toks] + [0] * (max_len - len(toks)))
+            answers.append(aidx[s["anser"]])
+        if problems:
+            raise AnnotationError(path, problems)
+        return questions, answers
+
+
+# ----------------------------------------------------------------------------- statistics
+
+
+def statistics(samples: Sequence[dict]) -> dict:
+    per_type = collections.Counter("/".join(question_type(s)) for s in samples)
+    per_template = collections.Counter(s["question_content"].rstrip() for s in samples)
+    answers = collections.Counter(s["anser"] for s in samples)
+    return {
+        "qa_pairs": len(samples),
+        "videos": len({s["video_id"] for s in samples}),
+        "types": len(per_type),
+        "templates": len(per_template),
+        "answers": len(answers),
+        "per_type": {"/".join(t): per_type.get("/".join(t), 0) for t in QUESTION_TYPES},
+        "per_template": dict(per_template.most_common()),
+        "answer_counts": dict(answers.most_common()),
+    }
+
+
+def format_statistics(name: str, st: dict, details: bool = True) -> str:
+    lines = [f"{name}: {st['qa_pairs']:,} QA over {st['videos']:,} videos, {st['templates']} templates, "
+             f"{st['types']} types, {st['answers']} distinct answers"]
+    if details:
+        lines.append("  per type:")
+        lines += [f"    {t:<28} {n:>6,}" for t, n in st["per_type"].items()]
+        lines.append("  per template:")
+        lines += [f"    {n:>6,}  {t}" for t, n in st["per_template"].items()]
+        lines.append("  answers: " + ", ".join(f"{a} {n}" for a, n in st["answer_counts"].items()))
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description="Validate MUSIC-AVQA annotation files and print their statistics.")
+    p.add_argument("files", nargs="+", help="annotation JSON files (real or synthetic)")
+    p.add_argument("--brief", action="store_true", help="one line per file instead of the full tables")
+    args = p.parse_args(argv)
+    status = 0
+    for f in args.files:
+        try:
+            st = statistics(load_annotations(f))
+        except (AnnotationError, FileNotFoundError) as e:
+            print(e, file=sys.stderr)
+            status = 1
+            continue
+        print(format_statistics(f, st, details=not args.brief))
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,60 @@
+"""Shared fixtures: the real annotation files (when present) and one tiny synthetic set per session."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def _real_dir() -> Path | None:
+    candidates = [os.environ.get("AVQA_REAL_ANNOTATIONS"), ROOT.parent / "shared" / "data" / "music_avqa",
+                  ROOT / "shared" / "data" / "music_avqa"]
+    for c in candidates:
+        if c and (Path(c) / "json" / "avqa-test.json").is_file():
+            return Path(c)
+    return None
+
+
+REAL = _real_dir()
+needs_real = pytest.mark.skipif(REAL is None, reason="the real MUSIC-AVQA annotation files are not here "
+                                                     "(set AVQA_REAL_ANNOTATIONS to their folder)")
+
+
+def run(*args: str, cwd: Path = ROOT, check: bool = True, env: dict | None = None, timeout: int = 600):
+    """Run a project command line with this Python; returns the CompletedProcess."""
+    e = {**os.environ, "PYTHONUNBUFFERED": "1", "TQDM_DISABLE": "1", **(env or {})}
+    proc = subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True, env=e, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(args)} exited {proc.returncode}\nstdout:\n{proc.stdout[-3000:]}\n"
+                             f"stderr:\n{proc.stderr[-3000:]}")
+    return proc
+
+
+TINY_FLAGS = ["--num_clips", "14", "--seconds", "4", "--seed", "3", "--questions_per_clip", "12",
+              "--width", "160", "--height", "120", "--fps", "12", "--sample_rate", "16000", "--split", "0.6,0.2,0.2"]
+
+
+@pytest.fixture(scope="session")
+def tiny_set(tmp_path_factory) -> Path:
+    """14 clips of 4 s, generated once: videos, annotations and ground truth."""
+    out = tmp_path_factory.mktemp("tiny") / "data"
+    run("-m", "avqa.synthetic", "--out", str(out), *TINY_FLAGS)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_features(tiny_set: Path) -> Path:
+    """The tiny set with wavs, VGGish and 14x14 features (random init), extracted once."""
+    d = tiny_set
+    run("feat_script/extract_audio_cues/extract_audio.py", "--video_dir", str(d / "videos"), "--audio_dir", str(d / "audio"))
+    run("feat_script/extract_audio_feat/audio_feature_extractor.py", "--audio_dir", str(d / "audio"),
+        "--save_dir", str(d / "feats" / "vggish"))
+    run("feat_script/extract_visual_feat_14x14/extract_14x14_feat.py", "--video_path", str(d / "videos"),
+        "--output_dir", str(d / "feats" / "res18_14x14"))
+    return d
