@@ -1,0 +1,164 @@
+"""Reading videos and sound: SPEC's 1 fps frame sampling, audio decoding, wav files.
+
+All decoding goes through PyAV (FFmpeg's libraries), in-process: no subprocess per clip and no
+intermediate files unless a caller asks for them.
+"""
+from __future__ import annotations
+
+import collections
+import wave
+from pathlib import Path
+from typing import Iterator
+
+import av
+import numpy as np
+
+from .utils import atomic_path
+
+VIDEO_EXTENSIONS = {".mp4", ".mkv", ".webm", ".avi", ".mov", ".m4v", ".flv"}
+AUDIO_EXTENSIONS = {".wav", ".mp3", ".m4a", ".aac", ".flac", ".ogg"}
+
+
+class MediaError(RuntimeError):
+    """A file that cannot be decoded as the step needs (named in the message)."""
+
+
+def sample_frame_numbers(total_frames: int, fps: float, seconds: int, per_second: int = 1) -> list[int]:
+    """1-based frame numbers of the original's adaptive sampling (the middle of each second).
+
+    Frame i of ``seconds * per_second`` is ``round((1/(2*per_second) + i/per_second) * fps)``;
+    numbers past the end wrap into the last partial second, so short videos repeat their tail.
+    """
+    if total_frames <= 0:
+        raise ValueError("a video with no frames cannot be sampled")
+    last = int(total_frames % fps) or int(fps)
+    last = max(1, min(last, total_frames))
+    start = total_frames - last
+    out = []
+    for i in range(seconds * per_second):
+        n = max(1, round((1 / (2 * per_second) + i / per_second) * fps))
+        if n > total_frames:
+            n = start + 1 + ((n - start - 1) % last)
+        out.append(n)
+    return out
+
+
+def _open(path: str | Path):
+    path = Path(path)
+    if not path.is_file():
+        raise MediaError(f"{path}: no such file")
+    if path.stat().st_size == 0:
+        raise MediaError(f"{path}: empty file")
+    try:
+        return av.open(str(path))
+    except (av.error.FFmpegError, UnicodeDecodeError) as e:
+        raise MediaError(f"{path}: not a readable video or audio file ({e})") from None
+
+
+def video_fps(stream) -> float:
+    rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+    if not rate:
+        raise MediaError("the video stream has no frame rate")
+    return float(rate)
+
+
+def read_sampled_frames(path: str | Path, seconds: int, per_second: int = 1) -> tuple[list[np.ndarray], dict]:
+    """Decode a video once and return its sampled RGB frames (uint8 [H, W, 3]) in order.
+
+    Frames are numbered from 1 in decoding order. Because the wrap rule needs the frame count,
+    which containers often misreport, the last second of decoded frames is kept in a small ring
+    buffer until the end of the stream is reached.
+    """
+    with _open(path) as container:
+        if not container.streams.video:
+            raise MediaError(f"{path}: no video stream")
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        fps = video_fps(stream)
+        # numbers we need if the video is long enough (no wrapping)
+        wanted_plain = collections.defaultdict(list)
+        for idx, n in enumerate(sample_frame_numbers(10**9, fps, seconds, per_second)):
+            wanted_plain[n].append(idx)
+        keep: dict[int, np.ndarray] = {}
+        ring: collections.deque = collections.deque(maxlen=int(np.ceil(fps)) + 1)
+        count = 0
+        try:
+            for frame in container.decode(stream):
+                count += 1
+                if count in wanted_plain:
+                    keep[count] = frame.to_ndarray(format="rgb24")
+                ring.append((count, frame))
+        except av.error.FFmpegError as e:
+            if count == 0:
+                raise MediaError(f"{path}: video cannot be decoded ({e})") from None
+            # a truncated file: use what decoded, as the original's reader would
+        if count == 0:
+            raise MediaError(f"{path}: video has no decodable frames")
+        numbers = sample_frame_numbers(count, fps, seconds, per_second)
+        tail = {n: f for n, f in ring}
+        frames = []
+        for n in numbers:
+            if n not in keep:
+                if n not in tail:  # pragma: no cover - ring is always long enough
+                    raise MediaError(f"{path}: frame {n} was not kept while decoding")
+                keep[n] = tail[n].to_ndarray(format="rgb24")
+            frames.append(keep[n])
+        info = {"fps": fps, "frames": count, "numbers": numbers, "height": frames[0].shape[0],
+                "width": frames[0].shape[1]}
+        return frames, info
+
+
+def read_audio(path: str | Path, sample_rate: int = 16000) -> tuple[np.ndarray, int]:
+    """Decode the first audio stream to int16 samples [n, channels] at ``sample_rate``.
+
+    A 16-bit wav already at the rate is returned sample for sample; anything else is converted
+    by FFmpeg's resampler. Raises MediaError for a file without an audio stream.
+    """
+    with _open(path) as container:
+        if not container.streams.audio:
+            raise MediaError(f"{path}: no audio track")
+        stream = container.streams.audio[0]
+        channels = stream.codec_context.channels or 1
+        layout = "mono" if channels == 1 else "stereo"
+        resampler = av.AudioResampler(format="s16", layout=layout, rate=sample_rate)
+        chunks = []
+        try:
+            for frame in container.decode(stream):
+                for out in resampler.resample(frame):
+                    chunks.append(out.to_ndarray().reshape(-1, 1 if layout == "mono" else 2))
+        except av.error.FFmpegError as e:
+            if not chunks:
+                raise MediaError(f"{path}: audio cannot be decoded ({e})") from None
+        for out in resampler.resample(None):
+            chunks.append(out.to_ndarray().reshape(-1, 1 if layout == "mono" else 2))
+    if not chunks:
+        raise MediaError(f"{path}: audio track holds no samples")
+    return np.concatenate(chunks).astype(np.int16, copy=False), sample_rate
+
+
+def read_wav(path: str | Path) -> tuple[np.ndarray, int]:
+    """int16 samples [n, channels] and rate of a PCM wav (fast path, no resampling)."""
+    with wave.open(str(path), "rb") as w:
+        if w.getsampwidth() != 2:
+            raise MediaError(f"{path}: only 16-bit PCM wav files are read directly")
+        data = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2")
+        return data.reshape(-1, w.getnchannels()), w.getframerate()
+
+
+def write_wav(path: str | Path, samples: np.ndarray, sample_rate: int) -> None:
+    """Write int16 samples [n, channels] to a wav file atomically."""
+    samples = np.asarray(samples, dtype="<i2")
+    if samples.ndim == 1:
+        samples = samples[:, None]
+    with atomic_path(path) as tmp, wave.open(str(tmp), "wb") as w:
+        w.setnchannels(samples.shape[1])
+        w.setsampwidth(2)
+        w.setframerate(sample_rate)
+        w.writeframes(np.ascontiguousarray(samples).tobytes())
+
+
+def iter_media(folder: str | Path, extensions: set[str]) -> Iterator[Path]:
+    """Files of a folder in sorted order, by extension (hidden and temporary files skipped)."""
+    for p in sorted(Path(folder).iterdir()):
+        if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in extensions:
+            yield p

@@ -1,0 +1,1 @@
+"""The embedded default: a synthetic MUSIC-AVQA-format dataset whose answers are known by construction."""

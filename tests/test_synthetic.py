@@ -1,0 +1,141 @@
+"""The synthetic set: schema, determinism, playable files, answers from the scene, balance."""
+import json
+import subprocess
+from collections import Counter, defaultdict
+
+import av
+import imageio_ffmpeg
+import numpy as np
+import pytest
+
+from avqa.annotations import ANSWERS, INSTRUMENTS, QUESTION_TYPES, load_annotations, question_type, tokenize
+from avqa.synthetic.generate import parse_args, plan
+from avqa.synthetic.questions import TEMPLATES
+from conftest import TINY_FLAGS, run
+
+
+@pytest.fixture(scope="module")
+def default_plan():
+    """Scenes and questions of the default demo set (planning only: no pixels)."""
+    return plan(parse_args([]))
+
+
+def test_default_set_covers_every_template_and_type(default_plan):
+    scenes, rows = default_plan
+    assert len(scenes) == 240 and all(s.seconds == 10 for s in scenes)
+    all_rows = [r for split in rows.values() for r in split]
+    assert len(all_rows) >= 3000
+    assert {r["question_content"] for r in all_rows} == {t for t, _, _ in TEMPLATES}
+    assert len(TEMPLATES) == 33
+    assert {question_type(r) for r in all_rows} == set(QUESTION_TYPES)
+    assert {r["anser"] for r in all_rows} <= ANSWERS
+    assert max(len(tokenize(r)) for r in all_rows) <= 14
+
+
+def test_question_text_alone_does_not_give_the_answer(default_plan):
+    _, rows = default_plan
+    for split, split_rows in rows.items():
+        by_template = defaultdict(Counter)
+        for r in split_rows:
+            by_template[r["question_content"]][r["anser"]] += 1
+        for text, answers in by_template.items():
+            n = sum(answers.values())
+            if n >= 20:
+                assert answers.most_common(1)[0][1] <= 0.6 * n, (split, text, answers)
+
+
+def test_splits_are_by_video(default_plan):
+    _, rows = default_plan
+    videos = {split: {r["video_id"] for r in r_} for split, r_ in rows.items()}
+    assert not (videos["train"] & videos["val"]) and not (videos["train"] & videos["test"])
+    assert not (videos["val"] & videos["test"])
+
+
+def test_files_schema_and_ground_truth(tiny_set):
+    for split in ("train", "val", "test"):
+        samples = load_annotations(tiny_set / "json" / f"avqa-{split}.json")
+        raw = json.loads((tiny_set / "json" / f"avqa-{split}.json").read_text())
+        for s in raw:
+            assert set(s) == {"video_id", "question_id", "type", "question_content", "templ_values",
+                              "question_deleted", "anser"}
+            assert isinstance(s["type"], str) and isinstance(s["templ_values"], str)
+            assert len(s["video_id"]) == 8 and s["video_id"].isdigit()
+        assert samples
+    gt = json.loads(next((tiny_set / "ground_truth").glob("*.json")).read_text())
+    assert gt["seconds"] == 4 and len(gt["sampled_frame_numbers"]) == 4
+    for inst in gt["instruments"]:
+        assert inst["class"] in INSTRUMENTS and len(inst["boxes"]) == 4
+        for x0, y0, x1, y1 in inst["boxes"]:
+            assert 0 <= x0 < x1 <= gt["width"] and 0 <= y0 < y1 <= gt["height"]
+
+
+def test_answers_follow_the_ground_truth(tiny_set):
+    counts = {"one": 1, "two": 2, "three": 3, "four": 4, "zero": 0}
+    checked = 0
+    for split in ("train", "val", "test"):
+        for s in load_annotations(tiny_set / "json" / f"avqa-{split}.json"):
+            gt = json.loads((tiny_set / "ground_truth" / f"{s['video_id']}.json").read_text())
+            q, vals = s["question_content"], json.loads(s["templ_values"])
+            if q == "Where is the performance?":
+                assert s["anser"] == gt["background"]
+            elif q == "How many types of musical instruments appeared in the entire video?":
+                assert counts[s["anser"]] == len({i["class"] for i in gt["instruments"]})
+            elif q == "Is there a <Object> in the entire video?":
+                assert (s["anser"] == "yes") == (vals[0] in {i["class"] for i in gt["instruments"]})
+            elif q == "Is there a <Object> sound?":
+                assert (s["anser"] == "yes") == (vals[0] in {h["class"] for h in gt["heard"]})
+            elif q == "Is this sound from the instrument in the video?":
+                assert (s["anser"] == "yes") == (gt["sound_from"] is None)
+            elif q == "Is there a voiceover?":
+                assert (s["anser"] == "yes") == (gt["voiceover"] is not None)
+            else:
+                continue
+            checked += 1
+    assert checked >= 20
+
+
+def test_same_seed_same_bytes_and_frames(tmp_path, tiny_set):
+    again = tmp_path / "again"
+    run("-m", "avqa.synthetic", "--out", str(again), *TINY_FLAGS)
+    for split in ("train", "val", "test"):
+        assert (again / "json" / f"avqa-{split}.json").read_bytes() == (tiny_set / "json" / f"avqa-{split}.json").read_bytes()
+    for gt in (tiny_set / "ground_truth").glob("*.json"):
+        assert (again / "ground_truth" / gt.name).read_bytes() == gt.read_bytes()
+    vid = sorted((tiny_set / "videos").glob("*.mp4"))[0]
+    with av.open(str(vid)) as a, av.open(str(again / "videos" / vid.name)) as b:
+        fa = [f.to_ndarray(format="rgb24") for f in a.decode(video=0)]
+        fb = [f.to_ndarray(format="rgb24") for f in b.decode(video=0)]
+    assert len(fa) == len(fb) == 48 and all(np.array_equal(x, y) for x, y in zip(fa, fb))
+
+
+def test_stock_ffmpeg_decodes_picture_and_sound(tiny_set):
+    vid = sorted((tiny_set / "videos").glob("*.mp4"))[0]
+    ffmpeg = imageio_ffmpeg.get_ffmpeg_exe()
+    probe = subprocess.run([ffmpeg, "-hide_banner", "-i", str(vid)], capture_output=True, text=True).stderr
+    assert "Video: h264" in probe and "Audio: aac" in probe
+    decode = subprocess.run([ffmpeg, "-v", "error", "-i", str(vid), "-f", "null", "-"], capture_output=True, text=True)
+    assert decode.returncode == 0 and decode.stderr == ""
+
+
+def test_rerun_with_same_flags_does_nothing(tiny_set):
+    out = run("-m", "avqa.synthetic", "--out", str(tiny_set), *TINY_FLAGS).stdout
+    assert "nothing to do" in out
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--num_clips", "0"], "--num_clips must be at least 1"),
+    (["--instruments", "violin,theremin"], "unknown instrument(s) theremin"),
+    (["--max_instruments", "5"], "more than the 4 positions"),
+])
+def test_impossible_settings_are_refused(tmp_path, flags, message):
+    proc = run("-m", "avqa.synthetic", "--out", str(tmp_path / "x"), *flags, check=False)
+    assert proc.returncode == 2 and message in proc.stderr
+    assert not (tmp_path / "x").exists()
+
+
+def test_real_annotations_are_never_overwritten(tmp_path):
+    (tmp_path / "json").mkdir()
+    (tmp_path / "json" / "avqa-train.json").write_text("[]")
+    proc = run("-m", "avqa.synthetic", "--out", str(tmp_path), "--num_clips", "2", check=False)
+    assert proc.returncode != 0 and "did not write" in proc.stderr
+    assert (tmp_path / "json" / "avqa-train.json").read_text() == "[]"
