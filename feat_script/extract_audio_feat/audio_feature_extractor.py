@@ -1,0 +1,31 @@
+"""VGGish features, one 128-d vector per second: data/audio/<id>.wav -> data/feats/vggish/<id>.npy [T, 128].
+
+Give the official weights with --checkpoint (vggish_model.ckpt, read without TensorFlow, or the
+PyTorch port's vggish-10086976.pth). Mono and stereo wavs work; sound shorter than T seconds is
+padded with silence and reported.
+"""
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from avqa.features.extract import (apply_runtime_flags, common_flags, default_seconds,  # noqa: E402
+                                   extract_vggish, finish)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--audio_dir", default="./data/audio/", help="folder of wav (or other audio/video) files")
+    p.add_argument("--save_dir", default="./data/feats/vggish/", help="where the .npy files go")
+    p.add_argument("--num_secs", "--seconds", dest="seconds", type=int, default=None,
+                   help="T, seconds per clip (default: 60, or the clip length of a synthetic set beside the input)")
+    common_flags(p, "--checkpoint")
+    args = p.parse_args(argv)
+    apply_runtime_flags(args)
+    seconds = args.seconds or default_seconds(Path(args.audio_dir))
+    return finish(extract_vggish(Path(args.audio_dir), Path(args.save_dir), seconds, args.weights, args.seed,
+                                 args.device, args.bf16, args.prefetch, args.overwrite))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

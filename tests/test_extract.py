@@ -1,0 +1,160 @@
+"""The feat_script stage: shapes, metadata, resumability after a kill, and bad input."""
+import json
+import shutil
+import subprocess
+import sys
+import time
+from fractions import Fraction
+
+import av
+import numpy as np
+import pytest
+
+from avqa.media import read_sampled_frames, write_wav
+from conftest import ROOT, run
+
+X14 = "feat_script/extract_visual_feat_14x14/extract_14x14_feat.py"
+VGG = "feat_script/extract_audio_feat/audio_feature_extractor.py"
+
+
+def test_features_have_spec_shapes_and_metadata(tiny_features):
+    feats = tiny_features / "feats"
+    videos = sorted(p.stem for p in (tiny_features / "videos").glob("*.mp4"))
+    for vid in videos:
+        a = np.load(feats / "vggish" / f"{vid}.npy")
+        v = np.load(feats / "res18_14x14" / f"{vid}.npy", mmap_mode="r")
+        assert a.shape == (4, 128) and a.dtype == np.float32 and np.isfinite(a).all()
+        assert v.shape == (4, 512, 14, 14) and v.dtype == np.float32
+    meta = json.loads((feats / "res18_14x14.json").read_text())
+    assert meta["init"] == "random, seed 0" and meta["weights"] is None and meta["seconds"] == 4
+    assert meta["shape_per_video"] == [4, 512, 14, 14] and "224x224" in meta["preprocessing"]
+    assert json.loads((feats / "vggish.json").read_text())["init"] == "random, seed 0"
+
+
+def test_rerun_skips_complete_outputs(tiny_features):
+    out = run(X14, "--video_path", str(tiny_features / "videos"),
+              "--output_dir", str(tiny_features / "feats" / "res18_14x14")).stdout
+    assert "0 written, 14 already complete" in out
+
+
+def test_other_settings_are_not_mixed_into_a_folder(tiny_features, tmp_path):
+    folder = tmp_path / "res18_14x14"
+    shutil.copytree(tiny_features / "feats" / "res18_14x14", folder)
+    shutil.copy(tiny_features / "feats" / "res18_14x14.json", tmp_path / "res18_14x14.json")
+    proc = run(X14, "--video_path", str(tiny_features / "videos"), "--output_dir", str(folder), "--seed", "9",
+               check=False)
+    assert proc.returncode != 0 and "other settings" in proc.stderr and "--overwrite" in proc.stderr
+    before = np.load(next(folder.glob("*.npy")))
+    run(X14, "--video_path", str(tiny_features / "videos"), "--output_dir", str(folder), "--seed", "9", "--overwrite")
+    after = np.load(next(folder.glob("*.npy")))
+    assert not np.allclose(before, after)
+    assert json.loads((tmp_path / "res18_14x14.json").read_text())["init"] == "random, seed 9"
+
+
+def test_killed_run_resumes_to_complete_valid_outputs(tiny_features, tmp_path):
+    out = tmp_path / "res18_14x14"
+    cmd = [sys.executable, X14, "--video_path", str(tiny_features / "videos"), "--output_dir", str(out),
+           "--threads", "1", "--prefetch", "0"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list(out.glob("*.npy"))) < 3 and proc.poll() is None:
+        time.sleep(0.02)
+    proc.kill()
+    proc.wait()
+    done_before = list(out.glob("*.npy"))
+    assert 0 < len(done_before) < 14, "the kill should land mid-run"
+    for f in done_before:  # whatever is under a final name is complete
+        assert np.load(f).shape == (4, 512, 14, 14)
+    result = run(X14, "--video_path", str(tiny_features / "videos"), "--output_dir", str(out)).stdout
+    assert f"{len(done_before)} already complete" in result
+    assert not [p for p in out.iterdir() if p.name.startswith(".")], "temporary files were left behind"
+    for ref in (tiny_features / "feats" / "res18_14x14").glob("*.npy"):
+        np.testing.assert_allclose(np.load(out / ref.name), np.load(ref), atol=1e-5)  # thread counts differ
+
+
+def _video_without_sound(path):
+    with av.open(str(path), "w", format="mp4") as out:
+        s = out.add_stream("libx264", rate=Fraction(10))
+        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
+        for k in range(40):
+            for p in s.encode(av.VideoFrame.from_ndarray(np.full((48, 64, 3), 6 * k, np.uint8), format="rgb24")):
+                out.mux(p)
+        for p in s.encode():
+            out.mux(p)
+
+
+@pytest.fixture()
+def messy_folder(tiny_set, tmp_path):
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    good = sorted((tiny_set / "videos").glob("*.mp4"))[0]
+    shutil.copy(good, folder / "good.mp4")
+    data = good.read_bytes()
+    (folder / "truncated.mp4").write_bytes(data[: len(data) * 2 // 5])
+    (folder / "empty.mp4").write_bytes(b"")
+    (folder / "notes.txt").write_text("not a video")
+    _video_without_sound(folder / "silent.mp4")
+    return folder
+
+
+def test_bad_videos_get_a_message_each_and_the_run_goes_on(messy_folder, tmp_path):
+    proc = run("feat_script/extract_audio_cues/extract_audio.py", "--video_dir", str(messy_folder),
+               "--audio_dir", str(tmp_path / "audio"), check=False)
+    assert proc.returncode == 1
+    for name in ("truncated.mp4", "empty.mp4", "notes.txt", "silent.mp4"):
+        assert f"FAILED {messy_folder / name}" in proc.stderr
+    assert "no audio track" in proc.stderr and "empty file" in proc.stderr
+    assert "1 written" in proc.stdout and "4 failed" in proc.stdout
+    assert (tmp_path / "audio" / "good.wav").exists()
+
+    proc = run(X14, "--video_path", str(messy_folder), "--output_dir", str(tmp_path / "v14"), "--seconds", "4",
+               check=False)
+    assert proc.returncode == 1 and "2 written" in proc.stdout and "3 failed" in proc.stdout
+    assert {p.name for p in (tmp_path / "v14").glob("*.npy")} == {"good.npy", "silent.npy"}
+
+
+def test_mono_stereo_and_short_sound(tmp_path):
+    folder = tmp_path / "audio"
+    folder.mkdir()
+    t = np.arange(4 * 16000) / 16000
+    tone = np.round(8000 * np.sin(2 * np.pi * 440 * t)).astype(np.int16)
+    write_wav(folder / "mono.wav", tone, 16000)
+    write_wav(folder / "stereo.wav", np.stack([tone, tone // 2], axis=1), 16000)
+    write_wav(folder / "short.wav", np.stack([tone, tone], axis=1)[: 2 * 16000], 16000)
+    proc = run(VGG, "--audio_dir", str(folder), "--save_dir", str(tmp_path / "vggish"), "--num_secs", "4")
+    assert "3 written" in proc.stdout and "1 warning(s)" in proc.stdout
+    assert "short.wav: 2.00 s of sound for 4 s; padded with silence" in proc.stderr
+    for name in ("mono", "stereo", "short"):
+        assert np.load(tmp_path / "vggish" / f"{name}.npy").shape == (4, 128)
+
+
+def test_frames_are_spec_frames_as_jpeg(tiny_set, tmp_path):
+    run("feat_script/extract_visual_frames/extract_frames_adaptive_script.py", "--dir_path",
+        str(tiny_set / "videos"), "--dst_path", str(tmp_path / "frames"))
+    video = sorted((tiny_set / "videos").glob("*.mp4"))[0]
+    folder = tmp_path / "frames" / video.stem
+    assert sorted(p.name for p in folder.iterdir()) == [f"{i:08d}.jpg" for i in range(1, 5)]
+    from PIL import Image
+    decoded, _ = read_sampled_frames(video, 4)
+    for i, frame in enumerate(decoded):
+        jpg = np.asarray(Image.open(folder / f"{i + 1:08d}.jpg"), dtype=np.float32)
+        assert np.abs(jpg - frame).mean() < 4
+
+
+@pytest.mark.parametrize("script, name", [("feat_script/extract_visual_feat/extract_rgb_feat.py", "res18"),
+                                          ("feat_script/extract_visual_feat/extract_3D_feat.py", "r2plus1d_18")])
+def test_pooled_and_3d_features(tiny_set, tmp_path, script, name):
+    run(script, "--video_path", str(tiny_set / "videos"), "--output_dir", str(tmp_path / name))
+    files = list((tmp_path / name).glob("*.npy"))
+    assert len(files) == 14 and all(np.load(f).shape == (4, 512) for f in files)
+
+
+def test_frame_folders_are_accepted_as_input(tiny_features, tmp_path):
+    run("feat_script/extract_visual_frames/extract_frames_adaptive_script.py", "--dir_path",
+        str(tiny_features / "videos"), "--dst_path", str(tmp_path / "frames"))
+    run(X14, "--video_path", str(tmp_path / "frames"), "--output_dir", str(tmp_path / "from_frames"), "--seconds", "4")
+    meta = json.loads((tmp_path / "from_frames.json").read_text())
+    assert meta["input"].startswith("1 fps JPEG")
+    for ref in list((tiny_features / "feats" / "res18_14x14").glob("*.npy"))[:3]:
+        a, b = np.load(tmp_path / "from_frames" / ref.name), np.load(ref)
+        assert np.abs(a - b).mean() / np.abs(b).mean() < 0.1  # JPEG round trip only
