@@ -1,0 +1,323 @@
+"""Datasets for grounding pre-training and question answering, reading features by slicing.
+
+Features stay in their per-video ``.npy`` files and are opened once as read-only memory maps;
+a sample copies only the seconds it uses (the sampled seconds of its own video, and one second
+of another video per negative). The original loaded the whole 24 MB 14x14 file of a negative
+video for each of the 10 negatives of each sample.
+
+Negatives are drawn from a generator seeded by (seed, epoch, sample index), so a run and its
+resumption see the same negatives whatever the number of loader workers.
+"""
+from __future__ import annotations
+
+import collections
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from .annotations import QUESTION_TYPES, Vocab, question_type
+
+AUDIO_SHAPE = (128,)
+VISUAL_SHAPE = (512, 14, 14)
+
+
+class FeatureError(ValueError):
+    """A feature file that is missing, of the wrong shape, or not finite (named in the message)."""
+
+
+class FeatureStore:
+    """One folder of ``<video_id>.npy`` arrays [seconds, ...], read through bounded memory maps."""
+
+    def __init__(self, folder: str | Path, per_second_shape: tuple[int, ...], max_open: int = 64):
+        self.folder = Path(folder)
+        self.per_second_shape = tuple(per_second_shape)
+        self.max_open = max_open
+        self._open: collections.OrderedDict[str, np.ndarray] = collections.OrderedDict()
+
+    def path(self, video_id: str) -> Path:
+        return self.folder / f"{video_id}.npy"
+
+    def array(self, video_id: str) -> np.ndarray:
+        arr = self._open.get(video_id)
+        if arr is None:
+            arr = np.load(self.path(video_id), mmap_mode="r")
+            self._open[video_id] = arr
+            if len(self._open) > self.max_open:
+                self._open.popitem(last=False)  # unmap the least recently used file
+        else:
+            self._open.move_to_end(video_id)
+        return arr
+
+    def read(self, video_id: str, seconds) -> np.ndarray:
+        return np.array(self.array(video_id)[seconds], dtype=np.float32)  # a private, writable copy
+
+    def read_into(self, out: np.ndarray, video_id: str, seconds) -> None:
+        """Copy the given seconds of a video straight into ``out`` (one copy, no temporaries)."""
+        arr = self.array(video_id)
+        if isinstance(seconds, (int, np.integer)):
+            out[...] = arr[seconds]
+        else:
+            for k, sec in enumerate(seconds):  # row by row is the fastest copy out of a memory map
+                out[k] = arr[sec]
+
+    def __getstate__(self):  # loader workers open their own maps
+        state = self.__dict__.copy()
+        state["_open"] = collections.OrderedDict()
+        return state
+
+    def seconds(self, video_id: str) -> int:
+        return int(self.array(video_id).shape[0])
+
+    def check(self, video_ids: Sequence[str], finite: bool = True, name: str = "features") -> int:
+        """Every file present, float, [T, *shape] with one T for all, and (optionally) finite.
+
+        Finiteness checks are remembered in ``<folder>.verified.json`` (by file size and mtime), so
+        a large real-data folder is scanned once. Returns T.
+        """
+        problems, lengths = [], collections.Counter()
+        for vid in sorted(set(video_ids)):
+            p = self.path(vid)
+            if not p.is_file():
+                problems.append(f"{p}: missing (extract it with feat_script, or check the folder flag)")
+                continue
+            try:
+                arr = np.load(p, mmap_mode="r")
+            except (ValueError, OSError, EOFError) as e:
+                problems.append(f"{p}: not a readable .npy file ({e})")
+                continue
+            if arr.ndim != 1 + len(self.per_second_shape) or arr.shape[1:] != self.per_second_shape:
+                problems.append(f"{p}: shape {list(arr.shape)}, expected [T, {', '.join(map(str, self.per_second_shape))}]")
+                continue
+            if arr.dtype.kind != "f":
+                problems.append(f"{p}: dtype {arr.dtype}, expected float32")
+                continue
+            lengths[arr.shape[0]] += 1
+        if len(lengths) > 1:
+            problems.append(f"{self.folder}: videos have different lengths T {dict(lengths)}; all must have the same")
+        if problems:
+            raise FeatureError(f"{name} in {self.folder}: {len(problems)} problem(s):\n  " + "\n  ".join(problems[:20]))
+        if finite:
+            self._check_finite(sorted(set(video_ids)), name)
+        return next(iter(lengths)) if lengths else 0
+
+    def _check_finite(self, video_ids: list[str], name: str) -> None:
+        cache_path = self.folder.parent / f"{self.folder.name}.verified.json"
+        try:
+            cache = json.loads(cache_path.read_text())
+        except (OSError, ValueError):
+            cache = {}
+        todo = []
+        for vid in video_ids:
+            st = self.path(vid).stat()
+            if cache.get(vid) != [st.st_size, st.st_mtime_ns]:
+                todo.append((vid, [st.st_size, st.st_mtime_ns]))
+        bad = []
+        for vid, stamp in tqdm(todo, desc=f"check {name}", unit="file", disable=len(todo) < 50, file=sys.stderr):
+            arr = np.load(self.path(vid), mmap_mode="r")
+            if not all(np.isfinite(arr[i:i + 8]).all() for i in range(0, arr.shape[0], 8)):
+                bad.append(f"{self.path(vid)}: holds NaN or infinite values")
+            else:
+                cache[vid] = stamp
+        if todo:
+            try:
+                from .utils import atomic_write_text
+                atomic_write_text(cache_path, json.dumps(cache))
+            except OSError:
+                pass  # a read-only feature folder is checked again next time
+        if bad:
+            raise FeatureError(f"{name} in {self.folder}: {len(bad)} problem(s):\n  " + "\n  ".join(bad[:20]))
+
+
+def segment_seconds(total_seconds: int, segments: int = 10) -> np.ndarray:
+    """The seconds a model sees: every (T // segments)-th second, e.g. [::6] for T = 60."""
+    stride = max(1, total_seconds // segments)
+    return np.arange(0, total_seconds, stride)[:segments]
+
+
+def type_index(sample: dict) -> int:
+    return QUESTION_TYPES.index(question_type(sample))
+
+
+@dataclass
+class QASplit:
+    samples: list[dict]
+    questions: torch.Tensor      # [N, 14] word ids
+    answers: torch.Tensor        # [N]
+    types: torch.Tensor          # [N] index into QUESTION_TYPES
+
+
+def encode_split(samples: list[dict], vocab: Vocab, path: str | Path) -> QASplit:
+    q, a = vocab.encode(samples, path)
+    return QASplit(samples, torch.tensor(q, dtype=torch.long), torch.tensor(a, dtype=torch.long),
+                   torch.tensor([type_index(s) for s in samples], dtype=torch.long))
+
+
+class AVQADataset:
+    """Questions with the features of their sampled seconds; batches are filled by slicing.
+
+    ``batch(indices)`` writes each array of the batch once, straight from the memory maps into
+    preallocated buffers: audio [B,T,128], visual_posi and visual_nega [B,T,512,14,14],
+    question [B,14], label, type and index [B].
+    """
+
+    def __init__(self, split: QASplit, audio: FeatureStore | None, visual: FeatureStore | None,
+                 total_seconds: int, segments: int = 10, negatives: bool = False, seed: int = 1):
+        self.split = split
+        self.audio, self.visual = audio, visual
+        self.total_seconds = total_seconds
+        self.seconds = segment_seconds(total_seconds, segments) if total_seconds else np.arange(segments)
+        self.negatives = negatives
+        self.seed = seed
+        self.epoch = 0
+        self.videos = sorted({s["video_id"] for s in split.samples})
+        self._video_index = {v: i for i, v in enumerate(self.videos)}
+        if negatives and len(self.videos) < 2:
+            raise ValueError("negatives need at least two videos in the split")
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.split.samples)
+
+    def negatives_of(self, index: int, video_id: str) -> list[tuple[str, int]]:
+        """(video, second) of one random second of another random video, per sampled second."""
+        rng = np.random.default_rng((self.seed, self.epoch, index))
+        own = self._video_index[video_id]
+        out = []
+        for _ in range(len(self.seconds)):
+            other = int(rng.integers(len(self.videos) - 1))
+            other += other >= own
+            out.append((self.videos[other], int(rng.integers(self.total_seconds))))
+        return out
+
+    def buffers(self, batch_size: int, pin: bool = False) -> dict[str, torch.Tensor]:
+        T = len(self.seconds)
+        out = {}
+        if self.audio is not None:
+            out["audio"] = torch.empty((batch_size, T, *AUDIO_SHAPE), pin_memory=pin)
+        if self.visual is not None:
+            out["visual_posi"] = torch.empty((batch_size, T, *VISUAL_SHAPE), pin_memory=pin)
+            if self.negatives:
+                out["visual_nega"] = torch.empty((batch_size, T, *VISUAL_SHAPE), pin_memory=pin)
+        return out
+
+    def batch(self, indices: Sequence[int], buffers: dict[str, torch.Tensor] | None = None) -> dict:
+        """The batch of ``indices``; feature arrays are written into ``buffers`` when given."""
+        idx = torch.as_tensor(list(indices), dtype=torch.long)
+        B = len(idx)
+        bufs = buffers if buffers is not None else self.buffers(B)
+        out = {k: v[:B] for k, v in bufs.items()}
+        out.update({"question": self.split.questions[idx], "label": self.split.answers[idx],
+                    "type": self.split.types[idx], "index": idx})
+        for b, i in enumerate(idx.tolist()):
+            vid = self.split.samples[i]["video_id"]
+            if self.audio is not None:
+                self.audio.read_into(out["audio"][b].numpy(), vid, self.seconds)
+            if self.visual is not None:
+                self.visual.read_into(out["visual_posi"][b].numpy(), vid, self.seconds)
+                if self.negatives:
+                    nega = out["visual_nega"][b].numpy()
+                    for t, (other, second) in enumerate(self.negatives_of(i, vid)):
+                        self.visual.read_into(nega[t], other, second)
+        return out
+
+
+def real_videos(samples: list[dict]) -> list[str]:
+    """Videos of a split in file order, without the dataset's composed ones ('sa', 'va', ... prefixes)."""
+    return list(dict.fromkeys(s["video_id"] for s in samples if s["video_id"].isdigit()))
+
+
+class GroundingDataset:
+    """One item per (video, second) of the first ``seconds`` seconds of each video.
+
+    The sound of second s with the frame of second s (label 1) and with a random one of the first
+    ``seconds`` frames of another video (label 0): audio [B,2,128], visual [B,2,512,14,14].
+    """
+
+    def __init__(self, videos: list[str], audio: FeatureStore, visual: FeatureStore, seconds: int = 10,
+                 seed: int = 1):
+        if len(videos) < 2:
+            raise ValueError("grounding needs at least two videos")
+        self.videos, self.audio, self.visual = videos, audio, visual
+        self.seconds, self.seed, self.epoch = seconds, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.videos) * self.seconds
+
+    def pair(self, index: int) -> tuple[str, int, str, int]:
+        v, s = divmod(index, self.seconds)
+        rng = np.random.default_rng((self.seed, self.epoch, index))
+        other = int(rng.integers(len(self.videos) - 1))
+        other += other >= v
+        return self.videos[v], s, self.videos[other], int(rng.integers(self.seconds))
+
+    def buffers(self, batch_size: int, pin: bool = False) -> dict[str, torch.Tensor]:
+        return {"audio": torch.empty((batch_size, 2, *AUDIO_SHAPE), pin_memory=pin),
+                "visual": torch.empty((batch_size, 2, *VISUAL_SHAPE), pin_memory=pin)}
+
+    def batch(self, indices: Sequence[int], buffers: dict[str, torch.Tensor] | None = None) -> dict:
+        idx = torch.as_tensor(list(indices), dtype=torch.long)
+        B = len(idx)
+        bufs = buffers if buffers is not None else self.buffers(B)
+        audio, visual = bufs["audio"][:B], bufs["visual"][:B]
+        for b, i in enumerate(idx.tolist()):
+            vid, s, other, neg_second = self.pair(i)
+            self.audio.read_into(audio[b, 0].numpy(), vid, s)
+            audio[b, 1] = audio[b, 0]
+            self.visual.read_into(visual[b, 0].numpy(), vid, s)
+            self.visual.read_into(visual[b, 1].numpy(), other, neg_second)
+        return {"audio": audio, "visual": visual, "label": torch.tensor([[1, 0]] * B), "index": idx}
+
+
+class BatchLoader:
+    """Batches of a dataset in sampler order, filled by ``dataset.batch`` in a prefetch thread.
+
+    Slicing memory maps into a small ring of reused buffers costs one copy per byte and no page
+    faults; loader processes would add a second copy through shared memory, which on a small
+    machine is slower than the model step itself. A yielded batch stays valid until the next
+    one is taken (its feature tensors are then reused).
+    """
+
+    def __init__(self, dataset, batch_size: int, sampler, prefetch: int = 2, pin: bool = False):
+        self.dataset, self.batch_size, self.sampler = dataset, batch_size, sampler
+        self.prefetch, self.pin = max(0, prefetch), pin
+        self._ring: list[dict] = []
+
+    def __len__(self) -> int:
+        return (len(self.sampler) + self.batch_size - 1) // self.batch_size
+
+    def _chunks(self):
+        order = list(iter(self.sampler))
+        for k in range(0, len(order), self.batch_size):
+            yield order[k:k + self.batch_size]
+
+    def _buffers(self, n: int) -> dict:
+        while len(self._ring) <= n:
+            self._ring.append(self.dataset.buffers(self.batch_size, self.pin))
+        return self._ring[n]
+
+    def __iter__(self):
+        ring = self.prefetch + 2  # batch in use + prefetched ones + the one being filled
+        if self.prefetch == 0:
+            for n, chunk in enumerate(self._chunks()):
+                yield self.dataset.batch(chunk, self._buffers(n % 2))
+            return
+        import concurrent.futures as cf
+        with cf.ThreadPoolExecutor(max_workers=1) as pool:
+            pending: collections.deque = collections.deque()
+            for n, chunk in enumerate(self._chunks()):
+                pending.append(pool.submit(self.dataset.batch, chunk, self._buffers(n % ring)))
+                if len(pending) > self.prefetch:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()

@@ -1,0 +1,678 @@
+"""Training, evaluation and testing for grounding pre-training, AVST, the baseline and question-only.
+
+One loop serves all of them; the scripts in grounding_gen/, net_grd_avst/ and net_grd_baseline/
+only choose defaults. What the loop guarantees:
+- the original recipe by default (Adam, StepLR(8, 0.1) stepped once per epoch, CE(answer) +
+  0.5 CE(match), best-on-val checkpoint); every value is a flag;
+- bad input stops before any training: missing or malformed feature files, words or answers
+  outside the vocabulary, a checkpoint of another model or vocabulary;
+- CPU or CUDA (--device), mixed precision (--amp), several GPUs or nodes with torchrun
+  (DistributedDataParallel; --batch-size stays the global batch);
+- --resume continues from the last epoch checkpoint and ends with the same weights as an
+  unbroken run; checkpoints are written atomically and load with weights_only=True;
+- TensorBoard scalars under runs/, a progress bar with samples/s, and a plain-text log next to
+  each checkpoint with the flags, the data files, the feature metadata and the per-epoch figures.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import math
+import os
+import sys
+import time
+import types
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn as nn
+import torch.nn.functional as F
+from torch.utils.data import DistributedSampler, RandomSampler, SequentialSampler
+from tqdm import tqdm
+
+from .annotations import AnnotationError, QUESTION_TYPES, Vocab, load_annotations
+from .data import (AUDIO_SHAPE, VISUAL_SHAPE, AVQADataset, BatchLoader, FeatureError, FeatureStore,
+                   GroundingDataset, encode_split, real_videos)
+from .models import QA_MODELS, AudioVisualGrounding, GROUNDING_UNUSED, transfer_grounding
+from .utils import atomic_path, atomic_write_text, sha256
+
+CHECKPOINT_FORMAT = "avqa/1"
+MODEL_NAMES = {"AVQA_Fusion_Net": None, "avst": "avst", "baseline": "baseline", "question_only": "question_only",
+               "AVQA_AVatt_Grounding": "grounding", "grounding": "grounding"}
+
+# ----------------------------------------------------------------------------- command line
+
+
+def build_parser(kind: str, description: str) -> argparse.ArgumentParser:
+    """The original flags of each script, plus ours; defaults work from the repository root."""
+    d = {
+        "avst": dict(epochs=80, save="net_grd_avst/avst_models/", ckpt="avst", model="AVQA_Fusion_Net",
+                     train="./data/json/avqa-train.json", val="./data/json/avqa-val.json",
+                     test="./data/json/avqa-test.json"),
+        "baseline": dict(epochs=20, save="net_grd_baseline/models_grd_baseline/", ckpt="net_grd_baseline",
+                         model="AVQA_Fusion_Net", train="./data/json/avqa-train.json",
+                         val="./data/json/avqa-val.json", test="./data/json/avqa-test.json"),
+        "grounding": dict(epochs=30, save="grounding_gen/models_grounding_gen/", ckpt="main_grounding_gen",
+                          model="AVQA_AVatt_Grounding", train="./data/json/avqa-train.json",
+                          val="./data/json/avqa-val.json", test="./data/json/avqa-test.json"),
+    }[kind]
+    p = argparse.ArgumentParser(description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    g = p.add_argument_group("data")
+    g.add_argument("--audio_dir", default="./data/feats/vggish", help="VGGish features, <video_id>.npy [T,128]")
+    g.add_argument("--video_res14x14_dir", default="./data/feats/res18_14x14",
+                   help="ResNet-18 14x14 features, <video_id>.npy [T,512,14,14]")
+    if kind != "avst":
+        g.add_argument("--video_dir", default="./data/frames",
+                       help="original flag (frame folders); unused: the frozen ResNet's features are read "
+                            "from --video_res14x14_dir instead")
+        g.add_argument("--st_dir", default="./data/feats/r2plus1d_18", help="original flag; unused")
+    g.add_argument("--label_train", default=d["train"],
+                   help="train annotations; the vocabularies are built from it (test mode too)")
+    g.add_argument("--label_val", default=d["val"], help="validation annotations (model selection)")
+    g.add_argument("--label_test", default=d["test"], help="test annotations")
+    g.add_argument("--segments", type=int, default=10,
+                   help="seconds the model sees per video: every (T // segments)-th second ([::6] for T=60)")
+    g.add_argument("--no_feature_check", action="store_true",
+                   help="skip the NaN/inf scan of feature files (shapes are always checked)")
+    o = p.add_argument_group("optimisation (defaults are the original recipe)")
+    o.add_argument("--batch-size", dest="batch_size", type=int, default=64, metavar="N",
+                   help="global batch size (split across processes under torchrun)")
+    o.add_argument("--epochs", type=int, default=d["epochs"], metavar="N", help="epochs to train")
+    o.add_argument("--lr", type=float, default=1e-4, metavar="LR", help="Adam learning rate")
+    o.add_argument("--lr_step", type=int, default=8, help="StepLR step size in epochs")
+    o.add_argument("--lr_gamma", type=float, default=0.1, help="StepLR decay factor")
+    if kind == "avst":
+        o.add_argument("--match_weight", type=float, default=0.5, help="weight of the match loss")
+        o.add_argument("--pretrained_grounding", default="grounding_gen/models_grounding_gen/main_grounding_gen_best.pt",
+                       help="grounding checkpoint whose fc_a1, fc_a2, fc_gl, fc1..fc4 start AVST; 'none' to start "
+                            "from scratch")
+    o.add_argument("--seed", type=int, default=1, metavar="S", help="random seed")
+    r = p.add_argument_group("run")
+    r.add_argument("--mode", default="train", choices=["train", "val", "test"] if kind == "grounding" else ["train", "test"],
+                   help="train, or test a saved checkpoint")
+    r.add_argument("--model", default=d["model"],
+                   choices={"avst": ["AVQA_Fusion_Net", "avst", "question_only"],
+                            "baseline": ["AVQA_Fusion_Net", "baseline", "question_only"],
+                            "grounding": ["AVQA_AVatt_Grounding", "grounding"]}[kind],
+                   help="AVQA_Fusion_Net is this script's model; question_only is the question-only reference")
+    r.add_argument("--model_save_dir", default=d["save"], help="folder of checkpoints and logs")
+    r.add_argument("--checkpoint", default=d["ckpt"], help="checkpoint name (<model_save_dir>/<checkpoint>.pt)")
+    r.add_argument("--resume", action="store_true", help="continue from <checkpoint>_last.pt if it exists")
+    r.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: cuda when present)")
+    r.add_argument("--gpu", default=None, help="original flag: sets CUDA_VISIBLE_DEVICES; prefer --device")
+    r.add_argument("--amp", action="store_true",
+                   help="mixed precision: bfloat16 (or float16 with loss scaling) on CUDA, bfloat16 on CPU")
+    r.add_argument("--num_workers", type=int, default=2,
+                   help="batches prepared ahead in a background thread (0: prepare each batch when needed)")
+    r.add_argument("--eval_batch_size", type=int, default=64, help="batch size of validation and test")
+    r.add_argument("--log-interval", dest="log_interval", type=int, default=50, metavar="N",
+                   help="batches between log lines")
+    r.add_argument("--tensorboard_dir", default="runs", help="TensorBoard folder ('' to turn off)")
+    r.add_argument("--results", default=None,
+                   help="test mode: where the JSON report goes (default: <model_save_dir>/<checkpoint>_<split>.json)")
+    r.add_argument("--quiet", action="store_true", help="no progress bars")
+    return p
+
+
+def resolve_model(kind: str, args: argparse.Namespace) -> str:
+    name = MODEL_NAMES[args.model]
+    return name or kind
+
+
+# ----------------------------------------------------------------------------- runtime
+
+
+class Runtime:
+    """Device, distributed setup and mixed precision of one process."""
+
+    def __init__(self, args: argparse.Namespace):
+        if args.gpu:
+            os.environ["CUDA_VISIBLE_DEVICES"] = args.gpu
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        requested = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        if requested.startswith("cuda") and not torch.cuda.is_available():
+            raise SystemExit("--device cuda was asked for but no CUDA device is visible")
+        if requested == "cuda" and self.world > 1:
+            requested = f"cuda:{local}"
+        self.device = torch.device(requested)
+        if self.device.type == "cuda":
+            torch.cuda.set_device(self.device)
+        if self.world > 1 and not dist.is_initialized():
+            dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
+        self.amp_dtype = None
+        if args.amp:
+            if self.device.type == "cuda":
+                self.amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+            else:
+                self.amp_dtype = torch.bfloat16
+        self.scaler = torch.amp.GradScaler("cuda") if self.amp_dtype == torch.float16 else None
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def autocast(self):
+        if self.amp_dtype is None:
+            return nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    def barrier(self) -> None:
+        if self.world > 1:
+            dist.barrier()
+
+    def close(self) -> None:
+        if self.world > 1 and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def to_device(batch: dict, device: torch.device) -> dict:
+    return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+
+
+# ----------------------------------------------------------------------------- steps
+
+
+def qa_loss(model: nn.Module, batch: dict, match_weight: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """CE(answer) + match_weight * CE(match) over positive (label 1) and negative (label 0) frames."""
+    logits, match_pos, match_neg = model(batch.get("audio"), batch.get("visual_posi"), batch.get("visual_nega"),
+                                         batch["question"])
+    answer_loss = F.cross_entropy(logits.float(), batch["label"])
+    if match_pos is None or match_neg is None:
+        return answer_loss, answer_loss, None
+    match_logits = torch.cat((match_pos, match_neg)).float()
+    match_labels = torch.cat((torch.ones(len(match_pos)), torch.zeros(len(match_neg)))).long().to(match_logits.device)
+    match_loss = F.cross_entropy(match_logits, match_labels)
+    return answer_loss + match_weight * match_loss, answer_loss, match_loss
+
+
+def grounding_loss(model: nn.Module, batch: dict) -> tuple[torch.Tensor, torch.Tensor, None]:
+    logits = model(batch["audio"], batch["visual"])
+    loss = F.cross_entropy(logits.float(), batch["label"].flatten())
+    return loss, loss, None
+
+
+def train_step(model: nn.Module, batch: dict, optimizer: torch.optim.Optimizer, rt: Runtime, kind: str,
+               match_weight: float = 0.5):
+    """One optimiser step on one (local) batch; returns the losses as floats."""
+    optimizer.zero_grad(set_to_none=True)
+    with rt.autocast():
+        if kind == "grounding":
+            loss, answer_loss, match_loss = grounding_loss(model, batch)
+        else:
+            loss, answer_loss, match_loss = qa_loss(model, batch, match_weight)
+    if rt.scaler is not None:
+        rt.scaler.scale(loss).backward()
+        rt.scaler.step(optimizer)
+        rt.scaler.update()
+    else:
+        loss.backward()
+        optimizer.step()
+    return loss.item(), answer_loss.item(), (match_loss.item() if match_loss is not None else None)
+
+
+@torch.no_grad()
+def predict_qa(model: nn.Module, loader: BatchLoader, rt: Runtime, quiet: bool = True, desc: str = "eval") -> dict:
+    model.eval()
+    preds, labels, types, index = [], [], [], []
+    for batch in tqdm(loader, desc=desc, unit="batch", disable=quiet, leave=False, file=sys.stderr):
+        batch = to_device(batch, rt.device)
+        with rt.autocast():
+            logits = model(batch.get("audio"), batch.get("visual_posi"), None, batch["question"])[0]
+        preds.append(logits.argmax(1).cpu())
+        labels.append(batch["label"].cpu())
+        types.append(batch["type"].cpu())
+        index.append(batch["index"].cpu())
+    return {k: torch.cat(v) for k, v in (("pred", preds), ("label", labels), ("type", types), ("index", index))}
+
+
+@torch.no_grad()
+def match_accuracy(model: nn.Module, loader: BatchLoader, rt: Runtime, quiet: bool = True) -> float:
+    model.eval()
+    correct = total = 0
+    for batch in tqdm(loader, desc="eval", unit="batch", disable=quiet, leave=False, file=sys.stderr):
+        batch = to_device(batch, rt.device)
+        with rt.autocast():
+            logits = model(batch["audio"], batch["visual"])
+        correct += (logits.argmax(1) == batch["label"].flatten()).sum().item()
+        total += logits.shape[0]
+    return 100.0 * correct / max(total, 1)
+
+
+# ----------------------------------------------------------------------------- reports
+
+TABLE_ROWS = [("Audio Counting", [0]), ("Audio Comparative", [1]), ("Audio Avg", [0, 1]),
+              ("Visual Counting", [2]), ("Visual Location", [3]), ("Visual Avg", [2, 3]),
+              ("AV Existential", [4]), ("AV Location", [5]), ("AV Counting", [6]), ("AV Comparative", [7]),
+              ("AV Temporal", [8]), ("AV Avg", [4, 5, 6, 7, 8]), ("Overall", list(range(9)))]
+assert [QUESTION_TYPES[i] for i in (4, 5, 6)] == [("Audio-Visual", "Existential"), ("Audio-Visual", "Location"),
+                                                   ("Audio-Visual", "Counting")]
+
+
+def accuracy_table(pred: torch.Tensor, label: torch.Tensor, types: torch.Tensor) -> dict[str, dict]:
+    """Accuracy per question type, group and overall, in the paper's order."""
+    correct = (pred == label)
+    table = {}
+    for name, idxs in TABLE_ROWS:
+        mask = torch.isin(types, torch.tensor(idxs))
+        n = int(mask.sum())
+        table[name] = {"accuracy": round(100.0 * correct[mask].float().mean().item(), 2) if n else None, "count": n}
+    return table
+
+
+def format_table(table: dict[str, dict], title: str = "") -> str:
+    lines = [title] if title else []
+    for name, row in table.items():
+        acc = f"{row['accuracy']:6.2f} %" if row["accuracy"] is not None else "     - "
+        lines.append(f"  {name:<18} {acc}  ({row['count']} questions)")
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- checkpoints
+
+
+def save_checkpoint(path: Path, payload: dict) -> None:
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def _plain_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    m = model.module if hasattr(model, "module") else model
+    return {k: v.detach().cpu() for k, v in m.state_dict().items()}
+
+
+def load_trained_state(path: str | Path, model_kind: str, model: nn.Module, vocab: Vocab | None) -> dict:
+    """Load our checkpoint or an original state_dict into ``model``; every mismatch is a clear error.
+
+    Original checkpoints (keys ``module.*``) may carry the modules the original never used
+    (``model.unused_keys``); those, and only those, are ignored.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} not found (train first, or check --model_save_dir/--checkpoint)")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - a pickle error or a truncated file
+        raise ValueError(f"{path}: not a loadable PyTorch checkpoint ({e})") from None
+    meta = {}
+    if isinstance(obj, dict) and obj.get("format") == CHECKPOINT_FORMAT:
+        if obj.get("model") != model_kind:
+            raise ValueError(f"{path} holds a '{obj.get('model')}' model, not '{model_kind}'")
+        state = obj["state_dict"]
+        meta = {k: v for k, v in obj.items() if k not in ("state_dict", "optimizer", "scheduler", "rng")}
+        if vocab is not None and "question_vocab" in obj:
+            for what, mine, theirs in (("question", vocab.questions, obj["question_vocab"]),
+                                       ("answer", vocab.answers, obj["answer_vocab"])):
+                if tuple(theirs) != tuple(mine):
+                    diff = next((i for i, (a, b) in enumerate(zip(mine, theirs)) if a != b), min(len(mine), len(theirs)))
+                    raise ValueError(
+                        f"{path} was trained with another {what} vocabulary ({len(theirs)} entries) than the one "
+                        f"built from --label_train ({len(mine)} entries; first difference at position {diff}). "
+                        f"Use the train file the checkpoint was trained with.")
+    elif isinstance(obj, dict) and all(torch.is_tensor(v) for v in obj.values()):
+        state = {k.removeprefix("module."): v for k, v in obj.items()}
+        unused = getattr(model, "unused_keys", GROUNDING_UNUSED if model_kind == "grounding" else ())
+        state = {k: v for k, v in state.items() if not k.startswith(unused)}
+    else:
+        raise ValueError(f"{path} is neither a checkpoint of this project nor an original state_dict")
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    if missing or unexpected:
+        raise ValueError(f"{path} is not a '{model_kind}' checkpoint: missing {missing[:5]}"
+                         f"{'...' if len(missing) > 5 else ''}; unexpected {unexpected[:5]}"
+                         f"{'...' if len(unexpected) > 5 else ''}")
+    for key, name in (("question_encoder.word2vec.weight", "question vocabulary"), ("fc_ans.weight", "answer set")):
+        if key in expected and state[key].shape != expected[key].shape:
+            raise ValueError(f"{path} has a {name} of {state[key].shape[0]} entries but --label_train gives "
+                             f"{expected[key].shape[0]}: use the train file the checkpoint was trained with")
+    bad = [k for k in expected if state[k].shape != expected[k].shape]
+    if bad:
+        raise ValueError(f"{path}: tensors of other shapes than the model's: {bad[:5]}")
+    model.load_state_dict(state)
+    return meta
+
+
+# ----------------------------------------------------------------------------- logs
+
+
+class RunLog:
+    """A plain-text log beside the checkpoint, plus TensorBoard scalars (rank 0 only)."""
+
+    def __init__(self, path: Path | None, tensorboard_dir: str, name: str, enabled: bool):
+        self.enabled = enabled
+        self.path = path
+        self.writer = None
+        if enabled and tensorboard_dir:
+            # TensorBoard imports TensorFlow when it is installed, and the two runtimes in one process
+            # can crash; this marker module makes it use its own TF-free writer
+            sys.modules.setdefault("tensorboard.compat.notf", types.ModuleType("tensorboard.compat.notf"))
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+                stamp = datetime.datetime.now().strftime("%Y-%m-%d-%H-%M-%S")
+                self.writer = SummaryWriter(os.path.join(tensorboard_dir, name, stamp))
+            except ImportError:
+                print("tensorboard is not installed: no TensorBoard scalars", file=sys.stderr)
+
+    def line(self, text: str, echo: bool = True) -> None:
+        if not self.enabled:
+            return
+        if echo:
+            tqdm.write(text)
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.path, "a", encoding="utf-8") as f:
+                f.write(text + "\n")
+
+    def scalar(self, tag: str, value: float, step: int) -> None:
+        if self.writer is not None:
+            self.writer.add_scalar(tag, value, step)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+def describe_inputs(args: argparse.Namespace, files: Sequence[str], feature_dirs: Sequence[str]) -> list[str]:
+    lines = ["flags: " + json.dumps({k: v for k, v in sorted(vars(args).items())}, default=str)]
+    for f in files:
+        p = Path(f)
+        lines.append(f"data: {p} sha256 {sha256(p)[:16]}" if p.is_file() else f"data: {p} (absent)")
+    for d in feature_dirs:
+        meta = Path(d.rstrip("/")).parent / f"{Path(d.rstrip('/')).name}.json"
+        lines.append(f"features: {d} metadata " + (meta.read_text().replace("\n", " ") if meta.is_file()
+                                                   else "(no metadata file)"))
+    return lines
+
+
+# ----------------------------------------------------------------------------- data
+
+
+def load_split(path: str, vocab: Vocab | None = None):
+    try:
+        samples = load_annotations(path)
+    except (AnnotationError, FileNotFoundError) as e:
+        raise SystemExit(str(e)) from None
+    if vocab is None:
+        return samples
+    try:
+        return encode_split(samples, vocab, path)
+    except AnnotationError as e:
+        raise SystemExit(str(e)) from None
+
+
+def feature_stores(args: argparse.Namespace, video_ids: Sequence[str], need_visual: bool, need_audio: bool = True):
+    """Open and check every feature file the run will read, before any training."""
+    audio = FeatureStore(args.audio_dir, AUDIO_SHAPE) if need_audio else None
+    visual = FeatureStore(args.video_res14x14_dir, VISUAL_SHAPE) if need_visual else None
+    lengths = []
+    try:
+        if audio is not None:
+            lengths.append(audio.check(video_ids, finite=not args.no_feature_check, name="audio features"))
+        if visual is not None:
+            lengths.append(visual.check(video_ids, finite=not args.no_feature_check, name="visual features"))
+    except FeatureError as e:
+        raise SystemExit(str(e)) from None
+    if len(set(lengths)) > 1:
+        raise SystemExit(f"audio features have T={lengths[0]} seconds but visual features T={lengths[1]}: "
+                         f"extract both with the same --seconds")
+    return audio, visual, (lengths[0] if lengths else 0)
+
+
+def make_loader(dataset, batch_size: int, shuffle: bool, rt: Runtime, prefetch: int, seed: int) -> BatchLoader:
+    if shuffle and rt.world > 1:
+        sampler = DistributedSampler(dataset, num_replicas=rt.world, rank=rt.rank, shuffle=True, seed=seed)
+    elif shuffle:
+        sampler = RandomSampler(dataset, generator=torch.Generator())
+    else:
+        sampler = SequentialSampler(dataset)
+    return BatchLoader(dataset, batch_size, sampler, prefetch, pin=rt.device.type == "cuda")
+
+
+def set_loader_epoch(loader: BatchLoader, epoch: int, seed: int) -> None:
+    loader.dataset.set_epoch(epoch)
+    if isinstance(loader.sampler, DistributedSampler):
+        loader.sampler.set_epoch(epoch)
+    elif isinstance(loader.sampler, RandomSampler):
+        loader.sampler.generator.manual_seed(seed * 100003 + epoch)
+
+
+# ----------------------------------------------------------------------------- the loop
+
+
+def fit(args: argparse.Namespace, kind: str, model: nn.Module, train_loader: BatchLoader, evaluate, rt: Runtime,
+        log: RunLog, extra_meta: dict) -> float:
+    """Train for args.epochs; keep the best-on-val and the last checkpoint; returns the best score."""
+    save_dir = Path(args.model_save_dir)
+    best_path = save_dir / (f"{args.checkpoint}_best.pt" if kind == "grounding" else f"{args.checkpoint}.pt")
+    last_path = save_dir / f"{args.checkpoint}_last.pt"
+    net = model
+    if rt.world > 1:
+        net = nn.parallel.DistributedDataParallel(model, device_ids=[rt.device.index] if rt.device.type == "cuda" else None)
+    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=args.lr_step, gamma=args.lr_gamma)
+    start, best = 1, -math.inf
+    if args.resume and last_path.is_file():
+        state = torch.load(last_path, map_location="cpu", weights_only=True)
+        if state.get("model") != extra_meta["model"]:
+            raise SystemExit(f"{last_path} holds a '{state.get('model')}' model; cannot resume '{extra_meta['model']}'")
+        model.load_state_dict(state["state_dict"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["rng"]["torch"])
+        if torch.cuda.is_available() and state["rng"].get("cuda"):
+            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+        start, best = state["epoch"] + 1, state["best"]
+        log.line(f"resumed from {last_path} after epoch {state['epoch']} (best so far {best:.2f})")
+    elif args.resume:
+        log.line(f"--resume: no {last_path} yet, starting from epoch 1")
+    match_weight = getattr(args, "match_weight", 0.5)
+    step = (start - 1) * len(train_loader)
+    for epoch in range(start, args.epochs + 1):
+        set_loader_epoch(train_loader, epoch, args.seed)
+        net.train()
+        sums = {"loss": 0.0, "answer": 0.0, "match": 0.0}
+        seen, t0 = 0, time.time()
+        bar = tqdm(train_loader, desc=f"epoch {epoch}/{args.epochs}", unit="batch", disable=args.quiet or not rt.main,
+                   leave=False, file=sys.stderr)
+        for batch_idx, batch in enumerate(bar):
+            batch = to_device(batch, rt.device)
+            n = len(batch["label"])
+            loss, answer_loss, match_loss = train_step(net, batch, optimizer, rt, kind, match_weight)
+            seen += n
+            sums["loss"] += loss * n
+            sums["answer"] += answer_loss * n
+            if match_loss is not None:
+                sums["match"] += match_loss * n
+            step += 1
+            rate = seen * rt.world / max(time.time() - t0, 1e-9)
+            bar.set_postfix(loss=f"{loss:.3f}", samples_s=f"{rate:.0f}")
+            log.scalar("train/answer_loss" if kind != "grounding" else "train/match_loss", answer_loss, step)
+            if match_loss is not None:
+                log.scalar("train/match_loss", match_loss, step)
+            if batch_idx % args.log_interval == 0:
+                log.line(f"Train Epoch: {epoch} [{batch_idx * n * rt.world}/{len(train_loader.dataset)} "
+                         f"({100.0 * batch_idx / len(train_loader):.0f}%)]\tLoss: {loss:.6f}", echo=False)
+        lr = optimizer.param_groups[0]["lr"]
+        scheduler.step()
+        train_seconds = time.time() - t0
+        score = None
+        if rt.main:
+            score = evaluate(model)
+        if rt.world > 1:
+            box = [score]
+            dist.broadcast_object_list(box, src=0)
+            score = box[0]
+        log.scalar("train/lr", lr, epoch)
+        log.scalar("val/accuracy", score, epoch)
+        improved = score >= best
+        best = max(best, score)
+        log.line(f"epoch {epoch}: loss {sums['loss'] / max(seen, 1):.4f} (answer {sums['answer'] / max(seen, 1):.4f}"
+                 + (f", match {sums['match'] / max(seen, 1):.4f}" if kind == "avst" else "")
+                 + f"), lr {lr:.2e}, {seen * rt.world / train_seconds:.1f} samples/s, val accuracy {score:.2f}"
+                 + (" (best, saved)" if improved else ""))
+        if rt.main:
+            payload = {"format": CHECKPOINT_FORMAT, **extra_meta, "state_dict": _plain_state(model), "epoch": epoch,
+                       "val_accuracy": score, "args": {k: v for k, v in vars(args).items()}}
+            if improved:
+                save_checkpoint(best_path, payload)
+            save_checkpoint(last_path, {**payload, "optimizer": optimizer.state_dict(),
+                                        "scheduler": scheduler.state_dict(), "best": best,
+                                        "rng": {"torch": torch.get_rng_state(),
+                                                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}})
+        rt.barrier()
+    return best
+
+
+# ----------------------------------------------------------------------------- entry points
+
+
+def run_qa(kind: str, argv: Sequence[str] | None = None, description: str = "") -> int:
+    """main_avst.py and main_qa_grd_baseline.py."""
+    args = build_parser(kind, description).parse_args(argv)
+    model_kind = resolve_model(kind, args)
+    rt = Runtime(args)
+    torch.manual_seed(args.seed)
+    train_samples = load_split(args.label_train)
+    vocab = Vocab.from_samples(train_samples)
+    cls = QA_MODELS[model_kind]
+    save_dir = Path(args.model_save_dir)
+    log = RunLog(save_dir / f"{args.checkpoint}.log" if args.mode == "train" else None, args.tensorboard_dir,
+                 f"net_{model_kind}", rt.main and args.mode == "train")
+    try:
+        if args.mode == "train":
+            splits = {"train": load_split(args.label_train, vocab), "val": load_split(args.label_val, vocab)}
+            videos = [s["video_id"] for sp in splits.values() for s in sp.samples]
+            audio, visual, total = feature_stores(args, videos, cls.uses_visual, need_audio=cls.uses_visual)
+            model = cls(len(vocab.questions), len(vocab.answers)).to(rt.device)
+            meta = {"model": model_kind, "question_vocab": list(vocab.questions), "answer_vocab": list(vocab.answers)}
+            for line in describe_inputs(args, [args.label_train, args.label_val],
+                                        [args.audio_dir, args.video_res14x14_dir] if cls.uses_visual else []):
+                log.line(line, echo=False)
+            log.line(f"{model_kind}: {sum(p.numel() for p in model.parameters()):,} parameters, "
+                     f"{len(splits['train'].samples)} train / {len(splits['val'].samples)} val questions, "
+                     f"T={total} seconds per video, device {rt.device}, {rt.world} process(es)")
+            if model_kind == "avst" and not args.resume:
+                src = args.pretrained_grounding
+                if src and src.lower() != "none":
+                    if not Path(src).is_file():
+                        raise SystemExit(f"--pretrained_grounding {src} not found: run grounding_gen/main_grd_gen.py "
+                                         f"first, or pass --pretrained_grounding none to start from scratch")
+                    grounding = AudioVisualGrounding()
+                    load_trained_state(src, "grounding", grounding, None)
+                    copied = transfer_grounding(model, grounding.state_dict())
+                    log.line(f"started from the grounding model {src} ({len(copied)} tensors)")
+            train_set = AVQADataset(splits["train"], audio, visual, total, args.segments,
+                                    negatives=cls.uses_negatives, seed=args.seed)
+            val_set = AVQADataset(splits["val"], audio, visual, total, args.segments)
+            per_rank = max(1, args.batch_size // rt.world)
+            train_loader = make_loader(train_set, per_rank, True, rt, args.num_workers, args.seed)
+            val_loader = make_loader(val_set, args.eval_batch_size, False, rt, args.num_workers, args.seed)
+
+            def evaluate(m):
+                out = predict_qa(m, val_loader, rt, quiet=args.quiet, desc="val")
+                return 100.0 * (out["pred"] == out["label"]).float().mean().item()
+
+            best = fit(args, model_kind, model, train_loader, evaluate, rt, log, meta)
+            log.line(f"best val accuracy {best:.2f}; checkpoint {save_dir / (args.checkpoint + '.pt')}")
+            return 0
+        # test
+        split = load_split(args.label_test, vocab)
+        model = cls(len(vocab.questions), len(vocab.answers))
+        ckpt = save_dir / f"{args.checkpoint}.pt"
+        try:
+            meta = load_trained_state(ckpt, model_kind, model, vocab)
+        except (ValueError, FileNotFoundError) as e:
+            raise SystemExit(str(e)) from None
+        audio, visual, total = feature_stores(args, [s["video_id"] for s in split.samples], cls.uses_visual,
+                                              need_audio=cls.uses_visual)
+        model.to(rt.device)
+        if not rt.main:
+            return 0
+        loader = make_loader(AVQADataset(split, audio, visual, total, args.segments), args.eval_batch_size, False,
+                             rt, args.num_workers, args.seed)
+        out = predict_qa(model, loader, rt, quiet=args.quiet, desc="test")
+        table = accuracy_table(out["pred"], out["label"], out["type"])
+        print(format_table(table, f"{model_kind} on {args.label_test} ({len(split.samples)} questions):"))
+        results = Path(args.results) if args.results else save_dir / f"{args.checkpoint}_{Path(args.label_test).stem}.json"
+        write_results(results, args, model_kind, ckpt, split, vocab, out, table)
+        print(f"results: {results}")
+        recorded = save_dir / f"{args.checkpoint}_recorded.json"
+        if recorded.is_file():
+            rec = json.loads(recorded.read_text())["table"]["Overall"]["accuracy"]
+            print(f"recorded overall accuracy of this checkpoint: {rec:.2f} (now {table['Overall']['accuracy']:.2f})")
+        return 0
+    finally:
+        log.close()
+        rt.close()
+
+
+def write_results(path: Path, args, model_kind: str, ckpt: Path, split, vocab: Vocab, out: dict, table: dict) -> None:
+    order = torch.argsort(out["index"])
+    preds = []
+    for i in order.tolist():
+        row = int(out["index"][i])
+        s = split.samples[row]
+        p = vocab.answers[int(out["pred"][i])]
+        preds.append({"row": row, "question_id": s["question_id"], "video_id": s["video_id"], "type": s["type"],
+                      "prediction": p, "answer": s["anser"], "correct": p == s["anser"]})
+    atomic_write_text(path, json.dumps({"model": model_kind, "checkpoint": str(ckpt), "annotations": args.label_test,
+                                        "table": table, "predictions": preds}, indent=1))
+
+
+def run_grounding(argv: Sequence[str] | None = None, description: str = "") -> int:
+    """grounding_gen/main_grd_gen.py: pre-train sound-guided spatial grounding on a match task."""
+    args = build_parser("grounding", description).parse_args(argv)
+    rt = Runtime(args)
+    torch.manual_seed(args.seed)
+    save_dir = Path(args.model_save_dir)
+    log = RunLog(save_dir / f"{args.checkpoint}.log" if args.mode == "train" else None, args.tensorboard_dir,
+                 "grounding_gen", rt.main and args.mode == "train")
+    try:
+        def videos_of(path):
+            return real_videos(load_split(path))
+
+        if args.mode == "train":
+            train_videos, val_videos = videos_of(args.label_train), videos_of(args.label_val)
+            for path, vids in ((args.label_train, train_videos), (args.label_val, val_videos)):
+                if len(vids) < 2:
+                    raise SystemExit(f"{path}: grounding needs at least two real (8-digit) videos, found {len(vids)}")
+            audio, visual, total = feature_stores(args, train_videos + val_videos, True)
+            seconds = min(10, total)
+            for line in describe_inputs(args, [args.label_train, args.label_val],
+                                        [args.audio_dir, args.video_res14x14_dir]):
+                log.line(line, echo=False)
+            model = AudioVisualGrounding().to(rt.device)
+            train_set = GroundingDataset(train_videos, audio, visual, seconds, seed=args.seed)
+            val_set = GroundingDataset(val_videos, audio, visual, seconds, seed=args.seed + 1)
+            log.line(f"grounding: {len(train_videos)} train / {len(val_videos)} val videos, first {seconds} s each "
+                     f"({len(train_set)} / {len(val_set)} samples), device {rt.device}")
+            per_rank = max(1, args.batch_size // rt.world)
+            train_loader = make_loader(train_set, per_rank, True, rt, args.num_workers, args.seed)
+            val_loader = make_loader(val_set, args.eval_batch_size, False, rt, args.num_workers, args.seed)
+            best = fit(args, "grounding", model, train_loader, lambda m: match_accuracy(m, val_loader, rt, args.quiet),
+                       rt, log, {"model": "grounding"})
+            log.line(f"best val match accuracy {best:.2f}; checkpoint {save_dir / (args.checkpoint + '_best.pt')}")
+            return 0
+        path = args.label_val if args.mode == "val" else args.label_test
+        videos = videos_of(path)
+        audio, visual, total = feature_stores(args, videos, True)
+        model = AudioVisualGrounding()
+        try:
+            load_trained_state(save_dir / f"{args.checkpoint}_best.pt", "grounding", model, None)
+        except (ValueError, FileNotFoundError) as e:
+            raise SystemExit(str(e)) from None
+        model.to(rt.device)
+        loader = make_loader(GroundingDataset(videos, audio, visual, min(10, total), seed=args.seed + 2),
+                             args.eval_batch_size, False, rt, args.num_workers, args.seed)
+        print(f"match accuracy on {len(videos)} {args.mode} videos: {match_accuracy(model, loader, rt, args.quiet):.2f} %")
+        return 0
+    finally:
+        log.close()
+        rt.close()

@@ -1,0 +1,172 @@
+"""Grounding, AVST, baseline and question-only through their command lines, on the tiny set."""
+import json
+import shutil
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import ROOT, run
+
+AVST = "net_grd_avst/main_avst.py"
+GRD = "grounding_gen/main_grd_gen.py"
+BASE = "net_grd_baseline/main_qa_grd_baseline.py"
+
+
+def data_flags(d, feats=None):
+    feats = feats or d / "feats"
+    return ["--audio_dir", str(feats / "vggish"), "--video_res14x14_dir", str(feats / "res18_14x14"),
+            "--label_train", str(d / "json" / "avqa-train.json"), "--label_val", str(d / "json" / "avqa-val.json"),
+            "--label_test", str(d / "json" / "avqa-test.json"), "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_features, tmp_path_factory):
+    """Grounding pre-training then AVST, 2 epochs each, with TensorBoard on."""
+    out = tmp_path_factory.mktemp("trained")
+    d = data_flags(tiny_features)
+    run(GRD, *d, "--model_save_dir", str(out / "grd"), "--epochs", "2", "--batch-size", "16",
+        "--tensorboard_dir", str(out / "runs"))
+    run(AVST, *d, "--model_save_dir", str(out / "avst"), "--epochs", "2", "--batch-size", "16",
+        "--pretrained_grounding", str(out / "grd" / "main_grounding_gen_best.pt"), "--tensorboard_dir", str(out / "runs"))
+    return out
+
+
+def test_training_writes_checkpoints_log_and_tensorboard(trained, tiny_features):
+    ckpt = torch.load(trained / "avst" / "avst.pt", weights_only=True)
+    assert ckpt["model"] == "avst" and ckpt["question_vocab"][0] == "<pad>" and 1 <= ckpt["epoch"] <= 2
+    log = (trained / "avst" / "avst.log").read_text()
+    assert "flags:" in log and "sha256" in log and '"init": "random, seed 0"' in log
+    assert "started from the grounding model" in log
+    assert "epoch 1:" in log and "epoch 2:" in log and "samples/s" in log and "val accuracy" in log
+    assert list((trained / "runs" / "net_avst").glob("*/events.out.tfevents.*"))
+    assert list((trained / "runs" / "grounding_gen").glob("*/events.out.tfevents.*"))
+    assert (trained / "grd" / "main_grounding_gen_best.pt").exists()
+
+
+def test_test_mode_reports_every_type_in_order_with_any_batch_size(trained, tiny_features):
+    d = data_flags(tiny_features)
+    tables = []
+    for bs in ("1", "7"):
+        res = trained / f"test_{bs}.json"
+        out = run(AVST, *d, "--mode", "test", "--model_save_dir", str(trained / "avst"), "--eval_batch_size", bs,
+                  "--results", str(res)).stdout
+        names = [line[2:20].strip() for line in out.splitlines() if line.startswith("  ") and "questions)" in line]
+        assert names == ["Audio Counting", "Audio Comparative", "Audio Avg", "Visual Counting", "Visual Location",
+                         "Visual Avg", "AV Existential", "AV Location", "AV Counting", "AV Comparative",
+                         "AV Temporal", "AV Avg", "Overall"]
+        report = json.loads(res.read_text())
+        tables.append(report["table"])
+    samples = json.loads((tiny_features / "json" / "avqa-test.json").read_text())
+    preds = report["predictions"]
+    assert [p["row"] for p in preds] == list(range(len(samples)))
+    assert [p["question_id"] for p in preds] == [s["question_id"] for s in samples]
+    acc = 100 * np.mean([p["correct"] for p in preds])
+    assert abs(acc - report["table"]["Overall"]["accuracy"]) < 0.01
+    assert tables[0] == tables[1]
+
+
+def test_grounding_test_mode(trained, tiny_features):
+    out = run(GRD, *data_flags(tiny_features), "--mode", "test", "--model_save_dir", str(trained / "grd")).stdout
+    assert "match accuracy on" in out
+
+
+@pytest.mark.parametrize("script, model", [(BASE, "AVQA_Fusion_Net"), (AVST, "question_only")])
+def test_baseline_and_question_only_train_and_test(tiny_features, tmp_path, script, model):
+    d = data_flags(tiny_features)
+    run(script, *d, "--model", model, "--model_save_dir", str(tmp_path), "--checkpoint", "m", "--epochs", "1",
+        "--tensorboard_dir", "")
+    out = run(script, *d, "--model", model, "--model_save_dir", str(tmp_path), "--checkpoint", "m", "--mode", "test").stdout
+    assert "Overall" in out
+
+
+def test_resume_after_a_kill_gives_the_weights_of_an_unbroken_run(tiny_features, tmp_path):
+    d = data_flags(tiny_features) + ["--batch-size", "8", "--pretrained_grounding", "none", "--tensorboard_dir", ""]
+    run(AVST, *d, "--model_save_dir", str(tmp_path / "whole"), "--epochs", "3")
+    broken = tmp_path / "broken"
+    proc = subprocess.Popen([sys.executable, AVST, *d, "--model_save_dir", str(broken), "--epochs", "3"], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline and not (broken / "avst_last.pt").exists() and proc.poll() is None:
+        time.sleep(0.01)
+    proc.kill()
+    proc.wait()
+    assert proc.returncode == -9, "the run should be killed before it ends"
+    first = torch.load(broken / "avst_last.pt", weights_only=True)["epoch"]
+    assert first < 3
+    out = run(AVST, *d, "--model_save_dir", str(broken), "--epochs", "3", "--resume").stdout
+    assert f"resumed from" in out and f"after epoch {first}" in out
+    a = torch.load(tmp_path / "whole" / "avst_last.pt", weights_only=True)["state_dict"]
+    b = torch.load(broken / "avst_last.pt", weights_only=True)["state_dict"]
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-6)
+
+
+def _copy_set(tiny_features, tmp_path):
+    d = tmp_path / "data"
+    shutil.copytree(tiny_features / "json", d / "json")
+    shutil.copytree(tiny_features / "feats", d / "feats")
+    return d
+
+
+def _expect_refusal(d, tmp_path, *extra, words=()):
+    save = tmp_path / "save"
+    proc = run(AVST, *data_flags(d), "--model_save_dir", str(save), "--epochs", "1", "--pretrained_grounding", "none",
+               "--tensorboard_dir", "", *extra, check=False)
+    assert proc.returncode != 0
+    for w in words:
+        assert w in proc.stderr, proc.stderr[-2000:]
+    assert not list(save.glob("*.pt")) if save.exists() else True
+    return proc
+
+
+def test_missing_feature_file_stops_before_training(tiny_features, tmp_path):
+    d = _copy_set(tiny_features, tmp_path)
+    train_video = json.loads((d / "json" / "avqa-train.json").read_text())[0]["video_id"]
+    victim = d / "feats" / "res18_14x14" / f"{train_video}.npy"
+    victim.unlink()
+    _expect_refusal(d, tmp_path, words=(str(victim), "missing"))
+
+
+def test_wrong_shape_and_nan_stop_before_training(tiny_features, tmp_path):
+    d = _copy_set(tiny_features, tmp_path)
+    files = sorted((d / "feats" / "vggish").glob("*.npy"))
+    np.save(files[0], np.zeros((4, 64), np.float32))
+    bad = np.load(files[1])
+    bad[2, 5] = np.nan
+    np.save(files[1], bad)
+    proc = _expect_refusal(d, tmp_path, words=(str(files[0]), "shape [4, 64]"))
+    np.save(files[0], np.zeros((4, 128), np.float32))
+    _expect_refusal(d, tmp_path, words=(str(files[1]), "NaN"))
+
+
+def test_words_and_answers_outside_the_vocabulary_are_named(tiny_features, tmp_path):
+    d = _copy_set(tiny_features, tmp_path)
+    train = json.loads((d / "json" / "avqa-train.json").read_text())
+    seen = {w for s in train for w in json.loads(s["templ_values"])}
+    unseen = next(c for c in ("suona", "bagpipe", "erhu", "tuba", "guzheng", "banjo", "pipa") if c not in seen)
+    val = json.loads((d / "json" / "avqa-val.json").read_text())
+    val[0].update(question_content="Is there a <Object> sound?", templ_values=json.dumps([unseen]), question_id=99001)
+    (d / "json" / "avqa-val.json").write_text(json.dumps(val))
+    _expect_refusal(d, tmp_path, words=("avqa-val.json", "question_id 99001", unseen))
+    answers = {s["anser"] for s in train}
+    val[0].update(templ_values=json.dumps([next(iter(seen))]),
+                  anser=next(a for a in ("more than ten", "ten", "nine", "simultaneously") if a not in answers))
+    (d / "json" / "avqa-val.json").write_text(json.dumps(val))
+    _expect_refusal(d, tmp_path, words=("question_id 99001", "never occurs in the train file"))
+
+
+def test_checkpoint_of_another_model_or_vocabulary_is_refused(trained, tiny_features, tmp_path):
+    d = data_flags(tiny_features)
+    shutil.copy(trained / "grd" / "main_grounding_gen_best.pt", tmp_path / "avst.pt")
+    proc = run(AVST, *d, "--mode", "test", "--model_save_dir", str(tmp_path), check=False)
+    assert proc.returncode != 0 and "holds a 'grounding' model, not 'avst'" in proc.stderr
+    other_train = tmp_path / "train.json"
+    rows = json.loads((tiny_features / "json" / "avqa-train.json").read_text())
+    other_train.write_text(json.dumps(rows[::-1]))  # same words, another order: another vocabulary
+    proc = run(AVST, *d, "--label_train", str(other_train), "--mode", "test", "--model_save_dir",
+               str(trained / "avst"), "--results", str(tmp_path / "r.json"), check=False)
+    assert proc.returncode != 0 and "another question vocabulary" in proc.stderr
