@@ -622,8 +622,8 @@ def write_results(path: Path, args, model_kind: str, ckpt: Path, split, vocab: V
         p = vocab.answers[int(out["pred"][i])]
         preds.append({"row": row, "question_id": s["question_id"], "video_id": s["video_id"], "type": s["type"],
                       "prediction": p, "answer": s["anser"], "correct": p == s["anser"]})
-    atomic_write_text(path, json.dumps({"model": model_kind, "checkpoint": str(ckpt), "annotations": args.label_test,
-                                        "table": table, "predictions": preds}, indent=1))
+    atomic_write_text(path, json.dumps({"model": model_kind, "checkpoint": str(ckpt), "checkpoint_sha256": sha256(ckpt),
+                                        "annotations": args.label_test, "table": table, "predictions": preds}, indent=1))
 
 
 def run_grounding(argv: Sequence[str] | None = None, description: str = "") -> int:

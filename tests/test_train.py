@@ -9,30 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import ROOT, run
+from conftest import ROOT, data_flags, run
 
 AVST = "net_grd_avst/main_avst.py"
 GRD = "grounding_gen/main_grd_gen.py"
 BASE = "net_grd_baseline/main_qa_grd_baseline.py"
-
-
-def data_flags(d, feats=None):
-    feats = feats or d / "feats"
-    return ["--audio_dir", str(feats / "vggish"), "--video_res14x14_dir", str(feats / "res18_14x14"),
-            "--label_train", str(d / "json" / "avqa-train.json"), "--label_val", str(d / "json" / "avqa-val.json"),
-            "--label_test", str(d / "json" / "avqa-test.json"), "--quiet"]
-
-
-@pytest.fixture(scope="module")
-def trained(tiny_features, tmp_path_factory):
-    """Grounding pre-training then AVST, 2 epochs each, with TensorBoard on."""
-    out = tmp_path_factory.mktemp("trained")
-    d = data_flags(tiny_features)
-    run(GRD, *d, "--model_save_dir", str(out / "grd"), "--epochs", "2", "--batch-size", "16",
-        "--tensorboard_dir", str(out / "runs"))
-    run(AVST, *d, "--model_save_dir", str(out / "avst"), "--epochs", "2", "--batch-size", "16",
-        "--pretrained_grounding", str(out / "grd" / "main_grounding_gen_best.pt"), "--tensorboard_dir", str(out / "runs"))
-    return out
 
 
 def test_training_writes_checkpoints_log_and_tensorboard(trained, tiny_features):

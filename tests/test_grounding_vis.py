@@ -1,0 +1,78 @@
+"""The grounding score's rules on hand-made maps, and the sheets on the tiny trained models."""
+import json
+
+import numpy as np
+from PIL import Image
+
+from avqa.grounding_score import cells_in_box, score_map, single_source_seconds
+from avqa.visualize import sheet_size
+from conftest import run
+
+
+def test_cells_in_box_uses_cell_centres():
+    # a 140x140 frame: cells are 10 px, centres at 5, 15, ...; a box over x 20..50, y 0..30
+    cells = cells_in_box([20, 0, 50, 30], 140, 140)
+    assert cells.sum() == 3 * 3
+    assert cells[0:3, 2:5].all()
+
+
+def test_a_peak_inside_the_box_is_a_hit_and_outside_is_not():
+    box = cells_in_box([20, 0, 50, 30], 140, 140)
+    att = np.full((14, 14), 1.0)
+    att[1, 3] = 5.0  # inside
+    hit, mass = score_map(att, box)
+    assert hit and np.isclose(mass, (8 + 5) / (195 + 5))
+    att = np.full((14, 14), 1.0)
+    att[10, 10] = 5.0  # outside
+    hit, mass = score_map(att.ravel(), box)
+    assert not hit and np.isclose(mass, 9 / 200)
+
+
+def test_only_seconds_with_one_audible_instrument_count():
+    box = [0, 0, 10, 10]
+    gt = {"sound_from": None, "instruments": [
+        {"audible": True, "playing": [[0, 3]], "boxes": [box] * 4},
+        {"audible": True, "playing": [[2, 4]], "boxes": [box] * 4},
+        {"audible": False, "playing": [], "boxes": [box] * 4}]}
+    assert [s for s, _ in single_source_seconds(gt, [0, 1, 2, 3])] == [0, 1, 3]
+    assert single_source_seconds(dict(gt, sound_from="90000001"), [0, 1]) == []
+
+
+def test_grounding_score_command(trained, tiny_features):
+    d = tiny_features
+    out = run("-m", "avqa.grounding_score", "--model", "grounding", "--checkpoint",
+              str(trained / "grd" / "main_grounding_gen_best.pt"), "--model", "avst", "--checkpoint",
+              str(trained / "avst" / "avst.pt"), "--label_train", str(d / "json" / "avqa-train.json"),
+              "--label_test", str(d / "json" / "avqa-train.json"), "--ground_truth", str(d / "ground_truth"),
+              "--audio_dir", str(d / "feats" / "vggish"), "--video_res14x14_dir", str(d / "feats" / "res18_14x14"),
+              "--out", str(trained / "score.json")).stdout
+    assert "pointing game" in out and "chance" in out
+    scores = json.loads((trained / "score.json").read_text())["scores"]
+    assert set(scores) == {"grounding", "avst"}
+    for s in scores.values():
+        assert s["seconds_scored"] > 0 and 0 <= s["pointing_game"] <= 100 and 0 < s["chance"] < 100
+
+
+def _common(d):
+    return ["--audio_dir", str(d / "feats" / "vggish"), "--video_res14x14_dir", str(d / "feats" / "res18_14x14"),
+            "--frames_dir", str(d / "no_frames"), "--videos_dir", str(d / "videos"),
+            "--label_test", str(d / "json" / "avqa-test.json")]
+
+
+def test_avst_sheets_have_the_layout_size(trained, tiny_features, tmp_path):
+    run("net_grd_avst/main_avst_vis.py", *_common(tiny_features), "--label_train",
+        str(tiny_features / "json" / "avqa-train.json"), "--model_save_dir", str(trained / "avst"),
+        "--out_dir", str(tmp_path), "--count", "3")
+    sheets = sorted(tmp_path.glob("*.png"))
+    assert len(sheets) == 3
+    for p in sheets:
+        img = Image.open(p)
+        assert img.size == sheet_size(4, 160, 120)  # 4 seconds of 160x120 frames
+        assert np.asarray(img).std() > 10  # frames and heatmaps, not a blank page
+
+
+def test_grounding_sheets(trained, tiny_features, tmp_path):
+    run("grounding_gen/main_grd_gen_vis.py", *_common(tiny_features), "--model_save_dir", str(trained / "grd"),
+        "--out_dir", str(tmp_path), "--count", "2")
+    sheets = sorted(tmp_path.glob("*.png"))
+    assert len(sheets) == 2 and Image.open(sheets[0]).size == sheet_size(4, 160, 120)
