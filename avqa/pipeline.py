@@ -1,0 +1,337 @@
+"""The whole pipeline on the embedded synthetic default, in one command:
+
+    python -m avqa.pipeline            # generate, extract, pre-train, train, test, score, visualise
+    python -m avqa.pipeline --tiny     # a handful of short clips and one epoch (what CI runs)
+
+Every stage checks its own outputs (not just that they exist) and the fingerprints of the stages
+it depends on; a finished stage is skipped, and deleting a stage's outputs redoes that stage and
+the ones after it. Outputs: the dataset and features under --data (the folders every script reads
+by default), models, reports and sheets under --out.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import torch
+
+from .utils import atomic_write_text, sha256
+
+# the synthetic-demo recipe (the original recipe stays the scripts' default; see README)
+DEMO = {"grounding": ["--epochs", "20", "--lr", "1e-3", "--lr_step", "10"],
+        "avst": ["--epochs", "12", "--lr", "5e-4", "--lr_step", "8"]}
+TINY = {"clips": ["--num_clips", "16", "--seconds", "4", "--width", "160", "--height", "120", "--fps", "12",
+                  "--split", "0.5,0.25,0.25", "--questions_per_clip", "10"],
+        "grounding": ["--epochs", "1", "--batch-size", "16"],
+        "avst": ["--epochs", "1", "--batch-size", "16"]}
+
+
+@dataclass
+class Stage:
+    name: str
+    what: str
+    needs: list[str]
+    run: Callable[[], None]
+    check: Callable[[], str | None]          # None when the outputs are valid, else why not
+    outputs: list[Path]
+    config: dict = field(default_factory=dict)
+
+
+class Pipeline:
+    def __init__(self, args: argparse.Namespace):
+        self.args = args
+        self.data = Path(args.data)
+        self.out = Path(args.out)
+        self.stamps = self.out / ".stages"
+        self.tiny = args.tiny
+        self.stages: dict[str, Stage] = {}
+        self.report: list[dict] = []
+        self._define()
+
+    # ------------------------------------------------------------------ stage bookkeeping
+
+    def _stamp_path(self, name: str) -> Path:
+        return self.stamps / f"{name}.json"
+
+    def _stamp(self, name: str) -> dict | None:
+        p = self._stamp_path(name)
+        try:
+            return json.loads(p.read_text())
+        except (OSError, ValueError):
+            return None
+
+    def _upstream(self, stage: Stage) -> dict:
+        return {n: (self._stamp(n) or {}).get("run_id") for n in stage.needs}
+
+    def _why_stale(self, stage: Stage) -> str | None:
+        stamp = self._stamp(stage.name)
+        if stamp is None:
+            return "not run yet"
+        if stamp.get("config") != stage.config:
+            return "settings changed"
+        if stamp.get("upstream") != self._upstream(stage):
+            return "an earlier stage was redone"
+        return stage.check()
+
+    def run(self) -> int:
+        t_all = time.time()
+        for stage in self.stages.values():
+            why = self._why_stale(stage)
+            t0 = time.time()
+            if why is None:
+                status = "skipped (complete)"
+                print(f"[{stage.name}] complete, skipped", flush=True)
+            else:
+                print(f"\n== {stage.name}: {stage.what} ({why}) ==", flush=True)
+                self._stamp_path(stage.name).unlink(missing_ok=True)
+                try:
+                    stage.run()
+                except SystemExit as e:
+                    if e.code not in (0, None):
+                        print(f"[{stage.name}] failed: {e}", file=sys.stderr)
+                        return 1
+                problem = stage.check()
+                if problem:
+                    print(f"[{stage.name}] produced invalid outputs: {problem}", file=sys.stderr)
+                    return 1
+                run_id = hashlib.sha1(f"{stage.name}{time.time()}".encode()).hexdigest()[:12]
+                atomic_write_text(self._stamp_path(stage.name), json.dumps(
+                    {"config": stage.config, "upstream": self._upstream(stage), "run_id": run_id}))
+                status = "ran"
+            self.report.append({"stage": stage.name, "status": status, "seconds": round(time.time() - t0, 1),
+                                "outputs": [str(p) for p in stage.outputs]})
+        self._summary(time.time() - t_all)
+        return 0
+
+    # ------------------------------------------------------------------ the stages
+
+    def _define(self) -> None:
+        from .features.extract import (extract_audio, extract_frames, extract_vggish, extract_visual,
+                                       metadata_path, valid_npy)
+        from .synthetic.generate import generate, parse_args as gen_args
+        a, d, o = self.args, self.data, self.out
+        gen_flags = ["--out", str(d), "--seed", str(a.seed), *(TINY["clips"] if self.tiny else []),
+                     *(["--num_clips", str(a.num_clips)] if a.num_clips else [])]
+        gen = gen_args(gen_flags)
+        seconds = gen.seconds
+
+        def videos() -> list[str]:
+            manifest = json.loads((d / "synthetic.json").read_text())
+            return [v for vs in manifest["videos"].values() for v in vs]
+
+        def gen_check():
+            from .synthetic.generate import _complete, _flags
+            m = d / "synthetic.json"
+            if not m.exists():
+                return "no synthetic.json"
+            manifest = json.loads(m.read_text())
+            return None if manifest.get("flags") == _flags(gen) and _complete(d, manifest) else "incomplete set"
+
+        def each_file(folder: Path, suffix: str, valid: Callable[[Path], bool]) -> str | None:
+            for v in videos():
+                if not valid(folder / f"{v}{suffix}"):
+                    return f"{folder / (v + suffix)} missing or invalid"
+            return None
+
+        def wav_ok(p: Path) -> bool:
+            from .features.extract import _valid_wav
+            return p.exists() and _valid_wav(p, 16000)
+
+        def frames_ok(p: Path) -> bool:
+            return p.is_dir() and sorted(x.name for x in p.glob("*.jpg")) == [f"{i + 1:08d}.jpg" for i in range(seconds)]
+
+        def feats_check(name: str, shape: tuple) -> Callable[[], str | None]:
+            def check():
+                meta = metadata_path(d / "feats" / name)
+                if not meta.exists() or json.loads(meta.read_text()).get("seconds") != seconds:
+                    return f"{meta} missing or for another clip length"
+                return each_file(d / "feats" / name, ".npy", lambda p: valid_npy(p, (seconds, *shape)))
+            return check
+
+        def finished(ckpt_dir: Path, name: str, epochs: int, model: str) -> Callable[[], str | None]:
+            def check():
+                last = ckpt_dir / f"{name}_last.pt"
+                best = ckpt_dir / (f"{name}_best.pt" if model == "grounding" else f"{name}.pt")
+                try:
+                    state = torch.load(last, map_location="cpu", weights_only=True)
+                    best_state = torch.load(best, map_location="cpu", weights_only=True)
+                except Exception:  # noqa: BLE001 - missing or unreadable: train again
+                    return f"{last} or {best} missing or unreadable"
+                if state.get("model") != model or state.get("epoch") != epochs or best_state.get("model") != model:
+                    return f"{last} is not a finished {epochs}-epoch {model} run"
+                return None
+            return check
+
+        def tested(results: Path, ckpt: Path) -> Callable[[], str | None]:
+            """The report exists and was made from the checkpoint as it is now."""
+            def check():
+                try:
+                    r = json.loads(results.read_text())
+                except (OSError, ValueError):
+                    return f"{results} missing"
+                made_from = r.get("checkpoint_sha256") or r.get("checkpoints", {}).get("avst", {}).get("sha256")
+                return None if ckpt.is_file() and made_from == sha256(ckpt) else "the checkpoint changed"
+            return check
+
+        def sheets(folder: Path, count: int) -> Callable[[], str | None]:
+            return lambda: None if folder.is_dir() and len(list(folder.glob("*.png"))) >= count else f"{folder} incomplete"
+
+        feats = d / "feats"
+        train = lambda: [  # noqa: E731
+            "--audio_dir", str(feats / "vggish"), "--video_res14x14_dir", str(feats / "res18_14x14"),
+            "--label_train", str(d / "json" / "avqa-train.json"), "--label_val", str(d / "json" / "avqa-val.json"),
+            "--label_test", str(d / "json" / "avqa-test.json"), "--tensorboard_dir", str(o / "runs"),
+            *(["--device", a.device] if a.device else [])]
+        grd_flags = TINY["grounding"] if self.tiny else DEMO["grounding"]
+        avst_flags = TINY["avst"] if self.tiny else DEMO["avst"]
+        g_epochs = int(grd_flags[grd_flags.index("--epochs") + 1])
+        a_epochs = int(avst_flags[avst_flags.index("--epochs") + 1])
+        grd_ckpt = o / "grounding" / "main_grounding_gen_best.pt"
+
+        def train_qa(model: str):
+            from .train import run_qa
+            flags = [*train(), *avst_flags, "--model", model, "--model_save_dir", str(o / model), "--checkpoint", model]
+            if model == "avst":
+                flags += ["--pretrained_grounding", str(grd_ckpt)]
+            _exit(run_qa("avst", flags))
+
+        def test_qa(model: str):
+            from .train import run_qa
+            _exit(run_qa("avst", [*train(), "--mode", "test", "--model", model, "--model_save_dir", str(o / model),
+                                  "--checkpoint", model, "--results", str(o / f"{model}_test.json")]))
+
+        def pretrain():
+            from .train import run_grounding
+            _exit(run_grounding([*train(), *grd_flags, "--model_save_dir", str(o / "grounding")]))
+
+        def score():
+            from .grounding_score import main as score_main
+            _exit(score_main(["--model", "grounding", "--checkpoint", str(grd_ckpt), "--model", "avst", "--checkpoint",
+                              str(o / "avst" / "avst.pt"), "--label_train", str(d / "json" / "avqa-train.json"),
+                              "--label_test", str(d / "json" / "avqa-test.json"), "--ground_truth", str(d / "ground_truth"),
+                              "--audio_dir", str(feats / "vggish"), "--video_res14x14_dir", str(feats / "res18_14x14"),
+                              "--out", str(o / "grounding_score.json")]))
+
+        def vis():
+            from .visualize import main as vis_main
+            common = ["--audio_dir", str(feats / "vggish"), "--video_res14x14_dir", str(feats / "res18_14x14"),
+                      "--frames_dir", str(d / "frames"), "--videos_dir", str(d / "videos"),
+                      "--label_test", str(d / "json" / "avqa-test.json"), "--count", str(a.sheets)]
+            _exit(vis_main(False, [*common, "--label_train", str(d / "json" / "avqa-train.json"),
+                                   "--model_save_dir", str(o / "avst"), "--checkpoint", "avst",
+                                   "--out_dir", str(o / "vis" / "avst")]))
+            _exit(vis_main(True, [*common, "--model_save_dir", str(o / "grounding"), "--out_dir", str(o / "vis" / "grounding")]))
+
+        def make_set():
+            manifest = generate(gen)
+            if "seconds_taken" in manifest:
+                print(f"generated {gen.num_clips} clips in {manifest['seconds_taken']} s "
+                      f"({gen.num_clips / max(manifest['seconds_taken'], 1e-9):.1f} clips/s)")
+
+        defs = [
+            Stage("generate", "synthetic MUSIC-AVQA-format clips, annotations, ground truth", [], make_set, gen_check,
+                  [d / "videos", d / "json", d / "ground_truth"], {"flags": gen_flags}),
+            Stage("audio", "16 kHz wav of every clip", ["generate"],
+                  lambda: _report(extract_audio(d / "videos", d / "audio")),
+                  lambda: each_file(d / "audio", ".wav", wav_ok), [d / "audio"]),
+            Stage("frames", "1 fps JPEG frames", ["generate"],
+                  lambda: _report(extract_frames(d / "videos", d / "frames", seconds)),
+                  lambda: each_file(d / "frames", "", frames_ok), [d / "frames"]),
+            Stage("vggish", "VGGish features [T,128] (seeded random init: no weights here)", ["audio"],
+                  lambda: _report(extract_vggish(d / "audio", feats / "vggish", seconds, None, 0, a.device, False, 2,
+                                                 False)),
+                  feats_check("vggish", (128,)), [feats / "vggish"]),
+            Stage("res18_14x14", "ResNet-18 14x14 features [T,512,14,14] (seeded random init)", ["generate"],
+                  lambda: _report(extract_visual("res18_14x14", d / "videos", feats / "res18_14x14", seconds, None, 0,
+                                                 a.device, False, None, 2, False)),
+                  feats_check("res18_14x14", (512, 14, 14)), [feats / "res18_14x14"]),
+            Stage("grounding", "grounding pre-training", ["vggish", "res18_14x14"],
+                  pretrain, finished(o / "grounding", "main_grounding_gen", g_epochs, "grounding"), [o / "grounding"],
+                  {"flags": grd_flags}),
+            Stage("avst", "AVST training, starting from the grounding model", ["grounding"],
+                  lambda: train_qa("avst"), finished(o / "avst", "avst", a_epochs, "avst"), [o / "avst"],
+                  {"flags": avst_flags}),
+            Stage("question_only", "question-only reference, trained the same way", ["generate"],
+                  lambda: train_qa("question_only"),
+                  finished(o / "question_only", "question_only", a_epochs, "question_only"), [o / "question_only"],
+                  {"flags": avst_flags}),
+            Stage("test_avst", "AVST on the test split", ["avst"], lambda: test_qa("avst"),
+                  tested(o / "avst_test.json", o / "avst" / "avst.pt"), [o / "avst_test.json"]),
+            Stage("test_question_only", "question-only on the test split", ["question_only"],
+                  lambda: test_qa("question_only"),
+                  tested(o / "question_only_test.json", o / "question_only" / "question_only.pt"),
+                  [o / "question_only_test.json"]),
+            Stage("grounding_score", "pointing game against the known boxes", ["avst", "grounding"], score,
+                  tested(o / "grounding_score.json", o / "avst" / "avst.pt"), [o / "grounding_score.json"]),
+            Stage("visualise", "attention sheets", ["avst", "grounding", "frames"], vis,
+                  sheets(o / "vis" / "avst", a.sheets), [o / "vis" / "avst", o / "vis" / "grounding"],
+                  {"sheets": a.sheets}),
+        ]
+        self.stages = {s.name: s for s in defs}
+
+    # ------------------------------------------------------------------ the end
+
+    def _summary(self, total: float) -> None:
+        from .grounding_score import format_scores
+        from .train import format_table
+        o = self.out
+        print("\n" + "=" * 78)
+        tables = {}
+        for model in ("avst", "question_only"):
+            p = o / f"{model}_test.json"
+            if p.exists():
+                tables[model] = json.loads(p.read_text())["table"]
+        if tables:
+            print("test accuracy per question type (synthetic test split):")
+            print(f"  {'':<20}" + "".join(f"{m:>16}" for m in tables))
+            for row in next(iter(tables.values())):
+                print(f"  {row:<20}" + "".join(
+                    f"{tables[m][row]['accuracy']:>15.2f}%" if tables[m][row]["accuracy"] is not None else f"{'-':>16}"
+                    for m in tables))
+            if len(tables) == 2:
+                gap = tables["avst"]["Overall"]["accuracy"] - tables["question_only"]["Overall"]["accuracy"]
+                print(f"  AVST - question only, overall: {gap:+.2f} points")
+        score = o / "grounding_score.json"
+        if score.exists():
+            print("\ngrounding (seconds with one sounding instrument; chance = uniform attention):")
+            print(format_scores(json.loads(score.read_text())["scores"]))
+        print("\nstages:")
+        for r in self.report:
+            print(f"  {r['stage']:<20} {r['status']:<20} {r['seconds']:>7.1f} s   {', '.join(r['outputs'])}")
+        print(f"  {'total':<20} {'':<20} {total:>7.1f} s")
+        atomic_write_text(o / "summary.json", json.dumps({"stages": self.report, "seconds": round(total, 1),
+                                                          "tables": tables}, indent=1))
+        print(f"\nsummary: {o / 'summary.json'}; TensorBoard: tensorboard --logdir {o / 'runs'}")
+
+
+def _exit(code: int | None) -> None:
+    if code not in (0, None):
+        raise SystemExit(code)
+
+
+def _report(report) -> None:
+    print(report.summary())
+    _exit(report.exit_code())
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", default="data", help="dataset and features (default: data, where every script looks)")
+    p.add_argument("--out", default="outputs", help="models, reports and sheets (default: outputs)")
+    p.add_argument("--tiny", action="store_true", help="16 clips of 4 s and one epoch: a quick end-to-end check")
+    p.add_argument("--num_clips", type=int, default=None, help="clips to generate (default: 240, or 16 with --tiny)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the synthetic set")
+    p.add_argument("--sheets", type=int, default=6, help="attention sheets to write")
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
+    args = p.parse_args(argv)
+    return Pipeline(args).run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

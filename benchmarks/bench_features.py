@@ -1,0 +1,118 @@
+"""14x14 feature extraction: the original route against ours, on the same clips, in one run.
+
+Original route (as the original scripts): ffmpeg writes the 1 fps frames as JPEG files, then each
+JPEG is opened with PIL, resized and normalised one at a time, and each clip's frames go through
+a plain float32 ResNet-18 (layer4 at stride 1). Ours: frames decoded in memory straight to a
+ResNet with BatchNorm folded into the convolutions, channels-last, decoding the next clips in a
+background thread; optionally in bfloat16.
+
+    python benchmarks/bench_features.py                   # 24 synthetic clips of 10 s
+    python benchmarks/bench_features.py --videos data/videos --limit 20
+"""
+import argparse
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import imageio_ffmpeg
+import numpy as np
+import torch
+from PIL import Image
+from torchvision import transforms
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from avqa.features import backbones as B  # noqa: E402
+from avqa.features.extract import extract_visual  # noqa: E402
+from avqa.media import iter_media, sample_frame_numbers, VIDEO_EXTENSIONS  # noqa: E402
+
+
+def original_route(videos, seconds, work: Path) -> tuple[float, dict]:
+    """ffmpeg -> JPEG files -> PIL one image at a time -> plain ResNet per clip. Returns seconds, features."""
+    import av
+    ffmpeg = imageio_ffmpeg.get_ffmpeg_exe()
+    model, _ = B.build("res18_14x14", None, 0)  # the same weights as ours, nothing folded
+    tf = transforms.Compose([transforms.Resize([224, 224]), transforms.ToTensor(),
+                             transforms.Normalize(B.MEAN_14, B.STD_14)])
+    feats = {}
+    t0 = time.time()
+    for v in videos:
+        with av.open(str(v)) as c:
+            s = c.streams.video[0]
+            n_frames, fps = s.frames, float(s.average_rate)
+        wanted = sample_frame_numbers(n_frames, fps, seconds)
+        folder = work / v.stem
+        folder.mkdir(parents=True)
+        select = "+".join(f"eq(n\\,{n - 1})" for n in sorted(set(wanted)))
+        subprocess.run([ffmpeg, "-v", "error", "-i", str(v), "-vf", f"select='{select}'", "-vsync", "0",
+                        "-q:v", "4", str(folder / "%08d.jpg")], check=True)
+        files = sorted(folder.glob("*.jpg"))
+        by_number = dict(zip(sorted(set(wanted)), files))
+        images = torch.stack([tf(Image.open(by_number[n]).convert("RGB")) for n in wanted])
+        with torch.no_grad():
+            feats[v.stem] = model(images).numpy()
+    return time.time() - t0, feats
+
+
+def our_route(video_dir: Path, seconds: int, out: Path, device: str, bf16: bool) -> float:
+    t0 = time.time()
+    report = extract_visual("res18_14x14", video_dir, out, seconds, None, 0, device, bf16, None, 2, True)
+    assert not report.failed, report.summary()
+    return time.time() - t0
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--videos", default=None, help="folder of videos (default: generate synthetic clips)")
+    p.add_argument("--clips", type=int, default=24, help="synthetic clips to generate when --videos is not given")
+    p.add_argument("--limit", type=int, default=None, help="use at most this many videos")
+    p.add_argument("--seconds", type=int, default=10, help="frames per clip (T)")
+    a = p.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="avqa-bench-feat-"))
+    try:
+        if a.videos:
+            video_dir = Path(a.videos)
+        else:
+            from avqa.synthetic.generate import generate, parse_args
+            generate(parse_args(["--out", str(tmp / "set"), "--num_clips", str(a.clips), "--seconds", str(a.seconds)]),
+                     log=lambda *_: None)
+            video_dir = tmp / "set" / "videos"
+        videos = [v for v in iter_media(video_dir, VIDEO_EXTENSIONS)][: a.limit]
+        if a.limit:
+            sub = tmp / "subset"
+            sub.mkdir()
+            for v in videos:
+                (sub / v.name).symlink_to(v.resolve())
+            video_dir = sub
+        frames = len(videos) * a.seconds
+        torch.set_num_threads(torch.get_num_threads())
+        print(f"{len(videos)} clips x {a.seconds} frames = {frames} frames, CPU threads {torch.get_num_threads()}")
+        t_orig, f_orig = original_route(videos, a.seconds, tmp / "jpeg")
+        print(f"  original route (ffmpeg JPEG, PIL, plain fp32) : {frames / t_orig:7.1f} frames/s")
+        t_ours = our_route(video_dir, a.seconds, tmp / "fp32", "cpu", False)
+        print(f"  ours, float32                                  : {frames / t_ours:7.1f} frames/s  "
+              f"({t_orig / t_ours:.2f}x the original)")
+        t_bf16 = our_route(video_dir, a.seconds, tmp / "bf16", "cpu", True)
+        rel = []
+        for v in videos:
+            x, y = np.load(tmp / "fp32" / f"{v.stem}.npy"), np.load(tmp / "bf16" / f"{v.stem}.npy")
+            rel.append(np.linalg.norm(y - x) / np.linalg.norm(x))
+        print(f"  ours, bfloat16                                 : {frames / t_bf16:7.1f} frames/s  "
+              f"({t_orig / t_bf16:.2f}x the original; relative difference from float32 {100 * np.mean(rel):.2f}%)")
+        same = np.mean([np.linalg.norm(np.load(tmp / "fp32" / f"{v.stem}.npy") - f_orig[v.stem]) /
+                        np.linalg.norm(f_orig[v.stem]) for v in videos])
+        print(f"  ours vs original route, float32: relative difference {100 * same:.2f}% (JPEG round trip only)")
+        if torch.cuda.is_available():
+            for bf16 in (False, True):
+                t = our_route(video_dir, a.seconds, tmp / f"cuda{bf16}", "cuda", bf16)
+                print(f"  ours on {torch.cuda.get_device_name()}, {'bfloat16' if bf16 else 'float32'}: "
+                      f"{frames / t:7.1f} frames/s")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

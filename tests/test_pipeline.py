@@ -1,0 +1,59 @@
+"""The README main job, in its tiny form: every stage runs, reruns skip, a deleted stage is redone."""
+import json
+import shutil
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import run
+
+STAGES = ["generate", "audio", "frames", "vggish", "res18_14x14", "grounding", "avst", "question_only", "test_avst",
+          "test_question_only", "grounding_score", "visualise"]
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory):
+    root = tmp_path_factory.mktemp("pipeline")
+    args = ["-m", "avqa.pipeline", "--tiny", "--data", str(root / "data"), "--out", str(root / "out")]
+    first = run(*args, timeout=900)
+    return root, args, first
+
+
+def test_every_stage_runs_and_leaves_valid_outputs(pipeline):
+    root, _, first = pipeline
+    summary = json.loads((root / "out" / "summary.json").read_text())
+    assert [s["stage"] for s in summary["stages"]] == STAGES
+    assert all(s["status"] == "ran" for s in summary["stages"])
+    d, o = root / "data", root / "out"
+    videos = sorted(p.stem for p in (d / "videos").glob("*.mp4"))
+    assert len(videos) == 16
+    for v in videos:
+        assert (d / "audio" / f"{v}.wav").stat().st_size > 0
+        assert len(list((d / "frames" / v).glob("*.jpg"))) == 4
+        assert np.load(d / "feats" / "vggish" / f"{v}.npy").shape == (4, 128)
+        assert np.load(d / "feats" / "res18_14x14" / f"{v}.npy", mmap_mode="r").shape == (4, 512, 14, 14)
+    for model in ("avst", "question_only"):
+        assert torch.load(o / model / f"{model}.pt", weights_only=True)["model"] == model
+        table = json.loads((o / f"{model}_test.json").read_text())["table"]
+        assert 0 <= table["Overall"]["accuracy"] <= 100
+    assert json.loads((o / "grounding_score.json").read_text())["scores"]["avst"]["chance"] > 0
+    assert len(list((o / "vis" / "avst").glob("*.png"))) >= 1 and list((o / "vis" / "grounding").glob("*.png"))
+    assert "AVST - question only, overall" in first.stdout and "pointing game" in first.stdout
+
+
+def test_second_run_skips_everything_quickly(pipeline):
+    _, args, _ = pipeline
+    t0 = time.time()
+    out = run(*args).stdout
+    assert time.time() - t0 < 60
+    assert all(f"[{s}] complete, skipped" in out for s in STAGES)
+
+
+def test_deleting_a_stage_redoes_it_and_what_follows(pipeline):
+    root, args, _ = pipeline
+    shutil.rmtree(root / "out" / "avst")
+    out = run(*args).stdout
+    redone = [s for s in STAGES if f"== {s}:" in out]
+    assert redone == ["avst", "test_avst", "grounding_score", "visualise"]
