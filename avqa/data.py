@@ -12,32 +12,60 @@ from __future__ import annotations
 
 import collections
 import json
-import sys
+import mmap
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
+from .utils import progress
 from .annotations import QUESTION_TYPES, Vocab, question_type
 
 AUDIO_SHAPE = (128,)
 VISUAL_SHAPE = (512, 14, 14)
 
 
+def visual_buffer(*lead: int, pin: bool = False) -> torch.Tensor:
+    """[*lead, 512, 14, 14] stored channels-last ([*lead, 14, 14, 512] in memory).
+
+    The spatial grounding reads each position's 512 channels and sums over positions; with the
+    channels contiguous both of its matrix products stream through memory.
+    """
+    n = len(lead)
+    return torch.empty((*lead, 14, 14, 512), pin_memory=pin).permute(*range(n), n + 2, n, n + 1)
+
+
 class FeatureError(ValueError):
     """A feature file that is missing, of the wrong shape, or not finite (named in the message)."""
 
 
-class FeatureStore:
-    """One folder of ``<video_id>.npy`` arrays [seconds, ...], read through bounded memory maps."""
+def _open_file_budget() -> int:
+    """How many feature files may stay mapped: half the soft limit on open files."""
+    try:
+        import resource
+        return max(16, resource.getrlimit(resource.RLIMIT_NOFILE)[0] // 2)
+    except (ImportError, ValueError):
+        return 256
 
-    def __init__(self, folder: str | Path, per_second_shape: tuple[int, ...], max_open: int = 64):
+
+class FeatureStore:
+    """One folder of ``<video_id>.npy`` arrays [seconds, ...], read by slicing memory maps.
+
+    Maps stay open (least recently used ones are closed beyond ``max_open``) so that a read costs
+    a copy and no system calls. Mapped pages count as resident memory, so after every
+    ``release_bytes`` read they are all handed back to the kernel (they stay in its page cache; a
+    later read maps them again): resident memory does not grow with the dataset.
+    """
+
+    def __init__(self, folder: str | Path, per_second_shape: tuple[int, ...], max_open: int | None = None,
+                 release_bytes: int = 128 << 20):
         self.folder = Path(folder)
         self.per_second_shape = tuple(per_second_shape)
-        self.max_open = max_open
+        self.max_open = max_open or _open_file_budget()
+        self.release_bytes = release_bytes
+        self._read_since_release = 0
         self._open: collections.OrderedDict[str, np.ndarray] = collections.OrderedDict()
 
     def path(self, video_id: str) -> Path:
@@ -46,7 +74,7 @@ class FeatureStore:
     def array(self, video_id: str) -> np.ndarray:
         arr = self._open.get(video_id)
         if arr is None:
-            arr = np.load(self.path(video_id), mmap_mode="r")
+            arr = np.load(self.path(video_id), mmap_mode="c")  # copy-on-write: never written back
             self._open[video_id] = arr
             if len(self._open) > self.max_open:
                 self._open.popitem(last=False)  # unmap the least recently used file
@@ -55,20 +83,37 @@ class FeatureStore:
         return arr
 
     def read(self, video_id: str, seconds) -> np.ndarray:
-        return np.array(self.array(video_id)[seconds], dtype=np.float32)  # a private, writable copy
+        out = torch.empty((*np.shape(seconds), *self.per_second_shape))
+        self.read_into(out, video_id, seconds)
+        return out.numpy()
 
-    def read_into(self, out: np.ndarray, video_id: str, seconds) -> None:
-        """Copy the given seconds of a video straight into ``out`` (one copy, no temporaries)."""
+    def read_into(self, out: torch.Tensor, video_id: str, seconds) -> None:
+        """Copy the given seconds of a video straight into ``out`` (one copy, whatever its layout)."""
         arr = self.array(video_id)
-        if isinstance(seconds, (int, np.integer)):
-            out[...] = arr[seconds]
+        if np.ndim(seconds) == 0:
+            out.copy_(torch.from_numpy(arr[int(seconds)]))
         else:
             for k, sec in enumerate(seconds):  # row by row is the fastest copy out of a memory map
-                out[k] = arr[sec]
+                out[k].copy_(torch.from_numpy(arr[sec]))
+        self._read_since_release += out.numel() * 4
+        if self._read_since_release > self.release_bytes:
+            self.release()
+
+    def release(self) -> None:
+        """Hand every mapped page back to the kernel."""
+        for arr in self._open.values():
+            mm = getattr(arr, "_mmap", None)
+            if mm is not None and hasattr(mm, "madvise"):
+                try:
+                    mm.madvise(mmap.MADV_DONTNEED)
+                except OSError:
+                    pass  # best effort: without it only the resident figure grows
+        self._read_since_release = 0
 
     def __getstate__(self):  # loader workers open their own maps
         state = self.__dict__.copy()
         state["_open"] = collections.OrderedDict()
+        state["_read_since_release"] = 0
         return state
 
     def seconds(self, video_id: str) -> int:
@@ -118,7 +163,7 @@ class FeatureStore:
             if cache.get(vid) != [st.st_size, st.st_mtime_ns]:
                 todo.append((vid, [st.st_size, st.st_mtime_ns]))
         bad = []
-        for vid, stamp in tqdm(todo, desc=f"check {name}", unit="file", disable=len(todo) < 50, file=sys.stderr):
+        for vid, stamp in progress(todo, desc=f"check {name}", unit="file", disable=len(todo) < 50):
             arr = np.load(self.path(vid), mmap_mode="r")
             if not all(np.isfinite(arr[i:i + 8]).all() for i in range(0, arr.shape[0], 8)):
                 bad.append(f"{self.path(vid)}: holds NaN or infinite values")
@@ -203,9 +248,9 @@ class AVQADataset:
         if self.audio is not None:
             out["audio"] = torch.empty((batch_size, T, *AUDIO_SHAPE), pin_memory=pin)
         if self.visual is not None:
-            out["visual_posi"] = torch.empty((batch_size, T, *VISUAL_SHAPE), pin_memory=pin)
+            out["visual_posi"] = visual_buffer(batch_size, T, pin=pin)
             if self.negatives:
-                out["visual_nega"] = torch.empty((batch_size, T, *VISUAL_SHAPE), pin_memory=pin)
+                out["visual_nega"] = visual_buffer(batch_size, T, pin=pin)
         return out
 
     def batch(self, indices: Sequence[int], buffers: dict[str, torch.Tensor] | None = None) -> dict:
@@ -219,13 +264,12 @@ class AVQADataset:
         for b, i in enumerate(idx.tolist()):
             vid = self.split.samples[i]["video_id"]
             if self.audio is not None:
-                self.audio.read_into(out["audio"][b].numpy(), vid, self.seconds)
+                self.audio.read_into(out["audio"][b], vid, self.seconds)
             if self.visual is not None:
-                self.visual.read_into(out["visual_posi"][b].numpy(), vid, self.seconds)
+                self.visual.read_into(out["visual_posi"][b], vid, self.seconds)
                 if self.negatives:
-                    nega = out["visual_nega"][b].numpy()
                     for t, (other, second) in enumerate(self.negatives_of(i, vid)):
-                        self.visual.read_into(nega[t], other, second)
+                        self.visual.read_into(out["visual_nega"][b, t], other, second)
         return out
 
 
@@ -263,7 +307,7 @@ class GroundingDataset:
 
     def buffers(self, batch_size: int, pin: bool = False) -> dict[str, torch.Tensor]:
         return {"audio": torch.empty((batch_size, 2, *AUDIO_SHAPE), pin_memory=pin),
-                "visual": torch.empty((batch_size, 2, *VISUAL_SHAPE), pin_memory=pin)}
+                "visual": visual_buffer(batch_size, 2, pin=pin)}
 
     def batch(self, indices: Sequence[int], buffers: dict[str, torch.Tensor] | None = None) -> dict:
         idx = torch.as_tensor(list(indices), dtype=torch.long)
@@ -272,10 +316,10 @@ class GroundingDataset:
         audio, visual = bufs["audio"][:B], bufs["visual"][:B]
         for b, i in enumerate(idx.tolist()):
             vid, s, other, neg_second = self.pair(i)
-            self.audio.read_into(audio[b, 0].numpy(), vid, s)
+            self.audio.read_into(audio[b, 0], vid, s)
             audio[b, 1] = audio[b, 0]
-            self.visual.read_into(visual[b, 0].numpy(), vid, s)
-            self.visual.read_into(visual[b, 1].numpy(), other, neg_second)
+            self.visual.read_into(visual[b, 0], vid, s)
+            self.visual.read_into(visual[b, 1], other, neg_second)
         return {"audio": audio, "visual": visual, "label": torch.tensor([[1, 0]] * B), "index": idx}
 
 

@@ -75,7 +75,7 @@ def grounding_score(model: torch.nn.Module, videos: Sequence[str], audio: Featur
         secs = [s for s, _ in items]
         a = model.encode_audio(torch.from_numpy(audio.read(vid, secs)))
         _, att = model.spatial_grounding(a, torch.from_numpy(visual.read(vid, secs)))
-        for (s, box), m in zip(items, att.numpy()):
+        for (_, box), m in zip(items, att.numpy()):
             cells = cells_in_box(box, gt["width"], gt["height"])
             hit, mass = score_map(m, cells)
             hits.append(hit)

@@ -62,16 +62,17 @@ class AudioVisualGrounding(nn.Module):
 
         Attention is a softmax over the 196 positions of the cosine between each position and the
         sound; the grounded vector is the attention-weighted sum of the L2-normalised positions,
-        concatenated with the frame average and projected by fc_gl. Normalising is folded into the
-        two matrix products instead of materialising a normalised copy of the map.
+        concatenated with the frame average and projected by fc_gl. Normalising, and the average, are
+        folded into two matrix products instead of materialising a normalised copy of the map (the map
+        may be stored channels-last, which makes both products read it contiguously).
         """
         v = visual.flatten(2)                                           # [N, C, P]
-        average = v.mean(dim=2)                                         # [N, C]
         inv_norm = torch.linalg.vector_norm(v, dim=1).clamp_min(1e-12).reciprocal()   # [N, P]
         a = F.normalize(audio, dim=-1)                                  # [N, C]
         logits = torch.bmm(a.unsqueeze(1), v).squeeze(1) * inv_norm     # [N, P] cosine similarities
         attention = torch.softmax(logits, dim=-1)
-        grounded = torch.bmm(v, (attention * inv_norm).unsqueeze(2)).squeeze(2)   # [N, C]
+        weights = torch.stack((torch.full_like(attention, 1.0 / v.shape[2]), attention * inv_norm), dim=2)
+        average, grounded = torch.bmm(v, weights).unbind(dim=2)         # [N, C] each, one pass over v
         return self.fc_gl(torch.tanh(torch.cat((average, grounded), dim=-1))), attention
 
     def match(self, audio: torch.Tensor, grounded: torch.Tensor) -> torch.Tensor:

@@ -25,7 +25,7 @@ from .utils import atomic_write_text, sha256
 
 # the synthetic-demo recipe (the original recipe stays the scripts' default; see README)
 DEMO = {"grounding": ["--epochs", "20", "--lr", "1e-3", "--lr_step", "10"],
-        "avst": ["--epochs", "12", "--lr", "5e-4", "--lr_step", "8"]}
+        "avst": ["--epochs", "12", "--lr", "5e-4", "--lr_step", "8", "--batch-size", "32"]}
 TINY = {"clips": ["--num_clips", "16", "--seconds", "4", "--width", "160", "--height", "120", "--fps", "12",
                   "--split", "0.5,0.25,0.25", "--questions_per_clip", "10"],
         "grounding": ["--epochs", "1", "--batch-size", "16"],
@@ -279,7 +279,6 @@ class Pipeline:
 
     def _summary(self, total: float) -> None:
         from .grounding_score import format_scores
-        from .train import format_table
         o = self.out
         print("\n" + "=" * 78)
         tables = {}
@@ -310,6 +309,27 @@ class Pipeline:
         print(f"\nsummary: {o / 'summary.json'}; TensorBoard: tensorboard --logdir {o / 'runs'}")
 
 
+def bundle(data: Path, out: Path, dest: Path = Path("net_grd_avst/avst_models")) -> None:
+    """Ship the AVST checkpoint of a default run: float16 weights (half the size, same answers) and
+    the test table it scored, which ``main_avst.py --mode test`` compares against."""
+    ckpt = torch.load(out / "avst" / "avst.pt", map_location="cpu", weights_only=True)
+    ckpt["state_dict"] = {k: v.half() if v.is_floating_point() else v for k, v in ckpt["state_dict"].items()}
+    ckpt["args"] = {k: v for k, v in ckpt["args"].items() if k not in ("model_save_dir",)}
+    dest.mkdir(parents=True, exist_ok=True)
+    from .utils import atomic_path
+    with atomic_path(dest / "avst.pt") as tmp:
+        torch.save(ckpt, tmp)
+    report = json.loads((out / "avst_test.json").read_text())
+    feats = {n: json.loads((data / "feats" / f"{n}.json").read_text()) for n in ("vggish", "res18_14x14")}
+    recorded = {"table": report["table"], "made_with": "python -m avqa.pipeline --bundle", "recipe": DEMO,
+                "synthetic": json.loads((data / "synthetic.json").read_text())["flags"],
+                "features": {n: {k: m[k] for k in ("init", "seconds", "precision", "preprocessing")}
+                             for n, m in feats.items()},
+                "torch": torch.__version__, "epoch": ckpt["epoch"], "val_accuracy": ckpt["val_accuracy"]}
+    atomic_write_text(dest / "avst_recorded.json", json.dumps(recorded, indent=1))
+    print(f"bundled {dest / 'avst.pt'} (overall test accuracy {report['table']['Overall']['accuracy']:.2f})")
+
+
 def _exit(code: int | None) -> None:
     if code not in (0, None):
         raise SystemExit(code)
@@ -329,8 +349,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0, help="seed of the synthetic set")
     p.add_argument("--sheets", type=int, default=6, help="attention sheets to write")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
+    p.add_argument("--bundle", action="store_true",
+                   help="maintainers: afterwards, ship the AVST checkpoint to net_grd_avst/avst_models/")
     args = p.parse_args(argv)
-    return Pipeline(args).run()
+    if args.bundle and (args.tiny or args.num_clips):
+        p.error("--bundle ships the checkpoint of the default set only")
+    code = Pipeline(args).run()
+    if code == 0 and args.bundle:
+        bundle(Path(args.data), Path(args.out))
+    return code
 
 
 if __name__ == "__main__":

@@ -27,7 +27,6 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn as nn
@@ -39,7 +38,7 @@ from .annotations import AnnotationError, QUESTION_TYPES, Vocab, load_annotation
 from .data import (AUDIO_SHAPE, VISUAL_SHAPE, AVQADataset, BatchLoader, FeatureError, FeatureStore,
                    GroundingDataset, encode_split, real_videos)
 from .models import QA_MODELS, AudioVisualGrounding, GROUNDING_UNUSED, transfer_grounding
-from .utils import atomic_path, atomic_write_text, sha256
+from .utils import atomic_path, atomic_write_text, progress, sha256
 
 CHECKPOINT_FORMAT = "avqa/1"
 MODEL_NAMES = {"AVQA_Fusion_Net": None, "avst": "avst", "baseline": "baseline", "question_only": "question_only",
@@ -221,7 +220,7 @@ def train_step(model: nn.Module, batch: dict, optimizer: torch.optim.Optimizer, 
 def predict_qa(model: nn.Module, loader: BatchLoader, rt: Runtime, quiet: bool = True, desc: str = "eval") -> dict:
     model.eval()
     preds, labels, types, index = [], [], [], []
-    for batch in tqdm(loader, desc=desc, unit="batch", disable=quiet, leave=False, file=sys.stderr):
+    for batch in progress(loader, desc=desc, unit="batch", disable=quiet, leave=False):
         batch = to_device(batch, rt.device)
         with rt.autocast():
             logits = model(batch.get("audio"), batch.get("visual_posi"), None, batch["question"])[0]
@@ -236,7 +235,7 @@ def predict_qa(model: nn.Module, loader: BatchLoader, rt: Runtime, quiet: bool =
 def match_accuracy(model: nn.Module, loader: BatchLoader, rt: Runtime, quiet: bool = True) -> float:
     model.eval()
     correct = total = 0
-    for batch in tqdm(loader, desc="eval", unit="batch", disable=quiet, leave=False, file=sys.stderr):
+    for batch in progress(loader, desc="eval", unit="batch", disable=quiet, leave=False):
         batch = to_device(batch, rt.device)
         with rt.autocast():
             logits = model(batch["audio"], batch["visual"])
@@ -479,7 +478,7 @@ def fit(args: argparse.Namespace, kind: str, model: nn.Module, train_loader: Bat
         net.train()
         sums = {"loss": 0.0, "answer": 0.0, "match": 0.0}
         seen, t0 = 0, time.time()
-        bar = tqdm(train_loader, desc=f"epoch {epoch}/{args.epochs}", unit="batch", disable=args.quiet or not rt.main,
+        bar = progress(train_loader, desc=f"epoch {epoch}/{args.epochs}", unit="batch", disable=args.quiet or not rt.main,
                    leave=False, file=sys.stderr)
         for batch_idx, batch in enumerate(bar):
             batch = to_device(batch, rt.device)

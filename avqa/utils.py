@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 # temporary names: ".<final name>.<pid>.<random>.tmp" (files) or ".<final name>.<pid>.tmpdir" (folders)
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 _TEMP = re.compile(r"^\..+\.(\d+)\.(?:[^.]+\.tmp|tmpdir)$")
 
 
@@ -26,6 +28,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
+    os.chmod(tmp_path, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs get the usual permissions
     try:
         yield tmp_path
         os.replace(tmp_path, path)
@@ -96,3 +99,20 @@ def sha256(path: str | Path, chunk: int = 1 << 20) -> str:
 def default_device() -> str:
     import torch
     return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def progress(iterable=None, **kwargs):
+    """A tqdm progress bar on a terminal; on a log file, silence (the step's summary line says it all).
+
+    Set AVQA_PROGRESS=1 to force bars into a non-terminal stream.
+    """
+    import sys
+
+    from tqdm import tqdm
+    if kwargs.pop("disable", False):
+        kwargs["disable"] = True
+    elif os.environ.get("AVQA_PROGRESS") != "1" and not sys.stderr.isatty():
+        kwargs["disable"] = True
+    kwargs.setdefault("file", sys.stderr)
+    kwargs.setdefault("dynamic_ncols", True)
+    return tqdm(iterable, **kwargs)

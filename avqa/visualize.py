@@ -12,7 +12,6 @@ they are decoded from the video.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Sequence

@@ -46,7 +46,7 @@ def original_route(videos, seconds, work: Path) -> tuple[float, dict]:
         folder = work / v.stem
         folder.mkdir(parents=True)
         select = "+".join(f"eq(n\\,{n - 1})" for n in sorted(set(wanted)))
-        subprocess.run([ffmpeg, "-v", "error", "-i", str(v), "-vf", f"select='{select}'", "-vsync", "0",
+        subprocess.run([ffmpeg, "-v", "error", "-i", str(v), "-vf", f"select={select}", "-fps_mode", "passthrough",
                         "-q:v", "4", str(folder / "%08d.jpg")], check=True)
         files = sorted(folder.glob("*.jpg"))
         by_number = dict(zip(sorted(set(wanted)), files))

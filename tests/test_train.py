@@ -79,7 +79,7 @@ def test_resume_after_a_kill_gives_the_weights_of_an_unbroken_run(tiny_features,
     first = torch.load(broken / "avst_last.pt", weights_only=True)["epoch"]
     assert first < 3
     out = run(AVST, *d, "--model_save_dir", str(broken), "--epochs", "3", "--resume").stdout
-    assert f"resumed from" in out and f"after epoch {first}" in out
+    assert "resumed from" in out and f"after epoch {first}" in out
     a = torch.load(tmp_path / "whole" / "avst_last.pt", weights_only=True)["state_dict"]
     b = torch.load(broken / "avst_last.pt", weights_only=True)["state_dict"]
     for k in a:
@@ -119,7 +119,7 @@ def test_wrong_shape_and_nan_stop_before_training(tiny_features, tmp_path):
     bad = np.load(files[1])
     bad[2, 5] = np.nan
     np.save(files[1], bad)
-    proc = _expect_refusal(d, tmp_path, words=(str(files[0]), "shape [4, 64]"))
+    _expect_refusal(d, tmp_path, words=(str(files[0]), "shape [4, 64]"))
     np.save(files[0], np.zeros((4, 128), np.float32))
     _expect_refusal(d, tmp_path, words=(str(files[1]), "NaN"))
 

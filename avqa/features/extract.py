@@ -30,8 +30,9 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 from tqdm import tqdm
 
-from ..media import (MediaError, iter_media, read_audio, read_sampled_frames, read_wav, write_wav)
-from ..utils import atomic_dir, atomic_path, atomic_write_text, clean_stale_temps, default_device
+from ..media import (MediaError, read_audio, read_sampled_frames, read_wav, write_wav)
+from ..utils import (atomic_dir, atomic_path, atomic_write_text, clean_stale_temps, default_device,
+                     progress)
 from . import backbones as B
 from .logmel import SAMPLE_RATE, examples
 
@@ -177,7 +178,7 @@ def _extract_frames_one(task) -> tuple[str, str | None, str | None]:
 
 def _map(report: Report, tasks: list, fn: Callable, workers: int, desc: str) -> None:
     def consume(results):
-        for src, err, note in tqdm(results, total=len(tasks), desc=desc, unit="clip"):
+        for src, err, note in progress(results, total=len(tasks), desc=desc, unit="clip"):
             if err:
                 report.fail(Path(src), err)
             else:
@@ -270,8 +271,13 @@ def _prefetch(jobs: Sequence[Job], load: Callable[[Job], object], depth: int):
 
 def run_network(name: str, jobs: list[Job], out_dir: Path, shape: tuple[int, ...],
                 load: Callable[[Job], tuple[object, list[str]]], compute: Callable[[object], np.ndarray],
-                prefetch: int, report: Report) -> Report:
-    """``load`` (in background threads) returns the network input and notes to report as warnings."""
+                prefetch: int, report: Report, batch_rows: int = 64) -> Report:
+    """``load`` (in background threads) returns a clip's network input and notes to report as warnings.
+
+    Clips are gathered until ``batch_rows`` frames (or seconds of sound) are waiting, run through
+    the network together, and saved one by one.
+    """
+    import torch
     clean_stale_temps(out_dir)
     todo = []
     for job in jobs:
@@ -279,19 +285,34 @@ def run_network(name: str, jobs: list[Job], out_dir: Path, shape: tuple[int, ...
             report.skipped += 1
         else:
             todo.append(job)
-    for job, loaded in tqdm(_prefetch(todo, load, prefetch), total=len(todo), desc=name, unit="clip"):
+    waiting: list[tuple[Job, object]] = []
+
+    def flush():
+        if not waiting:
+            return
+        out = compute(torch.cat([p for _, p in waiting]))
+        start = 0
+        for job, payload in waiting:
+            rows = out[start:start + len(payload)]
+            start += len(payload)
+            if rows.shape != shape:
+                report.fail(job.source, f"produced shape {rows.shape}, expected {shape}")
+                continue
+            save_npy(out_dir / f"{job.key}.npy", rows)
+            report.done += 1
+        waiting.clear()
+
+    for job, loaded in progress(_prefetch(todo, load, prefetch), total=len(todo), desc=name, unit="clip"):
         if isinstance(loaded, Exception):
             report.fail(job.source, str(loaded) if isinstance(loaded, MediaError) else repr(loaded))
             continue
         payload, notes = loaded
-        out = compute(payload)
-        if out.shape != shape:
-            report.fail(job.source, f"produced shape {out.shape}, expected {shape}")
-            continue
-        save_npy(out_dir / f"{job.key}.npy", out)
-        report.done += 1
         for note in notes:
             report.warn(note)
+        waiting.append((job, payload))
+        if sum(len(p) for _, p in waiting) >= batch_rows:
+            flush()
+    flush()
     return report
 
 
@@ -307,7 +328,7 @@ class Runner:
             model = B.fuse_batchnorm(model)
         self.dtype = torch.bfloat16 if bf16 else torch.float32
         self.device = torch.device(device)
-        self.channels_last = name in ("res18_14x14", "res18")
+        self.channels_last = name in ("res18_14x14", "res18", "vggish")
         model = model.to(self.device, self.dtype)
         if self.channels_last:
             model = model.to(memory_format=torch.channels_last)
@@ -321,7 +342,7 @@ class Runner:
                 x = B.normalise(x, self.spec, self.dtype)
             else:
                 x = x.to(self.dtype)
-            if self.channels_last:
+            if self.channels_last and x.dim() == 4:
                 x = x.contiguous(memory_format=torch.channels_last)
             return self.model(x).float().cpu().numpy()
 

@@ -22,12 +22,11 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-from tqdm import tqdm
 
 from ..annotations import (INSTRUMENTS, Vocab, format_statistics, load_annotations, statistics, tokenize,
                            validate)
 from ..media import sample_frame_numbers
-from ..utils import atomic_write_text
+from ..utils import atomic_write_text, progress
 from .questions import ask, balance
 from .render import render_clip
 from .scene import MAX_POSITIONS, Scene, sample_scene, swap_sound_tracks
@@ -225,7 +224,7 @@ def generate(args: argparse.Namespace, log=print) -> dict:
     if len(tasks) < len(scenes):
         log(f"resuming: {len(scenes) - len(tasks)} of {len(scenes)} clips already rendered")
     workers = max(1, min(args.workers, len(tasks)))
-    with tqdm(total=len(tasks), desc="render clips", unit="clip", disable=not tasks) as bar:
+    with progress(total=len(tasks), desc="render clips", unit="clip", disable=not tasks) as bar:
         if workers > 1:
             ctx = mp.get_context("fork") if sys.platform.startswith("linux") else mp.get_context()
             with ctx.Pool(workers) as pool:
