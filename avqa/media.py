@@ -62,8 +62,12 @@ def video_fps(stream) -> float:
     return float(rate)
 
 
-def read_sampled_frames(path: str | Path, seconds: int, per_second: int = 1) -> tuple[list[np.ndarray], dict]:
+def read_sampled_frames(path: str | Path, seconds: int, per_second: int = 1,
+                        threads: int = 0) -> tuple[list[np.ndarray], dict]:
     """Decode a video once and return its sampled RGB frames (uint8 [H, W, 3]) in order.
+
+    ``threads``: decoder threads (0: one per core). Feature extraction decodes on one thread, as
+    the network already keeps every core busy.
 
     Frames are numbered from 1 in decoding order. Because the wrap rule needs the frame count,
     which containers often misreport, the last second of decoded frames is kept in a small ring
@@ -74,6 +78,7 @@ def read_sampled_frames(path: str | Path, seconds: int, per_second: int = 1) -> 
             raise MediaError(f"{path}: no video stream")
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
+        stream.codec_context.thread_count = threads  # 0: FFmpeg picks (one per core)
         fps = video_fps(stream)
         # numbers we need if the video is long enough (no wrapping)
         wanted_plain = collections.defaultdict(list)

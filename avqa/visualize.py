@@ -157,17 +157,18 @@ def grounding_sheets(model, videos: Sequence[str], audio: FeatureStore, visual: 
 
 def pick(samples: Sequence[dict], question_ids: Sequence[int] | None, video_ids: Sequence[str] | None,
          count: int) -> list[dict]:
-    """The chosen questions: by id, by clip, or the first ``count`` of distinct templates."""
+    """The chosen questions: by id, by clip, or ``count`` of distinct templates on distinct clips."""
     if question_ids:
         wanted = set(question_ids)
         return [s for s in samples if s["question_id"] in wanted]
     if video_ids:
         wanted_v = set(video_ids)
         return [s for s in samples if s["video_id"] in wanted_v]
-    seen, out = set(), []
+    templates, clips, out = set(), set(), []
     for s in samples:
-        if s["question_content"] not in seen:
-            seen.add(s["question_content"])
+        if s["question_content"] not in templates and s["video_id"] not in clips:
+            templates.add(s["question_content"])
+            clips.add(s["video_id"])
             out.append(s)
         if len(out) >= count:
             break

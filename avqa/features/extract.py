@@ -248,7 +248,7 @@ class Job:
 
 
 def _prefetch(jobs: Sequence[Job], load: Callable[[Job], object], depth: int):
-    """Yield (job, result or exception) in order, loading up to ``depth`` jobs ahead in threads."""
+    """Yield (job, result or exception) in order, loading up to ``depth`` jobs ahead in a thread."""
     if depth <= 0:
         for job in jobs:
             try:
@@ -256,7 +256,7 @@ def _prefetch(jobs: Sequence[Job], load: Callable[[Job], object], depth: int):
             except Exception as e:  # noqa: BLE001 - reported per file by the caller
                 yield job, e
         return
-    with cf.ThreadPoolExecutor(max_workers=depth) as pool:
+    with cf.ThreadPoolExecutor(max_workers=1) as pool:  # one loader: the network has the cores
         pending = [pool.submit(load, j) for j in jobs[:depth + 1]]
         for i, job in enumerate(jobs):
             fut = pending[i]
@@ -357,7 +357,7 @@ def _load_frames(job: Job, seconds: int, spec: B.Backbone, jpeg_quality: int | N
         if len(frames) != seconds:
             raise MediaError(f"{job.source}: {len(frames)} frames, expected {seconds} (one per second)")
     else:
-        frames, info = read_sampled_frames(job.source, seconds)
+        frames, info = read_sampled_frames(job.source, seconds, threads=1)
         if jpeg_quality:
             frames = [_jpeg_roundtrip(f, jpeg_quality) for f in frames]
         if info["frames"] / info["fps"] < seconds - 1:
@@ -380,11 +380,11 @@ def _jpeg_roundtrip(frame: np.ndarray, quality: int) -> np.ndarray:
 def extract_visual(name: str, video_path: Path, out_dir: Path, seconds: int, weights: str | None, seed: int,
                    device: str | None, bf16: bool, jpeg_quality: int | None, prefetch: int,
                    overwrite: bool) -> Report:
-    report = Report(name)
     frames_mode = is_frame_folder(video_path)
     inputs = list_inputs(video_path, want_dirs=frames_mode)
     device = _pick_device(device)
     runner = Runner(name, weights, seed, device, bf16)
+    report = Report(name)  # timed from here: the network is built
     spec = runner.spec
     meta = _metadata(name, runner, seconds, device, bf16)
     meta["input"] = "1 fps JPEG frame folders" if frames_mode else "videos, decoded in memory at SPEC frame numbers"
@@ -402,10 +402,10 @@ def extract_visual(name: str, video_path: Path, out_dir: Path, seconds: int, wei
 def extract_vggish(audio_dir: Path, out_dir: Path, seconds: int, weights: str | None, seed: int,
                    device: str | None, bf16: bool, prefetch: int, overwrite: bool) -> Report:
     import torch
-    report = Report("vggish")
     inputs = list_inputs(audio_dir)
     device = _pick_device(device)
     runner = Runner("vggish", weights, seed, device, bf16)
+    report = Report("vggish")  # timed from here: the network is built
     meta = _metadata("vggish", runner, seconds, device, bf16)
     if runner.weights_info["weights"] is None:
         print(f"[vggish] no --checkpoint given: using a seeded random init (seed {seed}); "
