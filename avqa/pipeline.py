@@ -1,6 +1,7 @@
 """The whole pipeline on the embedded synthetic default, in one command:
 
-    python -m avqa.pipeline            # generate, extract, pre-train, train, test, score, visualise
+    python -m avqa.pipeline            # generate, extract (all four feature kinds), pre-train, train,
+                                       # test, score, visualise
     python -m avqa.pipeline --tiny     # a handful of short clips and one epoch (what CI runs)
 
 Every stage checks its own outputs (not just that they exist) and the fingerprints of the stages
@@ -251,6 +252,15 @@ class Pipeline:
                   lambda: _report(extract_visual("res18_14x14", d / "videos", feats / "res18_14x14", seconds, None, 0,
                                                  a.device, False, None, 2, False)),
                   feats_check("res18_14x14", (512, 14, 14)), [feats / "res18_14x14"]),
+            # the two feature kinds no model here reads are made in bfloat16 (recorded in their metadata)
+            Stage("res18", "ResNet-18 pooled features [T,512] (seeded random init, bfloat16)", ["generate"],
+                  lambda: _report(extract_visual("res18", d / "videos", feats / "res18", seconds, None, 0, a.device,
+                                                 True, None, 2, False)),
+                  feats_check("res18", (512,)), [feats / "res18"]),
+            Stage("r2plus1d_18", "R(2+1)D-18 features [T,512] (seeded random init, bfloat16)", ["generate"],
+                  lambda: _report(extract_visual("r2plus1d_18", d / "videos", feats / "r2plus1d_18", seconds, None, 0,
+                                                 a.device, True, None, 2, False)),
+                  feats_check("r2plus1d_18", (512,)), [feats / "r2plus1d_18"]),
             Stage("grounding", "grounding pre-training", ["vggish", "res18_14x14"],
                   pretrain, finished(o / "grounding", "main_grounding_gen", g_epochs, "grounding"), [o / "grounding"],
                   {"flags": grd_flags}),

@@ -164,14 +164,20 @@ def pick(samples: Sequence[dict], question_ids: Sequence[int] | None, video_ids:
     if video_ids:
         wanted_v = set(video_ids)
         return [s for s in samples if s["video_id"] in wanted_v]
-    templates, clips, out = set(), set(), []
-    for s in samples:
-        if s["question_content"] not in templates and s["video_id"] not in clips:
-            templates.add(s["question_content"])
-            clips.add(s["video_id"])
-            out.append(s)
-        if len(out) >= count:
-            break
+    out: list[dict] = []
+    rules = (lambda s, t, c: s["question_content"] not in t and s["video_id"] not in c,  # new template and clip
+             lambda s, t, c: s["question_content"] not in t,                            # then new templates
+             lambda s, t, c: True)                                                      # then anything
+    for rule in rules:
+        templates = {s["question_content"] for s in out}
+        clips = {s["video_id"] for s in out}
+        for s in samples:
+            if len(out) >= count:
+                return out
+            if not any(s is o for o in out) and rule(s, templates, clips):
+                out.append(s)
+                templates.add(s["question_content"])
+                clips.add(s["video_id"])
     return out
 
 

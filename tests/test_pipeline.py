@@ -9,8 +9,8 @@ import torch
 
 from conftest import run
 
-STAGES = ["generate", "audio", "frames", "vggish", "res18_14x14", "grounding", "avst", "question_only", "test_avst",
-          "test_question_only", "grounding_score", "visualise"]
+STAGES = ["generate", "audio", "frames", "vggish", "res18_14x14", "res18", "r2plus1d_18", "grounding", "avst",
+          "question_only", "test_avst", "test_question_only", "grounding_score", "visualise"]
 
 
 @pytest.fixture(scope="module")
@@ -34,6 +34,7 @@ def test_every_stage_runs_and_leaves_valid_outputs(pipeline):
         assert len(list((d / "frames" / v).glob("*.jpg"))) == 4
         assert np.load(d / "feats" / "vggish" / f"{v}.npy").shape == (4, 128)
         assert np.load(d / "feats" / "res18_14x14" / f"{v}.npy", mmap_mode="r").shape == (4, 512, 14, 14)
+        assert np.load(d / "feats" / "res18" / f"{v}.npy").shape == np.load(d / "feats" / "r2plus1d_18" / f"{v}.npy").shape == (4, 512)
     for model in ("avst", "question_only"):
         assert torch.load(o / model / f"{model}.pt", weights_only=True)["model"] == model
         table = json.loads((o / f"{model}_test.json").read_text())["table"]
