@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import ROOT, data_flags, run
+from conftest import REAL, ROOT, data_flags, needs_real, run
 
 AVST = "net_grd_avst/main_avst.py"
 GRD = "grounding_gen/main_grd_gen.py"
@@ -151,3 +151,32 @@ def test_checkpoint_of_another_model_or_vocabulary_is_refused(trained, tiny_feat
     proc = run(AVST, *d, "--label_train", str(other_train), "--mode", "test", "--model_save_dir",
                str(trained / "avst"), "--results", str(tmp_path / "r.json"), check=False)
     assert proc.returncode != 0 and "another question vocabulary" in proc.stderr
+
+
+@needs_real
+@pytest.mark.parametrize("release", ["json", "json_update"])
+def test_real_annotation_files_work_in_test_mode(tmp_path, release):
+    """Both releases of the real test file, through test mode, with any batch size (features are stand-ins)."""
+    from avqa.annotations import Vocab, load_annotations
+    from avqa.models import AVST as AVSTModel
+    from avqa.train import CHECKPOINT_FORMAT
+    rows = load_annotations(REAL / release / "avqa-test.json")[:160]
+    train = load_annotations(REAL / release / "avqa-val.json")  # stands in for the train file (not shipped here)
+    vocab = Vocab.from_samples(train + rows)
+    (tmp_path / "train.json").write_text(json.dumps(train + rows))
+    (tmp_path / "test.json").write_text(json.dumps(rows))
+    rng = np.random.default_rng(0)
+    for sub, shape in (("vggish", (1, 128)), ("res18_14x14", (1, 512, 14, 14))):
+        (tmp_path / sub).mkdir()
+        for vid in {r["video_id"] for r in rows}:
+            np.save(tmp_path / sub / f"{vid}.npy", rng.random(shape, dtype=np.float32))
+    model = AVSTModel(len(vocab.questions), len(vocab.answers))
+    torch.save({"format": CHECKPOINT_FORMAT, "model": "avst", "state_dict": model.state_dict(),
+                "question_vocab": list(vocab.questions), "answer_vocab": list(vocab.answers)}, tmp_path / "avst.pt")
+    out = run(AVST, "--mode", "test", "--audio_dir", str(tmp_path / "vggish"), "--video_res14x14_dir",
+              str(tmp_path / "res18_14x14"), "--label_train", str(tmp_path / "train.json"), "--label_test",
+              str(tmp_path / "test.json"), "--model_save_dir", str(tmp_path), "--eval_batch_size", "13",
+              "--results", str(tmp_path / "r.json"), "--quiet").stdout
+    assert "(160 questions)" in out
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert [p["question_id"] for p in report["predictions"]] == [r["question_id"] for r in rows]
