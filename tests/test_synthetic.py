@@ -139,3 +139,14 @@ def test_real_annotations_are_never_overwritten(tmp_path):
     proc = run("-m", "avqa.synthetic", "--out", str(tmp_path), "--num_clips", "2", check=False)
     assert proc.returncode != 0 and "did not write" in proc.stderr
     assert (tmp_path / "json" / "avqa-train.json").read_text() == "[]"
+
+
+def test_sixty_second_clips_as_in_the_real_data(tmp_path):
+    out = tmp_path / "long"
+    run("-m", "avqa.synthetic", "--out", str(out), "--num_clips", "3", "--seconds", "60", "--width", "160",
+        "--height", "120", "--fps", "10", "--split", "1,1,1")
+    gt = json.loads(next((out / "ground_truth").glob("*.json")).read_text())
+    assert gt["seconds"] == 60 and gt["frames"] == 600 and len(gt["sampled_frame_numbers"]) == 60
+    assert all(len(i["boxes"]) == 60 for i in gt["instruments"])
+    with av.open(str(out / "videos" / f"{gt['video_id']}.mp4")) as c:
+        assert abs(float(c.duration) / 1e6 - 60) < 0.2
