@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from avqa.annotations import INSTRUMENTS
 from conftest import REAL, ROOT, data_flags, needs_real, run
 
 AVST = "net_grd_avst/main_avst.py"
@@ -134,7 +135,7 @@ def test_words_and_answers_outside_the_vocabulary_are_named(tiny_features, tmp_p
     (d / "json" / "avqa-val.json").write_text(json.dumps(val))
     _expect_refusal(d, tmp_path, words=("avqa-val.json", "question_id 99001", unseen))
     answers = {s["anser"] for s in train}
-    val[0].update(templ_values=json.dumps([next(iter(seen))]),
+    val[0].update(templ_values=json.dumps([min(seen & set(INSTRUMENTS))]),
                   anser=next(a for a in ("more than ten", "ten", "nine", "simultaneously") if a not in answers))
     (d / "json" / "avqa-val.json").write_text(json.dumps(val))
     _expect_refusal(d, tmp_path, words=("question_id 99001", "never occurs in the train file"))
