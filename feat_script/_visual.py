@@ -27,4 +27,5 @@ def main(backbone: str, model_name: str, default_out: str, doc: str, argv=None) 
     apply_runtime_flags(args)
     seconds = args.seconds or default_seconds(Path(args.video_path))
     return finish(extract_visual(backbone, Path(args.video_path), Path(args.output_dir), seconds, args.weights,
-                                 args.seed, args.device, args.bf16, args.jpeg_quality, args.prefetch, args.overwrite))
+                                 args.seed, args.device, args.bf16, args.jpeg_quality, args.prefetch, args.overwrite,
+                                 args.batch_frames))

@@ -54,7 +54,7 @@ def test_other_settings_are_not_mixed_into_a_folder(tiny_features, tmp_path):
 def test_killed_run_resumes_to_complete_valid_outputs(tiny_features, tmp_path):
     out = tmp_path / "res18_14x14"
     cmd = [sys.executable, X14, "--video_path", str(tiny_features / "videos"), "--output_dir", str(out),
-           "--threads", "1", "--prefetch", "0"]
+           "--threads", "1", "--prefetch", "0", "--batch_frames", "4"]  # one 4 s clip per call: many saves
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     while time.time() < deadline and len(list(out.glob("*.npy"))) < 3 and proc.poll() is None:

@@ -379,7 +379,7 @@ def _jpeg_roundtrip(frame: np.ndarray, quality: int) -> np.ndarray:
 
 def extract_visual(name: str, video_path: Path, out_dir: Path, seconds: int, weights: str | None, seed: int,
                    device: str | None, bf16: bool, jpeg_quality: int | None, prefetch: int,
-                   overwrite: bool) -> Report:
+                   overwrite: bool, batch_rows: int = 64) -> Report:
     frames_mode = is_frame_folder(video_path)
     inputs = list_inputs(video_path, want_dirs=frames_mode)
     device = _pick_device(device)
@@ -396,11 +396,11 @@ def extract_visual(name: str, video_path: Path, out_dir: Path, seconds: int, wei
                                               "preprocessing", "jpeg_roundtrip_quality"))
     jobs = [Job(p.stem if not p.is_dir() else p.name, p) for p in inputs]
     return run_network(name, jobs, out_dir, (seconds, *spec.out_shape),
-                       lambda j: _load_frames(j, seconds, spec, jpeg_quality), runner, prefetch, report)
+                       lambda j: _load_frames(j, seconds, spec, jpeg_quality), runner, prefetch, report, batch_rows)
 
 
 def extract_vggish(audio_dir: Path, out_dir: Path, seconds: int, weights: str | None, seed: int,
-                   device: str | None, bf16: bool, prefetch: int, overwrite: bool) -> Report:
+                   device: str | None, bf16: bool, prefetch: int, overwrite: bool, batch_rows: int = 64) -> Report:
     import torch
     inputs = list_inputs(audio_dir)
     device = _pick_device(device)
@@ -426,7 +426,7 @@ def extract_vggish(audio_dir: Path, out_dir: Path, seconds: int, weights: str | 
         return torch.from_numpy(examples(samples, rate, seconds, warn=False)), notes
 
     jobs = [Job(p.stem, p) for p in inputs]
-    return run_network("vggish", jobs, out_dir, (seconds, 128), load, runner, prefetch, report)
+    return run_network("vggish", jobs, out_dir, (seconds, 128), load, runner, prefetch, report, batch_rows)
 
 
 def _metadata(name: str, runner: Runner, seconds: int, device: str, bf16: bool) -> dict:
@@ -465,11 +465,16 @@ def common_flags(p: argparse.ArgumentParser, weights_flag: str = "--weights") ->
     p.add_argument("--prefetch", type=int, default=2,
                    help="clips decoded ahead in background threads while the network runs (default: 2)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for the network (default: all cores)")
+    p.add_argument("--batch_frames", type=int, default=64,
+                   help="frames (or seconds of sound) per network call, gathered across clips; lower it to "
+                        "save memory (default: 64)")
     p.add_argument("--overwrite", action="store_true",
                    help="recompute every output, also when the folder holds features made with other settings")
 
 
 def apply_runtime_flags(args: argparse.Namespace) -> None:
+    if getattr(args, "batch_frames", 1) < 1:
+        raise SystemExit(f"--batch_frames must be at least 1, not {args.batch_frames}")
     if getattr(args, "gpu", None):
         os.environ["CUDA_VISIBLE_DEVICES"] = args.gpu
     if getattr(args, "threads", None):

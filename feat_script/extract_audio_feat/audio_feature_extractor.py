@@ -24,7 +24,8 @@ def main(argv=None) -> int:
     apply_runtime_flags(args)
     seconds = args.seconds or default_seconds(Path(args.audio_dir))
     return finish(extract_vggish(Path(args.audio_dir), Path(args.save_dir), seconds, args.weights, args.seed,
-                                 args.device, args.bf16, args.prefetch, args.overwrite))
+                                 args.device, args.bf16, args.prefetch, args.overwrite,
+                                 args.batch_frames))
 
 
 if __name__ == "__main__":
