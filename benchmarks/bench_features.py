@@ -4,10 +4,10 @@ Original route, as the original scripts: ffmpeg decodes every frame into a pipe 
 frames at SPEC's numbers are saved as JPEG files (the original's moviepy reader and imsave); then
 each JPEG is opened with PIL, resized and normalised one at a time, and each clip's frames go
 through a plain float32 ResNet-18 (layer4 at stride 1). Ours: frames decoded in memory (FFmpeg's
-libraries, threaded) straight to a ResNet with BatchNorm folded into the convolutions,
-channels-last, several clips per call, decoding the next clips in a background thread; optionally
-in bfloat16. Both networks are built before the clock starts. By default the clips are synthetic,
-at 640x360 like much of the real data.
+libraries) straight to a ResNet with BatchNorm folded into the convolutions, channels-last,
+each CPU core taking whole clips (decoding and network); optionally in bfloat16. Both networks
+are built before the clock starts. By default the clips are synthetic, at 640x360 like much of
+the real data.
 
     python benchmarks/bench_features.py                   # 24 synthetic clips of 10 s at 640x360
     python benchmarks/bench_features.py --videos data/videos --limit 20
