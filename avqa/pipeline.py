@@ -115,7 +115,7 @@ class Pipeline:
     def _define(self) -> None:
         from .features.extract import (extract_audio, extract_frames, extract_vggish, extract_visual,
                                        metadata_path, valid_npy)
-        from .synthetic.generate import generate, parse_args as gen_args
+        from .synthetic.generate import describe, generate, parse_args as gen_args
         a, d, o = self.args, self.data, self.out
         gen_flags = ["--out", str(d), "--seed", str(a.seed), *(TINY["clips"] if self.tiny else []),
                      *(["--num_clips", str(a.num_clips)] if a.num_clips else [])]
@@ -180,8 +180,23 @@ class Pipeline:
                 return None if ckpt.is_file() and made_from == sha256(ckpt) else "the checkpoint changed"
             return check
 
-        def sheets(folder: Path, count: int) -> Callable[[], str | None]:
-            return lambda: None if folder.is_dir() and len(list(folder.glob("*.png"))) >= count else f"{folder} incomplete"
+        vis_manifest = o / "vis" / "sheets.json"
+
+        def sheets_check() -> str | None:
+            try:
+                m = json.loads(vis_manifest.read_text())
+            except (OSError, ValueError):
+                return f"{vis_manifest} missing"
+            if m.get("checkpoints") != {k: sha256(p) if p.is_file() else None for k, p in vis_ckpts.items()}:
+                return "a checkpoint changed"
+            if not m["sheets"].get("avst") or not m["sheets"].get("grounding"):
+                return "no sheets"
+            for files in m["sheets"].values():
+                for name, digest in files.items():
+                    f = o / "vis" / name
+                    if not f.is_file() or sha256(f) != digest:
+                        return f"{f} missing or changed"
+            return None
 
         feats = d / "feats"
         train = lambda: [  # noqa: E731
@@ -219,6 +234,8 @@ class Pipeline:
                               "--audio_dir", str(feats / "vggish"), "--video_res14x14_dir", str(feats / "res18_14x14"),
                               "--out", str(o / "grounding_score.json")]))
 
+        vis_ckpts = {"avst": o / "avst" / "avst.pt", "grounding": grd_ckpt}
+
         def vis():
             from .visualize import main as vis_main
             common = ["--audio_dir", str(feats / "vggish"), "--video_res14x14_dir", str(feats / "res18_14x14"),
@@ -228,12 +245,13 @@ class Pipeline:
                                    "--model_save_dir", str(o / "avst"), "--checkpoint", "avst",
                                    "--out_dir", str(o / "vis" / "avst")]))
             _exit(vis_main(True, [*common, "--model_save_dir", str(o / "grounding"), "--out_dir", str(o / "vis" / "grounding")]))
+            written = {k: {str(p.relative_to(o / "vis")): sha256(p) for p in sorted((o / "vis" / k).glob("*.png"))}
+                       for k in ("avst", "grounding")}
+            atomic_write_text(vis_manifest, json.dumps(
+                {"checkpoints": {k: sha256(p) for k, p in vis_ckpts.items()}, "sheets": written}, indent=1))
 
         def make_set():
-            manifest = generate(gen)
-            if "seconds_taken" in manifest:
-                print(f"generated {gen.num_clips} clips in {manifest['seconds_taken']} s "
-                      f"({gen.num_clips / max(manifest['seconds_taken'], 1e-9):.1f} clips/s)")
+            print(describe(gen, generate(gen)))
 
         defs = [
             Stage("generate", "synthetic MUSIC-AVQA-format clips, annotations, ground truth", [], make_set, gen_check,
@@ -280,7 +298,7 @@ class Pipeline:
             Stage("grounding_score", "pointing game against the known boxes", ["avst", "grounding"], score,
                   tested(o / "grounding_score.json", o / "avst" / "avst.pt"), [o / "grounding_score.json"]),
             Stage("visualise", "attention sheets", ["avst", "grounding", "frames"], vis,
-                  sheets(o / "vis" / "avst", a.sheets), [o / "vis" / "avst", o / "vis" / "grounding"],
+                  sheets_check, [o / "vis" / "avst", o / "vis" / "grounding", vis_manifest],
                   {"sheets": a.sheets}),
         ]
         self.stages = {s.name: s for s in defs}

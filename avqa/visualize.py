@@ -110,7 +110,7 @@ def avst_sheets(model, vocab: Vocab, samples: Sequence[dict], audio: FeatureStor
                 frames_dir: Path | None, video_dir: Path | None, out_dir: Path, segments: int = 10) -> list[Path]:
     """One sheet per question: spatial attention per frame, temporal attention per second."""
     model.eval()
-    written = []
+    written, seen = [], {}
     for s in samples:
         vid = s["video_id"]
         total = audio.seconds(vid)
@@ -127,7 +127,9 @@ def avst_sheets(model, vocab: Vocab, samples: Sequence[dict], audio: FeatureStor
                   f"clip {vid}   question_id {s['question_id']}   heatmap: where the sound is; a/v: "
                   f"question's attention on each second"]
         frames = clip_frames(vid, secs, frames_dir, video_dir, total)
-        path = out_dir / f"{vid}_q{s['question_id']}.png"
+        stem = f"{vid}_q{s['question_id']}"
+        seen[stem] = seen.get(stem, 0) + 1  # the real files repeat some question_ids on one clip
+        path = out_dir / (f"{stem}.png" if seen[stem] == 1 else f"{stem}_{seen[stem]}.png")
         _save(make_sheet(frames, att["spatial"][0].numpy(), captions, header), path)
         written.append(path)
     return written

@@ -76,3 +76,21 @@ def test_grounding_sheets(trained, tiny_features, tmp_path):
         "--out_dir", str(tmp_path), "--count", "2")
     sheets = sorted(tmp_path.glob("*.png"))
     assert len(sheets) == 2 and Image.open(sheets[0]).size == sheet_size(4, 160, 120)
+
+
+def test_avst_sheets_from_frame_folders_keep_repeated_question_ids_apart(trained, tiny_features, tmp_path):
+    """The real test file repeats some question_ids on one clip: each row gets its own sheet."""
+    row = json.loads((tiny_features / "json" / "avqa-test.json").read_text())[0]
+    labels = tmp_path / "repeated.json"
+    labels.write_text(json.dumps([row, {**row, "anser": "zero" if row["anser"] != "zero" else "one"}]))
+    frames = tmp_path / "frames"
+    run("feat_script/extract_visual_frames/extract_frames_adaptive_script.py", "--dir_path",
+        str(tiny_features / "videos"), "--dst_path", str(frames))
+    out = tmp_path / "sheets"
+    run("net_grd_avst/main_avst_vis.py", *_common(tiny_features), "--label_test", str(labels), "--frames_dir",
+        str(frames), "--videos_dir", str(tmp_path / "no_videos"), "--label_train",
+        str(tiny_features / "json" / "avqa-train.json"), "--model_save_dir", str(trained / "avst"),
+        "--out_dir", str(out), "--question_ids", str(row["question_id"]))
+    names = sorted(p.name for p in out.glob("*.png"))
+    assert names == [f"{row['video_id']}_q{row['question_id']}.png", f"{row['video_id']}_q{row['question_id']}_2.png"]
+    assert Image.open(out / names[0]).size == sheet_size(4, 160, 120)

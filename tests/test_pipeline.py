@@ -42,6 +42,7 @@ def test_every_stage_runs_and_leaves_valid_outputs(pipeline):
     assert json.loads((o / "grounding_score.json").read_text())["scores"]["avst"]["chance"] > 0
     assert len(list((o / "vis" / "avst").glob("*.png"))) >= 1 and list((o / "vis" / "grounding").glob("*.png"))
     assert "AVST - question only, overall" in first.stdout and "pointing game" in first.stdout
+    assert "avqa-train.json:" in first.stdout and "per template:" in first.stdout  # the set's statistics
 
 
 def test_second_run_skips_everything_quickly(pipeline):
@@ -58,3 +59,6 @@ def test_deleting_a_stage_redoes_it_and_what_follows(pipeline):
     out = run(*args).stdout
     redone = [s for s in STAGES if f"== {s}:" in out]
     assert redone == ["avst", "test_avst", "grounding_score", "visualise"]
+    next((root / "out" / "vis" / "grounding").glob("*.png")).unlink()  # one sheet of the last stage
+    out = run(*args).stdout
+    assert [s for s in STAGES if f"== {s}:" in out] == ["visualise"]

@@ -262,19 +262,24 @@ def _complete(out: Path, manifest: dict) -> bool:
                     for v in ids))
 
 
+def describe(args: argparse.Namespace, manifest: dict) -> str:
+    """The statistics of a generated set: per split, and (for train) per type, template and answer."""
+    out = Path(args.out)
+    lines = [format_statistics(f"{out}/json/avqa-{split}.json",
+                               statistics(load_annotations(out / "json" / f"avqa-{split}.json")),
+                               details=split == "train") for split in SPLITS]
+    lines.append(f"clips: {args.num_clips} of {args.seconds} s; sound from another clip: {manifest['sound_swapped']}; "
+                 f"with voiceover: {manifest['with_voiceover']}; instruments per clip: "
+                 f"{manifest['instruments_per_clip']}")
+    if "seconds_taken" in manifest:
+        lines.append(f"generated in {manifest['seconds_taken']} s "
+                     f"({args.num_clips / max(manifest['seconds_taken'], 1e-9):.1f} clips/s)")
+    return "\n".join(lines)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    manifest = generate(args)
-    out = Path(args.out)
-    for split in SPLITS:
-        print(format_statistics(f"{out}/json/avqa-{split}.json",
-                                statistics(load_annotations(out / "json" / f"avqa-{split}.json")),
-                                details=split == "train"))
-    print(f"clips: {args.num_clips} of {args.seconds} s; sound from another clip: {manifest['sound_swapped']}; "
-          f"with voiceover: {manifest['with_voiceover']}; instruments per clip: {manifest['instruments_per_clip']}")
-    if "seconds_taken" in manifest:
-        print(f"generated in {manifest['seconds_taken']} s "
-              f"({args.num_clips / max(manifest['seconds_taken'], 1e-9):.1f} clips/s)")
+    print(describe(args, generate(args)))
     return 0
 
 
