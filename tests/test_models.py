@@ -4,7 +4,7 @@ import torch
 import torchvision
 
 import spec_reference as ref
-from avqa.models import AVST, AudioVisualGrounding, Baseline, transfer_grounding
+from avqa.models import AVST, BASELINE_UNUSED, AudioVisualGrounding, Baseline, transfer_grounding
 from avqa.train import load_trained_state
 
 AVST_KEYS = {"fc_a1", "fc_a2", "fc_gl", "fc1", "fc2", "fc3", "fc4", "attn_a", "attn_v", "linear11", "linear12",
@@ -89,6 +89,32 @@ def test_original_checkpoint_loads_and_reproduces_spec(tmp_path):
                                                                  question[0].tolist()), rtol=1e-4, atol=1e-4)
 
 
+def test_original_baseline_checkpoint_loads_and_reproduces_spec(tmp_path):
+    source = _randomise(Baseline(), seed=11)
+    sd = {f"module.{k}": v.clone() for k, v in source.state_dict().items()}
+    extra = {"fc_v": torch.nn.Linear(2048, 512), "fc_st": torch.nn.Linear(512, 512), "fc": torch.nn.Linear(1024, 512),
+             "fc_aq": torch.nn.Linear(512, 512), "fc_vq": torch.nn.Linear(512, 512), "norm3": torch.nn.LayerNorm(512),
+             "fc_gl": torch.nn.Linear(1024, 512), "fc1": torch.nn.Linear(1024, 512), "fc2": torch.nn.Linear(512, 256),
+             "fc3": torch.nn.Linear(256, 128), "fc4": torch.nn.Linear(128, 2)}
+    assert {f"{n}." for n in extra} | {"visual_net."} == set(BASELINE_UNUSED)
+    for name, mod in extra.items():
+        sd.update({f"module.{name}.{k}": v for k, v in mod.state_dict().items()})
+    sd.update({f"module.visual_net.{k}": v for k, v in torchvision.models.resnet18().state_dict().items()})
+    torch.save(sd, tmp_path / "baseline.pt")
+    model = Baseline()
+    load_trained_state(tmp_path / "baseline.pt", "baseline", model, None)
+    model.eval()
+    audio, visual, question = _inputs(seed=12)
+    with torch.no_grad():
+        logits = model(audio, visual, None, question)[0]
+    for b in range(2):
+        torch.testing.assert_close(logits[b], ref.baseline_answer_logits(source.state_dict(), audio[b], visual[b],
+                                                                          question[b].tolist()), rtol=1e-4, atol=1e-4)
+    torch.save(dict(sd, **{"module.fc_extra.weight": torch.zeros(2, 2)}), tmp_path / "stray.pt")
+    with pytest.raises(ValueError, match="unexpected.*fc_extra"):
+        load_trained_state(tmp_path / "stray.pt", "baseline", Baseline(), None)
+
+
 def test_only_the_known_unused_modules_are_ignored(tmp_path):
     sd = original_avst_state(AVST())
     stray = dict(sd, **{"module.fc_extra.weight": torch.zeros(2, 2)})
@@ -114,6 +140,13 @@ def test_grounding_checkpoint_and_transfer(tmp_path):
     torch.save(sd, tmp_path / "grd.pt")
     loaded = AudioVisualGrounding()
     load_trained_state(tmp_path / "grd.pt", "grounding", loaded, None)
+    audio, visual, _ = _inputs(B=1, T=2, seed=13)
+    with torch.no_grad():
+        logits, _ = loaded.eval()(audio, visual, return_attention=True)
+    a = ref.audio_vector(g.state_dict(), audio[0, 0])
+    torch.testing.assert_close(logits[0], ref.match_logits(g.state_dict(), a, ref.grounded_visual(g.state_dict(), a,
+                                                                                                   visual[0, 0])[0]),
+                               rtol=1e-4, atol=1e-4)
     avst = AVST()
     copied = transfer_grounding(avst, loaded.state_dict())
     assert {k.split(".")[0] for k in copied} == {"fc_a1", "fc_a2", "fc_gl", "fc1", "fc2", "fc3", "fc4"}
