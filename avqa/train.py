@@ -162,6 +162,13 @@ class Runtime:
             return nullcontext()
         return torch.autocast(self.device.type, dtype=self.amp_dtype)
 
+    def per_process(self, global_batch: int) -> int:
+        """Each process's share of --batch-size, which stays the global batch (as on one process)."""
+        if global_batch % self.world:
+            raise SystemExit(f"--batch-size {global_batch} does not split evenly over {self.world} processes; "
+                             f"pass a multiple of {self.world}")
+        return global_batch // self.world
+
     def barrier(self) -> None:
         if self.world > 1:
             dist.barrier()
@@ -570,7 +577,7 @@ def run_qa(kind: str, argv: Sequence[str] | None = None, description: str = "") 
             train_set = AVQADataset(splits["train"], audio, visual, total, args.segments,
                                     negatives=cls.uses_negatives, seed=args.seed)
             val_set = AVQADataset(splits["val"], audio, visual, total, args.segments)
-            per_rank = max(1, args.batch_size // rt.world)
+            per_rank = rt.per_process(args.batch_size)
             train_loader = make_loader(train_set, per_rank, True, rt, args.num_workers, args.seed)
             val_loader = make_loader(val_set, args.eval_batch_size, False, rt, args.num_workers, args.seed)
 
@@ -652,7 +659,7 @@ def run_grounding(argv: Sequence[str] | None = None, description: str = "") -> i
             val_set = GroundingDataset(val_videos, audio, visual, seconds, seed=args.seed + 1)
             log.line(f"grounding: {len(train_videos)} train / {len(val_videos)} val videos, first {seconds} s each "
                      f"({len(train_set)} / {len(val_set)} samples), device {rt.device}")
-            per_rank = max(1, args.batch_size // rt.world)
+            per_rank = rt.per_process(args.batch_size)
             train_loader = make_loader(train_set, per_rank, True, rt, args.num_workers, args.seed)
             val_loader = make_loader(val_set, args.eval_batch_size, False, rt, args.num_workers, args.seed)
             best = fit(args, "grounding", model, train_loader, lambda m: match_accuracy(m, val_loader, rt, args.quiet),

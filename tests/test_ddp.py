@@ -65,3 +65,21 @@ def test_two_gloo_processes_equal_one_process(tmp_path):
         torch.testing.assert_close(ddp_state[k], v, rtol=1e-4, atol=2e-5)  # Adam moves each weight by ~1e-3
         moved += not torch.equal(v, start[k])
     assert moved > 20  # the step changed the weights
+
+
+def test_torchrun_trains_on_two_cpu_processes(tiny_features, tmp_path):
+    """The real launch path: torchrun, gloo process group, DistributedSampler, rank-0 validation."""
+    from conftest import AVST as SCRIPT, data_flags, run
+    launch = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", SCRIPT, *data_flags(tiny_features),
+              "--device", "cpu", "--epochs", "1", "--pretrained_grounding", "none", "--tensorboard_dir", "",
+              "--model_save_dir", str(tmp_path)]
+    env = {"OMP_NUM_THREADS": "1"}
+    refused = run(*launch, "--batch-size", "7", check=False, env=env)
+    assert refused.returncode != 0 and "does not split evenly over 2 processes" in refused.stderr
+    out = run(*launch, "--batch-size", "8", env=env).stdout
+    assert "2 process(es)" in out and "best val accuracy" in out
+    ckpt = torch.load(tmp_path / "avst.pt", weights_only=True)
+    assert ckpt["model"] == "avst" and not any(k.startswith("module.") for k in ckpt["state_dict"])
+    table = run(SCRIPT, *data_flags(tiny_features), "--mode", "test", "--model_save_dir", str(tmp_path),
+                "--results", str(tmp_path / "r.json")).stdout
+    assert "Overall" in table
