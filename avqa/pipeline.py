@@ -222,6 +222,13 @@ class Pipeline:
             _exit(run_qa("avst", [*train(), "--mode", "test", "--model", model, "--model_save_dir", str(o / model),
                                   "--checkpoint", model, "--results", str(o / f"{model}_test.json")]))
 
+        shipped = Path(__file__).resolve().parents[1] / "net_grd_avst" / "avst_models" / "avst.pt"
+
+        def test_bundled():
+            from .train import run_qa
+            _exit(run_qa("avst", [*train(), "--mode", "test", "--model_save_dir", str(shipped.parent),
+                                  "--checkpoint", "avst", "--results", str(o / "bundled_avst_test.json")]))
+
         def pretrain():
             from .train import run_grounding
             _exit(run_grounding([*train(), *grd_flags, "--model_save_dir", str(o / "grounding")]))
@@ -301,6 +308,10 @@ class Pipeline:
                   sheets_check, [o / "vis" / "avst", o / "vis" / "grounding", vis_manifest],
                   {"sheets": a.sheets}),
         ]
+        if not self.tiny and shipped.is_file():  # the default set: the bundled checkpoint must score as recorded
+            defs.append(Stage("test_bundled", "the bundled AVST checkpoint on this test split", ["vggish", "res18_14x14"],
+                              test_bundled, tested(o / "bundled_avst_test.json", shipped),
+                              [o / "bundled_avst_test.json"]))
         self.stages = {s.name: s for s in defs}
 
     # ------------------------------------------------------------------ the end

@@ -71,7 +71,7 @@ def test_files_schema_and_ground_truth(tiny_set):
 
 def test_answers_follow_the_ground_truth(tiny_set):
     counts = {"one": 1, "two": 2, "three": 3, "four": 4, "zero": 0}
-    checked = 0
+    checked = Counter()
     for split in ("train", "val", "test"):
         for s in load_annotations(tiny_set / "json" / f"avqa-{split}.json"):
             gt = json.loads((tiny_set / "ground_truth" / f"{s['video_id']}.json").read_text())
@@ -88,10 +88,33 @@ def test_answers_follow_the_ground_truth(tiny_set):
                 assert (s["anser"] == "yes") == (gt["sound_from"] is None)
             elif q == "Is there a voiceover?":
                 assert (s["anser"] == "yes") == (gt["voiceover"] is not None)
+            elif q == "Are there <Object> and <Object> instruments in the video?":
+                assert (s["anser"] == "yes") == (set(vals) <= {i["class"] for i in gt["instruments"]})
+            elif q.rstrip() == "Are there <Object> and <Object> sound?":
+                assert (s["anser"] == "yes") == (set(vals) <= {h["class"] for h in gt["heard"]})
+            elif q == "How many <Object> are in the entire video?":
+                assert counts[s["anser"]] == sum(i["class"] == vals[0] for i in gt["instruments"])
+            elif q.rstrip() == "What kind of instrument is the <LRer> instrument?":
+                by_slot = sorted(gt["instruments"], key=lambda i: i["slot"])
+                assert s["anser"] == by_slot[0 if vals[0] == "leftest" else -1]["class"]
+            elif q == "Is the <Object> in the video always playing?":
+                inst = next(i for i in gt["instruments"] if i["class"] == vals[0])
+                assert (s["anser"] == "yes") == (inst["playing"] == [[0, gt["seconds"]]])
+            elif q in ("Is the <Object> louder than the <Object>?", "Is the <Object> playing longer than the <Object>?"):
+                a, b = (next(h for h in gt["heard"] if h["class"] == v) for v in vals)
+                if "louder" in q:
+                    assert (s["anser"] == "yes") == (a["level_db"] > b["level_db"])
+                else:
+                    def length(h):
+                        return sum(end - start for start, end in h["playing"])
+                    assert (s["anser"] == "yes") == (length(a) > length(b))
+            elif q == "What is the <TH> instrument that comes in?":
+                players = sorted((i for i in gt["instruments"] if i["playing"]), key=lambda i: i["playing"][0][0])
+                assert s["anser"] == players[["first", "second", "third", "fourth", "fifth"].index(vals[0])]["class"]
             else:
                 continue
-            checked += 1
-    assert checked >= 20
+            checked[q] += 1
+    assert sum(checked.values()) >= 40 and len(checked) >= 10, checked
 
 
 def test_same_seed_same_bytes_and_frames(tmp_path, tiny_set):
