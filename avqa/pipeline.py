@@ -217,17 +217,13 @@ class Pipeline:
                 flags += ["--pretrained_grounding", str(grd_ckpt)]
             _exit(run_qa("avst", flags))
 
-        def test_qa(model: str):
+        def test_qa(model: str, save_dir: Path | None = None, results: Path | None = None):
             from .train import run_qa
-            _exit(run_qa("avst", [*train(), "--mode", "test", "--model", model, "--model_save_dir", str(o / model),
-                                  "--checkpoint", model, "--results", str(o / f"{model}_test.json")]))
+            _exit(run_qa("avst", [*train(), "--mode", "test", "--model", model,
+                                  "--model_save_dir", str(save_dir or o / model), "--checkpoint", model,
+                                  "--results", str(results or o / f"{model}_test.json")]))
 
         shipped = Path(__file__).resolve().parents[1] / "net_grd_avst" / "avst_models" / "avst.pt"
-
-        def test_bundled():
-            from .train import run_qa
-            _exit(run_qa("avst", [*train(), "--mode", "test", "--model_save_dir", str(shipped.parent),
-                                  "--checkpoint", "avst", "--results", str(o / "bundled_avst_test.json")]))
 
         def pretrain():
             from .train import run_grounding
@@ -310,7 +306,8 @@ class Pipeline:
         ]
         if not self.tiny and shipped.is_file():  # the default set: the bundled checkpoint must score as recorded
             defs.append(Stage("test_bundled", "the bundled AVST checkpoint on this test split", ["vggish", "res18_14x14"],
-                              test_bundled, tested(o / "bundled_avst_test.json", shipped),
+                              lambda: test_qa("avst", shipped.parent, o / "bundled_avst_test.json"),
+                              tested(o / "bundled_avst_test.json", shipped),
                               [o / "bundled_avst_test.json"]))
         self.stages = {s.name: s for s in defs}
 

@@ -166,17 +166,15 @@ def pick(samples: Sequence[dict], question_ids: Sequence[int] | None, video_ids:
     if video_ids:
         wanted_v = set(video_ids)
         return [s for s in samples if s["video_id"] in wanted_v]
-    out: list[dict] = []
-    rules = (lambda s, t, c: s["question_content"] not in t and s["video_id"] not in c,  # new template and clip
-             lambda s, t, c: s["question_content"] not in t,                            # then new templates
-             lambda s, t, c: True)                                                      # then anything
-    for rule in rules:
-        templates = {s["question_content"] for s in out}
-        clips = {s["video_id"] for s in out}
-        for s in samples:
+    # first questions of new templates on new clips, then of new templates, then any
+    out, taken, templates, clips = [], set(), set(), set()
+    for rule in range(3):
+        for i, s in enumerate(samples):
             if len(out) >= count:
                 return out
-            if not any(s is o for o in out) and rule(s, templates, clips):
+            new_template, new_clip = s["question_content"] not in templates, s["video_id"] not in clips
+            if i not in taken and (rule == 2 or (new_template and (rule == 1 or new_clip))):
+                taken.add(i)
                 out.append(s)
                 templates.add(s["question_content"])
                 clips.add(s["video_id"])

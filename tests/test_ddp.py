@@ -10,6 +10,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from avqa.models import AVST
 from avqa.train import train_step
+from conftest import AVST as SCRIPT, data_flags, run
 
 
 class CPURuntime:
@@ -69,7 +70,6 @@ def test_two_gloo_processes_equal_one_process(tmp_path):
 
 def test_torchrun_trains_on_two_cpu_processes(tiny_features, tmp_path):
     """The real launch path: torchrun, gloo process group, DistributedSampler, rank-0 validation."""
-    from conftest import AVST as SCRIPT, data_flags, run
     launch = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", SCRIPT, *data_flags(tiny_features),
               "--device", "cpu", "--epochs", "1", "--pretrained_grounding", "none", "--tensorboard_dir", "",
               "--model_save_dir", str(tmp_path)]

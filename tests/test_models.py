@@ -28,18 +28,35 @@ def _inputs(B=2, T=3, seed=1):
     return audio, visual, question
 
 
-def original_avst_state(model):
+# Modules the original builds but whose forward never uses (SPEC), at the original's shapes.
+ORIGINAL_EXTRAS = {
+    "fc_a1_pure": lambda: torch.nn.Linear(128, 512), "fc_a2_pure": lambda: torch.nn.Linear(512, 512),
+    "fc_v": lambda: torch.nn.Linear(2048, 512), "fc_st": lambda: torch.nn.Linear(512, 512),
+    "fc": lambda: torch.nn.Linear(1024, 512), "fc_aq": lambda: torch.nn.Linear(512, 512),
+    "fc_vq": lambda: torch.nn.Linear(512, 512), "norm3": lambda: torch.nn.LayerNorm(512),
+    "fc_gl": lambda: torch.nn.Linear(1024, 512), "fc1": lambda: torch.nn.Linear(1024, 512),
+    "fc2": lambda: torch.nn.Linear(512, 256), "fc3": lambda: torch.nn.Linear(256, 128),
+    "fc4": lambda: torch.nn.Linear(128, 2),
+}
+AVST_EXTRAS = ("fc_a1_pure", "fc_a2_pure", "fc_v", "fc_st", "fc", "fc_aq", "fc_vq", "norm3")
+BASELINE_EXTRAS = ("fc_v", "fc_st", "fc", "fc_aq", "fc_vq", "norm3", "fc_gl", "fc1", "fc2", "fc3", "fc4")
+
+
+def original_state(model, extras):
     """What the original saves: DataParallel keys, plus the modules its forward never used."""
     sd = {f"module.{k}": v.clone() for k, v in model.state_dict().items()}
-    extra = {"fc_a1_pure": torch.nn.Linear(128, 512), "fc_a2_pure": torch.nn.Linear(512, 512),
-             "fc_v": torch.nn.Linear(2048, 512), "fc_st": torch.nn.Linear(512, 512), "fc": torch.nn.Linear(1024, 512),
-             "fc_aq": torch.nn.Linear(512, 512), "fc_vq": torch.nn.Linear(512, 512), "norm3": torch.nn.LayerNorm(512)}
-    for name, mod in extra.items():
-        sd.update({f"module.{name}.{k}": v for k, v in mod.state_dict().items()})
+    for name in extras:
+        sd.update({f"module.{name}.{k}": v for k, v in ORIGINAL_EXTRAS[name]().state_dict().items()})
     resnet = torchvision.models.resnet18().state_dict()
     sd.update({f"module.visual_net.{k}": v for k, v in resnet.items()})
     sd["module.visual_net.conv1_a.weight"] = torch.randn(64, 1, 7, 7)
     return sd
+
+
+def assert_baseline_follows_spec(sd, audio, visual, question, logits):
+    for b in range(len(logits)):
+        torch.testing.assert_close(logits[b], ref.baseline_answer_logits(sd, audio[b], visual[b], question[b].tolist()),
+                                   rtol=1e-4, atol=1e-4)
 
 
 def test_parameter_names_are_the_originals():
@@ -70,15 +87,13 @@ def test_baseline_matches_spec_equations():
     audio, visual, question = _inputs(seed=4)
     with torch.no_grad():
         logits = model(audio, visual, None, question)[0]
-    for b in range(2):
-        torch.testing.assert_close(logits[b], ref.baseline_answer_logits(model.state_dict(), audio[b], visual[b],
-                                                                          question[b].tolist()), rtol=1e-4, atol=1e-4)
+    assert_baseline_follows_spec(model.state_dict(), audio, visual, question, logits)
 
 
 def test_original_checkpoint_loads_and_reproduces_spec(tmp_path):
     source = _randomise(AVST(), seed=5)
     path = tmp_path / "avst.pt"
-    torch.save(original_avst_state(source), path)
+    torch.save(original_state(source, AVST_EXTRAS), path)
     model = AVST()
     load_trained_state(path, "avst", model, None)
     model.eval()
@@ -91,15 +106,8 @@ def test_original_checkpoint_loads_and_reproduces_spec(tmp_path):
 
 def test_original_baseline_checkpoint_loads_and_reproduces_spec(tmp_path):
     source = _randomise(Baseline(), seed=11)
-    sd = {f"module.{k}": v.clone() for k, v in source.state_dict().items()}
-    extra = {"fc_v": torch.nn.Linear(2048, 512), "fc_st": torch.nn.Linear(512, 512), "fc": torch.nn.Linear(1024, 512),
-             "fc_aq": torch.nn.Linear(512, 512), "fc_vq": torch.nn.Linear(512, 512), "norm3": torch.nn.LayerNorm(512),
-             "fc_gl": torch.nn.Linear(1024, 512), "fc1": torch.nn.Linear(1024, 512), "fc2": torch.nn.Linear(512, 256),
-             "fc3": torch.nn.Linear(256, 128), "fc4": torch.nn.Linear(128, 2)}
-    assert {f"{n}." for n in extra} | {"visual_net."} == set(BASELINE_UNUSED)
-    for name, mod in extra.items():
-        sd.update({f"module.{name}.{k}": v for k, v in mod.state_dict().items()})
-    sd.update({f"module.visual_net.{k}": v for k, v in torchvision.models.resnet18().state_dict().items()})
+    assert {f"{n}." for n in BASELINE_EXTRAS} | {"visual_net."} == set(BASELINE_UNUSED)
+    sd = original_state(source, BASELINE_EXTRAS)
     torch.save(sd, tmp_path / "baseline.pt")
     model = Baseline()
     load_trained_state(tmp_path / "baseline.pt", "baseline", model, None)
@@ -107,16 +115,14 @@ def test_original_baseline_checkpoint_loads_and_reproduces_spec(tmp_path):
     audio, visual, question = _inputs(seed=12)
     with torch.no_grad():
         logits = model(audio, visual, None, question)[0]
-    for b in range(2):
-        torch.testing.assert_close(logits[b], ref.baseline_answer_logits(source.state_dict(), audio[b], visual[b],
-                                                                          question[b].tolist()), rtol=1e-4, atol=1e-4)
+    assert_baseline_follows_spec(source.state_dict(), audio, visual, question, logits)
     torch.save(dict(sd, **{"module.fc_extra.weight": torch.zeros(2, 2)}), tmp_path / "stray.pt")
     with pytest.raises(ValueError, match="unexpected.*fc_extra"):
         load_trained_state(tmp_path / "stray.pt", "baseline", Baseline(), None)
 
 
 def test_only_the_known_unused_modules_are_ignored(tmp_path):
-    sd = original_avst_state(AVST())
+    sd = original_state(AVST(), AVST_EXTRAS)
     stray = dict(sd, **{"module.fc_extra.weight": torch.zeros(2, 2)})
     torch.save(stray, tmp_path / "stray.pt")
     with pytest.raises(ValueError, match="unexpected.*fc_extra"):
@@ -128,7 +134,7 @@ def test_only_the_known_unused_modules_are_ignored(tmp_path):
 
 
 def test_vocabulary_size_mismatch_is_explained(tmp_path):
-    torch.save(original_avst_state(AVST()), tmp_path / "avst.pt")
+    torch.save(original_state(AVST(), AVST_EXTRAS), tmp_path / "avst.pt")
     with pytest.raises(ValueError, match="question vocabulary of 93 entries but --label_train gives 80"):
         load_trained_state(tmp_path / "avst.pt", "avst", AVST(vocab_size=80), None)
 

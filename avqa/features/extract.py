@@ -301,32 +301,6 @@ def run_network(name: str, jobs: list[Job], out_dir: Path, shape: tuple[int, ...
         save_npy(out_dir / f"{job.key}.npy", rows)
         report.done += 1
 
-    def failed(job: Job, e: Exception) -> None:
-        report.fail(job.source, str(e) if isinstance(e, MediaError) else repr(e))
-
-    if per_core:
-        workers = torch.get_num_threads()
-
-        def whole_clip(job: Job):
-            payload, notes = load(job)
-            rows = np.concatenate([compute(payload[i:i + batch_rows]) for i in range(0, len(payload), batch_rows)])
-            return rows, notes
-
-        torch.set_num_threads(1)
-        try:
-            for job, result in progress(_in_threads(todo, whole_clip, workers), total=len(todo), desc=name,
-                                        unit="clip"):
-                if isinstance(result, Exception):
-                    failed(job, result)
-                    continue
-                rows, notes = result
-                for note in notes:
-                    report.warn(note)
-                save(job, rows)
-        finally:
-            torch.set_num_threads(workers)
-        return report
-
     waiting: list[tuple[Job, object]] = []
 
     def flush():
@@ -339,18 +313,32 @@ def run_network(name: str, jobs: list[Job], out_dir: Path, shape: tuple[int, ...
             start += len(payload)
         waiting.clear()
 
-    for job, loaded in progress(_in_threads(todo, load, 1, ahead=prefetch), total=len(todo), desc=name,
-                                unit="clip"):
-        if isinstance(loaded, Exception):
-            failed(job, loaded)
-            continue
-        payload, notes = loaded
-        for note in notes:
-            report.warn(note)
-        waiting.append((job, payload))
-        if sum(len(p) for _, p in waiting) >= batch_rows:
-            flush()
-    flush()
+    def whole_clip(job: Job):
+        payload, notes = load(job)
+        rows = np.concatenate([compute(payload[i:i + batch_rows]) for i in range(0, len(payload), batch_rows)])
+        return rows, notes
+
+    workers = torch.get_num_threads()
+    work = _in_threads(todo, whole_clip, workers) if per_core else _in_threads(todo, load, 1, ahead=prefetch)
+    if per_core:
+        torch.set_num_threads(1)  # each worker thread runs its clip on one core
+    try:
+        for job, result in progress(work, total=len(todo), desc=name, unit="clip"):
+            if isinstance(result, Exception):
+                report.fail(job.source, str(result) if isinstance(result, MediaError) else repr(result))
+                continue
+            data, notes = result  # per_core: the clip's features; otherwise: its network input
+            for note in notes:
+                report.warn(note)
+            if per_core:
+                save(job, data)
+                continue
+            waiting.append((job, data))
+            if sum(len(p) for _, p in waiting) >= batch_rows:
+                flush()
+        flush()
+    finally:
+        torch.set_num_threads(workers)
     return report
 
 
