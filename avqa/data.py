@@ -20,7 +20,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from .utils import progress
+from .utils import atomic_write_text, progress
 from .annotations import QUESTION_TYPES, Vocab, question_type
 
 AUDIO_SHAPE = (128,)
@@ -171,7 +171,6 @@ class FeatureStore:
                 cache[vid] = stamp
         if todo:
             try:
-                from .utils import atomic_write_text
                 atomic_write_text(cache_path, json.dumps(cache))
             except OSError:
                 pass  # a read-only feature folder is checked again next time

@@ -99,13 +99,13 @@ def format_scores(scores: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
-def load_model(kind: str, checkpoint: str | Path, label_train: str | Path | None) -> torch.nn.Module:
+def load_model(kind: str, checkpoint: str | Path, vocab: Vocab | None) -> torch.nn.Module:
+    """A trained model; QA models need the vocabulary of their train file."""
     from .train import load_trained_state
     if kind == "grounding":
         model = AudioVisualGrounding()
         load_trained_state(checkpoint, "grounding", model, None)
         return model
-    vocab = Vocab.from_file(label_train)
     model = QA_MODELS[kind](len(vocab.questions), len(vocab.answers))
     load_trained_state(checkpoint, kind, model, vocab)
     return model
@@ -131,7 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     scores = {}
     for kind, ckpt in zip(args.model, args.checkpoint):
         try:
-            model = load_model(kind, ckpt, args.label_train)
+            model = load_model(kind, ckpt, None if kind == "grounding" else Vocab.from_file(args.label_train))
         except (ValueError, FileNotFoundError) as e:
             print(e, file=sys.stderr)
             return 1

@@ -8,7 +8,6 @@ from __future__ import annotations
 import collections
 import wave
 from pathlib import Path
-from typing import Iterator
 
 import av
 import numpy as np
@@ -16,7 +15,6 @@ import numpy as np
 from .utils import atomic_path
 
 VIDEO_EXTENSIONS = {".mp4", ".mkv", ".webm", ".avi", ".mov", ".m4v", ".flv"}
-AUDIO_EXTENSIONS = {".wav", ".mp3", ".m4a", ".aac", ".flac", ".ogg"}
 
 
 class MediaError(RuntimeError):
@@ -160,10 +158,3 @@ def write_wav(path: str | Path, samples: np.ndarray, sample_rate: int) -> None:
         w.setsampwidth(2)
         w.setframerate(sample_rate)
         w.writeframes(np.ascontiguousarray(samples).tobytes())
-
-
-def iter_media(folder: str | Path, extensions: set[str]) -> Iterator[Path]:
-    """Files of a folder in sorted order, by extension (hidden and temporary files skipped)."""
-    for p in sorted(Path(folder).iterdir()):
-        if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in extensions:
-            yield p

@@ -44,6 +44,8 @@ class AudioVisualGrounding(nn.Module):
     This is the whole grounding pre-training model (grounding_gen); AVST starts from its weights.
     """
 
+    unused_keys = GROUNDING_UNUSED
+
     def __init__(self):
         super().__init__()
         self.fc_a1 = nn.Linear(128, 512)

@@ -22,7 +22,7 @@ from typing import Callable, Sequence
 
 import torch
 
-from .utils import atomic_write_text, sha256
+from .utils import atomic_write_text, metadata_path, sha256
 
 # the synthetic-demo recipe (the original recipe stays the scripts' default; see README)
 DEMO = {"grounding": ["--epochs", "20", "--lr", "1e-3", "--lr_step", "10"],
@@ -113,9 +113,10 @@ class Pipeline:
     # ------------------------------------------------------------------ the stages
 
     def _define(self) -> None:
-        from .features.extract import (extract_audio, extract_frames, extract_vggish, extract_visual,
-                                       metadata_path, valid_npy)
-        from .synthetic.generate import describe, generate, parse_args as gen_args
+        from .features.extract import (extract_audio, extract_frames, extract_vggish, extract_visual, valid_frames,
+                                       valid_npy, valid_wav)
+        from .features.logmel import SAMPLE_RATE
+        from .synthetic.generate import describe, generate, is_complete, parse_args as gen_args
         a, d, o = self.args, self.data, self.out
         gen_flags = ["--out", str(d), "--seed", str(a.seed), *(TINY["clips"] if self.tiny else []),
                      *(["--num_clips", str(a.num_clips)] if a.num_clips else [])]
@@ -127,25 +128,13 @@ class Pipeline:
             return [v for vs in manifest["videos"].values() for v in vs]
 
         def gen_check():
-            from .synthetic.generate import _complete, _flags
-            m = d / "synthetic.json"
-            if not m.exists():
-                return "no synthetic.json"
-            manifest = json.loads(m.read_text())
-            return None if manifest.get("flags") == _flags(gen) and _complete(d, manifest) else "incomplete set"
+            return None if is_complete(gen) else "incomplete set, or made with other flags"
 
         def each_file(folder: Path, suffix: str, valid: Callable[[Path], bool]) -> str | None:
             for v in videos():
                 if not valid(folder / f"{v}{suffix}"):
                     return f"{folder / (v + suffix)} missing or invalid"
             return None
-
-        def wav_ok(p: Path) -> bool:
-            from .features.extract import _valid_wav
-            return p.exists() and _valid_wav(p, 16000)
-
-        def frames_ok(p: Path) -> bool:
-            return p.is_dir() and sorted(x.name for x in p.glob("*.jpg")) == [f"{i + 1:08d}.jpg" for i in range(seconds)]
 
         def feats_check(name: str, shape: tuple) -> Callable[[], str | None]:
             def check():
@@ -169,15 +158,17 @@ class Pipeline:
                 return None
             return check
 
-        def tested(results: Path, ckpt: Path) -> Callable[[], str | None]:
-            """The report exists and was made from the checkpoint as it is now."""
+        def tested(results: Path, ckpt: Path,
+                   made_from: Callable[[dict], str | None] | None = None) -> Callable[[], str | None]:
+            """The report exists and was made from the checkpoint as it is now (``made_from``: its hash there)."""
+            made_from = made_from or (lambda r: r.get("checkpoint_sha256"))
+
             def check():
                 try:
                     r = json.loads(results.read_text())
                 except (OSError, ValueError):
                     return f"{results} missing"
-                made_from = r.get("checkpoint_sha256") or r.get("checkpoints", {}).get("avst", {}).get("sha256")
-                return None if ckpt.is_file() and made_from == sha256(ckpt) else "the checkpoint changed"
+                return None if ckpt.is_file() and made_from(r) == sha256(ckpt) else "the checkpoint changed"
             return check
 
         vis_manifest = o / "vis" / "sheets.json"
@@ -261,10 +252,10 @@ class Pipeline:
                   [d / "videos", d / "json", d / "ground_truth"], {"flags": gen_flags}),
             Stage("audio", "16 kHz wav of every clip", ["generate"],
                   lambda: _report(extract_audio(d / "videos", d / "audio")),
-                  lambda: each_file(d / "audio", ".wav", wav_ok), [d / "audio"]),
+                  lambda: each_file(d / "audio", ".wav", lambda p: valid_wav(p, SAMPLE_RATE)), [d / "audio"]),
             Stage("frames", "1 fps JPEG frames", ["generate"],
                   lambda: _report(extract_frames(d / "videos", d / "frames", seconds)),
-                  lambda: each_file(d / "frames", "", frames_ok), [d / "frames"]),
+                  lambda: each_file(d / "frames", "", lambda p: valid_frames(p, seconds)), [d / "frames"]),
             Stage("vggish", "VGGish features [T,128] (seeded random init: no weights here)", ["audio"],
                   lambda: _report(extract_vggish(d / "audio", feats / "vggish", seconds, None, 0, a.device, False, 2,
                                                  False)),
@@ -299,7 +290,9 @@ class Pipeline:
                   tested(o / "question_only_test.json", o / "question_only" / "question_only.pt"),
                   [o / "question_only_test.json"]),
             Stage("grounding_score", "pointing game against the known boxes", ["avst", "grounding"], score,
-                  tested(o / "grounding_score.json", o / "avst" / "avst.pt"), [o / "grounding_score.json"]),
+                  tested(o / "grounding_score.json", o / "avst" / "avst.pt",
+                         lambda r: r.get("checkpoints", {}).get("avst", {}).get("sha256")),
+                  [o / "grounding_score.json"]),
             Stage("visualise", "attention sheets", ["avst", "grounding", "frames"], vis,
                   sheets_check, [o / "vis" / "avst", o / "vis" / "grounding", vis_manifest],
                   {"sheets": a.sheets}),
@@ -352,10 +345,8 @@ def bundle(data: Path, out: Path, dest: Path = Path("net_grd_avst/avst_models"))
     ckpt["state_dict"] = {k: v.half() if v.is_floating_point() else v for k, v in ckpt["state_dict"].items()}
     ckpt["args"] = {k: v for k, v in ckpt["args"].items() if k not in ("model_save_dir",)}
     dest.mkdir(parents=True, exist_ok=True)
-    from .utils import atomic_path
-    with atomic_path(dest / "avst.pt") as tmp:
-        torch.save(ckpt, tmp)
-    from .train import run_qa
+    from .train import run_qa, save_checkpoint
+    save_checkpoint(dest / "avst.pt", ckpt)
     results = out / "bundled_avst_test.json"  # the shipped float16 weights' own score
     _exit(run_qa("avst", ["--mode", "test", "--model_save_dir", str(dest), "--checkpoint", "avst", "--quiet",
                           "--audio_dir", str(data / "feats" / "vggish"),

@@ -37,12 +37,11 @@ from tqdm import tqdm
 from .annotations import AnnotationError, QUESTION_TYPES, Vocab, load_annotations
 from .data import (AUDIO_SHAPE, VISUAL_SHAPE, AVQADataset, BatchLoader, FeatureError, FeatureStore,
                    GroundingDataset, encode_split, real_videos)
-from .models import QA_MODELS, AudioVisualGrounding, GROUNDING_UNUSED, transfer_grounding
-from .utils import atomic_path, atomic_write_text, progress, sha256
+from .models import QA_MODELS, AudioVisualGrounding, transfer_grounding
+from .utils import atomic_path, atomic_write_text, metadata_path, pick_device, progress, sha256
 
 CHECKPOINT_FORMAT = "avqa/1"
-MODEL_NAMES = {"AVQA_Fusion_Net": None, "avst": "avst", "baseline": "baseline", "question_only": "question_only",
-               "AVQA_AVatt_Grounding": "grounding", "grounding": "grounding"}
+MODEL_NAMES = {"AVQA_Fusion_Net": None, "avst": "avst", "baseline": "baseline", "question_only": "question_only"}
 
 # ----------------------------------------------------------------------------- command line
 
@@ -50,16 +49,13 @@ MODEL_NAMES = {"AVQA_Fusion_Net": None, "avst": "avst", "baseline": "baseline", 
 def build_parser(kind: str, description: str) -> argparse.ArgumentParser:
     """The original flags of each script, plus ours; defaults work from the repository root."""
     d = {
-        "avst": dict(epochs=80, save="net_grd_avst/avst_models/", ckpt="avst", model="AVQA_Fusion_Net",
-                     train="./data/json/avqa-train.json", val="./data/json/avqa-val.json",
-                     test="./data/json/avqa-test.json"),
+        "avst": dict(epochs=80, save="net_grd_avst/avst_models/", ckpt="avst", model="AVQA_Fusion_Net"),
         "baseline": dict(epochs=20, save="net_grd_baseline/models_grd_baseline/", ckpt="net_grd_baseline",
-                         model="AVQA_Fusion_Net", train="./data/json/avqa-train.json",
-                         val="./data/json/avqa-val.json", test="./data/json/avqa-test.json"),
+                         model="AVQA_Fusion_Net"),
         "grounding": dict(epochs=30, save="grounding_gen/models_grounding_gen/", ckpt="main_grounding_gen",
-                          model="AVQA_AVatt_Grounding", train="./data/json/avqa-train.json",
-                          val="./data/json/avqa-val.json", test="./data/json/avqa-test.json"),
+                          model="AVQA_AVatt_Grounding"),
     }[kind]
+    d.update(train="./data/json/avqa-train.json", val="./data/json/avqa-val.json", test="./data/json/avqa-test.json")
     p = argparse.ArgumentParser(description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     g = p.add_argument_group("data")
     g.add_argument("--audio_dir", default="./data/feats/vggish", help="VGGish features, <video_id>.npy [T,128]")
@@ -135,9 +131,7 @@ class Runtime:
         self.world = int(os.environ.get("WORLD_SIZE", "1"))
         self.rank = int(os.environ.get("RANK", "0"))
         local = int(os.environ.get("LOCAL_RANK", "0"))
-        requested = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-        if requested.startswith("cuda") and not torch.cuda.is_available():
-            raise SystemExit("--device cuda was asked for but no CUDA device is visible")
+        requested = pick_device(args.device)
         if requested == "cuda" and self.world > 1:
             requested = f"cuda:{local}"
         self.device = torch.device(requested)
@@ -193,7 +187,8 @@ def qa_loss(model: nn.Module, batch: dict, match_weight: float) -> tuple[torch.T
     if match_pos is None or match_neg is None:
         return answer_loss, answer_loss, None
     match_logits = torch.cat((match_pos, match_neg)).float()
-    match_labels = torch.cat((torch.ones(len(match_pos)), torch.zeros(len(match_neg)))).long().to(match_logits.device)
+    match_labels = torch.cat((torch.ones(len(match_pos), dtype=torch.long, device=match_logits.device),
+                              torch.zeros(len(match_neg), dtype=torch.long, device=match_logits.device)))
     match_loss = F.cross_entropy(match_logits, match_labels)
     return answer_loss + match_weight * match_loss, answer_loss, match_loss
 
@@ -220,7 +215,9 @@ def train_step(model: nn.Module, batch: dict, optimizer: torch.optim.Optimizer, 
     else:
         loss.backward()
         optimizer.step()
-    return loss.item(), answer_loss.item(), (match_loss.item() if match_loss is not None else None)
+    # one device-to-host copy per step, not three
+    values = torch.stack([t.detach().float() for t in (loss, answer_loss, match_loss) if t is not None]).tolist()
+    return values[0], values[1], (values[2] if match_loss is not None else None)
 
 
 @torch.no_grad()
@@ -323,8 +320,7 @@ def load_trained_state(path: str | Path, model_kind: str, model: nn.Module, voca
                         f"Use the train file the checkpoint was trained with.")
     elif isinstance(obj, dict) and all(torch.is_tensor(v) for v in obj.values()):
         state = {k.removeprefix("module."): v for k, v in obj.items()}
-        unused = getattr(model, "unused_keys", GROUNDING_UNUSED if model_kind == "grounding" else ())
-        state = {k: v for k, v in state.items() if not k.startswith(unused)}
+        state = {k: v for k, v in state.items() if not k.startswith(model.unused_keys)}
     else:
         raise ValueError(f"{path} is neither a checkpoint of this project nor an original state_dict")
     expected = model.state_dict()
@@ -391,7 +387,7 @@ def describe_inputs(args: argparse.Namespace, files: Sequence[str], feature_dirs
         p = Path(f)
         lines.append(f"data: {p} sha256 {sha256(p)[:16]}" if p.is_file() else f"data: {p} (absent)")
     for d in feature_dirs:
-        meta = Path(d.rstrip("/")).parent / f"{Path(d.rstrip('/')).name}.json"
+        meta = metadata_path(d)
         lines.append(f"features: {d} metadata " + (meta.read_text().replace("\n", " ") if meta.is_file()
                                                    else "(no metadata file)"))
     return lines
@@ -400,11 +396,13 @@ def describe_inputs(args: argparse.Namespace, files: Sequence[str], feature_dirs
 # ----------------------------------------------------------------------------- data
 
 
-def load_split(path: str, vocab: Vocab | None = None):
-    try:
-        samples = load_annotations(path)
-    except (AnnotationError, FileNotFoundError) as e:
-        raise SystemExit(str(e)) from None
+def load_split(path: str, vocab: Vocab | None = None, samples: list[dict] | None = None):
+    """The validated rows of an annotation file; with ``vocab``, encoded (``samples``: rows already read)."""
+    if samples is None:
+        try:
+            samples = load_annotations(path)
+        except (AnnotationError, FileNotFoundError) as e:
+            raise SystemExit(str(e)) from None
     if vocab is None:
         return samples
     try:
@@ -553,7 +551,8 @@ def run_qa(kind: str, argv: Sequence[str] | None = None, description: str = "") 
                  f"net_{model_kind}", rt.main and args.mode == "train")
     try:
         if args.mode == "train":
-            splits = {"train": load_split(args.label_train, vocab), "val": load_split(args.label_val, vocab)}
+            splits = {"train": load_split(args.label_train, vocab, train_samples),
+                      "val": load_split(args.label_val, vocab)}
             videos = [s["video_id"] for sp in splits.values() for s in sp.samples]
             audio, visual, total = feature_stores(args, videos, cls.uses_visual, need_audio=cls.uses_visual)
             model = cls(len(vocab.questions), len(vocab.answers)).to(rt.device)

@@ -96,9 +96,13 @@ def sha256(path: str | Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def default_device() -> str:
+def pick_device(requested: str | None) -> str:
+    """--device: the one asked for (refused when CUDA is asked for and absent), else CUDA when present."""
     import torch
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    device = requested or ("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise SystemExit("--device cuda was asked for but no CUDA device is visible")
+    return device
 
 
 def progress(iterable=None, **kwargs):
@@ -116,3 +120,9 @@ def progress(iterable=None, **kwargs):
     kwargs.setdefault("file", sys.stderr)
     kwargs.setdefault("dynamic_ncols", True)
     return tqdm(iterable, **kwargs)
+
+
+def metadata_path(feature_dir: str | Path) -> Path:
+    """The metadata file beside a feature folder: data/feats/res18_14x14 -> data/feats/res18_14x14.json."""
+    feature_dir = Path(feature_dir)
+    return feature_dir.parent / f"{feature_dir.name}.json"

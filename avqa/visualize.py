@@ -218,8 +218,8 @@ def main(grounding: bool, argv: Sequence[str] | None = None, description: str = 
             videos = args.video_ids or list(dict.fromkeys(s["video_id"] for s in samples))[:args.count]
             written = grounding_sheets(model, videos, audio, visual, frames_dir, videos_dir, out, args.segments)
         else:
-            model = load_model("avst", Path(args.model_save_dir) / f"{args.checkpoint}.pt", args.label_train)
             vocab = Vocab.from_file(args.label_train)
+            model = load_model("avst", Path(args.model_save_dir) / f"{args.checkpoint}.pt", vocab)
             chosen = pick(samples, args.question_ids, args.video_ids, args.count)
             written = avst_sheets(model, vocab, chosen, audio, visual, frames_dir, videos_dir, out, args.segments)
     except (ValueError, FileNotFoundError) as e:  # AnnotationError is a ValueError

@@ -28,8 +28,8 @@ from torchvision import transforms
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from avqa.features import backbones as B  # noqa: E402
-from avqa.features.extract import extract_visual  # noqa: E402
-from avqa.media import iter_media, sample_frame_numbers, VIDEO_EXTENSIONS  # noqa: E402
+from avqa.features.extract import extract_visual, list_inputs  # noqa: E402
+from avqa.media import sample_frame_numbers, VIDEO_EXTENSIONS  # noqa: E402
 
 
 def original_route(videos, seconds, work: Path) -> tuple[float, dict]:
@@ -94,7 +94,7 @@ def main() -> int:
             generate(parse_args(["--out", str(tmp / "set"), "--num_clips", str(a.clips), "--seconds", str(a.seconds),
                                  "--width", w, "--height", h]), log=lambda *_: None)
             video_dir = tmp / "set" / "videos"
-        videos = [v for v in iter_media(video_dir, VIDEO_EXTENSIONS)][: a.limit]
+        videos = [v for v in list_inputs(video_dir) if v.suffix.lower() in VIDEO_EXTENSIONS][: a.limit]
         if a.limit:
             sub = tmp / "subset"
             sub.mkdir()

@@ -147,23 +147,31 @@ class Backbone:
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
     out_shape: tuple[int, ...]          # per frame or per second
+    steps: str                          # the input preprocessing, in words (recorded in the metadata)
+    input_size: int | None = None       # square frame side the network takes (None: audio)
+    channels_last: bool = True          # 2-d convolutions run faster channels-last; R(2+1)D is 3-d
+
+    @property
+    def image(self) -> bool:
+        """Image backbones: BatchNorm folded into the convolutions, seeded init checked on a noise probe."""
+        return self.input_size is not None
 
     def preprocessing(self) -> str:
-        return {"res18_14x14": "PIL bilinear resize to 224x224 (no crop)",
-                "res18": "PIL bilinear resize of the shorter side to 256, centre crop 224",
-                "r2plus1d_18": "PIL bilinear resize to 112x112, each frame a 1-frame clip",
-                "vggish": "16 kHz mono, one 96x64 log-mel example per second"}[self.name] + \
-            (f"; normalised with mean {list(self.mean)} std {list(self.std)}" if self.mean else "")
+        return self.steps + (f"; normalised with mean {list(self.mean)} std {list(self.std)}" if self.mean else "")
 
 
 BACKBONES: dict[str, Backbone] = {
-    "vggish": Backbone("vggish", "VGGish (AudioSet), 128-d embedding", VGGish, None, (), (), (128,)),
+    "vggish": Backbone("vggish", "VGGish (AudioSet), 128-d embedding", VGGish, None, (), (), (128,),
+                       "16 kHz mono, one 96x64 log-mel example per second"),
     "res18_14x14": Backbone("res18_14x14", "ResNet-18 (ImageNet), layer4 at stride 1",
-                            lambda: ResNet18Features(pooled=False), _resize_224, MEAN_14, STD_14, (512, 14, 14)),
+                            lambda: ResNet18Features(pooled=False), _resize_224, MEAN_14, STD_14, (512, 14, 14),
+                            "PIL bilinear resize to 224x224 (no crop)", 224),
     "res18": Backbone("res18", "ResNet-18 (ImageNet), global average pooled",
-                      lambda: ResNet18Features(pooled=True), _resize_crop_224, MEAN_IMAGENET, STD_IMAGENET, (512,)),
+                      lambda: ResNet18Features(pooled=True), _resize_crop_224, MEAN_IMAGENET, STD_IMAGENET, (512,),
+                      "PIL bilinear resize of the shorter side to 256, centre crop 224", 224),
     "r2plus1d_18": Backbone("r2plus1d_18", "R(2+1)D-18 (Kinetics-400)", R2Plus1D18Features, _resize_112,
-                            MEAN_14, STD_14, (512,)),
+                            MEAN_14, STD_14, (512,), "PIL bilinear resize to 112x112, each frame a 1-frame clip", 112,
+                            channels_last=False),
 }
 
 
@@ -251,8 +259,8 @@ def random_init(name: str, model: nn.Module, seed: int) -> None:
         return
     # scale the other normalisation layers to unit output variance on a noise probe, in one forward pass:
     # each hook fixes its layer and hands the corrected output on (biases are zero, so this is exact)
-    shape = {"res18_14x14": (2, 3, 224, 224), "res18": (2, 3, 224, 224), "r2plus1d_18": (2, 3, 112, 112)}[name]
-    probe = torch.randn(shape, generator=g)
+    side = BACKBONES[name].input_size
+    probe = torch.randn((2, 3, side, side), generator=g)
 
     def rescale(bn, _inputs, out):
         std = max(out.std().item(), 1e-6)

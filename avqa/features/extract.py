@@ -31,8 +31,8 @@ import numpy as np
 from tqdm import tqdm
 
 from ..media import (MediaError, read_audio, read_sampled_frames, read_wav, write_wav)
-from ..utils import (atomic_dir, atomic_path, atomic_write_text, clean_stale_temps, default_device,
-                     progress)
+from ..utils import (atomic_dir, atomic_path, atomic_write_text, clean_stale_temps, pick_device,
+                     metadata_path, progress)
 from . import backbones as B
 from .logmel import SAMPLE_RATE, examples
 
@@ -113,11 +113,6 @@ def save_npy(path: Path, array: np.ndarray) -> None:
             np.save(f, np.ascontiguousarray(array, dtype=np.float32))
 
 
-def metadata_path(out_dir: Path) -> Path:
-    """The metadata file beside a feature folder: data/feats/res18_14x14 -> data/feats/res18_14x14.json."""
-    return out_dir.parent / f"{out_dir.name}.json"
-
-
 def check_metadata(out_dir: Path, meta: dict, overwrite: bool, keys: Iterable[str]) -> None:
     """Refuse to mix features made with different settings in one folder (unless --overwrite)."""
     path = metadata_path(out_dir)
@@ -139,14 +134,6 @@ def check_metadata(out_dir: Path, meta: dict, overwrite: bool, keys: Iterable[st
     atomic_write_text(path, json.dumps(meta, indent=1))
 
 
-def _pick_device(requested: str | None) -> str:
-    import torch
-    device = requested or default_device()
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise SystemExit("--device cuda was asked for but no CUDA device is visible")
-    return device
-
-
 # ----------------------------------------------------------------------------- audio and frames (no network)
 
 
@@ -160,6 +147,14 @@ def _extract_audio_one(task) -> tuple[str, str | None, str | None]:
         return str(src), str(e), None
 
 
+def _short_video_note(src: Path, info: dict, seconds: int) -> str | None:
+    """The warning for a video shorter than the clip length (SPEC's sampling repeats its last second)."""
+    length = info["frames"] / info["fps"]
+    if length >= seconds - 1:
+        return None
+    return f"{src}: {length:.1f} s long, the last second is repeated to fill {seconds} s"
+
+
 def _extract_frames_one(task) -> tuple[str, str | None, str | None]:
     src, dst, seconds, per_second, quality = task
     try:
@@ -168,10 +163,7 @@ def _extract_frames_one(task) -> tuple[str, str | None, str | None]:
         with atomic_dir(dst) as tmp:
             for i, f in enumerate(frames):
                 Image.fromarray(f).save(tmp / f"{i + 1:08d}.jpg", quality=quality)
-        note = None
-        if info["frames"] / info["fps"] < seconds - 1:
-            note = f"{src}: {info['frames'] / info['fps']:.1f} s long, the last second is repeated to fill {seconds} s"
-        return str(src), None, note
+        return str(src), None, _short_video_note(src, info, seconds)
     except MediaError as e:
         return str(src), str(e), None
 
@@ -202,7 +194,7 @@ def extract_audio(video_dir: Path, out_dir: Path, sample_rate: int = SAMPLE_RATE
     tasks = []
     for src in inputs:
         dst = out_dir / f"{src.stem}.wav"
-        if dst.exists() and _valid_wav(dst, sample_rate):
+        if valid_wav(dst, sample_rate):
             report.skipped += 1
         else:
             tasks.append((src, dst, sample_rate))
@@ -210,12 +202,19 @@ def extract_audio(video_dir: Path, out_dir: Path, sample_rate: int = SAMPLE_RATE
     return report
 
 
-def _valid_wav(path: Path, rate: int) -> bool:
+def valid_wav(path: Path, rate: int) -> bool:
+    """A readable, non-empty wav at ``rate`` (anything else is redone)."""
     try:
         samples, sr = read_wav(path)
     except Exception:  # noqa: BLE001 - any unreadable file is simply redone
         return False
     return sr == rate and len(samples) > 0
+
+
+def valid_frames(folder: Path, count: int) -> bool:
+    """A frame folder holding exactly 00000001.jpg ... its ``count`` frames."""
+    names = sorted(p.name for p in folder.glob("*.jpg")) if folder.is_dir() else []
+    return names == [f"{i + 1:08d}.jpg" for i in range(count)]
 
 
 def extract_frames(video_dir: Path, out_dir: Path, seconds: int, per_second: int = 1, workers: int = 2,
@@ -229,8 +228,7 @@ def extract_frames(video_dir: Path, out_dir: Path, seconds: int, per_second: int
     n = seconds * per_second
     for src in inputs:
         dst = out_dir / src.stem
-        names = sorted(p.name for p in dst.glob("*.jpg")) if dst.is_dir() else []
-        if names == [f"{i + 1:08d}.jpg" for i in range(n)]:
+        if valid_frames(dst, n):
             report.skipped += 1
         else:
             tasks.append((src, dst, seconds, per_second, quality))
@@ -350,11 +348,11 @@ class Runner:
         self.torch = torch
         self.spec = B.BACKBONES[name]
         model, self.weights_info = B.build(name, weights, seed)
-        if name != "vggish":
+        if self.spec.image:
             model = B.fuse_batchnorm(model)
         self.dtype = torch.bfloat16 if bf16 else torch.float32
         self.device = torch.device(device)
-        self.channels_last = name in ("res18_14x14", "res18", "vggish")
+        self.channels_last = self.spec.channels_last
         model = model.to(self.device, self.dtype)
         if self.channels_last:
             model = model.to(memory_format=torch.channels_last)
@@ -386,10 +384,8 @@ def _load_frames(job: Job, seconds: int, spec: B.Backbone, jpeg_quality: int | N
         frames, info = read_sampled_frames(job.source, seconds, threads=1)
         if jpeg_quality:
             frames = [_jpeg_roundtrip(f, jpeg_quality) for f in frames]
-        if info["frames"] / info["fps"] < seconds - 1:
-            notes = [f"{job.source}: {info['frames'] / info['fps']:.1f} s of video for {seconds} s; "
-                     f"the last second is repeated"]
-            return B.frames_to_tensor(frames, spec), notes
+        note = _short_video_note(job.source, info, seconds)
+        return B.frames_to_tensor(frames, spec), [note] if note else []
     return B.frames_to_tensor(frames, spec), []
 
 
@@ -408,7 +404,7 @@ def extract_visual(name: str, video_path: Path, out_dir: Path, seconds: int, wei
                    overwrite: bool, batch_rows: int = 64) -> Report:
     frames_mode = is_frame_folder(video_path)
     inputs = list_inputs(video_path, want_dirs=frames_mode)
-    device = _pick_device(device)
+    device = pick_device(device)
     runner = Runner(name, weights, seed, device, bf16)
     report = Report(name)  # timed from here: the network is built
     spec = runner.spec
@@ -430,7 +426,7 @@ def extract_vggish(audio_dir: Path, out_dir: Path, seconds: int, weights: str | 
                    device: str | None, bf16: bool, prefetch: int, overwrite: bool, batch_rows: int = 64) -> Report:
     import torch
     inputs = list_inputs(audio_dir)
-    device = _pick_device(device)
+    device = pick_device(device)
     runner = Runner("vggish", weights, seed, device, bf16)
     report = Report("vggish")  # timed from here: the network is built
     meta = _metadata("vggish", runner, seconds, device, bf16)
@@ -470,7 +466,7 @@ def _metadata(name: str, runner: Runner, seconds: int, device: str, bf16: bool) 
         "precision": "bfloat16 compute" if bf16 else "float32",
         "preprocessing": runner.spec.preprocessing(),
         "device": device,
-        "batchnorm_folded": name != "vggish",
+        "batchnorm_folded": runner.spec.image,
         "torch": torch.__version__,
         "written": time.strftime("%Y-%m-%d %H:%M:%S"),
     }

@@ -18,6 +18,7 @@ import shutil
 import sys
 import time
 from collections import Counter
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Sequence
 
@@ -185,15 +186,24 @@ def _render(task):
     return scene.video_id, ground_truth(scene, rendered, args)
 
 
+def is_complete(args: argparse.Namespace) -> bool:
+    """Whether ``args.out`` already holds the whole set these flags make."""
+    manifest_path = Path(args.out) / "synthetic.json"
+    if not manifest_path.exists():
+        return False
+    manifest = json.loads(manifest_path.read_text())
+    return manifest.get("flags") == _flags(args) and _complete(Path(args.out), manifest)
+
+
 def generate(args: argparse.Namespace, log=print) -> dict:
     out = Path(args.out)
     manifest_path = out / "synthetic.json"
     flags = _flags(args)
+    if is_complete(args):
+        log(f"synthetic set in {out} is complete for these flags; nothing to do")
+        return json.loads(manifest_path.read_text())
     if manifest_path.exists():
         old = json.loads(manifest_path.read_text())
-        if old.get("flags") == flags and _complete(out, old):
-            log(f"synthetic set in {out} is complete for these flags; nothing to do")
-            return old
         if old.get("flags") != flags:
             if not args.force:
                 raise SystemExit(f"{out} holds a synthetic set made with other flags; pass --force to replace it "
@@ -225,15 +235,9 @@ def generate(args: argparse.Namespace, log=print) -> dict:
         log(f"resuming: {len(scenes) - len(tasks)} of {len(scenes)} clips already rendered")
     workers = max(1, min(args.workers, len(tasks)))
     with progress(total=len(tasks), desc="render clips", unit="clip", disable=not tasks) as bar:
-        if workers > 1:
-            ctx = mp.get_context("fork") if sys.platform.startswith("linux") else mp.get_context()
-            with ctx.Pool(workers) as pool:
-                for vid, gt in pool.imap_unordered(_render, tasks):
-                    atomic_write_text(out / "ground_truth" / f"{vid}.json", json.dumps(gt, indent=1))
-                    bar.update()
-        else:
-            for task in tasks:
-                vid, gt = _render(task)
+        ctx = mp.get_context("fork") if sys.platform.startswith("linux") else mp.get_context()
+        with ctx.Pool(workers) if workers > 1 else nullcontext() as pool:
+            for vid, gt in (pool.imap_unordered(_render, tasks) if pool else map(_render, tasks)):
                 atomic_write_text(out / "ground_truth" / f"{vid}.json", json.dumps(gt, indent=1))
                 bar.update()
     for split in SPLITS:
