@@ -1,6 +1,6 @@
 """How fast is the synthetic set made? Generates the default demo set into a temporary folder.
 
-    python benchmarks/bench_generate.py                 # 240 clips of 10 s, all cores
+    python benchmarks/bench_generate.py                 # 480 clips of 10 s, all cores
     python benchmarks/bench_generate.py --num_clips 60
 """
 import argparse
@@ -17,7 +17,7 @@ from avqa.synthetic.generate import generate, parse_args  # noqa: E402
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--num_clips", type=int, default=240)
+    p.add_argument("--num_clips", type=int, default=480)
     p.add_argument("--seconds", type=int, default=10)
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     a = p.parse_args()

@@ -22,7 +22,7 @@ def default_plan():
 
 def test_default_set_covers_every_template_and_type(default_plan):
     scenes, rows = default_plan
-    assert len(scenes) == 240 and all(s.seconds == 10 for s in scenes)
+    assert len(scenes) == 480 and all(s.seconds == 10 for s in scenes)
     all_rows = [r for split in rows.values() for r in split]
     assert len(all_rows) >= 3000
     assert {r["question_content"] for r in all_rows} == {t for t, _, _ in TEMPLATES}
@@ -44,6 +44,20 @@ def test_question_text_alone_does_not_give_the_answer(default_plan):
                 assert answers.most_common(1)[0][1] <= 0.6 * n, (split, text, answers)
 
 
+def test_composed_clips_are_marked_as_the_real_data_marks_them_and_left_out_of_grounding(default_plan):
+    """A clip carrying another clip's sound gets the 'va' prefix, so grounding reads only clips with their own sound."""
+    from avqa.data import real_videos
+    scenes, rows = default_plan
+    composed = {s.video_id for s in scenes if s.audio_from is not None}
+    assert len(composed) >= 20 and all(v.startswith("va") and v[2:].isdigit() for v in composed)
+    assert all(s.video_id.isdigit() for s in scenes if s.audio_from is None)
+    assert all(s.audio_from.isdigit() for s in scenes if s.audio_from is not None)  # a lender is never composed
+    for split, r in rows.items():
+        grounding = set(real_videos(r))
+        assert grounding and not grounding & composed
+        assert grounding | (composed & {x["video_id"] for x in r}) == {x["video_id"] for x in r}
+
+
 def test_splits_are_by_video(default_plan):
     _, rows = default_plan
     videos = {split: {r["video_id"] for r in r_} for split, r_ in rows.items()}
@@ -59,7 +73,8 @@ def test_files_schema_and_ground_truth(tiny_set):
             assert set(s) == {"video_id", "question_id", "type", "question_content", "templ_values",
                               "question_deleted", "anser"}
             assert isinstance(s["type"], str) and isinstance(s["templ_values"], str)
-            assert len(s["video_id"]) == 8 and s["video_id"].isdigit()
+            vid = s["video_id"].removeprefix("va")
+            assert len(vid) == 8 and vid.isdigit()
         assert samples
     gt = json.loads(next((tiny_set / "ground_truth").glob("*.json")).read_text())
     assert gt["seconds"] == 4 and len(gt["sampled_frame_numbers"]) == 4

@@ -32,7 +32,7 @@ from .questions import ask, balance
 from .render import render_clip
 from .scene import MAX_POSITIONS, Scene, sample_scene, swap_sound_tracks
 
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3  # 3: composed clips carry the 'va' prefix
 SPLITS = ("train", "val", "test")
 FIRST_VIDEO_ID = 90000001  # 8 digits, far from the real dataset's ids
 
@@ -43,7 +43,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         description="Generate a synthetic MUSIC-AVQA-format dataset: real mp4 clips with picture and "
                     "sound, annotation files in the original schema, and per-clip ground truth.")
     p.add_argument("--out", default="data", help="output folder (default: data, where every script looks)")
-    p.add_argument("--num_clips", type=int, default=240, help="number of clips (default: 240)")
+    p.add_argument("--num_clips", type=int, default=480, help="number of clips (default: 480)")
     p.add_argument("--seconds", type=int, default=10,
                    help="clip length in seconds; 60 matches the real data (default: 10)")
     p.add_argument("--seed", type=int, default=0, help="random seed; same seed and flags give the same set")
@@ -56,8 +56,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--min_instruments", type=int, default=1, help="fewest instruments in a clip (default: 1)")
     p.add_argument("--max_instruments", type=int, default=MAX_POSITIONS,
                    help=f"most instruments in a clip, at most {MAX_POSITIONS} positions (default: {MAX_POSITIONS})")
-    p.add_argument("--questions_per_clip", type=int, default=18,
-                   help="questions asked per clip before balancing (default: 18)")
+    p.add_argument("--questions_per_clip", type=int, default=14,
+                   help="questions asked per clip before balancing (default: 14)")
     p.add_argument("--voiceover_rate", type=float, default=0.3, help="share of clips with a voiceover")
     p.add_argument("--swap_rate", type=float, default=0.12,
                    help="share of clips whose sound track comes from another clip (default: 0.12)")
@@ -204,8 +204,11 @@ def generate(args: argparse.Namespace, log=print) -> dict:
         return json.loads(manifest_path.read_text())
     if manifest_path.exists():
         old = json.loads(manifest_path.read_text())
+        older = {**old.get("flags", {}), "generator_version": GENERATOR_VERSION} == flags
         if old.get("flags") != flags:
-            if not args.force:
+            if older:
+                log(f"{out} holds the set these flags made with an older version of the generator; making it anew")
+            elif not args.force:
                 raise SystemExit(f"{out} holds a synthetic set made with other flags; pass --force to replace it "
                                  f"or choose another --out")
             for sub in ("videos", "json", "ground_truth"):

@@ -171,6 +171,19 @@ def _tight_box(x0: int, y0: int, mask: np.ndarray, width: int, height: int) -> l
             min(width, x0 + int(xs.max()) + 1), min(height, y0 + int(ys.max()) + 1)]
 
 
+def compose_frame(scene: Scene, bg: np.ndarray, t: float, with_boxes: bool = True) -> tuple[np.ndarray, list]:
+    """The picture of a scene at time t over its background, and each instrument's box (if asked)."""
+    height, width = bg.shape[:2]
+    frame = bg.copy()
+    boxes = []
+    for inst in scene.instances:
+        x0, y0, rgb, mask = _placement(inst, width, height, t)
+        _paste(frame, x0, y0, rgb, mask)
+        if with_boxes:
+            boxes.append(_tight_box(x0, y0, mask, width, height))
+    return frame, boxes
+
+
 # ----------------------------------------------------------------------------- sound
 
 TABLE = 2048
@@ -333,13 +346,9 @@ def render_clip(scene: Scene, path: Path, width: int, height: int, fps: float, s
         aus = out.add_stream("aac", rate=sample_rate)
         aus.layout = "stereo"
         for k in range(n_frames):
-            t = k / fps
-            frame = bg.copy()
-            for i, inst in enumerate(scene.instances):
-                x0, y0, rgb, mask = _placement(inst, width, height, t)
-                _paste(frame, x0, y0, rgb, mask)
-                if k in want:
-                    boxes[i][want[k]] = _tight_box(x0, y0, mask, width, height)
+            frame, frame_boxes = compose_frame(scene, bg, k / fps, with_boxes=k in want)
+            for i, box in enumerate(frame_boxes):
+                boxes[i][want[k]] = box
             for p in vs.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
                 out.mux(p)
         for p in vs.encode():

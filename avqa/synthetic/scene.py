@@ -150,10 +150,15 @@ def sample_scene(rng: np.random.Generator, video_id: str, split: str, seconds: i
                  instances=instances, voiceover=voiceover, seed=int(rng.integers(2**31)))
 
 
+COMPOSED_PREFIX = "va"  # as the real dataset marks its composed videos (sa, va, vv, esa, eva, evv + 8 digits)
+
+
 def swap_sound_tracks(scenes: list[Scene], rng: np.random.Generator, rate: float) -> None:
     """Give some clips the sound of another clip of the same split whose instruments differ.
 
-    The donor keeps its own sound; a clip that lends is never itself a borrower.
+    The donor keeps its own sound; a clip that lends is never itself a borrower. A borrower is a
+    composed clip, and its id carries the prefix the real data gives its composed videos
+    (``va90000037``), so that grounding pre-training leaves it out, as it does the real ones.
     """
     by_split: dict[str, list[Scene]] = {}
     for s in scenes:
@@ -172,4 +177,5 @@ def swap_sound_tracks(scenes: list[Scene], rng: np.random.Generator, rate: float
                 continue
             donor = candidates[int(rng.integers(len(candidates)))]
             s.audio_from, s.donor = donor.video_id, donor
+            s.video_id = COMPOSED_PREFIX + s.video_id
             lenders.add(donor.video_id)
