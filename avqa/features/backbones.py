@@ -16,6 +16,7 @@ zero). The caller logs and records which init was used.
 """
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -275,6 +276,11 @@ def random_init(name: str, model: nn.Module, seed: int) -> None:
         h.remove()
 
 
+def record_path(weights: str | Path) -> Path:
+    """The record avqa.features.pretrain writes beside a weights file: x.pth -> x.json."""
+    return Path(weights).with_suffix(".json")
+
+
 def build(name: str, weights: str | Path | None, seed: int = 0) -> tuple[nn.Module, dict]:
     """A backbone in eval mode and a description of its weights for the metadata file."""
     spec = BACKBONES[name]
@@ -283,6 +289,12 @@ def build(name: str, weights: str | Path | None, seed: int = 0) -> tuple[nn.Modu
         load_weights(name, model, weights)
         info = {"weights": str(weights), "sha256": sha256(weights) if Path(weights).is_file() else None,
                 "init": "pretrained"}
+        record = record_path(weights)  # weights made by avqa.features.pretrain describe themselves
+        if record.is_file():
+            try:
+                info["trained_on"] = json.loads(record.read_text())["trained_on"]
+            except (ValueError, KeyError):
+                pass
     else:
         random_init(name, model, seed)
         info = {"weights": None, "init": f"random, seed {seed}"}

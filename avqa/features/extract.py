@@ -460,6 +460,7 @@ def _metadata(name: str, runner: Runner, seconds: int, device: str, bf16: bool) 
         "weights": runner.weights_info["weights"],
         "weights_sha256": runner.weights_info.get("sha256"),
         "init": runner.weights_info["init"],
+        "trained_on": runner.weights_info.get("trained_on"),
         "seconds": seconds,
         "shape_per_video": [seconds, *runner.spec.out_shape],
         "dtype": "float32",

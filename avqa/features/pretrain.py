@@ -1,0 +1,357 @@
+"""Backbones pre-trained on the synthetic world: the embedded default's ImageNet and AudioSet.
+
+On the real data AVST's backbones arrive knowing what instruments look like (ResNet-18, ImageNet)
+and sound like (VGGish, AudioSet). A seeded random init knows neither, and from its features the
+grounding pre-training cannot learn which sound belongs to which picture: on the synthetic default
+it stays at chance. This module teaches each backbone the synthetic world's 22 classes on a
+corpus of its own: scenes drawn by the generator's scene sampler under their own seed (so never
+the clips of a generated set), rendered in memory.
+
+    python -m avqa.features.pretrain res18    # -> feat_script/weights/resnet18_synthetic.pth (bundled)
+    python -m avqa.features.pretrain vggish   # -> data/weights/vggish_synthetic.pth (a main-job stage)
+
+- res18: one frame of each scene, labelled with the classes in view. ResNet-18 is trained from
+  scratch with a multi-label linear head, layer4 at stride 2 as for ImageNet (the 14x14 extractor
+  runs it at stride 1, as it does the official weights). Saved as torchvision's state_dict in
+  float16, small enough to ship (22 MB); about 10 minutes on a 2-core CPU.
+- vggish: the ten one-second examples of each scene's sound, labelled with the classes playing in
+  that second. VGGish keeps the seeded random init of its convolutions and first two fully
+  connected layers (the features any VGGish without weights computes) and learns its embedding
+  layer (fc2, 4096 -> 128) on top of them. A full VGGish is 72 M parameters (288 MB), too large to
+  ship, and training all of it takes several minutes a pass on a CPU; this takes about a minute, so
+  the main job makes it. Saved as the state_dict of the common PyTorch port.
+
+The linear head used for training is dropped. Each weights file gets a record beside it
+(``<name>.json``): its sha256, what it was trained on, the recipe, and held-out figures on a fresh
+corpus under another seed, beside the same figure for the untrained backbone (a linear probe on its
+features). The extractors load the files through the loaders of the official files
+(``--weights``, ``--checkpoint``) and copy the record's ``trained_on`` into the features' metadata.
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import multiprocessing as mp
+import sys
+import time
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..annotations import INSTRUMENTS
+from ..utils import atomic_path, atomic_write_text, pick_device, progress, sha256
+from . import backbones as B
+from .logmel import SAMPLE_RATE, examples
+
+CLASS_INDEX = {c: i for i, c in enumerate(INSTRUMENTS)}
+FRAME_SIZES = ((320, 240), (320, 240), (426, 240))  # the default set's 4:3, and 16:9 as most real videos
+SCENE_SECONDS = 10
+DEFAULT_OUT = {"res18": "feat_script/weights/resnet18_synthetic.pth", "vggish": "data/weights/vggish_synthetic.pth"}
+RECIPES = {  # the defaults of each backbone's flags
+    "res18": dict(size=8000, heldout=500, epochs=3, lr=2e-3, batch=64, seed=20221),
+    "vggish": dict(size=600, heldout=60, epochs=20, lr=3e-3, batch=64, seed=20222),
+}
+
+
+# ----------------------------------------------------------------------------- corpora
+
+
+def _multi_hot(classes) -> np.ndarray:
+    y = np.zeros(len(INSTRUMENTS), np.float32)
+    for c in classes:
+        y[CLASS_INDEX[c]] = 1
+    return y
+
+
+def frame_example(seed: int, index: int) -> tuple[np.ndarray, np.ndarray]:
+    """One frame of a fresh scene as the 14x14 extractor sees it ([224,224,3] uint8), and its classes in view.
+
+    The frame goes through a JPEG round trip at a random quality (30-95), a stand-in for the
+    compression of the videos the extractor decodes.
+    """
+    from PIL import Image
+
+    from ..synthetic.render import background, compose_frame
+    from ..synthetic.scene import sample_scene
+    rng = np.random.default_rng((seed, index))
+    scene = sample_scene(rng, f"corpus{index}", "train", SCENE_SECONDS)
+    width, height = FRAME_SIZES[rng.integers(len(FRAME_SIZES))]
+    frame, _ = compose_frame(scene, background(scene, width, height), float(rng.uniform(0, SCENE_SECONDS)),
+                             with_boxes=False)
+    buf = io.BytesIO()
+    Image.fromarray(frame).save(buf, format="JPEG", quality=int(rng.integers(30, 96)))
+    buf.seek(0)
+    image = np.array(B.BACKBONES["res18_14x14"].resize(Image.open(buf).convert("RGB")))
+    return image, _multi_hot(scene.classes_seen())
+
+
+def sound_examples(seed: int, index: int) -> tuple[np.ndarray, np.ndarray]:
+    """The VGGish examples of a fresh scene's sound ([10,96,64]) and the classes playing in each second."""
+    from ..synthetic.render import scene_sound
+    from ..synthetic.scene import sample_scene
+    rng = np.random.default_rng((seed, index))
+    scene = sample_scene(rng, f"corpus{index}", "train", SCENE_SECONDS)
+    mix, _ = scene_sound(scene, SAMPLE_RATE)
+    pcm = np.round(mix.T * 32767).astype(np.int16)  # as the wav files the extractor reads
+    labels = np.stack([_multi_hot([i.cls for i in scene.instances if i.playing_at(s)]) for s in range(SCENE_SECONDS)])
+    return examples(pcm, SAMPLE_RATE, SCENE_SECONDS, warn=False), labels
+
+
+def _corpus_item(task):
+    make, seed, index = task
+    return make(seed, index)
+
+
+def corpus(make: Callable[[int, int], tuple[np.ndarray, np.ndarray]], seed: int, count: int, workers: int,
+           desc: str) -> tuple[np.ndarray, np.ndarray]:
+    """``count`` examples of ``make`` (each seeded by (seed, index): the same whatever the workers), stacked."""
+    tasks = [(make, seed, i) for i in range(count)]
+    with progress(total=count, desc=desc, unit="scene") as bar:
+        items = []
+        if workers > 1:
+            ctx = mp.get_context("fork" if sys.platform.startswith("linux") else None)
+            with ctx.Pool(workers) as pool:
+                for item in pool.imap(_corpus_item, tasks, chunksize=16):
+                    items.append(item)
+                    bar.update()
+        else:
+            for t in tasks:
+                items.append(_corpus_item(t))
+                bar.update()
+    xs, ys = zip(*items)
+    return np.stack(xs), np.stack(ys)
+
+
+# ----------------------------------------------------------------------------- metrics
+
+
+def mean_average_precision(scores: np.ndarray, labels: np.ndarray) -> float:
+    """Average precision per class (classes present in ``labels``), averaged."""
+    aps = []
+    for k in range(labels.shape[1]):
+        y = labels[:, k] > 0
+        if not y.any():
+            continue
+        hits = y[np.argsort(-scores[:, k], kind="stable")]
+        precision = np.cumsum(hits) / np.arange(1, len(hits) + 1)
+        aps.append(float(precision[hits].mean()))
+    return float(np.mean(aps))
+
+
+def heldout_figures(scores: np.ndarray, labels: np.ndarray) -> dict:
+    """mAP, and the share of examples whose predicted class set (logit > 0) is exactly right."""
+    return {"mAP": round(100 * mean_average_precision(scores, labels), 2),
+            "exact_set": round(100 * float(((scores > 0) == (labels > 0)).all(1).mean()), 2),
+            "examples": int(len(labels))}
+
+
+def linear_probe(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Tensor, steps: int = 300) -> np.ndarray:
+    """Held-out logits of a multi-label linear classifier fitted on fixed features (full-batch Adam)."""
+    mean, std = train_x.mean(0), train_x.std(0).clamp_min(1e-6)
+    head = nn.Linear(train_x.shape[1], train_y.shape[1])
+    opt = torch.optim.Adam(head.parameters(), lr=1e-2)
+    x = (train_x - mean) / std
+    for _ in range(steps):
+        opt.zero_grad()
+        F.binary_cross_entropy_with_logits(head(x), train_y).backward()
+        opt.step()
+    with torch.no_grad():
+        return head((test_x - mean) / std).numpy()
+
+
+# ----------------------------------------------------------------------------- training
+
+
+def _autocast(device: torch.device):
+    """bfloat16 autocast where the device computes it natively, else float32."""
+    native = device.type == "cuda" or torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=native)
+
+
+def _batched(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, batch: int) -> torch.Tensor:
+    with torch.inference_mode():
+        return torch.cat([fn(x[i:i + batch]).float().cpu() for i in range(0, len(x), batch)])
+
+
+def _log(text: str) -> None:
+    print(text, flush=True)
+
+
+def train_multilabel(net: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, epochs: int, lr: float,
+                     batch: int, device: torch.device, prepare: Callable[[torch.Tensor], torch.Tensor],
+                     augment: Callable[[torch.Tensor], torch.Tensor] | None = None, log=_log) -> None:
+    """Binary cross-entropy per class; AdamW with a one-cycle schedule; ``prepare`` moves a batch to the device."""
+    opt = torch.optim.AdamW([p for p in net.parameters() if p.requires_grad], lr=lr, weight_decay=1e-4)
+    steps = epochs * ((len(inputs) + batch - 1) // batch)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.15)
+    generator = torch.Generator().manual_seed(0)
+    for epoch in range(1, epochs + 1):
+        net.train()
+        order = torch.randperm(len(inputs), generator=generator)
+        total, t0 = 0.0, time.time()
+        bar = progress(range(0, len(inputs), batch), desc=f"epoch {epoch}/{epochs}", unit="batch", leave=False)
+        for start in bar:
+            idx = order[start:start + batch]
+            x = prepare(inputs[idx])
+            if augment is not None:
+                x = augment(x)
+            with _autocast(device):
+                loss = F.binary_cross_entropy_with_logits(net(x).float(), labels[idx].to(device))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            schedule.step()
+            total += loss.item() * len(idx)
+        log(f"epoch {epoch}: loss {total / len(inputs):.4f}, {len(inputs) / (time.time() - t0):.0f} examples/s")
+
+
+# ----------------------------------------------------------------------------- the two backbones
+
+
+def pretrain_res18(args: argparse.Namespace, log=_log) -> tuple[dict[str, torch.Tensor], dict]:
+    """Train ResNet-18 to name the classes in view; returns its float16 state_dict (no fc) and figures."""
+    import torchvision
+    device = torch.device(pick_device(args.device))
+    spec = B.BACKBONES["res18_14x14"]
+    images, labels = corpus(frame_example, args.seed, args.size, args.workers, "render frames")
+    test_images, test_labels = corpus(frame_example, args.seed + 1, args.heldout, args.workers, "render held-out")
+    x = torch.from_numpy(images).permute(0, 3, 1, 2)              # [N, 3, 224, 224] uint8, channels-last in memory
+    test_x = torch.from_numpy(test_images).permute(0, 3, 1, 2)
+    y, test_y = torch.from_numpy(labels), torch.from_numpy(test_labels)
+
+    def prepare(batch: torch.Tensor) -> torch.Tensor:
+        return B.normalise(batch.to(device), spec).contiguous(memory_format=torch.channels_last)
+
+    def flip_half(batch: torch.Tensor) -> torch.Tensor:
+        return torch.where(torch.rand(len(batch), 1, 1, 1, device=batch.device) < 0.5, batch.flip(3), batch)
+
+    probe_n = min(len(x), 2000)
+    log(f"reference: a linear probe on the frame averages of the seeded random init's 14x14 features "
+        f"({probe_n} frames)")
+    untrained = B.build("res18_14x14", None, 0)[0].to(device, memory_format=torch.channels_last)
+    with _autocast(device):
+        feats = [_batched(lambda b: untrained(prepare(b)).mean((2, 3)), t, 64) for t in (x[:probe_n], test_x)]
+    reference = heldout_figures(linear_probe(feats[0], y[:probe_n], feats[1]), test_labels)
+    del untrained
+
+    torch.manual_seed(args.seed)
+    net = torchvision.models.resnet18(num_classes=len(INSTRUMENTS)).to(device, memory_format=torch.channels_last)
+    train_multilabel(net, x, y, args.epochs, args.lr, args.batch, device, prepare, flip_half, log)
+    net.eval()
+    with _autocast(device):
+        own = heldout_figures(_batched(lambda b: net(prepare(b)), test_x, 100).numpy(), test_labels)
+    state = {k: (v.half() if v.is_floating_point() else v).cpu() for k, v in net.state_dict().items()
+             if not k.startswith("fc.")}
+    if not all(torch.isfinite(v.float()).all() for v in state.values()):
+        raise SystemExit("the trained weights do not fit in float16 (non-finite values); nothing written")
+    return state, {"trained_on": f"synthetic world: {args.size} frames of fresh scenes (seed {args.seed}), one "
+                                 f"per scene, labelled with the classes in view",
+                   "layers_trained": "all (from scratch; layer4 at stride 2, as ImageNet's ResNet-18)",
+                   "stored": "float16, without the classifier (fc)",
+                   "heldout": {"trained (its own head)": own, "seeded random init (linear probe)": reference}}
+
+
+def pretrain_vggish(args: argparse.Namespace, log=_log) -> tuple[dict[str, torch.Tensor], dict]:
+    """Train VGGish's embedding layer to name the classes playing in each second (lower layers: seeded init)."""
+    device = torch.device(pick_device(args.device))
+    sounds, labels = corpus(sound_examples, args.seed, args.size, args.workers, "synthesise sounds")
+    test_sounds, test_labels = corpus(sound_examples, args.seed + 1, args.heldout, args.workers, "synthesise held-out")
+    x, test_x = (torch.from_numpy(a.reshape(-1, *a.shape[2:])) for a in (sounds, test_sounds))
+    y, test_y = (torch.from_numpy(a.reshape(-1, a.shape[-1])) for a in (labels, test_labels))
+    model = B.build("vggish", None, args.init_seed)[0].to(device)
+    lower = lambda b: model.embeddings[:4](model.features(b.to(device).unsqueeze(1)).permute(0, 2, 3, 1).flatten(1))
+    embedding = nn.Sequential(model.embeddings[4], model.embeddings[5])   # fc2 4096 -> 128, ReLU: what is learnt
+    log(f"features of the fixed lower layers for {len(x)} + {len(test_x)} one-second examples")
+    with _autocast(device):
+        h, test_h = _batched(lower, x, 256), _batched(lower, test_x, 256)
+    with torch.no_grad():
+        untrained = [embedding(t.to(device)).cpu() for t in (h, test_h)]
+    reference = heldout_figures(linear_probe(untrained[0], y, untrained[1]), test_y.numpy())
+    torch.manual_seed(args.seed)
+    head = nn.Linear(128, len(INSTRUMENTS)).to(device)
+    for p in model.parameters():
+        p.requires_grad_(False)
+    for p in embedding.parameters():
+        p.requires_grad_(True)
+    net = nn.Sequential(embedding, head)
+    train_multilabel(net, h, y, args.epochs, args.lr, args.batch, device, lambda b: b.to(device), None, log)
+    net.eval()
+    with torch.no_grad():
+        own = heldout_figures(net(test_h.to(device)).cpu().numpy(), test_y.numpy())
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    return state, {"trained_on": f"synthetic world: {args.size * SCENE_SECONDS} one-second sounds of {args.size} "
+                                 f"fresh scenes (seed {args.seed}), labelled with the classes playing",
+                   "layers_trained": f"the embedding layer (embeddings.4, 4096 -> 128); the others keep the seeded "
+                                     f"random init (seed {args.init_seed}) of the extractor",
+                   "stored": "float32, the PyTorch port's parameter names",
+                   "heldout": {"trained (its own head)": own, "seeded random init (linear probe)": reference}}
+
+
+PRETRAIN = {"res18": pretrain_res18, "vggish": pretrain_vggish}
+
+
+def load_check(backbone: str, path: Path) -> None:
+    """The written file must load through the loader of the official files."""
+    B.build("res18_14x14" if backbone == "res18" else "vggish", path)
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m avqa.features.pretrain", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("backbone", choices=sorted(PRETRAIN), help="which backbone to train")
+    p.add_argument("--out", default=None, help="weights file to write; its record goes beside it as .json "
+                                               f"(default: {DEFAULT_OUT['res18']} or {DEFAULT_OUT['vggish']})")
+    p.add_argument("--size", type=int, default=None,
+                   help="corpus size: frames (res18, default 8000) or scenes of 10 one-second sounds (vggish, 600)")
+    p.add_argument("--heldout", type=int, default=None, help="held-out corpus, drawn with --seed + 1 (500 / 60)")
+    p.add_argument("--epochs", type=int, default=None, help="passes over the corpus (3 / 20)")
+    p.add_argument("--lr", type=float, default=None, help="peak learning rate of the one-cycle schedule (2e-3 / 3e-3)")
+    p.add_argument("--batch", type=int, default=None, help="batch size (64)")
+    p.add_argument("--seed", type=int, default=None, help="seed of the corpus and of the init (20221 / 20222)")
+    p.add_argument("--init_seed", type=int, default=0,
+                   help="vggish: seed of the fixed lower layers, the extractor's random init (default: 0)")
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
+    p.add_argument("--workers", type=int, default=2, help="processes that render the corpus (default: 2)")
+    args = p.parse_args(argv)
+    for k, v in RECIPES[args.backbone].items():
+        if getattr(args, k) is None:
+            setattr(args, k, v)
+    if min(args.size, args.heldout, args.epochs, args.batch, args.workers) < 1 or args.lr <= 0:
+        p.error("--size, --heldout, --epochs, --batch and --workers must be at least 1, --lr above 0")
+    args.out = Path(args.out or DEFAULT_OUT[args.backbone])
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    t0 = time.time()
+    state, figures = PRETRAIN[args.backbone](args)
+    with atomic_path(args.out) as tmp:
+        torch.save(state, tmp)
+    try:
+        load_check(args.backbone, args.out)
+    except Exception:
+        args.out.unlink()
+        raise
+    record = {"backbone": args.backbone, "file": args.out.name, "sha256": sha256(args.out),
+              "bytes": args.out.stat().st_size, **figures,
+              "recipe": {k: getattr(args, k) for k in ("size", "heldout", "epochs", "lr", "batch", "seed")}
+                        | ({"init_seed": args.init_seed} if args.backbone == "vggish" else {}),
+              "command": "python -m avqa.features.pretrain " + " ".join(sys.argv[1:] if argv is None else argv),
+              "torch": torch.__version__, "seconds": round(time.time() - t0, 1)}
+    atomic_write_text(B.record_path(args.out), json.dumps(record, indent=1))
+    print(f"{args.out} ({record['bytes'] / 2**20:.1f} MB, sha256 {record['sha256'][:16]}...), in {record['seconds']} s")
+    for name, f in figures["heldout"].items():
+        print(f"  held-out, {name}: mAP {f['mAP']:.2f}%, exact class set {f['exact_set']:.2f}% "
+              f"({f['examples']} examples)")
+    print(f"record: {B.record_path(args.out)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
