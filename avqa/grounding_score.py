@@ -1,13 +1,18 @@
-"""How well does a model find the sounding instrument? Scored on the synthetic set, where boxes are known.
+"""Does the model look where the sound comes from? Scored on the synthetic set, where boxes are known.
 
-For every sampled second of a test clip in which exactly one visible instrument is playing (and
-the clip carries its own sound), the model's sound-guided 14x14 attention is compared with that
-instrument's box:
-- pointing game: a hit when the attention peak (the centre of the highest cell) falls in the box;
-- attention mass: the share of attention on cells whose centres fall in the box.
-Chance is uniform attention: a random peak, and a mass equal to the share of cells in the box.
-The attention is a function of the sound and the frame only, so the same score applies to the
-grounding pre-training model and to AVST (whose spatial grounding starts from it).
+The sound-guided 14x14 attention of a model (grounding pre-training or AVST: both compute it from
+the sound and the frame alone) is compared with the instruments' boxes on the sampled seconds of
+the test clips that carry their own sound:
+- sounding vs silent: seconds with at least two visible instruments, at least one of them playing
+  and at least one silent. A hit when the attention peak (the centre of the highest cell) falls in
+  a playing instrument's box and in no silent one's. This credits the sound: a model that finds
+  objects without listening lands on silent instruments as often as on playing ones. The share of
+  peaks on a silent instrument is reported beside it.
+- pointing game: seconds in which exactly one visible instrument plays; a hit when the peak falls
+  in its box. Attention mass: the share of attention on the cells of that box.
+Every model is scored beside the same model untrained (built with the seed of its training run,
+not trained) and beside chance: uniform attention, i.e. a random peak, whose hit rate is the
+share of cells in the target region.
 
     python -m avqa.grounding_score --model avst --checkpoint net_grd_avst/avst_models/avst.pt
 """
@@ -45,70 +50,114 @@ def score_map(attention: np.ndarray, box_cells: np.ndarray) -> tuple[bool, float
     return bool(box_cells[peak]), float(att[box_cells].sum() / max(att.sum(), 1e-12))
 
 
-def single_source_seconds(gt: dict, seconds: Sequence[int]) -> list[tuple[int, list[int]]]:
-    """(second, box) for the given seconds in which exactly one visible instrument is heard playing."""
+def _box_cells(boxes: Sequence[Sequence[float]], width: int, height: int) -> np.ndarray:
+    cells = np.zeros((GRID, GRID), bool)
+    for box in boxes:
+        cells |= cells_in_box(box, width, height)
+    return cells
+
+
+def scored_seconds(gt: dict, seconds: Sequence[int]) -> dict[str, list[tuple[int, np.ndarray, np.ndarray]]]:
+    """Per score, the (second, target cells, silent cells) of the given seconds that it counts.
+
+    Only clips that carry their own sound count; an instrument is sounding in second s when it is
+    audible and plays in [s, s+1).
+    """
+    out: dict[str, list] = {"sounding_vs_silent": [], "single_source": []}
     if gt.get("sound_from") is not None:
-        return []
-    out = []
+        return out
     for s in seconds:
-        playing = [i for i in gt["instruments"] if i["audible"] and any(a <= s < b for a, b in i["playing"])]
-        if len(playing) == 1 and playing[0]["boxes"][s] is not None:
-            out.append((int(s), playing[0]["boxes"][s]))
+        visible = [i for i in gt["instruments"] if i["boxes"][s] is not None]
+        sounding = [i for i in visible if i["audible"] and any(a <= s < b for a, b in i["playing"])]
+        silent = [i for i in visible if i not in sounding]
+        on = _box_cells([i["boxes"][s] for i in sounding], gt["width"], gt["height"])
+        off = _box_cells([i["boxes"][s] for i in silent], gt["width"], gt["height"])
+        if len(visible) >= 2 and sounding and silent:
+            out["sounding_vs_silent"].append((int(s), on & ~off, off))
+        if len(sounding) == 1:
+            out["single_source"].append((int(s), on, off))
     return out
+
+
+def single_source_seconds(gt: dict, seconds: Sequence[int]) -> list[tuple[int, np.ndarray]]:
+    """(second, cells of its box) for the seconds in which exactly one visible instrument is heard playing."""
+    return [(s, on) for s, on, _ in scored_seconds(gt, seconds)["single_source"]]
+
+
+def _percent(values: list) -> float | None:
+    return round(100 * float(np.mean(values)), 2) if values else None
 
 
 @torch.no_grad()
 def grounding_score(model: torch.nn.Module, videos: Sequence[str], audio: FeatureStore, visual: FeatureStore,
                     ground_truth: Path, segments: int = 10) -> dict:
-    """Pointing game and attention mass of ``model`` (it must have encode_audio and spatial_grounding)."""
+    """Both scores of ``model`` (it must have encode_audio and spatial_grounding), with their chance levels."""
     model.eval()
-    hits, masses, chance = [], [], []
+    acc: dict[str, list] = {k: [] for k in ("hit", "silent", "chance", "chance_silent",
+                                            "single_hit", "single_mass", "single_chance")}
     for vid in videos:
         gt_path = Path(ground_truth) / f"{vid}.json"
         if not gt_path.is_file():
             continue
         gt = json.loads(gt_path.read_text())
-        total = audio.seconds(vid)
-        items = single_source_seconds(gt, segment_seconds(total, segments).tolist())
-        if not items:
+        items = scored_seconds(gt, segment_seconds(audio.seconds(vid), segments).tolist())
+        secs = sorted({s for group in items.values() for s, _, _ in group})
+        if not secs:
             continue
-        secs = [s for s, _ in items]
         a = model.encode_audio(torch.from_numpy(audio.read(vid, secs)))
         _, att = model.spatial_grounding(a, torch.from_numpy(visual.read(vid, secs)))
-        for (_, box), m in zip(items, att.numpy()):
-            cells = cells_in_box(box, gt["width"], gt["height"])
-            hit, mass = score_map(m, cells)
-            hits.append(hit)
-            masses.append(mass)
-            chance.append(cells.mean())
-    n = len(hits)
-    return {"seconds_scored": n,
-            "pointing_game": round(100 * float(np.mean(hits)), 2) if n else None,
-            "attention_mass": round(100 * float(np.mean(masses)), 2) if n else None,
-            "chance": round(100 * float(np.mean(chance)), 2) if n else None}
+        maps = dict(zip(secs, att.numpy()))
+        for s, target, silent in items["sounding_vs_silent"]:
+            peak = np.unravel_index(int(maps[s].argmax()), (GRID, GRID))
+            acc["hit"].append(bool(target[peak]))
+            acc["silent"].append(bool(silent[peak]))
+            acc["chance"].append(target.mean())
+            acc["chance_silent"].append(silent.mean())
+        for s, box, _ in items["single_source"]:
+            hit, mass = score_map(maps[s], box)
+            acc["single_hit"].append(hit)
+            acc["single_mass"].append(mass)
+            acc["single_chance"].append(box.mean())
+    return {"sounding_vs_silent": {"seconds_scored": len(acc["hit"]), "hit": _percent(acc["hit"]),
+                                   "on_silent": _percent(acc["silent"]), "chance": _percent(acc["chance"]),
+                                   "chance_on_silent": _percent(acc["chance_silent"])},
+            "pointing_game": {"seconds_scored": len(acc["single_hit"]), "hit": _percent(acc["single_hit"]),
+                              "attention_mass": _percent(acc["single_mass"]), "chance": _percent(acc["single_chance"])}}
 
 
 def format_scores(scores: dict[str, dict]) -> str:
-    lines = [f"  {'model':<22}{'pointing game':>15}{'attention mass':>16}{'chance':>9}{'seconds':>9}"]
+    """One row per model and a chance row (uniform attention), both scores side by side."""
+    def cell(value, width):
+        return f"{value:>{width - 1}.2f}%" if value is not None else f"{'-':>{width}}"
+
+    first = next(iter(scores.values()))
+    sv, pg = first["sounding_vs_silent"], first["pointing_game"]
+    lines = [f"  {'':<24}{'sounding vs silent (' + str(sv['seconds_scored']) + ' s)':>36}"
+             f"{'one source (' + str(pg['seconds_scored']) + ' s)':>34}",
+             f"  {'model':<24}{'peak on a playing one':>22}{'on a silent one':>17}"
+             f"{'pointing game':>16}{'attention mass':>17}"]
     for name, s in scores.items():
-        if s["seconds_scored"] == 0:
-            lines.append(f"  {name:<22}{'(no single-source seconds)':>40}")
-            continue
-        lines.append(f"  {name:<22}{s['pointing_game']:>14.2f}%{s['attention_mass']:>15.2f}%{s['chance']:>8.2f}%"
-                     f"{s['seconds_scored']:>9}")
+        sv, pg = s["sounding_vs_silent"], s["pointing_game"]
+        lines.append(f"  {name:<24}{cell(sv['hit'], 22)}{cell(sv['on_silent'], 17)}"
+                     f"{cell(pg['hit'], 16)}{cell(pg['attention_mass'], 17)}")
+    lines.append(f"  {'chance (uniform)':<24}{cell(sv['chance'], 22)}{cell(sv['chance_on_silent'], 17)}"
+                 f"{cell(pg['chance'], 16)}{cell(pg['chance'], 17)}")
     return "\n".join(lines)
 
 
-def load_model(kind: str, checkpoint: str | Path, vocab: Vocab | None) -> torch.nn.Module:
-    """A trained model; QA models need the vocabulary of their train file."""
+def load_model(kind: str, checkpoint: str | Path, vocab: Vocab | None, untrained: bool = False) -> torch.nn.Module:
+    """A trained model, or (``untrained``) the same model as its training run built it, before any step.
+
+    QA models need the vocabulary of their train file. The untrained model is made with the seed
+    the checkpoint records (1, the original default, for original checkpoints).
+    """
     from .train import load_trained_state
-    if kind == "grounding":
-        model = AudioVisualGrounding()
-        load_trained_state(checkpoint, "grounding", model, None)
+    model = AudioVisualGrounding() if kind == "grounding" else QA_MODELS[kind](len(vocab.questions), len(vocab.answers))
+    meta = load_trained_state(checkpoint, kind, model, vocab)
+    if not untrained:
         return model
-    model = QA_MODELS[kind](len(vocab.questions), len(vocab.answers))
-    load_trained_state(checkpoint, kind, model, vocab)
-    return model
+    torch.manual_seed(int(meta.get("args", {}).get("seed", 1)))
+    return AudioVisualGrounding() if kind == "grounding" else QA_MODELS[kind](len(vocab.questions), len(vocab.answers))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -130,13 +179,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     audio, visual = FeatureStore(args.audio_dir, AUDIO_SHAPE), FeatureStore(args.video_res14x14_dir, VISUAL_SHAPE)
     scores = {}
     for kind, ckpt in zip(args.model, args.checkpoint):
-        try:
-            model = load_model(kind, ckpt, None if kind == "grounding" else Vocab.from_file(args.label_train))
-        except (ValueError, FileNotFoundError) as e:
-            print(e, file=sys.stderr)
-            return 1
-        scores[kind] = grounding_score(model, videos, audio, visual, Path(args.ground_truth), args.segments)
-    print(f"grounding on {len(videos)} clips of {args.label_test} (seconds with one sounding instrument):")
+        vocab = None if kind == "grounding" else Vocab.from_file(args.label_train)
+        for untrained in (False, True):
+            try:
+                model = load_model(kind, ckpt, vocab, untrained)
+            except (ValueError, FileNotFoundError) as e:
+                print(e, file=sys.stderr)
+                return 1
+            name = f"{kind}, untrained" if untrained else kind
+            scores[name] = grounding_score(model, videos, audio, visual, Path(args.ground_truth), args.segments)
+    print(f"where the sound-guided attention peaks, on the sampled seconds of {len(videos)} clips of {args.label_test}:")
     print(format_scores(scores))
     if args.out:
         checkpoints = {kind: {"path": ckpt, "sha256": sha256(ckpt)} for kind, ckpt in zip(args.model, args.checkpoint)}

@@ -163,6 +163,14 @@ class Runtime:
                              f"pass a multiple of {self.world}")
         return global_batch // self.world
 
+    def share(self, value):
+        """Rank 0's value, on every process."""
+        if self.world > 1:
+            box = [value]
+            dist.broadcast_object_list(box, src=0)
+            value = box[0]
+        return value
+
     def barrier(self) -> None:
         if self.world > 1:
             dist.barrier()
@@ -461,7 +469,7 @@ def fit(args: argparse.Namespace, kind: str, model: nn.Module, train_loader: Bat
         net = nn.parallel.DistributedDataParallel(model, device_ids=[rt.device.index] if rt.device.type == "cuda" else None)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=args.lr_step, gamma=args.lr_gamma)
-    start, best = 1, -math.inf
+    start, best, history = 1, -math.inf, []
     if args.resume and last_path.is_file():
         state = torch.load(last_path, map_location="cpu", weights_only=True)
         if state.get("model") != extra_meta["model"]:
@@ -472,10 +480,14 @@ def fit(args: argparse.Namespace, kind: str, model: nn.Module, train_loader: Bat
         torch.set_rng_state(state["rng"]["torch"])
         if torch.cuda.is_available() and state["rng"].get("cuda"):
             torch.cuda.set_rng_state_all(state["rng"]["cuda"])
-        start, best = state["epoch"] + 1, state["best"]
+        start, best, history = state["epoch"] + 1, state["best"], state.get("history", [])
         log.line(f"resumed from {last_path} after epoch {state['epoch']} (best so far {best:.2f})")
     elif args.resume:
         log.line(f"--resume: no {last_path} yet, starting from epoch 1")
+    if start == 1:  # the same model untrained: the reference every trained figure stands beside
+        score = rt.share(evaluate(model) if rt.main else None)
+        history.append({"epoch": 0, "val_accuracy": score})
+        log.line(f"epoch 0 (before training): val accuracy {score:.2f}")
     match_weight = getattr(args, "match_weight", 0.5)
     step = (start - 1) * len(train_loader)
     for epoch in range(start, args.epochs + 1):
@@ -506,24 +518,22 @@ def fit(args: argparse.Namespace, kind: str, model: nn.Module, train_loader: Bat
         lr = optimizer.param_groups[0]["lr"]
         scheduler.step()
         train_seconds = time.time() - t0
-        score = None
-        if rt.main:
-            score = evaluate(model)
-        if rt.world > 1:
-            box = [score]
-            dist.broadcast_object_list(box, src=0)
-            score = box[0]
+        score = rt.share(evaluate(model) if rt.main else None)
         log.scalar("train/lr", lr, epoch)
         log.scalar("val/accuracy", score, epoch)
         improved = score >= best
         best = max(best, score)
+        history.append({"epoch": epoch, "loss": round(sums["loss"] / max(seen, 1), 4),
+                        "answer_loss": round(sums["answer"] / max(seen, 1), 4),
+                        "match_loss": round(sums["match"] / max(seen, 1), 4) if kind == "avst" else None,
+                        "val_accuracy": score})
         log.line(f"epoch {epoch}: loss {sums['loss'] / max(seen, 1):.4f} (answer {sums['answer'] / max(seen, 1):.4f}"
                  + (f", match {sums['match'] / max(seen, 1):.4f}" if kind == "avst" else "")
                  + f"), lr {lr:.2e}, {seen * rt.world / train_seconds:.1f} samples/s, val accuracy {score:.2f}"
                  + (" (best, saved)" if improved else ""))
         if rt.main:
             payload = {"format": CHECKPOINT_FORMAT, **extra_meta, "state_dict": _plain_state(model), "epoch": epoch,
-                       "val_accuracy": score, "args": {k: v for k, v in vars(args).items()}}
+                       "val_accuracy": score, "history": history, "args": {k: v for k, v in vars(args).items()}}
             if improved:
                 save_checkpoint(best_path, payload)
             save_checkpoint(last_path, {**payload, "optimizer": optimizer.state_dict(),
@@ -563,7 +573,8 @@ def run_qa(kind: str, argv: Sequence[str] | None = None, description: str = "") 
             log.line(f"{model_kind}: {sum(p.numel() for p in model.parameters()):,} parameters, "
                      f"{len(splits['train'].samples)} train / {len(splits['val'].samples)} val questions, "
                      f"T={total} seconds per video, device {rt.device}, {rt.world} process(es)")
-            if model_kind == "avst" and not args.resume:
+            resuming = args.resume and (save_dir / f"{args.checkpoint}_last.pt").is_file()
+            if model_kind == "avst" and not resuming:  # a resumed run has its weights in _last.pt
                 src = args.pretrained_grounding
                 if src and src.lower() != "none":
                     if not Path(src).is_file():
@@ -668,15 +679,26 @@ def run_grounding(argv: Sequence[str] | None = None, description: str = "") -> i
         path = args.label_val if args.mode == "val" else args.label_test
         videos = videos_of(path)
         audio, visual, total = feature_stores(args, videos, True)
+        ckpt = save_dir / f"{args.checkpoint}_best.pt"
         model = AudioVisualGrounding()
         try:
-            load_trained_state(save_dir / f"{args.checkpoint}_best.pt", "grounding", model, None)
+            meta = load_trained_state(ckpt, "grounding", model, None)
         except (ValueError, FileNotFoundError) as e:
             raise SystemExit(str(e)) from None
-        model.to(rt.device)
+        torch.manual_seed(int(meta.get("args", {}).get("seed", 1)))
+        untrained = AudioVisualGrounding()  # the reference: the same model as its training run built it
         loader = make_loader(GroundingDataset(videos, audio, visual, min(10, total), seed=args.seed + 2),
                              args.eval_batch_size, False, rt, args.num_workers, args.seed)
-        print(f"match accuracy on {len(videos)} {args.mode} videos: {match_accuracy(model, loader, rt, args.quiet):.2f} %")
+        scores = {name: match_accuracy(m.to(rt.device), loader, rt, args.quiet)
+                  for name, m in (("trained", model), ("untrained", untrained))}
+        print(f"match accuracy on {len(videos)} {args.mode} videos ({len(loader.dataset)} pairs): "
+              f"{scores['trained']:.2f} % (the same model untrained: {scores['untrained']:.2f} %; chance 50 %)")
+        results = Path(args.results) if args.results else save_dir / f"{args.checkpoint}_{Path(path).stem}.json"
+        atomic_write_text(results, json.dumps({"model": "grounding", "checkpoint": str(ckpt),
+                                               "checkpoint_sha256": sha256(ckpt), "annotations": path,
+                                               "videos": len(videos), "pairs": len(loader.dataset),
+                                               "match_accuracy": round(scores["trained"], 2),
+                                               "untrained_match_accuracy": round(scores["untrained"], 2)}, indent=1))
         return 0
     finally:
         log.close()

@@ -4,7 +4,7 @@ import json
 import numpy as np
 from PIL import Image
 
-from avqa.grounding_score import cells_in_box, score_map, single_source_seconds
+from avqa.grounding_score import cells_in_box, score_map, scored_seconds
 from avqa.visualize import sheet_size
 from conftest import run
 
@@ -28,14 +28,30 @@ def test_a_peak_inside_the_box_is_a_hit_and_outside_is_not():
     assert not hit and np.isclose(mass, 9 / 200)
 
 
-def test_only_seconds_with_one_audible_instrument_count():
-    box = [0, 0, 10, 10]
-    gt = {"sound_from": None, "instruments": [
-        {"audible": True, "playing": [[0, 3]], "boxes": [box] * 4},
-        {"audible": True, "playing": [[2, 4]], "boxes": [box] * 4},
-        {"audible": False, "playing": [], "boxes": [box] * 4}]}
-    assert [s for s, _ in single_source_seconds(gt, [0, 1, 2, 3])] == [0, 1, 3]
-    assert single_source_seconds(dict(gt, sound_from="90000001"), [0, 1]) == []
+def test_which_seconds_each_score_counts():
+    # a 140x140 frame: three instruments side by side; the first plays in 0..3, the second in 2..4, the third never
+    boxes = [[0, 0, 40, 140], [50, 0, 90, 140], [100, 0, 140, 140]]
+    gt = {"sound_from": None, "width": 140, "height": 140, "instruments": [
+        {"audible": True, "playing": [[0, 3]], "boxes": [boxes[0]] * 4},
+        {"audible": True, "playing": [[2, 4]], "boxes": [boxes[1]] * 4},
+        {"audible": False, "playing": [], "boxes": [boxes[2]] * 4}]}
+    got = scored_seconds(gt, [0, 1, 2, 3])
+    assert [s for s, _, _ in got["single_source"]] == [0, 1, 3]
+    # every second has a silent instrument in view beside a playing one
+    assert [s for s, _, _ in got["sounding_vs_silent"]] == [0, 1, 2, 3]
+    second, target, silent = got["sounding_vs_silent"][2]  # second 2: the first two play, the third is silent
+    assert np.array_equal(target, cells_in_box(boxes[0], 140, 140) | cells_in_box(boxes[1], 140, 140))
+    assert np.array_equal(silent, cells_in_box(boxes[2], 140, 140))
+    # a clip carrying another clip's sound counts for neither score
+    assert scored_seconds(dict(gt, sound_from="90000001"), [0, 1]) == {"sounding_vs_silent": [], "single_source": []}
+
+
+def test_a_cell_shared_by_a_playing_and_a_silent_box_is_no_hit():
+    gt = {"sound_from": None, "width": 140, "height": 140, "instruments": [
+        {"audible": True, "playing": [[0, 1]], "boxes": [[0, 0, 60, 140]]},
+        {"audible": True, "playing": [], "boxes": [[40, 0, 100, 140]]}]}
+    (_, target, silent), = scored_seconds(gt, [0])["sounding_vs_silent"]
+    assert not (target & silent).any() and target[:, :4].all() and silent[:, 4:7].all()
 
 
 def test_grounding_score_command(trained, tiny_features):
@@ -46,11 +62,14 @@ def test_grounding_score_command(trained, tiny_features):
               "--label_test", str(d / "json" / "avqa-train.json"), "--ground_truth", str(d / "ground_truth"),
               "--audio_dir", str(d / "feats" / "vggish"), "--video_res14x14_dir", str(d / "feats" / "res18_14x14"),
               "--out", str(trained / "score.json")).stdout
-    assert "pointing game" in out and "chance" in out
+    assert "pointing game" in out and "chance" in out and "sounding vs silent" in out
     scores = json.loads((trained / "score.json").read_text())["scores"]
-    assert set(scores) == {"grounding", "avst"}
+    assert set(scores) == {"grounding", "grounding, untrained", "avst", "avst, untrained"}
     for s in scores.values():
-        assert s["seconds_scored"] > 0 and 0 <= s["pointing_game"] <= 100 and 0 < s["chance"] < 100
+        pg = s["pointing_game"]
+        assert pg["seconds_scored"] > 0 and 0 <= pg["hit"] <= 100 and 0 < pg["chance"] < 100
+    # untrained AVST builds its audio encoder first from the same seed as untrained grounding: same attention
+    assert scores["avst, untrained"] == scores["grounding, untrained"]
 
 
 def _common(d):
