@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -24,10 +25,13 @@ import torch
 
 from .utils import atomic_write_text, metadata_path, sha256
 
+INTERRUPTED = "interrupted last time: resuming"
 # the synthetic-demo recipe (the original recipe stays the scripts' default; see README)
-DEMO = {"grounding": ["--epochs", "20", "--lr", "1e-3", "--lr_step", "10"],
-        "avst": ["--epochs", "12", "--lr", "5e-4", "--lr_step", "8", "--batch-size", "32"]}
-TINY = {"clips": ["--num_clips", "16", "--seconds", "4", "--width", "160", "--height", "120", "--fps", "12",
+DEMO = {"grounding": ["--epochs", "20", "--lr", "1e-3", "--lr_step", "20", "--batch-size", "16"],
+        "avst": ["--epochs", "8", "--lr", "5e-4", "--lr_step", "6", "--batch-size", "32"]}
+SYNTHETIC_RES18 = Path(__file__).resolve().parents[1] / "feat_script" / "weights" / "resnet18_synthetic.pth"
+TINY = {"vggish_weights": ["--size", "6", "--heldout", "2", "--epochs", "1"],
+        "clips": ["--num_clips", "16", "--seconds", "4", "--width", "160", "--height", "120", "--fps", "12",
                   "--split", "0.5,0.25,0.25", "--questions_per_clip", "10"],
         "grounding": ["--epochs", "1", "--batch-size", "16"],
         "avst": ["--epochs", "1", "--batch-size", "16"]}
@@ -42,6 +46,7 @@ class Stage:
     check: Callable[[], str | None]          # None when the outputs are valid, else why not
     outputs: list[Path]
     config: dict = field(default_factory=dict)
+    keep_outputs: bool = False               # True: the stage itself knows which of its old outputs still hold
 
 
 class Pipeline:
@@ -53,6 +58,7 @@ class Pipeline:
         self.tiny = args.tiny
         self.stages: dict[str, Stage] = {}
         self.report: list[dict] = []
+        self.replaced: dict[str, dict | None] = {}  # the stamp of each stage being redone, from its last run
         self._define()
 
     # ------------------------------------------------------------------ stage bookkeeping
@@ -78,7 +84,20 @@ class Pipeline:
             return "settings changed"
         if stamp.get("upstream") != self._upstream(stage):
             return "an earlier stage was redone"
+        if not stamp.get("complete", True):
+            return INTERRUPTED
         return stage.check()
+
+    def _clear(self, stage: Stage) -> None:
+        """Outputs made from other inputs or settings (or of unknown origin) are removed before a stage reruns."""
+        for p in stage.outputs:
+            if p.is_dir():
+                shutil.rmtree(p)
+            elif p.exists():
+                p.unlink()
+            meta = metadata_path(p)
+            if p.parent.name == "feats" and meta.exists():
+                meta.unlink()
 
     def run(self) -> int:
         t_all = time.time()
@@ -90,7 +109,12 @@ class Pipeline:
                 print(f"[{stage.name}] complete, skipped", flush=True)
             else:
                 print(f"\n== {stage.name}: {stage.what} ({why}) ==", flush=True)
-                self._stamp_path(stage.name).unlink(missing_ok=True)
+                self.replaced[stage.name] = self._stamp(stage.name)
+                if why in ("not run yet", "settings changed", "an earlier stage was redone") and not stage.keep_outputs:
+                    self._clear(stage)
+                # marked as started: a run killed in this stage resumes it next time, keeping what it finished
+                atomic_write_text(self._stamp_path(stage.name), json.dumps(
+                    {"config": stage.config, "upstream": self._upstream(stage), "run_id": None, "complete": False}))
                 try:
                     stage.run()
                 except SystemExit as e:
@@ -103,7 +127,7 @@ class Pipeline:
                     return 1
                 run_id = hashlib.sha1(f"{stage.name}{time.time()}".encode()).hexdigest()[:12]
                 atomic_write_text(self._stamp_path(stage.name), json.dumps(
-                    {"config": stage.config, "upstream": self._upstream(stage), "run_id": run_id}))
+                    {"config": stage.config, "upstream": self._upstream(stage), "run_id": run_id, "complete": True}))
                 status = "ran"
             self.report.append({"stage": stage.name, "status": status, "seconds": round(time.time() - t0, 1),
                                 "outputs": [str(p) for p in stage.outputs]})
@@ -116,6 +140,8 @@ class Pipeline:
         from .features.extract import (extract_audio, extract_frames, extract_vggish, extract_visual, valid_frames,
                                        valid_npy, valid_wav)
         from .features.logmel import SAMPLE_RATE
+        from .features.pretrain import RECIPES
+        from .train import run_grounding
         from .synthetic.generate import describe, generate, is_complete, parse_args as gen_args
         a, d, o = self.args, self.data, self.out
         gen_flags = ["--out", str(d), "--seed", str(a.seed), *(TINY["clips"] if self.tiny else []),
@@ -190,6 +216,33 @@ class Pipeline:
             return None
 
         feats = d / "feats"
+        vggish_weights = d / "weights" / "vggish_synthetic.pth"
+        res18_weights = SYNTHETIC_RES18
+
+        def weights_check(path: Path, remake: str) -> Callable[[], str | None]:
+            """The weights file matches the sha256 its record gives (a damaged or replaced file is remade)."""
+            def check():
+                recorded = _recorded_sha256(path)
+                if recorded is None:
+                    return f"{path} has no record beside it ({remake})"
+                return None if path.is_file() and sha256(path) == recorded else f"{path} missing or damaged ({remake})"
+            return check
+
+        def bundled_weights_ok():
+            problem = weights_check(res18_weights, "restore it with git checkout, or remake it with "
+                                                   "python -m avqa.features.pretrain res18, about 10 minutes")()
+            if problem:
+                raise SystemExit(problem)
+
+        def pretrain_vggish():
+            from .features.pretrain import main as pretrain_main
+            _exit(pretrain_main(["vggish", "--out", str(vggish_weights), *(TINY["vggish_weights"] if self.tiny else [])]))
+
+        def extract_14x14(name: str, bf16: bool):
+            bundled_weights_ok()
+            _report(extract_visual(name, d / "videos", feats / name, seconds, str(res18_weights), 0, a.device, bf16,
+                                   None, 2, True))
+
         train = lambda: [  # noqa: E731
             "--audio_dir", str(feats / "vggish"), "--video_res14x14_dir", str(feats / "res18_14x14"),
             "--label_train", str(d / "json" / "avqa-train.json"), "--label_val", str(d / "json" / "avqa-val.json"),
@@ -203,7 +256,9 @@ class Pipeline:
 
         def train_qa(model: str):
             from .train import run_qa
-            flags = [*train(), *avst_flags, "--model", model, "--model_save_dir", str(o / model), "--checkpoint", model]
+            # --resume: continues a run killed in this stage (its outputs are cleared whenever its inputs change)
+            flags = [*train(), *avst_flags, "--model", model, "--model_save_dir", str(o / model), "--checkpoint", model,
+                     "--resume"]
             if model == "avst":
                 flags += ["--pretrained_grounding", str(grd_ckpt)]
             _exit(run_qa("avst", flags))
@@ -217,8 +272,7 @@ class Pipeline:
         shipped = Path(__file__).resolve().parents[1] / "net_grd_avst" / "avst_models" / "avst.pt"
 
         def pretrain():
-            from .train import run_grounding
-            _exit(run_grounding([*train(), *grd_flags, "--model_save_dir", str(o / "grounding")]))
+            _exit(run_grounding([*train(), *grd_flags, "--model_save_dir", str(o / "grounding"), "--resume"]))
 
         def score():
             from .grounding_score import main as score_main
@@ -245,30 +299,35 @@ class Pipeline:
                 {"checkpoints": {k: sha256(p) for k, p in vis_ckpts.items()}, "sheets": written}, indent=1))
 
         def make_set():
+            # a set this pipeline made before (its stamp says so) is its own to replace when the settings change
+            gen.force = gen.force or self.replaced.get("generate") is not None
             print(describe(gen, generate(gen)))
 
         defs = [
             Stage("generate", "synthetic MUSIC-AVQA-format clips, annotations, ground truth", [], make_set, gen_check,
-                  [d / "videos", d / "json", d / "ground_truth"], {"flags": gen_flags}),
+                  [d / "videos", d / "json", d / "ground_truth"], {"flags": gen_flags}, keep_outputs=True),
             Stage("audio", "16 kHz wav of every clip", ["generate"],
                   lambda: _report(extract_audio(d / "videos", d / "audio")),
                   lambda: each_file(d / "audio", ".wav", lambda p: valid_wav(p, SAMPLE_RATE)), [d / "audio"]),
             Stage("frames", "1 fps JPEG frames", ["generate"],
                   lambda: _report(extract_frames(d / "videos", d / "frames", seconds)),
                   lambda: each_file(d / "frames", "", lambda p: valid_frames(p, seconds)), [d / "frames"]),
-            Stage("vggish", "VGGish features [T,128] (seeded random init: no weights here)", ["audio"],
-                  lambda: _report(extract_vggish(d / "audio", feats / "vggish", seconds, None, 0, a.device, False, 2,
-                                                 False)),
+            Stage("vggish_weights", "VGGish taught to name the playing instruments on a synthetic sound corpus", [],
+                  pretrain_vggish, weights_check(vggish_weights, "made anew"), [vggish_weights],
+                  {"flags": TINY["vggish_weights"] if self.tiny else [], "recipe": RECIPES["vggish"]}),
+            Stage("vggish", "VGGish features [T,128] (the weights above)", ["audio", "vggish_weights"],
+                  lambda: _report(extract_vggish(d / "audio", feats / "vggish", seconds, str(vggish_weights), 0,
+                                                 a.device, False, 2, True)),
                   feats_check("vggish", (128,)), [feats / "vggish"]),
-            Stage("res18_14x14", "ResNet-18 14x14 features [T,512,14,14] (seeded random init)", ["generate"],
-                  lambda: _report(extract_visual("res18_14x14", d / "videos", feats / "res18_14x14", seconds, None, 0,
-                                                 a.device, False, None, 2, False)),
-                  feats_check("res18_14x14", (512, 14, 14)), [feats / "res18_14x14"]),
-            # the two feature kinds no model here reads are made in bfloat16 (recorded in their metadata)
-            Stage("res18", "ResNet-18 pooled features [T,512] (seeded random init, bfloat16)", ["generate"],
-                  lambda: _report(extract_visual("res18", d / "videos", feats / "res18", seconds, None, 0, a.device,
-                                                 True, None, 2, False)),
-                  feats_check("res18", (512,)), [feats / "res18"]),
+            Stage("res18_14x14", f"ResNet-18 14x14 features [T,512,14,14] (the bundled {res18_weights.name})",
+                  ["generate"], lambda: extract_14x14("res18_14x14", False),
+                  feats_check("res18_14x14", (512, 14, 14)), [feats / "res18_14x14"],
+                  {"weights_sha256": _recorded_sha256(res18_weights)}),
+            # the two feature kinds no model here reads: --tiny checks their extractors end to end, in bfloat16
+            # (recorded in their metadata); the main job leaves them out to keep within its time
+            Stage("res18", f"ResNet-18 pooled features [T,512] ({res18_weights.name}, bfloat16)", ["generate"],
+                  lambda: extract_14x14("res18", True), feats_check("res18", (512,)), [feats / "res18"],
+                  {"weights_sha256": _recorded_sha256(res18_weights)}),
             Stage("r2plus1d_18", "R(2+1)D-18 features [T,512] (seeded random init, bfloat16)", ["generate"],
                   lambda: _report(extract_visual("r2plus1d_18", d / "videos", feats / "r2plus1d_18", seconds, None, 0,
                                                  a.device, True, None, 2, False)),
@@ -276,6 +335,10 @@ class Pipeline:
             Stage("grounding", "grounding pre-training", ["vggish", "res18_14x14"],
                   pretrain, finished(o / "grounding", "main_grounding_gen", g_epochs, "grounding"), [o / "grounding"],
                   {"flags": grd_flags}),
+            Stage("test_grounding", "grounding's match accuracy on the test split", ["grounding"],
+                  lambda: _exit(run_grounding([*train(), "--mode", "test", "--model_save_dir", str(o / "grounding"),
+                                               "--results", str(o / "grounding_test.json")])),
+                  tested(o / "grounding_test.json", grd_ckpt), [o / "grounding_test.json"]),
             Stage("avst", "AVST training, starting from the grounding model", ["grounding"],
                   lambda: train_qa("avst"), finished(o / "avst", "avst", a_epochs, "avst"), [o / "avst"],
                   {"flags": avst_flags}),
@@ -289,7 +352,7 @@ class Pipeline:
                   lambda: test_qa("question_only"),
                   tested(o / "question_only_test.json", o / "question_only" / "question_only.pt"),
                   [o / "question_only_test.json"]),
-            Stage("grounding_score", "pointing game against the known boxes", ["avst", "grounding"], score,
+            Stage("grounding_score", "where the attention peaks, against the known boxes", ["avst", "grounding"], score,
                   tested(o / "grounding_score.json", o / "avst" / "avst.pt",
                          lambda r: r.get("checkpoints", {}).get("avst", {}).get("sha256")),
                   [o / "grounding_score.json"]),
@@ -297,6 +360,8 @@ class Pipeline:
                   sheets_check, [o / "vis" / "avst", o / "vis" / "grounding", vis_manifest],
                   {"sheets": a.sheets}),
         ]
+        if not self.tiny:
+            defs = [s for s in defs if s.name not in ("res18", "r2plus1d_18")]
         if not self.tiny and shipped.is_file():  # the default set: the bundled checkpoint must score as recorded
             defs.append(Stage("test_bundled", "the bundled AVST checkpoint on this test split", ["vggish", "res18_14x14"],
                               lambda: test_qa("avst", shipped.parent, o / "bundled_avst_test.json"),
@@ -323,11 +388,28 @@ class Pipeline:
                     f"{tables[m][row]['accuracy']:>15.2f}%" if tables[m][row]["accuracy"] is not None else f"{'-':>16}"
                     for m in tables))
             if len(tables) == 2:
-                gap = tables["avst"]["Overall"]["accuracy"] - tables["question_only"]["Overall"]["accuracy"]
-                print(f"  AVST - question only, overall: {gap:+.2f} points")
+                gaps = {row: tables["avst"][row]["accuracy"] - tables["question_only"][row]["accuracy"]
+                        for row in ("Overall", "AV Location", "AV Temporal")
+                        if None not in (tables["avst"][row]["accuracy"], tables["question_only"][row]["accuracy"])}
+                print("  AVST - question only: " + ", ".join(f"{row} {gap:+.2f}" for row, gap in gaps.items())
+                      + " points")
+        grounding = o / "grounding" / "main_grounding_gen_last.pt"
+        if grounding.exists():
+            history = torch.load(grounding, map_location="cpu", weights_only=True).get("history", [])
+            if history:
+                best = max(h["val_accuracy"] for h in history[1:]) if len(history) > 1 else None
+                print(f"\ngrounding pre-training, val match accuracy (chance 50%): before training "
+                      f"{history[0]['val_accuracy']:.2f}%" + (f", best {best:.2f}%" if best is not None else ""))
+                print("  train loss by epoch (ln 2 = 0.693 is chance): "
+                      + " ".join(f"{h['loss']:.3f}" for h in history[1:]))
+        if (o / "grounding_test.json").exists():
+            r = json.loads((o / "grounding_test.json").read_text())
+            print(f"  test match accuracy ({r['pairs']} pairs): {r['match_accuracy']:.2f}% "
+                  f"(the same model untrained: {r['untrained_match_accuracy']:.2f}%)")
         score = o / "grounding_score.json"
         if score.exists():
-            print("\ngrounding (seconds with one sounding instrument; chance = uniform attention):")
+            print("\nwhere the sound-guided attention peaks on the test clips (untrained: the same model and seed, "
+                  "no training;\nchance: uniform attention):")
             print(format_scores(json.loads(score.read_text())["scores"]))
         print("\nstages:")
         for r in self.report:
@@ -357,12 +439,21 @@ def bundle(data: Path, out: Path, dest: Path = Path("net_grd_avst/avst_models"))
     feats = {n: json.loads((data / "feats" / f"{n}.json").read_text()) for n in ("vggish", "res18_14x14")}
     recorded = {"table": report["table"], "made_with": "python -m avqa.pipeline --bundle", "recipe": DEMO,
                 "synthetic": json.loads((data / "synthetic.json").read_text())["flags"],
-                "features": {n: {k: m[k] for k in ("init", "seconds", "precision", "preprocessing")}
-                             for n, m in feats.items()},
+                "features": {n: {k: m.get(k) for k in ("init", "weights_sha256", "trained_on", "seconds", "precision",
+                                                       "preprocessing")} for n, m in feats.items()},
                 "torch": torch.__version__, "epoch": ckpt["epoch"], "val_accuracy": ckpt["val_accuracy"]}
     (dest / "avst_recorded.json").unlink(missing_ok=True)
     atomic_write_text(dest / "avst_recorded.json", json.dumps(recorded, indent=1))
     print(f"bundled {dest / 'avst.pt'} (overall test accuracy {report['table']['Overall']['accuracy']:.2f})")
+
+
+def _recorded_sha256(weights: Path) -> str | None:
+    """The sha256 a weights file's record gives (a stage made with other weights is redone)."""
+    from .features.backbones import record_path
+    try:
+        return json.loads(record_path(weights).read_text())["sha256"]
+    except (OSError, ValueError, KeyError):
+        return None
 
 
 def _exit(code: int | None) -> None:
@@ -380,7 +471,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--data", default="data", help="dataset and features (default: data, where every script looks)")
     p.add_argument("--out", default="outputs", help="models, reports and sheets (default: outputs)")
     p.add_argument("--tiny", action="store_true", help="16 clips of 4 s and one epoch: a quick end-to-end check")
-    p.add_argument("--num_clips", type=int, default=None, help="clips to generate (default: 240, or 16 with --tiny)")
+    p.add_argument("--num_clips", type=int, default=None, help="clips to generate (default: 480, or 16 with --tiny)")
     p.add_argument("--seed", type=int, default=0, help="seed of the synthetic set")
     p.add_argument("--sheets", type=int, default=6, help="attention sheets to write")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")

@@ -9,7 +9,8 @@ import torch
 
 from conftest import run
 
-STAGES = ["generate", "audio", "frames", "vggish", "res18_14x14", "res18", "r2plus1d_18", "grounding", "avst",
+STAGES = ["generate", "audio", "frames", "vggish_weights", "vggish", "res18_14x14", "res18", "r2plus1d_18", "grounding",
+          "test_grounding", "avst",
           "question_only", "test_avst", "test_question_only", "grounding_score", "visualise"]
 
 
@@ -39,9 +40,16 @@ def test_every_stage_runs_and_leaves_valid_outputs(pipeline):
         assert torch.load(o / model / f"{model}.pt", weights_only=True)["model"] == model
         table = json.loads((o / f"{model}_test.json").read_text())["table"]
         assert 0 <= table["Overall"]["accuracy"] <= 100
-    assert json.loads((o / "grounding_score.json").read_text())["scores"]["avst"]["chance"] > 0
+    scores = json.loads((o / "grounding_score.json").read_text())["scores"]
+    assert set(scores) == {"grounding", "grounding, untrained", "avst", "avst, untrained"}
+    assert scores["avst"]["pointing_game"]["chance"] > 0
     assert len(list((o / "vis" / "avst").glob("*.png"))) >= 1 and list((o / "vis" / "grounding").glob("*.png"))
-    assert "AVST - question only, overall" in first.stdout and "pointing game" in first.stdout
+    assert "AVST - question only: Overall" in first.stdout and "pointing game" in first.stdout
+    assert "grounding pre-training, val match accuracy (chance 50%): before training" in first.stdout
+    # the backbones the features come from: trained on the synthetic world, recorded in the metadata
+    for name in ("vggish", "res18_14x14"):
+        meta = json.loads((d / "feats" / f"{name}.json").read_text())
+        assert meta["init"] == "pretrained" and meta["trained_on"].startswith("synthetic world")
     assert "avqa-train.json:" in first.stdout and "per template:" in first.stdout  # the set's statistics
 
 
