@@ -95,9 +95,6 @@ class Pipeline:
                 shutil.rmtree(p)
             elif p.exists():
                 p.unlink()
-            meta = metadata_path(p)
-            if p.parent.name == "feats" and meta.exists():
-                meta.unlink()
 
     def run(self) -> int:
         t_all = time.time()
@@ -216,6 +213,10 @@ class Pipeline:
             return None
 
         feats = d / "feats"
+
+        def feature_outputs(name: str) -> list[Path]:
+            return [feats / name, metadata_path(feats / name)]
+
         vggish_weights = d / "weights" / "vggish_synthetic.pth"
         res18_weights = SYNTHETIC_RES18
 
@@ -241,7 +242,7 @@ class Pipeline:
         def extract_14x14(name: str, bf16: bool):
             bundled_weights_ok()
             _report(extract_visual(name, d / "videos", feats / name, seconds, str(res18_weights), 0, a.device, bf16,
-                                   None, 2, True))
+                                   None, 2, False))
 
         train = lambda: [  # noqa: E731
             "--audio_dir", str(feats / "vggish"), "--video_res14x14_dir", str(feats / "res18_14x14"),
@@ -317,21 +318,21 @@ class Pipeline:
                   {"flags": TINY["vggish_weights"] if self.tiny else [], "recipe": RECIPES["vggish"]}),
             Stage("vggish", "VGGish features [T,128] (the weights above)", ["audio", "vggish_weights"],
                   lambda: _report(extract_vggish(d / "audio", feats / "vggish", seconds, str(vggish_weights), 0,
-                                                 a.device, False, 2, True)),
-                  feats_check("vggish", (128,)), [feats / "vggish"]),
+                                                 a.device, False, 2, False)),
+                  feats_check("vggish", (128,)), feature_outputs("vggish")),
             Stage("res18_14x14", f"ResNet-18 14x14 features [T,512,14,14] (the bundled {res18_weights.name})",
                   ["generate"], lambda: extract_14x14("res18_14x14", False),
-                  feats_check("res18_14x14", (512, 14, 14)), [feats / "res18_14x14"],
+                  feats_check("res18_14x14", (512, 14, 14)), feature_outputs("res18_14x14"),
                   {"weights_sha256": _recorded_sha256(res18_weights)}),
             # the two feature kinds no model here reads: --tiny checks their extractors end to end, in bfloat16
             # (recorded in their metadata); the main job leaves them out to keep within its time
             Stage("res18", f"ResNet-18 pooled features [T,512] ({res18_weights.name}, bfloat16)", ["generate"],
-                  lambda: extract_14x14("res18", True), feats_check("res18", (512,)), [feats / "res18"],
+                  lambda: extract_14x14("res18", True), feats_check("res18", (512,)), feature_outputs("res18"),
                   {"weights_sha256": _recorded_sha256(res18_weights)}),
             Stage("r2plus1d_18", "R(2+1)D-18 features [T,512] (seeded random init, bfloat16)", ["generate"],
                   lambda: _report(extract_visual("r2plus1d_18", d / "videos", feats / "r2plus1d_18", seconds, None, 0,
                                                  a.device, True, None, 2, False)),
-                  feats_check("r2plus1d_18", (512,)), [feats / "r2plus1d_18"]),
+                  feats_check("r2plus1d_18", (512,)), feature_outputs("r2plus1d_18")),
             Stage("grounding", "grounding pre-training", ["vggish", "res18_14x14"],
                   pretrain, finished(o / "grounding", "main_grounding_gen", g_epochs, "grounding"), [o / "grounding"],
                   {"flags": grd_flags}),

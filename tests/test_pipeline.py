@@ -70,3 +70,18 @@ def test_deleting_a_stage_redoes_it_and_what_follows(pipeline):
     next((root / "out" / "vis" / "grounding").glob("*.png")).unlink()  # one sheet of the last stage
     out = run(*args).stdout
     assert [s for s in STAGES if f"== {s}:" in out] == ["visualise"]
+
+
+def test_a_new_set_never_inherits_the_old_sets_outputs(pipeline, tmp_path):
+    """Clips of a regenerated set reuse the ids of the old one: their sound, frames and features are made anew."""
+    root, args, _ = pipeline
+    shutil.copytree(root, tmp_path / "copy")
+    d, o = tmp_path / "copy" / "data", tmp_path / "copy" / "out"
+    old = {p.name: p.read_bytes() for p in (d / "audio").glob("*.wav")}
+    out = run("-m", "avqa.pipeline", "--tiny", "--data", str(d), "--out", str(o), "--seed", "1").stdout
+    assert "[extract_audio] 16 written, 0 already complete" in out
+    assert "[extract_frames] 16 written, 0 already complete" in out
+    assert "[vggish] 16 written, 0 already complete" in out
+    new = {p.name: p.read_bytes() for p in (d / "audio").glob("*.wav")}
+    shared = set(old) & set(new)
+    assert len(shared) >= 10 and all(old[n] != new[n] for n in shared)
