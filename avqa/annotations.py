@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
+from .utils import relative_hint, user_errors
+
 # ----------------------------------------------------------------------------- vocabulary facts
 
 INSTRUMENTS: tuple[str, ...] = (
@@ -167,7 +169,7 @@ def load_annotations(path: str | Path, check: bool = True) -> list[dict]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(
-            f"annotation file {path} not found: generate the synthetic set (python -m avqa.synthetic) "
+            f"annotation file {path} not found{relative_hint(path)}: generate the synthetic set (python -m avqa.synthetic) "
             f"or download the real annotations (python -m avqa.download)")
     try:
         samples = json.loads(path.read_text(encoding="utf-8"))
@@ -265,6 +267,7 @@ def format_statistics(name: str, st: dict, details: bool = True) -> str:
     return "\n".join(lines)
 
 
+@user_errors
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description="Validate MUSIC-AVQA annotation files and print their statistics.")
     p.add_argument("files", nargs="+", help="annotation JSON files (real or synthetic)")

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Sequence
 
 from .annotations import AnnotationError, statistics, validate
-from .utils import atomic_write_text
+from .utils import atomic_write_text, user_errors
 
 BASE = "https://raw.githubusercontent.com/GeWu-Lab/MUSIC-AVQA/main/data"
 FILES = {
@@ -32,6 +32,7 @@ def fetch(url: str, timeout: float = 60) -> bytes:
         return r.read()
 
 
+@user_errors
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="data/music_avqa", help="destination folder (default: data/music_avqa)")

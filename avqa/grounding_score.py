@@ -30,7 +30,7 @@ import torch
 from .annotations import Vocab, load_annotations
 from .data import AUDIO_SHAPE, VISUAL_SHAPE, FeatureStore, segment_seconds
 from .models import QA_MODELS, AudioVisualGrounding
-from .utils import atomic_write_text, sha256
+from .utils import atomic_write_text, sha256, user_errors
 
 GRID = 14
 
@@ -160,6 +160,7 @@ def load_model(kind: str, checkpoint: str | Path, vocab: Vocab | None, untrained
     return AudioVisualGrounding() if kind == "grounding" else QA_MODELS[kind](len(vocab.questions), len(vocab.answers))
 
 
+@user_errors
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", choices=["grounding", "avst"], action="append", required=True,

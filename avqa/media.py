@@ -107,8 +107,33 @@ def read_sampled_frames(path: str | Path, seconds: int, per_second: int = 1,
                 keep[n] = tail[n].to_ndarray(format="rgb24")
             frames.append(keep[n])
         info = {"fps": fps, "frames": count, "numbers": numbers, "height": frames[0].shape[0],
-                "width": frames[0].shape[1]}
+                "width": frames[0].shape[1], "declared_seconds": declared_seconds(container, stream)}
         return frames, info
+
+
+def declared_seconds(container, stream) -> float | None:
+    """The length the file claims (stream, else container); a damaged file decodes less than this."""
+    if stream.duration and stream.time_base:
+        return float(stream.duration * stream.time_base)
+    if container.duration:
+        return container.duration / av.time_base
+    return None
+
+
+def truncation_note(path: str | Path, decoded: float, declared: float | None, what: str) -> str | None:
+    """A warning when a file decodes at least a second less than it declares: truncated or damaged,
+    which padding would otherwise pass off as a short clip."""
+    if declared is None or declared - decoded < 1.0:
+        return None
+    return f"{path}: truncated or damaged: it declares {declared:.1f} s of {what} but only {decoded:.1f} s decode"
+
+
+def audio_seconds_declared(path: str | Path) -> float | None:
+    """The declared length of the first audio stream (None when unknown)."""
+    with _open(path) as container:
+        if not container.streams.audio:
+            return None
+        return declared_seconds(container, container.streams.audio[0])
 
 
 def read_audio(path: str | Path, sample_rate: int = 16000) -> tuple[np.ndarray, int]:

@@ -23,7 +23,7 @@ from typing import Callable, Sequence
 
 import torch
 
-from .utils import atomic_write_text, metadata_path, sha256
+from .utils import atomic_write_text, metadata_path, sha256, user_errors
 
 INTERRUPTED = "interrupted last time: resuming"
 # the synthetic-demo recipe (the original recipe stays the scripts' default; see README)
@@ -47,6 +47,7 @@ class Stage:
     outputs: list[Path]
     config: dict = field(default_factory=dict)
     keep_outputs: bool = False               # True: the stage itself knows which of its old outputs still hold
+    resumes: bool = False                    # True (training): only an interrupted run's outputs are kept, to resume
 
 
 class Pipeline:
@@ -107,7 +108,9 @@ class Pipeline:
             else:
                 print(f"\n== {stage.name}: {stage.what} ({why}) ==", flush=True)
                 self.replaced[stage.name] = self._stamp(stage.name)
-                if why in ("not run yet", "settings changed", "an earlier stage was redone") and not stage.keep_outputs:
+                fresh = why != INTERRUPTED if stage.resumes else why in (
+                    "not run yet", "settings changed", "an earlier stage was redone")
+                if fresh and not stage.keep_outputs:
                     self._clear(stage)
                 # marked as started: a run killed in this stage resumes it next time, keeping what it finished
                 atomic_write_text(self._stamp_path(stage.name), json.dumps(
@@ -335,18 +338,18 @@ class Pipeline:
                   feats_check("r2plus1d_18", (512,)), feature_outputs("r2plus1d_18")),
             Stage("grounding", "grounding pre-training", ["vggish", "res18_14x14"],
                   pretrain, finished(o / "grounding", "main_grounding_gen", g_epochs, "grounding"), [o / "grounding"],
-                  {"flags": grd_flags}),
+                  {"flags": grd_flags}, resumes=True),
             Stage("test_grounding", "grounding's match accuracy on the test split", ["grounding"],
                   lambda: _exit(run_grounding([*train(), "--mode", "test", "--model_save_dir", str(o / "grounding"),
                                                "--results", str(o / "grounding_test.json")])),
                   tested(o / "grounding_test.json", grd_ckpt), [o / "grounding_test.json"]),
             Stage("avst", "AVST training, starting from the grounding model", ["grounding"],
                   lambda: train_qa("avst"), finished(o / "avst", "avst", a_epochs, "avst"), [o / "avst"],
-                  {"flags": avst_flags}),
+                  {"flags": avst_flags}, resumes=True),
             Stage("question_only", "question-only reference, trained the same way", ["generate"],
                   lambda: train_qa("question_only"),
                   finished(o / "question_only", "question_only", a_epochs, "question_only"), [o / "question_only"],
-                  {"flags": avst_flags}),
+                  {"flags": avst_flags}, resumes=True),
             Stage("test_avst", "AVST on the test split", ["avst"], lambda: test_qa("avst"),
                   tested(o / "avst_test.json", o / "avst" / "avst.pt"), [o / "avst_test.json"]),
             Stage("test_question_only", "question-only on the test split", ["question_only"],
@@ -467,6 +470,7 @@ def _report(report) -> None:
     _exit(report.exit_code())
 
 
+@user_errors
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", default="data", help="dataset and features (default: data, where every script looks)")

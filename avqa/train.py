@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import hashlib
 import json
 import math
 import os
@@ -38,7 +39,8 @@ from .annotations import AnnotationError, QUESTION_TYPES, Vocab, load_annotation
 from .data import (AUDIO_SHAPE, VISUAL_SHAPE, AVQADataset, BatchLoader, FeatureError, FeatureStore,
                    GroundingDataset, encode_split, real_videos)
 from .models import QA_MODELS, AudioVisualGrounding, transfer_grounding
-from .utils import atomic_path, atomic_write_text, metadata_path, pick_device, progress, sha256
+from .utils import (at_least, atomic_path, atomic_write_text, check_writable, clean_stale_temps, metadata_path,
+                    pick_device, progress, relative_hint, sha256, torch_load, user_errors)
 
 CHECKPOINT_FORMAT = "avqa/1"
 MODEL_NAMES = {"AVQA_Fusion_Net": None, "avst": "avst", "baseline": "baseline", "question_only": "question_only"}
@@ -70,19 +72,20 @@ def build_parser(kind: str, description: str) -> argparse.ArgumentParser:
                    help="train annotations; the vocabularies are built from it (test mode too)")
     g.add_argument("--label_val", default=d["val"], help="validation annotations (model selection)")
     g.add_argument("--label_test", default=d["test"], help="test annotations")
-    g.add_argument("--segments", type=int, default=10,
+    g.add_argument("--segments", type=at_least(1), default=10,
                    help="seconds the model sees per video: every (T // segments)-th second ([::6] for T=60)")
     g.add_argument("--no_feature_check", action="store_true",
                    help="skip the NaN/inf scan of feature files (shapes are always checked)")
     o = p.add_argument_group("optimisation (defaults are the original recipe)")
-    o.add_argument("--batch-size", dest="batch_size", type=int, default=64, metavar="N",
+    o.add_argument("--batch-size", dest="batch_size", type=at_least(1), default=64, metavar="N",
                    help="global batch size (split across processes under torchrun)")
-    o.add_argument("--epochs", type=int, default=d["epochs"], metavar="N", help="epochs to train")
-    o.add_argument("--lr", type=float, default=1e-4, metavar="LR", help="Adam learning rate")
-    o.add_argument("--lr_step", type=int, default=8, help="StepLR step size in epochs")
-    o.add_argument("--lr_gamma", type=float, default=0.1, help="StepLR decay factor")
+    o.add_argument("--epochs", type=at_least(1), default=d["epochs"], metavar="N",
+                   help="epochs to train (with --resume: the total, counting the epochs already done)")
+    o.add_argument("--lr", type=at_least(0.0, float), default=1e-4, metavar="LR", help="Adam learning rate")
+    o.add_argument("--lr_step", type=at_least(1), default=8, help="StepLR step size in epochs")
+    o.add_argument("--lr_gamma", type=at_least(0.0, float, above=True), default=0.1, help="StepLR decay factor")
     if kind == "avst":
-        o.add_argument("--match_weight", type=float, default=0.5, help="weight of the match loss")
+        o.add_argument("--match_weight", type=at_least(0.0, float), default=0.5, help="weight of the match loss")
         o.add_argument("--pretrained_grounding", default="grounding_gen/models_grounding_gen/main_grounding_gen_best.pt",
                        help="grounding checkpoint whose fc_a1, fc_a2, fc_gl, fc1..fc4 start AVST; 'none' to start "
                             "from scratch")
@@ -97,15 +100,20 @@ def build_parser(kind: str, description: str) -> argparse.ArgumentParser:
                    help="AVQA_Fusion_Net is this script's model; question_only is the question-only reference")
     r.add_argument("--model_save_dir", default=d["save"], help="folder of checkpoints and logs")
     r.add_argument("--checkpoint", default=d["ckpt"], help="checkpoint name (<model_save_dir>/<checkpoint>.pt)")
-    r.add_argument("--resume", action="store_true", help="continue from <checkpoint>_last.pt if it exists")
+    r.add_argument("--resume", action="store_true",
+                   help="continue from <checkpoint>_last.pt if it exists; refused when the model, vocabularies, data "
+                        "files or recipe flags differ from those it was started with")
+    r.add_argument("--overwrite", action="store_true",
+                   help="train mode: replace the checkpoints already at <model_save_dir>/<checkpoint>*.pt (without "
+                        "it, a run never writes over a checkpoint it did not make: it stops and says what is there)")
     r.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: cuda when present)")
     r.add_argument("--gpu", default=None, help="original flag: sets CUDA_VISIBLE_DEVICES; prefer --device")
     r.add_argument("--amp", action="store_true",
                    help="mixed precision: bfloat16 (or float16 with loss scaling) on CUDA, bfloat16 on CPU")
-    r.add_argument("--num_workers", type=int, default=2,
+    r.add_argument("--num_workers", type=at_least(0), default=2,
                    help="batches prepared ahead in a background thread (0: prepare each batch when needed)")
-    r.add_argument("--eval_batch_size", type=int, default=64, help="batch size of validation and test")
-    r.add_argument("--log-interval", dest="log_interval", type=int, default=50, metavar="N",
+    r.add_argument("--eval_batch_size", type=at_least(1), default=64, help="batch size of validation and test")
+    r.add_argument("--log-interval", dest="log_interval", type=at_least(1), default=50, metavar="N",
                    help="batches between log lines")
     r.add_argument("--tensorboard_dir", default="runs", help="TensorBoard folder ('' to turn off)")
     r.add_argument("--results", default=None,
@@ -231,16 +239,18 @@ def train_step(model: nn.Module, batch: dict, optimizer: torch.optim.Optimizer, 
 @torch.no_grad()
 def predict_qa(model: nn.Module, loader: BatchLoader, rt: Runtime, quiet: bool = True, desc: str = "eval") -> dict:
     model.eval()
-    preds, labels, types, index = [], [], [], []
+    preds, labels, types, index, finite = [], [], [], [], []
     for batch in progress(loader, desc=desc, unit="batch", disable=quiet, leave=False):
         batch = to_device(batch, rt.device)
         with rt.autocast():
             logits = model(batch.get("audio"), batch.get("visual_posi"), None, batch["question"])[0]
         preds.append(logits.argmax(1).cpu())
+        finite.append(torch.isfinite(logits).all(1).cpu())
         labels.append(batch["label"].cpu())
         types.append(batch["type"].cpu())
         index.append(batch["index"].cpu())
-    return {k: torch.cat(v) for k, v in (("pred", preds), ("label", labels), ("type", types), ("index", index))}
+    return {k: torch.cat(v) for k, v in (("pred", preds), ("label", labels), ("type", types), ("index", index),
+                                         ("finite", finite))}
 
 
 @torch.no_grad()
@@ -306,11 +316,9 @@ def load_trained_state(path: str | Path, model_kind: str, model: nn.Module, voca
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} not found (train first, or check --model_save_dir/--checkpoint)")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - a pickle error or a truncated file
-        raise ValueError(f"{path}: not a loadable PyTorch checkpoint ({e})") from None
+        raise FileNotFoundError(f"checkpoint {path} not found{relative_hint(path)}: train first, or check "
+                                f"--model_save_dir and --checkpoint")
+    obj = torch_load(path)
     meta = {}
     if isinstance(obj, dict) and obj.get("format") == CHECKPOINT_FORMAT:
         if obj.get("model") != model_kind:
@@ -349,17 +357,131 @@ def load_trained_state(path: str | Path, model_kind: str, model: nn.Module, voca
     return meta
 
 
+# what a run was started with: a resumed run must match it, and it tells whose checkpoint a file is
+RECIPE_FLAGS = ("batch_size", "lr", "lr_step", "lr_gamma", "match_weight", "seed", "segments")
+
+
+def run_record(args: argparse.Namespace, model_kind: str, vocab: Vocab | None, feature_dirs: Sequence[str]) -> dict:
+    """Model kind, vocabularies, data files and feature settings by sha256, and the recipe flags."""
+    vocab_hash = None
+    if vocab is not None:
+        vocab_hash = hashlib.sha256("\n".join([*vocab.questions, "", *vocab.answers]).encode()).hexdigest()
+    data = {flag: sha256(getattr(args, flag)) for flag in ("label_train", "label_val")}
+    feats = {}
+    for d in feature_dirs:
+        meta = metadata_path(d)
+        feats[d] = sha256(meta) if meta.is_file() else None
+    return {"model": model_kind, "vocab_sha256": vocab_hash, "data_sha256": data,
+            "features_metadata_sha256": list(feats.values()),
+            "recipe": {k: getattr(args, k) for k in RECIPE_FLAGS if hasattr(args, k)}}
+
+
+def record_differences(then: dict, now: dict) -> list[str]:
+    """What differs between the record of a checkpoint and this run, in words (empty: the same run)."""
+    out = []
+    if then.get("model") != now["model"]:
+        return [f"the model ('{then.get('model')}' then, '{now['model']}' now)"]
+    if then.get("vocab_sha256") != now["vocab_sha256"]:
+        out.append("the vocabularies built from --label_train")
+    for flag, digest in now["data_sha256"].items():
+        old = then.get("data_sha256", {}).get(flag)
+        if old != digest:
+            out.append(f"the contents of --{flag} (sha256 {str(old)[:12]} then, {digest[:12]} now)")
+    if then.get("features_metadata_sha256") != now["features_metadata_sha256"]:
+        out.append("the feature folders' metadata (other backbone weights or settings)")
+    for k, v in now["recipe"].items():
+        if then.get("recipe", {}).get(k) != v:
+            out.append(f"--{k.replace('_', '-') if k == 'batch_size' else k} ({then.get('recipe', {}).get(k)} then, {v} now)")
+    return out
+
+
+def _legacy_record(state: dict, now: dict) -> dict:
+    """The record of a checkpoint written before runs were recorded: what it holds, the rest taken as now."""
+    then = dict(now, model=state.get("model"), recipe={k: state.get("args", {}).get(k, v) for k, v in now["recipe"].items()})
+    if "question_vocab" in state:
+        then["vocab_sha256"] = hashlib.sha256("\n".join([*state["question_vocab"], "",
+                                                         *state["answer_vocab"]]).encode()).hexdigest()
+    return then
+
+
+def _load_checkpoint_file(path: Path) -> dict:
+    state = torch_load(path)
+    if not isinstance(state, dict):
+        raise ValueError(f"{path} holds no checkpoint dictionary")
+    return state
+
+
+def _whose(path: Path, state: dict | None) -> str:
+    recorded = path.with_name(path.stem + "_recorded.json")
+    if recorded.is_file():
+        return f"{path} is the bundled checkpoint"
+    if state is None or state.get("format") != CHECKPOINT_FORMAT:
+        return f"{path} is a checkpoint this run did not make"
+    when = time.strftime("%Y-%m-%d %H:%M", time.localtime(path.stat().st_mtime))
+    return (f"{path} holds the '{state.get('model')}' model of another run (epoch {state.get('epoch')}, val accuracy "
+            f"{state.get('val_accuracy', float('nan')):.2f}, written {when})")
+
+
+def claim_outputs(args: argparse.Namespace, best_path: Path, last_path: Path, log_path: Path, record: dict,
+                  rt: "Runtime") -> dict | None:
+    """Decide, before any file is written, what this run may write; returns the state to resume from.
+
+    --resume continues <checkpoint>_last.pt only if it was started with the same model, vocabularies,
+    data files and recipe; otherwise, without --overwrite, no checkpoint already there is replaced.
+    """
+    if rt.main:
+        check_writable(best_path.parent, "--model_save_dir")
+        clean_stale_temps(best_path.parent)  # a checkpoint write killed midway
+    start_over = (f"start over with --overwrite (it replaces {best_path.name} and {last_path.name}), or train under "
+                  f"another --checkpoint name")
+    if args.resume and last_path.is_file() and not args.overwrite:
+        try:
+            state = _load_checkpoint_file(last_path)
+            if state.get("format") != CHECKPOINT_FORMAT or "optimizer" not in state:
+                raise ValueError(f"{last_path} is not an epoch checkpoint of this project")
+        except ValueError as e:
+            kept = f"; {best_path} is kept as it is" if best_path.is_file() else ""
+            raise SystemExit(f"cannot resume: {e}{kept}. To go on, {start_over}.") from None
+        diffs = record_differences(state.get("run") or _legacy_record(state, record), record)
+        if diffs:
+            raise SystemExit(f"cannot resume {last_path}: it was started with other settings than this run: "
+                             f"{'; '.join(diffs)}. Resume with the settings it was started with, or {start_over}.")
+        return state
+    existing = [p for p in (best_path, last_path) if p.is_file()]
+    if not existing:
+        return None
+    if args.overwrite:
+        if rt.main:
+            last_path.unlink(missing_ok=True)  # a kill before the first epoch ends must not resume the old run
+            print(f"--overwrite: replacing {', '.join(str(p) for p in existing)}", file=sys.stderr)
+        return None
+    try:
+        state = _load_checkpoint_file(existing[0])
+    except ValueError:
+        state = None
+    if args.resume and state is not None and state.get("run") and not record_differences(state["run"], record):
+        return None  # this run's own best checkpoint, killed before its first _last.pt was written
+    hint = "continue it with --resume, " if last_path.is_file() else ""
+    raise SystemExit(f"{_whose(existing[0], state)}; this run would write over it. To keep it, {hint}train under "
+                     f"another name with --checkpoint NAME (and test with the same --checkpoint); to replace it, "
+                     f"pass --overwrite.")
+
+
 # ----------------------------------------------------------------------------- logs
 
 
 class RunLog:
     """A plain-text log beside the checkpoint, plus TensorBoard scalars (rank 0 only)."""
 
-    def __init__(self, path: Path | None, tensorboard_dir: str, name: str, enabled: bool):
+    def __init__(self, path: Path | None, tensorboard_dir: str, name: str, enabled: bool, fresh: bool = False):
+        """``fresh``: a run that starts from epoch 1 begins a new log (a resumed one appends)."""
         self.enabled = enabled
         self.path = path
         self.writer = None
+        if enabled and fresh and path is not None:
+            path.unlink(missing_ok=True)
         if enabled and tensorboard_dir:
+            check_writable(tensorboard_dir, "--tensorboard_dir")
             # TensorBoard imports TensorFlow when it is installed, and the two runtimes in one process
             # can crash; this marker module makes it use its own TF-free writer
             sys.modules.setdefault("tensorboard.compat.notf", types.ModuleType("tensorboard.compat.notf"))
@@ -411,6 +533,8 @@ def load_split(path: str, vocab: Vocab | None = None, samples: list[dict] | None
             samples = load_annotations(path)
         except (AnnotationError, FileNotFoundError) as e:
             raise SystemExit(str(e)) from None
+    if not samples:
+        raise SystemExit(f"{path} holds no questions (an empty list): give a file with at least one question")
     if vocab is None:
         return samples
     try:
@@ -458,22 +582,29 @@ def set_loader_epoch(loader: BatchLoader, epoch: int, seed: int) -> None:
 # ----------------------------------------------------------------------------- the loop
 
 
-def fit(args: argparse.Namespace, kind: str, model: nn.Module, train_loader: BatchLoader, evaluate, rt: Runtime,
-        log: RunLog, extra_meta: dict) -> float:
-    """Train for args.epochs; keep the best-on-val and the last checkpoint; returns the best score."""
+def checkpoint_paths(args: argparse.Namespace, kind: str) -> tuple[Path, Path, Path]:
+    """The best and the last checkpoint of a training run, and its log."""
     save_dir = Path(args.model_save_dir)
-    best_path = save_dir / (f"{args.checkpoint}_best.pt" if kind == "grounding" else f"{args.checkpoint}.pt")
-    last_path = save_dir / f"{args.checkpoint}_last.pt"
+    best = save_dir / (f"{args.checkpoint}_best.pt" if kind == "grounding" else f"{args.checkpoint}.pt")
+    return best, save_dir / f"{args.checkpoint}_last.pt", save_dir / f"{args.checkpoint}.log"
+
+
+def fit(args: argparse.Namespace, kind: str, model: nn.Module, train_loader: BatchLoader, evaluate, rt: Runtime,
+        log: RunLog, extra_meta: dict, resume_state: dict | None) -> float:
+    """Train for args.epochs; keep the best-on-val and the last checkpoint; returns the best score.
+
+    ``resume_state``: the checked _last.pt to continue from (see claim_outputs); ``extra_meta`` goes
+    into every checkpoint, with the run's record under "run".
+    """
+    best_path, last_path, _ = checkpoint_paths(args, kind)
     net = model
     if rt.world > 1:
         net = nn.parallel.DistributedDataParallel(model, device_ids=[rt.device.index] if rt.device.type == "cuda" else None)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=args.lr_step, gamma=args.lr_gamma)
     start, best, history = 1, -math.inf, []
-    if args.resume and last_path.is_file():
-        state = torch.load(last_path, map_location="cpu", weights_only=True)
-        if state.get("model") != extra_meta["model"]:
-            raise SystemExit(f"{last_path} holds a '{state.get('model')}' model; cannot resume '{extra_meta['model']}'")
+    if resume_state is not None:
+        state = resume_state
         model.load_state_dict(state["state_dict"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
@@ -481,7 +612,10 @@ def fit(args: argparse.Namespace, kind: str, model: nn.Module, train_loader: Bat
         if torch.cuda.is_available() and state["rng"].get("cuda"):
             torch.cuda.set_rng_state_all(state["rng"]["cuda"])
         start, best, history = state["epoch"] + 1, state["best"], state.get("history", [])
-        log.line(f"resumed from {last_path} after epoch {state['epoch']} (best so far {best:.2f})")
+        log.line(f"resumed from {last_path} after epoch {state['epoch']} (best so far {best:.2f}; its model, "
+                 f"vocabularies, data files and recipe match this run's)")
+        if state["epoch"] >= args.epochs:
+            log.line(f"all {args.epochs} epochs were already done: nothing to train")
     elif args.resume:
         log.line(f"--resume: no {last_path} yet, starting from epoch 1")
     if start == 1:  # the same model untrained: the reference every trained figure stands beside
@@ -547,6 +681,7 @@ def fit(args: argparse.Namespace, kind: str, model: nn.Module, train_loader: Bat
 # ----------------------------------------------------------------------------- entry points
 
 
+@user_errors
 def run_qa(kind: str, argv: Sequence[str] | None = None, description: str = "") -> int:
     """main_avst.py and main_qa_grd_baseline.py."""
     args = build_parser(kind, description).parse_args(argv)
@@ -557,33 +692,32 @@ def run_qa(kind: str, argv: Sequence[str] | None = None, description: str = "") 
     vocab = Vocab.from_samples(train_samples)
     cls = QA_MODELS[model_kind]
     save_dir = Path(args.model_save_dir)
-    log = RunLog(save_dir / f"{args.checkpoint}.log" if args.mode == "train" else None, args.tensorboard_dir,
-                 f"net_{model_kind}", rt.main and args.mode == "train")
+    feature_dirs = [d for d, used in ((args.audio_dir, cls.uses_audio), (args.video_res14x14_dir, cls.uses_visual)) if used]
+    log = RunLog(None, "", "", False)
     try:
         if args.mode == "train":
             splits = {"train": load_split(args.label_train, vocab, train_samples),
                       "val": load_split(args.label_val, vocab)}
+            record = run_record(args, model_kind, vocab, feature_dirs)
+            best_path, last_path, log_path = checkpoint_paths(args, kind)
+            state = claim_outputs(args, best_path, last_path, log_path, record, rt)
+            grounding = None
+            if model_kind == "avst" and state is None:  # a resumed run has its weights in _last.pt
+                grounding = load_pretrained_grounding(args.pretrained_grounding)
             videos = [s["video_id"] for sp in splits.values() for s in sp.samples]
-            audio, visual, total = feature_stores(args, videos, cls.uses_visual, need_audio=cls.uses_visual)
+            audio, visual, total = feature_stores(args, videos, cls.uses_visual, need_audio=cls.uses_audio)
+            log = RunLog(log_path, args.tensorboard_dir, f"net_{model_kind}", rt.main, fresh=state is None)
             model = cls(len(vocab.questions), len(vocab.answers)).to(rt.device)
-            meta = {"model": model_kind, "question_vocab": list(vocab.questions), "answer_vocab": list(vocab.answers)}
-            for line in describe_inputs(args, [args.label_train, args.label_val],
-                                        [args.audio_dir, args.video_res14x14_dir] if cls.uses_visual else []):
+            meta = {"model": model_kind, "question_vocab": list(vocab.questions), "answer_vocab": list(vocab.answers),
+                    "run": record}
+            for line in describe_inputs(args, [args.label_train, args.label_val], feature_dirs):
                 log.line(line, echo=False)
             log.line(f"{model_kind}: {sum(p.numel() for p in model.parameters()):,} parameters, "
                      f"{len(splits['train'].samples)} train / {len(splits['val'].samples)} val questions, "
                      f"T={total} seconds per video, device {rt.device}, {rt.world} process(es)")
-            resuming = args.resume and (save_dir / f"{args.checkpoint}_last.pt").is_file()
-            if model_kind == "avst" and not resuming:  # a resumed run has its weights in _last.pt
-                src = args.pretrained_grounding
-                if src and src.lower() != "none":
-                    if not Path(src).is_file():
-                        raise SystemExit(f"--pretrained_grounding {src} not found: run grounding_gen/main_grd_gen.py "
-                                         f"first, or pass --pretrained_grounding none to start from scratch")
-                    grounding = AudioVisualGrounding()
-                    load_trained_state(src, "grounding", grounding, None)
-                    copied = transfer_grounding(model, grounding.state_dict())
-                    log.line(f"started from the grounding model {src} ({len(copied)} tensors)")
+            if grounding is not None:
+                copied = transfer_grounding(model, grounding.state_dict())
+                log.line(f"started from the grounding model {args.pretrained_grounding} ({len(copied)} tensors)")
             train_set = AVQADataset(splits["train"], audio, visual, total, args.segments,
                                     negatives=cls.uses_negatives, seed=args.seed)
             val_set = AVQADataset(splits["val"], audio, visual, total, args.segments)
@@ -595,8 +729,8 @@ def run_qa(kind: str, argv: Sequence[str] | None = None, description: str = "") 
                 out = predict_qa(m, val_loader, rt, quiet=args.quiet, desc="val")
                 return 100.0 * (out["pred"] == out["label"]).float().mean().item()
 
-            best = fit(args, model_kind, model, train_loader, evaluate, rt, log, meta)
-            log.line(f"best val accuracy {best:.2f}; checkpoint {save_dir / (args.checkpoint + '.pt')}")
+            best = fit(args, model_kind, model, train_loader, evaluate, rt, log, meta, state)
+            log.line(f"best val accuracy {best:.2f}; checkpoint {best_path}")
             return 0
         # test
         split = load_split(args.label_test, vocab)
@@ -606,17 +740,26 @@ def run_qa(kind: str, argv: Sequence[str] | None = None, description: str = "") 
             meta = load_trained_state(ckpt, model_kind, model, vocab)
         except (ValueError, FileNotFoundError) as e:
             raise SystemExit(str(e)) from None
+        results = Path(args.results) if args.results else save_dir / f"{args.checkpoint}_{Path(args.label_test).stem}.json"
+        check_writable(results.parent, "--results" if args.results else "--model_save_dir")
         audio, visual, total = feature_stores(args, [s["video_id"] for s in split.samples], cls.uses_visual,
-                                              need_audio=cls.uses_visual)
+                                              need_audio=cls.uses_audio)
         model.to(rt.device)
         if not rt.main:
             return 0
+        print(f"protocol: {args.label_test} (sha256 {sha256(args.label_test)[:16]}, {len(split.samples)} questions), "
+              f"vocabularies from {args.label_train} (sha256 {sha256(args.label_train)[:16]}), checkpoint {ckpt}")
         loader = make_loader(AVQADataset(split, audio, visual, total, args.segments), args.eval_batch_size, False,
                              rt, args.num_workers, args.seed)
         out = predict_qa(model, loader, rt, quiet=args.quiet, desc="test")
         table = accuracy_table(out["pred"], out["label"], out["type"])
         print(format_table(table, f"{model_kind} on {args.label_test} ({len(split.samples)} questions):"))
-        results = Path(args.results) if args.results else save_dir / f"{args.checkpoint}_{Path(args.label_test).stem}.json"
+        nonfinite = int((~out["finite"]).sum())
+        if nonfinite:
+            print(f"WARNING: {nonfinite} of {len(split.samples)} predictions come from non-finite scores (NaN or "
+                  f"inf), so their answers mean nothing: the features hold NaN or inf"
+                  f"{' (--no_feature_check skipped the scan that finds them)' if args.no_feature_check else ''}. "
+                  f"They are marked in the report.", file=sys.stderr)
         write_results(results, args, model_kind, ckpt, split, vocab, out, table)
         print(f"results: {results}")
         recorded = save_dir / f"{args.checkpoint}_recorded.json"
@@ -629,6 +772,22 @@ def run_qa(kind: str, argv: Sequence[str] | None = None, description: str = "") 
         rt.close()
 
 
+def load_pretrained_grounding(src: str | None) -> AudioVisualGrounding | None:
+    """--pretrained_grounding, checked before any training; None for 'none'."""
+    if not src or src.lower() == "none":
+        return None
+    if not Path(src).is_file():
+        raise SystemExit(f"--pretrained_grounding {src} not found{relative_hint(src)}: run grounding_gen/main_grd_gen.py "
+                         f"first, or pass --pretrained_grounding none to start from scratch")
+    grounding = AudioVisualGrounding()
+    try:
+        load_trained_state(src, "grounding", grounding, None)
+    except (ValueError, FileNotFoundError) as e:
+        raise SystemExit(f"--pretrained_grounding: {e}. Give the _best.pt of grounding_gen/main_grd_gen.py, or "
+                         f"none to start from scratch") from None
+    return grounding
+
+
 def write_results(path: Path, args, model_kind: str, ckpt: Path, split, vocab: Vocab, out: dict, table: dict) -> None:
     order = torch.argsort(out["index"])
     preds = []
@@ -637,19 +796,23 @@ def write_results(path: Path, args, model_kind: str, ckpt: Path, split, vocab: V
         s = split.samples[row]
         p = vocab.answers[int(out["pred"][i])]
         preds.append({"row": row, "question_id": s["question_id"], "video_id": s["video_id"], "type": s["type"],
-                      "prediction": p, "answer": s["anser"], "correct": p == s["anser"]})
+                      "prediction": p, "answer": s["anser"], "correct": p == s["anser"],
+                      "scores_finite": bool(out["finite"][i])})
     atomic_write_text(path, json.dumps({"model": model_kind, "checkpoint": str(ckpt), "checkpoint_sha256": sha256(ckpt),
-                                        "annotations": args.label_test, "table": table, "predictions": preds}, indent=1))
+                                        "annotations": args.label_test, "annotations_sha256": sha256(args.label_test),
+                                        "questions": len(preds),
+                                        "nonfinite_predictions": sum(not p["scores_finite"] for p in preds),
+                                        "table": table, "predictions": preds}, indent=1))
 
 
+@user_errors
 def run_grounding(argv: Sequence[str] | None = None, description: str = "") -> int:
     """grounding_gen/main_grd_gen.py: pre-train sound-guided spatial grounding on a match task."""
     args = build_parser("grounding", description).parse_args(argv)
     rt = Runtime(args)
     torch.manual_seed(args.seed)
     save_dir = Path(args.model_save_dir)
-    log = RunLog(save_dir / f"{args.checkpoint}.log" if args.mode == "train" else None, args.tensorboard_dir,
-                 "grounding_gen", rt.main and args.mode == "train")
+    log = RunLog(None, "", "", False)
     try:
         def videos_of(path):
             return real_videos(load_split(path))
@@ -659,7 +822,11 @@ def run_grounding(argv: Sequence[str] | None = None, description: str = "") -> i
             for path, vids in ((args.label_train, train_videos), (args.label_val, val_videos)):
                 if len(vids) < 2:
                     raise SystemExit(f"{path}: grounding needs at least two real (8-digit) videos, found {len(vids)}")
+            record = run_record(args, "grounding", None, [args.audio_dir, args.video_res14x14_dir])
+            best_path, last_path, log_path = checkpoint_paths(args, "grounding")
+            state = claim_outputs(args, best_path, last_path, log_path, record, rt)
             audio, visual, total = feature_stores(args, train_videos + val_videos, True)
+            log = RunLog(log_path, args.tensorboard_dir, "grounding_gen", rt.main, fresh=state is None)
             seconds = min(10, total)
             for line in describe_inputs(args, [args.label_train, args.label_val],
                                         [args.audio_dir, args.video_res14x14_dir]):
@@ -673,8 +840,8 @@ def run_grounding(argv: Sequence[str] | None = None, description: str = "") -> i
             train_loader = make_loader(train_set, per_rank, True, rt, args.num_workers, args.seed)
             val_loader = make_loader(val_set, args.eval_batch_size, False, rt, args.num_workers, args.seed)
             best = fit(args, "grounding", model, train_loader, lambda m: match_accuracy(m, val_loader, rt, args.quiet),
-                       rt, log, {"model": "grounding"})
-            log.line(f"best val match accuracy {best:.2f}; checkpoint {save_dir / (args.checkpoint + '_best.pt')}")
+                       rt, log, {"model": "grounding", "run": record}, state)
+            log.line(f"best val match accuracy {best:.2f}; checkpoint {best_path}")
             return 0
         path = args.label_val if args.mode == "val" else args.label_test
         videos = videos_of(path)
@@ -685,6 +852,8 @@ def run_grounding(argv: Sequence[str] | None = None, description: str = "") -> i
             meta = load_trained_state(ckpt, "grounding", model, None)
         except (ValueError, FileNotFoundError) as e:
             raise SystemExit(str(e)) from None
+        results = Path(args.results) if args.results else save_dir / f"{args.checkpoint}_{Path(path).stem}.json"
+        check_writable(results.parent, "--results" if args.results else "--model_save_dir")
         torch.manual_seed(int(meta.get("args", {}).get("seed", 1)))
         untrained = AudioVisualGrounding()  # the reference: the same model as its training run built it
         loader = make_loader(GroundingDataset(videos, audio, visual, min(10, total), seed=args.seed + 2),
@@ -693,7 +862,6 @@ def run_grounding(argv: Sequence[str] | None = None, description: str = "") -> i
                   for name, m in (("trained", model), ("untrained", untrained))}
         print(f"match accuracy on {len(videos)} {args.mode} videos ({len(loader.dataset)} pairs): "
               f"{scores['trained']:.2f} % (the same model untrained: {scores['untrained']:.2f} %; chance 50 %)")
-        results = Path(args.results) if args.results else save_dir / f"{args.checkpoint}_{Path(path).stem}.json"
         atomic_write_text(results, json.dumps({"model": "grounding", "checkpoint": str(ckpt),
                                                "checkpoint_sha256": sha256(ckpt), "annotations": path,
                                                "videos": len(videos), "pairs": len(loader.dataset),

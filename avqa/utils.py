@@ -1,7 +1,11 @@
 """Small shared helpers: atomic file writes, stale temporary files, hashing, device choice."""
 from __future__ import annotations
 
+import argparse
+import errno
+import functools
 import hashlib
+import math
 import os
 import re
 import shutil
@@ -88,6 +92,27 @@ def clean_stale_temps(folder: str | Path) -> int:
     return removed
 
 
+def relative_hint(path: str | Path) -> str:
+    """For a "not found" message: where a relative path was looked for (scripts run from another
+    folder read their default paths from there); empty for an absolute path."""
+    if Path(path).is_absolute():
+        return ""
+    return (f" (relative paths are read from the current folder, {os.getcwd()}: run from the repository root or "
+            f"give an absolute path)")
+
+
+def torch_load(path: str | Path):
+    """torch.load(weights_only=True) on the CPU; a damaged or foreign file is a ValueError saying so."""
+    import torch
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - a truncated archive, a pickle of other objects, not PyTorch at all
+        text = str(e)
+        why = ("not a PyTorch checkpoint of tensors" if "Weights only load failed" in text
+               else text.splitlines()[0].split(". ")[0] if text else type(e).__name__)
+        raise ValueError(f"{path} cannot be read: {why} (a damaged, truncated or foreign file)") from None
+
+
 def sha256(path: str | Path, chunk: int = 1 << 20) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -126,3 +151,51 @@ def metadata_path(feature_dir: str | Path) -> Path:
     """The metadata file beside a feature folder: data/feats/res18_14x14 -> data/feats/res18_14x14.json."""
     feature_dir = Path(feature_dir)
     return feature_dir.parent / f"{feature_dir.name}.json"
+
+
+def at_least(low: float, kind: type = int, above: bool = False) -> Callable[[str], float]:
+    """An argparse ``type`` that refuses values below ``low`` (or equal to it, with ``above``), and NaN."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a{'' if kind is int else ' real'} number") from None
+        if (isinstance(value, float) and not math.isfinite(value)) or value < low or (above and value == low):
+            raise argparse.ArgumentTypeError(f"must be {'above' if above else 'at least'} {low}, not {text}")
+        return value
+    parse.__name__ = kind.__name__
+    return parse
+
+
+_ENVIRONMENT = {errno.EACCES: "permission denied", errno.EPERM: "permission denied",
+                errno.EROFS: "the file system is read-only", errno.ENOTDIR: "a part of the path is a file, not a folder",
+                errno.EISDIR: "it is a folder, not a file", errno.ENOSPC: "the disk is full",
+                errno.EDQUOT: "the disk quota is exhausted", errno.EEXIST: "a file of that name is in the way", errno.ENAMETOOLONG: "the name is too long"}
+
+
+def user_errors(main: Callable) -> Callable:
+    """Entry points: a file the user's flags point at that cannot be written or read (read-only or full
+    disk, a file where a folder should be) ends the run with one sentence, not a traceback."""
+    @functools.wraps(main)
+    def wrapper(*args, **kwargs):
+        try:
+            return main(*args, **kwargs)
+        except OSError as e:
+            if e.errno not in _ENVIRONMENT or not e.filename:
+                raise
+            raise SystemExit(f"cannot use {e.filename}: {_ENVIRONMENT[e.errno]}. Point the flag that names it "
+                             f"(see --help) at a place this user can write, or free some space.") from None
+    return wrapper
+
+
+def check_writable(folder: str | Path, flag: str) -> None:
+    """Before any work: make ``folder`` and prove a file can be created in it, or stop naming ``flag``."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=f".write-test.{os.getpid()}.", suffix=".tmp", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        why = _ENVIRONMENT.get(e.errno, e.strerror)
+        raise SystemExit(f"{flag} {folder}: cannot write there ({why}); choose a writable folder") from None

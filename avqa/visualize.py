@@ -23,7 +23,7 @@ from PIL import Image, ImageDraw, ImageFont
 from .annotations import Vocab, load_annotations, tokenize
 from .data import AUDIO_SHAPE, VISUAL_SHAPE, FeatureStore, segment_seconds
 from .media import read_sampled_frames
-from .utils import atomic_save
+from .utils import atomic_save, user_errors
 
 TILE_W = 224          # width of one frame on the sheet
 CAPTION_H = 22        # text line under each frame
@@ -205,6 +205,7 @@ def parser(description: str, grounding: bool) -> argparse.ArgumentParser:
     return p
 
 
+@user_errors
 def main(grounding: bool, argv: Sequence[str] | None = None, description: str = "") -> int:
     from .grounding_score import load_model
     args = parser(description, grounding).parse_args(argv)

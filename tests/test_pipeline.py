@@ -85,3 +85,17 @@ def test_a_new_set_never_inherits_the_old_sets_outputs(pipeline, tmp_path):
     new = {p.name: p.read_bytes() for p in (d / "audio").glob("*.wav")}
     shared = set(old) & set(new)
     assert len(shared) >= 10 and all(old[n] != new[n] for n in shared)
+
+
+def test_an_interrupted_training_stage_resumes_and_says_so(pipeline):
+    """The main job killed inside a training stage: the next run continues that run, it does not start over."""
+    root, args, _ = pipeline
+    o = root / "out"
+    stamp = o / ".stages" / "avst.json"
+    stamp.write_text(json.dumps({**json.loads(stamp.read_text()), "complete": False}))  # as a kill leaves it
+    best = (o / "avst" / "avst.pt").read_bytes()
+    out = run(*args).stdout
+    assert "== avst: AVST training, starting from the grounding model (interrupted last time: resuming) ==" in out
+    assert f"resumed from {o / 'avst' / 'avst_last.pt'} after epoch 1" in out
+    assert (o / "avst" / "avst.pt").read_bytes() == best
+    assert [s for s in STAGES if f"== {s}:" in out] == ["avst", "test_avst", "grounding_score", "visualise"]

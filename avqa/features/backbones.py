@@ -29,7 +29,7 @@ import torchvision
 import torchvision.transforms.functional as TF
 from PIL import Image
 
-from ..utils import sha256
+from ..utils import relative_hint, sha256, torch_load
 from .tf_checkpoint import read_checkpoint
 
 # ----------------------------------------------------------------------------- VGGish
@@ -207,10 +207,12 @@ def load_weights(name: str, model: nn.Module, path: str | Path) -> None:
         target = model
     else:
         if not path.is_file():
-            raise FileNotFoundError(f"weights file {path} not found")
-        sd = torch.load(path, map_location="cpu", weights_only=True)
+            raise FileNotFoundError(f"weights file {path} not found{relative_hint(path)}")
+        sd = torch_load(path)
         if isinstance(sd, dict) and "state_dict" in sd and isinstance(sd["state_dict"], dict):
             sd = sd["state_dict"]
+        if not isinstance(sd, dict) or not all(torch.is_tensor(v) for v in sd.values()):
+            raise ValueError(f"{path} holds no state_dict of tensors, so it is not a {name} weight file")
         sd = _strip_prefixes(sd, ("module.", "visual_net."))
         target = model if name == "vggish" else model.net
         if name == "vggish":

@@ -30,9 +30,10 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 from tqdm import tqdm
 
-from ..media import (MediaError, read_audio, read_sampled_frames, read_wav, write_wav)
-from ..utils import (atomic_dir, atomic_path, atomic_write_text, clean_stale_temps, pick_device,
-                     metadata_path, progress)
+from ..media import (MediaError, audio_seconds_declared, read_audio, read_sampled_frames, read_wav, truncation_note,
+                     write_wav)
+from ..utils import (at_least, atomic_dir, atomic_path, atomic_write_text, clean_stale_temps, pick_device,
+                     metadata_path, relative_hint, progress, user_errors)
 from . import backbones as B
 from .logmel import SAMPLE_RATE, examples
 
@@ -51,7 +52,7 @@ class Report:
     started: float = field(default_factory=time.time)
 
     def fail(self, source: Path, why: str) -> None:
-        msg = f"{source}: {why}"
+        msg = why if why.startswith(f"{source}:") else f"{source}: {why}"  # MediaError names the file itself
         self.failed.append(msg)
         tqdm.write(f"[{self.name}] FAILED {msg}", file=sys.stderr)
 
@@ -77,7 +78,7 @@ class Report:
 def list_inputs(folder: Path, want_dirs: bool = False) -> list[Path]:
     """Every visible entry of the input folder (files, or frame sub-folders)."""
     if not folder.is_dir():
-        raise SystemExit(f"input folder {folder} does not exist; check the path flag (see --help)")
+        raise SystemExit(f"input folder {folder} does not exist{relative_hint(folder)}; check the path flag (see --help)")
     entries = [p for p in sorted(folder.iterdir()) if not p.name.startswith(".")]
     return [p for p in entries if p.is_dir()] if want_dirs else [p for p in entries if p.is_file()]
 
@@ -142,17 +143,20 @@ def _extract_audio_one(task) -> tuple[str, str | None, str | None]:
     try:
         samples, _ = read_audio(src, rate)
         write_wav(dst, samples, rate)
-        return str(src), None, None
+        return str(src), None, truncation_note(src, len(samples) / rate, audio_seconds_declared(src), "sound")
     except MediaError as e:
         return str(src), str(e), None
 
 
 def _short_video_note(src: Path, info: dict, seconds: int) -> str | None:
-    """The warning for a video shorter than the clip length (SPEC's sampling repeats its last second)."""
+    """The warning for a video shorter than the clip length (SPEC's sampling repeats its last second),
+    or one that decodes less than it declares (truncated or damaged, not short)."""
     length = info["frames"] / info["fps"]
+    damaged = truncation_note(src, length, info.get("declared_seconds"), "video")
     if length >= seconds - 1:
-        return None
-    return f"{src}: {length:.1f} s long, the last second is repeated to fill {seconds} s"
+        return damaged
+    fill = f"the last second is repeated to fill {seconds} s"
+    return f"{damaged}; {fill}" if damaged else f"{src}: {length:.1f} s long, {fill}"
 
 
 def _extract_frames_one(task) -> tuple[str, str | None, str | None]:
@@ -185,6 +189,7 @@ def _map(report: Report, tasks: list, fn: Callable, workers: int, desc: str) -> 
         consume(map(fn, tasks))
 
 
+@user_errors
 def extract_audio(video_dir: Path, out_dir: Path, sample_rate: int = SAMPLE_RATE, workers: int = 2) -> Report:
     """Every video's sound track as a 16-bit wav at ``sample_rate`` (channels kept)."""
     report = Report("extract_audio")
@@ -217,6 +222,7 @@ def valid_frames(folder: Path, count: int) -> bool:
     return names == [f"{i + 1:08d}.jpg" for i in range(count)]
 
 
+@user_errors
 def extract_frames(video_dir: Path, out_dir: Path, seconds: int, per_second: int = 1, workers: int = 2,
                    quality: int = 75) -> Report:
     """``seconds * per_second`` JPEG frames per video, at SPEC's frame numbers (00000001.jpg, ...)."""
@@ -347,7 +353,12 @@ class Runner:
         import torch
         self.torch = torch
         self.spec = B.BACKBONES[name]
-        model, self.weights_info = B.build(name, weights, seed)
+        try:
+            model, self.weights_info = B.build(name, weights, seed)
+        except (FileNotFoundError, ValueError) as e:
+            flag = "--checkpoint" if name == "vggish" else "--weights"
+            raise SystemExit(f"{flag}: {e}. Give the official weight file (see --help), or leave {flag} out for "
+                             f"a seeded random init") from None
         if self.spec.image:
             model = B.fuse_batchnorm(model)
         self.dtype = torch.bfloat16 if bf16 else torch.float32
@@ -399,6 +410,7 @@ def _jpeg_roundtrip(frame: np.ndarray, quality: int) -> np.ndarray:
     return np.array(Image.open(buf).convert("RGB"))
 
 
+@user_errors
 def extract_visual(name: str, video_path: Path, out_dir: Path, seconds: int, weights: str | None, seed: int,
                    device: str | None, bf16: bool, jpeg_quality: int | None, prefetch: int,
                    overwrite: bool, batch_rows: int = 64) -> Report:
@@ -422,6 +434,7 @@ def extract_visual(name: str, video_path: Path, out_dir: Path, seconds: int, wei
                        per_core=not device.startswith("cuda"))
 
 
+@user_errors
 def extract_vggish(audio_dir: Path, out_dir: Path, seconds: int, weights: str | None, seed: int,
                    device: str | None, bf16: bool, prefetch: int, overwrite: bool, batch_rows: int = 64) -> Report:
     import torch
@@ -479,20 +492,20 @@ def _metadata(name: str, runner: Runner, seconds: int, device: str, bf16: bool) 
 def common_flags(p: argparse.ArgumentParser, weights_flag: str = "--weights") -> None:
     p.add_argument(weights_flag, dest="weights", default=None,
                    help="official weight file; without it a seeded random init is used (and recorded)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random init when no weights are given")
+    p.add_argument("--seed", type=at_least(0), default=0, help="seed of the random init when no weights are given")
     p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when present, else cpu)")
     p.add_argument("--gpu", default=None,
                    help="original flag: sets CUDA_VISIBLE_DEVICES (e.g. '0'); prefer --device")
     p.add_argument("--bf16", action="store_true",
                    help="compute in bfloat16 (CPUs with bfloat16 units and GPUs): several times faster, "
                         "about 1%% relative difference; features are still saved as float32")
-    p.add_argument("--prefetch", type=int, default=2,
+    p.add_argument("--prefetch", type=at_least(0), default=2,
                    help="clips loaded ahead in a background thread while the network runs (GPU, and VGGish "
                         "everywhere; default: 2)")
-    p.add_argument("--threads", type=int, default=None,
+    p.add_argument("--threads", type=at_least(1), default=None,
                    help="CPU threads; for video on the CPU, the clips worked on at once, one core each "
                         "(default: all cores)")
-    p.add_argument("--batch_frames", type=int, default=64,
+    p.add_argument("--batch_frames", type=at_least(1), default=64,
                    help="frames (or seconds of sound) per network call, gathered across clips; lower it to "
                         "save memory (default: 64)")
     p.add_argument("--overwrite", action="store_true",
@@ -500,8 +513,6 @@ def common_flags(p: argparse.ArgumentParser, weights_flag: str = "--weights") ->
 
 
 def apply_runtime_flags(args: argparse.Namespace) -> None:
-    if getattr(args, "batch_frames", 1) < 1:
-        raise SystemExit(f"--batch_frames must be at least 1, not {args.batch_frames}")
     if getattr(args, "gpu", None):
         os.environ["CUDA_VISIBLE_DEVICES"] = args.gpu
     if getattr(args, "threads", None):

@@ -44,7 +44,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..annotations import INSTRUMENTS
-from ..utils import atomic_path, atomic_write_text, pick_device, progress, sha256
+from ..utils import atomic_path, atomic_write_text, pick_device, progress, sha256, user_errors
 from . import backbones as B
 from .logmel import SAMPLE_RATE, examples
 
@@ -327,6 +327,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
+@user_errors
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     t0 = time.time()

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..utils import relative_hint
+
 TABLE_MAGIC = 0xDB4775248B80FB57
 DTYPES = {1: np.float32, 2: np.float64, 3: np.int32, 4: np.uint8, 5: np.int16, 6: np.int8,
           9: np.int64, 10: np.bool_, 17: np.uint16}
@@ -273,4 +275,4 @@ def read_checkpoint(path: str | Path) -> dict[str, np.ndarray]:
         return _read_v2(p)
     if p.is_file():
         return _read_v1(p)
-    raise FileNotFoundError(f"no TensorFlow checkpoint at {path} (expected a file, or {path}.index)")
+    raise FileNotFoundError(f"no TensorFlow checkpoint at {path}{relative_hint(path)} (expected a file, or {path}.index)")

@@ -27,7 +27,7 @@ import numpy as np
 from ..annotations import (INSTRUMENTS, Vocab, format_statistics, load_annotations, statistics, tokenize,
                            validate)
 from ..media import sample_frame_numbers
-from ..utils import atomic_write_text, progress
+from ..utils import atomic_write_text, progress, user_errors
 from .questions import ask, balance
 from .render import render_clip
 from .scene import MAX_POSITIONS, Scene, sample_scene, swap_sound_tracks
@@ -284,6 +284,7 @@ def describe(args: argparse.Namespace, manifest: dict) -> str:
     return "\n".join(lines)
 
 
+@user_errors
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     print(describe(args, generate(args)))

@@ -1,0 +1,206 @@
+"""Faults a user meets: resuming with other inputs, training over someone else's checkpoint, killed
+writes, bad flags and files. Each must end in one sentence naming the file or flag and the fix,
+with nothing the user made before overwritten."""
+import json
+import os
+import shutil
+import subprocess
+
+import imageio_ffmpeg
+import numpy as np
+import pytest
+import torch
+
+from conftest import AVST, GRD, ROOT, data_flags, run
+
+X14 = "feat_script/extract_visual_feat_14x14/extract_14x14_feat.py"
+VGG = "feat_script/extract_audio_feat/audio_feature_extractor.py"
+AUDIO = "feat_script/extract_audio_cues/extract_audio.py"
+
+
+def _train(d, save, *extra, check=True):
+    return run(AVST, *data_flags(d), "--model_save_dir", str(save), "--pretrained_grounding", "none",
+               "--tensorboard_dir", "", "--batch-size", "16", *extra, check=check)
+
+
+def _sentence(proc, *words):
+    """A refusal: non-zero exit, no traceback, and the words that name the problem and the fix."""
+    assert proc.returncode != 0, proc.stdout[-2000:]
+    assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    for w in words:
+        assert w in proc.stderr, f"{w!r} not in:\n{proc.stderr[-2000:]}"
+
+
+def _bytes(folder):
+    return {p.name: p.read_bytes() for p in sorted(folder.glob("*.pt"))}
+
+
+@pytest.fixture(scope="module")
+def one_run(tiny_features, tmp_path_factory):
+    """Two epochs of AVST, as a user's earlier run."""
+    save = tmp_path_factory.mktemp("run") / "avst"
+    _train(tiny_features, save, "--epochs", "2")
+    return save
+
+
+def test_resume_refuses_other_inputs_and_leaves_the_run_intact(one_run, tiny_features, tmp_path):
+    save = tmp_path / "avst"
+    shutil.copytree(one_run, save)
+    before = _bytes(save)
+    rows = json.loads((tiny_features / "json" / "avqa-train.json").read_text())
+    shuffled = tmp_path / "train.json"
+    shuffled.write_text(json.dumps(rows[::-1]))  # the same questions in another order
+    proc = _train(tiny_features, save, "--epochs", "3", "--resume", "--label_train", str(shuffled), check=False)
+    _sentence(proc, "cannot resume", "--label_train", "vocabularies", "--overwrite")
+    proc = _train(tiny_features, save, "--epochs", "3", "--resume", "--lr", "1e-3", check=False)
+    _sentence(proc, "cannot resume", "--lr (0.0001 then, 0.001 now)")
+    proc = _train(tiny_features, save, "--epochs", "3", "--resume", "--model", "question_only", check=False)
+    _sentence(proc, "the model ('avst' then, 'question_only' now)")
+    assert _bytes(save) == before
+    # the same inputs resume
+    out = _train(tiny_features, save, "--epochs", "3", "--resume").stdout
+    assert "resumed from" in out and "after epoch 2" in out
+    assert torch.load(save / "avst_last.pt", weights_only=True)["epoch"] == 3
+
+
+def test_a_damaged_last_checkpoint_is_named_and_the_best_is_kept(one_run, tiny_features, tmp_path):
+    save = tmp_path / "avst"
+    shutil.copytree(one_run, save)
+    best = (save / "avst.pt").read_bytes()
+    last = save / "avst_last.pt"
+    last.write_bytes(last.read_bytes()[: last.stat().st_size // 3])
+    proc = _train(tiny_features, save, "--epochs", "3", "--resume", check=False)
+    _sentence(proc, "cannot resume", str(last), "damaged", "avst.pt is kept", "--overwrite")
+    assert (save / "avst.pt").read_bytes() == best
+
+
+def test_training_never_writes_over_a_checkpoint_it_did_not_make(one_run, tiny_features, tmp_path):
+    # a bundled checkpoint: the README's train command must not replace it
+    bundled = tmp_path / "bundled"
+    bundled.mkdir()
+    shutil.copy(ROOT / "net_grd_avst" / "avst_models" / "avst.pt", bundled / "avst.pt")
+    shutil.copy(ROOT / "net_grd_avst" / "avst_models" / "avst_recorded.json", bundled / "avst_recorded.json")
+    before = _bytes(bundled)
+    proc = _train(tiny_features, bundled, "--epochs", "1", check=False)
+    _sentence(proc, "is the bundled checkpoint", "--checkpoint NAME", "--overwrite")
+    assert _bytes(bundled) == before
+    # another run's checkpoint, with or without --resume (its _last.pt is gone: nothing to continue)
+    other = tmp_path / "other"
+    shutil.copytree(one_run, other)
+    (other / "avst_last.pt").unlink()
+    before = _bytes(other)
+    for extra in ([], ["--resume", "--lr", "1e-3"]):
+        proc = _train(tiny_features, other, "--epochs", "1", *extra, check=False)
+        _sentence(proc, "of another run", "--overwrite")
+    assert _bytes(other) == before
+    # --overwrite replaces it, and says so
+    proc = _train(tiny_features, other, "--epochs", "1", "--overwrite")
+    assert "--overwrite: replacing" in proc.stderr
+    assert torch.load(other / "avst.pt", weights_only=True)["epoch"] == 1
+
+
+def test_stale_temporary_checkpoints_are_removed_by_the_next_run(one_run, tiny_features, tmp_path):
+    save = tmp_path / "avst"
+    shutil.copytree(one_run, save)
+    dead = subprocess.Popen(["true"])
+    dead.wait()  # a pid that no longer runs: the writer was killed mid-write
+    stale = save / f".avst_last.pt.{dead.pid}.k3j2.tmp"
+    stale.write_bytes(b"half a checkpoint")
+    _train(tiny_features, save, "--epochs", "3", "--resume")
+    assert not stale.exists()
+    assert not [p for p in save.iterdir() if p.name.endswith(".tmp")]
+
+
+BAD_FLAGS = [
+    (AVST, ["--epochs", "0"], "argument --epochs: must be at least 1"),
+    (AVST, ["--batch-size", "0"], "argument --batch-size: must be at least 1"),
+    (AVST, ["--lr", "nan"], "argument --lr"),
+    (AVST, ["--segments", "0"], "argument --segments"),
+    (GRD, ["--num_workers", "-1"], "argument --num_workers"),
+    (X14, ["--threads", "0"], "argument --threads"),
+    (VGG, ["--batch_frames", "0"], "argument --batch_frames"),
+]
+
+
+@pytest.mark.parametrize("script, flags, words", BAD_FLAGS)
+def test_degenerate_flags_are_refused_when_parsed(script, flags, words, tmp_path):
+    proc = run(script, *flags, check=False)  # refused while parsing: nothing is read or written
+    assert proc.returncode == 2 and words in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_bad_files_and_folders_are_one_sentence(trained, tiny_features, tmp_path):
+    d = data_flags(tiny_features)
+    not_ckpt = tmp_path / "weights.pt"
+    not_ckpt.write_text('{"not": "a checkpoint"}')
+    a_file = tmp_path / "a_file"
+    a_file.write_text("")
+    empty = tmp_path / "empty.json"
+    empty.write_text("[]")
+    cases = [
+        (_train(tiny_features, tmp_path / "s1", "--pretrained_grounding", str(not_ckpt), "--epochs", "1", check=False),
+         ["--pretrained_grounding", str(not_ckpt), "cannot be read"]),
+        (run(X14, "--video_path", str(tiny_features / "videos"), "--output_dir", str(tmp_path / "f1"),
+             "--weights", str(not_ckpt), check=False), ["--weights", str(not_ckpt), "cannot be read"]),
+        (run(VGG, "--audio_dir", str(tiny_features / "audio"), "--save_dir", str(tmp_path / "f2"),
+             "--checkpoint", str(tmp_path / "absent.pth"), check=False), ["--checkpoint", "absent.pth", "not found"]),
+        (_train(tiny_features, a_file / "sub", "--epochs", "1", check=False), ["--model_save_dir", "not a folder"]),
+        (run(AVST, *d, "--model_save_dir", str(tmp_path / "s2"), "--epochs", "1", "--pretrained_grounding", "none",
+             "--tensorboard_dir", str(a_file / "tb"), check=False), ["--tensorboard_dir", "not a folder"]),
+        (run(GRD, *d, "--mode", "test", "--model_save_dir", str(trained / "grd"), "--results",
+             str(a_file / "r.json"), check=False), ["--results", "cannot write there"]),
+        (run(VGG, "--audio_dir", str(tiny_features / "audio"), "--save_dir", str(a_file / "x"), check=False),
+         [str(a_file / "x"), "not a folder"]),
+        (_train(tiny_features, tmp_path / "s3", "--label_val", str(empty), "--epochs", "1", check=False),
+         [str(empty), "holds no questions"]),
+        # run from another folder: the default paths are relative to it, and the message says so
+        (run(str(ROOT / AVST), "--mode", "test", cwd=tmp_path, check=False),
+         ["data/json/avqa-train.json", f"relative paths are read from the current folder, {tmp_path}"]),
+    ]
+    for proc, words in cases:
+        _sentence(proc, *words)
+    assert not (tmp_path / "s1").exists() or not list((tmp_path / "s1").glob("*.pt"))
+
+
+def test_nonfinite_predictions_are_counted_and_flagged(trained, tiny_features, tmp_path):
+    feats = tmp_path / "feats"
+    shutil.copytree(tiny_features / "feats", feats)
+    for p in (feats / "vggish").glob("*.npy"):
+        np.save(p, np.full((4, 128), np.nan, np.float32))
+    d = data_flags(tiny_features, feats)
+    res = tmp_path / "r.json"
+    proc = run(AVST, *d, "--mode", "test", "--model_save_dir", str(trained / "avst"), "--no_feature_check",
+               "--results", str(res))
+    n = len(json.loads((tiny_features / "json" / "avqa-test.json").read_text()))
+    assert f"WARNING: {n} of {n} predictions come from non-finite scores" in proc.stderr
+    report = json.loads(res.read_text())
+    assert report["nonfinite_predictions"] == n and not any(p["scores_finite"] for p in report["predictions"])
+    # and without the opt-out, the NaN files stop the run before any prediction
+    _sentence(run(AVST, *d, "--mode", "test", "--model_save_dir", str(trained / "avst"), "--results",
+                  str(tmp_path / "r2.json"), check=False), "NaN")
+
+
+def _faststart_clip(path, seconds=6):
+    """An mp4 whose index comes first: truncated, it still opens and declares its full length."""
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-loglevel", "error", "-y", "-f", "lavfi", "-i",
+                    "testsrc=size=160x120:rate=12", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=16000",
+                    "-t", str(seconds), "-c:v", "libx264", "-c:a", "aac", "-movflags", "+faststart", str(path)],
+                   check=True)
+
+
+def test_truncated_video_is_told_from_a_short_one_and_named_once(tmp_path):
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    _faststart_clip(tmp_path / "full.mp4")
+    data = (tmp_path / "full.mp4").read_bytes()
+    (videos / "cut.mp4").write_bytes(data[: len(data) * 2 // 5])
+    _faststart_clip(videos / "short.mp4", seconds=2)
+    (videos / "empty.mp4").write_bytes(b"")
+    proc = run(X14, "--video_path", str(videos), "--output_dir", str(tmp_path / "v14"), "--seconds", "6", check=False)
+    assert "cut.mp4: truncated or damaged: it declares 6.0 s of video but only" in proc.stderr
+    assert "short.mp4: 2.0 s long, the last second is repeated" in proc.stderr
+    assert "truncated" not in next(line for line in proc.stderr.splitlines() if "short.mp4" in line).split("short.mp4")[1]
+    failed = next(line for line in proc.stderr.splitlines() if "empty.mp4" in line)
+    assert failed.count("empty.mp4") == 1, failed
+    proc = run(AUDIO, "--video_dir", str(videos), "--audio_dir", str(tmp_path / "audio"), check=False)
+    assert "cut.mp4: truncated or damaged: it declares 6.0 s of sound" in proc.stderr
+    assert "short.mp4" not in proc.stderr  # its sound is as long as it says
