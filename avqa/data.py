@@ -20,7 +20,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from .utils import atomic_write_text, progress
+from .utils import atomic_write_text, metadata_path, progress
 from .annotations import QUESTION_TYPES, Vocab, question_type
 
 AUDIO_SHAPE = (128,)
@@ -63,6 +63,16 @@ class FeatureStore:
                  release_bytes: int = 128 << 20):
         self.folder = Path(folder)
         self.per_second_shape = tuple(per_second_shape)
+        # features extracted with --used_seconds hold only some seconds (the others are holes that read
+        # as zeros): their metadata lists them, and a read of any other second is an error
+        self.computed: np.ndarray | None = None
+        try:
+            listed = json.loads(metadata_path(self.folder).read_text()).get("seconds_computed")
+        except (OSError, ValueError, AttributeError):
+            listed = None
+        if isinstance(listed, list):
+            self.computed = np.array(sorted(listed), dtype=np.int64)
+        self._mask: np.ndarray | None = None
         self.max_open = max_open or _open_file_budget()
         self.release_bytes = release_bytes
         self._read_since_release = 0
@@ -87,9 +97,28 @@ class FeatureStore:
         self.read_into(out, video_id, seconds)
         return out.numpy()
 
+    def missing_seconds(self, seconds) -> list[int]:
+        """Which of ``seconds`` the files do not hold (always none for files of every second)."""
+        if self.computed is None:
+            return []
+        return sorted(set(int(s) for s in np.atleast_1d(seconds)) - set(self.computed.tolist()))
+
+    def _check_computed(self, video_id: str, seconds, length: int) -> None:
+        if self._mask is None:
+            self._mask = np.zeros(length, bool)
+            self._mask[self.computed[self.computed < length]] = True
+        wanted = np.atleast_1d(seconds)
+        if not self._mask[wanted].all():
+            s = int(wanted[~self._mask[wanted]][0])
+            raise FeatureError(f"{self.path(video_id)}: second {s} was not computed (the folder was extracted with "
+                               f"--used_seconds and holds seconds {self.computed.tolist()}); extract again without "
+                               f"--used_seconds, or with the --segments this run uses")
+
     def read_into(self, out: torch.Tensor, video_id: str, seconds) -> None:
         """Copy the given seconds of a video straight into ``out`` (one copy, whatever its layout)."""
         arr = self.array(video_id)
+        if self.computed is not None:
+            self._check_computed(video_id, seconds, arr.shape[0])
         if np.ndim(seconds) == 0:
             out.copy_(torch.from_numpy(arr[int(seconds)]))
         else:
@@ -165,7 +194,8 @@ class FeatureStore:
         bad = []
         for vid, stamp in progress(todo, desc=f"check {name}", unit="file", disable=len(todo) < 50):
             arr = np.load(self.path(vid), mmap_mode="r")
-            if not all(np.isfinite(arr[i:i + 8]).all() for i in range(0, arr.shape[0], 8)):
+            rows = self.computed[self.computed < arr.shape[0]] if self.computed is not None else np.arange(arr.shape[0])
+            if not all(np.isfinite(arr[rows[i:i + 8]]).all() for i in range(0, len(rows), 8)):
                 bad.append(f"{self.path(vid)}: holds NaN or infinite values")
             else:
                 cache[vid] = stamp
@@ -182,6 +212,18 @@ def segment_seconds(total_seconds: int, segments: int = 10) -> np.ndarray:
     """The seconds a model sees: every (T // segments)-th second, e.g. [::6] for T = 60."""
     stride = max(1, total_seconds // segments)
     return np.arange(0, total_seconds, stride)[:segments]
+
+
+GROUNDING_SECONDS = 10  # grounding pre-training reads the first 10 seconds of each video
+
+
+def used_seconds(total_seconds: int, segments: int = 10) -> list[int]:
+    """Every second a model here reads: AVST's (every T // segments-th) and grounding's (the first 10).
+
+    18 of 60 for the real data; AVST's negatives are then drawn from these seconds too.
+    """
+    return sorted(set(segment_seconds(total_seconds, segments).tolist())
+                  | set(range(min(GROUNDING_SECONDS, total_seconds))))
 
 
 def type_index(sample: dict) -> int:
@@ -217,6 +259,9 @@ class AVQADataset:
         self.total_seconds = total_seconds
         self.seconds = segment_seconds(total_seconds, segments) if total_seconds else np.arange(segments)
         self.negatives = negatives
+        # a negative is one random second of another video: of all T, or of those computed (--used_seconds)
+        self.negative_seconds = (visual.computed[visual.computed < total_seconds]
+                                 if visual is not None and visual.computed is not None else None)
         self.seed = seed
         self.epoch = 0
         self.videos = sorted({s["video_id"] for s in split.samples})
@@ -238,7 +283,10 @@ class AVQADataset:
         for _ in range(len(self.seconds)):
             other = int(rng.integers(len(self.videos) - 1))
             other += other >= own
-            out.append((self.videos[other], int(rng.integers(self.total_seconds))))
+            if self.negative_seconds is None:
+                out.append((self.videos[other], int(rng.integers(self.total_seconds))))
+            else:
+                out.append((self.videos[other], int(self.negative_seconds[rng.integers(len(self.negative_seconds))])))
         return out
 
     def buffers(self, batch_size: int, pin: bool = False) -> dict[str, torch.Tensor]:

@@ -36,8 +36,8 @@ from torch.utils.data import DistributedSampler, RandomSampler, SequentialSample
 from tqdm import tqdm
 
 from .annotations import AnnotationError, QUESTION_TYPES, Vocab, load_annotations
-from .data import (AUDIO_SHAPE, VISUAL_SHAPE, AVQADataset, BatchLoader, FeatureError, FeatureStore,
-                   GroundingDataset, encode_split, real_videos)
+from .data import (AUDIO_SHAPE, GROUNDING_SECONDS, VISUAL_SHAPE, AVQADataset, BatchLoader, FeatureError,
+                   FeatureStore, GroundingDataset, encode_split, real_videos, segment_seconds)
 from .models import QA_MODELS, AudioVisualGrounding, transfer_grounding
 from .utils import (at_least, atomic_path, atomic_write_text, check_writable, clean_stale_temps, metadata_path,
                     pick_device, progress, relative_hint, sha256, torch_load, user_errors)
@@ -543,8 +543,13 @@ def load_split(path: str, vocab: Vocab | None = None, samples: list[dict] | None
         raise SystemExit(str(e)) from None
 
 
-def feature_stores(args: argparse.Namespace, video_ids: Sequence[str], need_visual: bool, need_audio: bool = True):
-    """Open and check every feature file the run will read, before any training."""
+def feature_stores(args: argparse.Namespace, video_ids: Sequence[str], need_visual: bool, need_audio: bool = True,
+                   reads=None):
+    """Open and check every feature file the run will read, before any training.
+
+    ``reads(T)``: the seconds of each video the run reads; a folder extracted with --used_seconds
+    that lacks one of them stops the run here, not thousands of batches in.
+    """
     audio = FeatureStore(args.audio_dir, AUDIO_SHAPE) if need_audio else None
     visual = FeatureStore(args.video_res14x14_dir, VISUAL_SHAPE) if need_visual else None
     lengths = []
@@ -558,7 +563,14 @@ def feature_stores(args: argparse.Namespace, video_ids: Sequence[str], need_visu
     if len(set(lengths)) > 1:
         raise SystemExit(f"audio features have T={lengths[0]} seconds but visual features T={lengths[1]}: "
                          f"extract both with the same --seconds")
-    return audio, visual, (lengths[0] if lengths else 0)
+    total = lengths[0] if lengths else 0
+    for store in (audio, visual):
+        gap = store.missing_seconds(reads(total)) if store is not None and reads is not None else []
+        if gap:
+            raise SystemExit(f"{store.folder} holds only seconds {store.computed.tolist()} of each video (extracted "
+                             f"with --used_seconds), but this run reads second(s) {gap[:8]}: extract it again with "
+                             f"--used_seconds --segments {args.segments}, or without --used_seconds")
+    return audio, visual, total
 
 
 def make_loader(dataset, batch_size: int, shuffle: bool, rt: Runtime, prefetch: int, seed: int) -> BatchLoader:
@@ -692,7 +704,7 @@ def run_qa(kind: str, argv: Sequence[str] | None = None, description: str = "") 
     vocab = Vocab.from_samples(train_samples)
     cls = QA_MODELS[model_kind]
     save_dir = Path(args.model_save_dir)
-    feature_dirs = [d for d, used in ((args.audio_dir, cls.uses_audio), (args.video_res14x14_dir, cls.uses_visual)) if used]
+    feature_dirs = [args.audio_dir, args.video_res14x14_dir] if cls.uses_visual else []
     log = RunLog(None, "", "", False)
     try:
         if args.mode == "train":
@@ -705,7 +717,8 @@ def run_qa(kind: str, argv: Sequence[str] | None = None, description: str = "") 
             if model_kind == "avst" and state is None:  # a resumed run has its weights in _last.pt
                 grounding = load_pretrained_grounding(args.pretrained_grounding)
             videos = [s["video_id"] for sp in splits.values() for s in sp.samples]
-            audio, visual, total = feature_stores(args, videos, cls.uses_visual, need_audio=cls.uses_audio)
+            audio, visual, total = feature_stores(args, videos, cls.uses_visual, need_audio=cls.uses_visual,
+                                                  reads=lambda T: segment_seconds(T, args.segments))
             log = RunLog(log_path, args.tensorboard_dir, f"net_{model_kind}", rt.main, fresh=state is None)
             model = cls(len(vocab.questions), len(vocab.answers)).to(rt.device)
             meta = {"model": model_kind, "question_vocab": list(vocab.questions), "answer_vocab": list(vocab.answers),
@@ -743,7 +756,7 @@ def run_qa(kind: str, argv: Sequence[str] | None = None, description: str = "") 
         results = Path(args.results) if args.results else save_dir / f"{args.checkpoint}_{Path(args.label_test).stem}.json"
         check_writable(results.parent, "--results" if args.results else "--model_save_dir")
         audio, visual, total = feature_stores(args, [s["video_id"] for s in split.samples], cls.uses_visual,
-                                              need_audio=cls.uses_audio)
+                                              need_audio=cls.uses_visual, reads=lambda T: segment_seconds(T, args.segments))
         model.to(rt.device)
         if not rt.main:
             return 0
@@ -825,9 +838,10 @@ def run_grounding(argv: Sequence[str] | None = None, description: str = "") -> i
             record = run_record(args, "grounding", None, [args.audio_dir, args.video_res14x14_dir])
             best_path, last_path, log_path = checkpoint_paths(args, "grounding")
             state = claim_outputs(args, best_path, last_path, log_path, record, rt)
-            audio, visual, total = feature_stores(args, train_videos + val_videos, True)
+            audio, visual, total = feature_stores(args, train_videos + val_videos, True,
+                                                  reads=lambda T: range(min(GROUNDING_SECONDS, T)))
             log = RunLog(log_path, args.tensorboard_dir, "grounding_gen", rt.main, fresh=state is None)
-            seconds = min(10, total)
+            seconds = min(GROUNDING_SECONDS, total)
             for line in describe_inputs(args, [args.label_train, args.label_val],
                                         [args.audio_dir, args.video_res14x14_dir]):
                 log.line(line, echo=False)
@@ -845,7 +859,7 @@ def run_grounding(argv: Sequence[str] | None = None, description: str = "") -> i
             return 0
         path = args.label_val if args.mode == "val" else args.label_test
         videos = videos_of(path)
-        audio, visual, total = feature_stores(args, videos, True)
+        audio, visual, total = feature_stores(args, videos, True, reads=lambda T: range(min(GROUNDING_SECONDS, T)))
         ckpt = save_dir / f"{args.checkpoint}_best.pt"
         model = AudioVisualGrounding()
         try:
@@ -856,7 +870,7 @@ def run_grounding(argv: Sequence[str] | None = None, description: str = "") -> i
         check_writable(results.parent, "--results" if args.results else "--model_save_dir")
         torch.manual_seed(int(meta.get("args", {}).get("seed", 1)))
         untrained = AudioVisualGrounding()  # the reference: the same model as its training run built it
-        loader = make_loader(GroundingDataset(videos, audio, visual, min(10, total), seed=args.seed + 2),
+        loader = make_loader(GroundingDataset(videos, audio, visual, min(GROUNDING_SECONDS, total), seed=args.seed + 2),
                              args.eval_batch_size, False, rt, args.num_workers, args.seed)
         scores = {name: match_accuracy(m.to(rt.device), loader, rt, args.quiet)
                   for name, m in (("trained", model), ("untrained", untrained))}

@@ -70,8 +70,9 @@ def original_route(videos, seconds, work: Path) -> tuple[float, dict]:
     return time.time() - t0, feats
 
 
-def our_route(video_dir: Path, seconds: int, out: Path, device: str, bf16: bool) -> float:
-    report = extract_visual("res18_14x14", video_dir, out, seconds, None, 0, device, bf16, None, 2, True)
+def our_route(video_dir: Path, seconds: int, out: Path, device: str, bf16: bool, used_segments: int | None = None) -> float:
+    report = extract_visual("res18_14x14", video_dir, out, seconds, None, 0, device, bf16, None, 2, True,
+                            used_segments=used_segments)
     assert not report.failed, report.summary()
     return report.seconds  # from the moment the network is built
 
@@ -83,6 +84,9 @@ def main() -> int:
     p.add_argument("--limit", type=int, default=None, help="use at most this many videos")
     p.add_argument("--seconds", type=int, default=10, help="frames per clip (T)")
     p.add_argument("--size", default="640x360", help="frame size of the synthetic clips (default: 640x360)")
+    p.add_argument("--used_seconds", action="store_true",
+                   help="also time --used_seconds (only the seconds AVST and grounding read; use --seconds 60 "
+                        "as the real data) against all seconds, both ours in float32")
     a = p.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="avqa-bench-feat-"))
     try:
@@ -119,6 +123,12 @@ def main() -> int:
         same = np.mean([np.linalg.norm(np.load(tmp / "fp32" / f"{v.stem}.npy") - f_orig[v.stem]) /
                         np.linalg.norm(f_orig[v.stem]) for v in videos])
         print(f"  ours vs original route, float32: relative difference {100 * same:.2f}% (JPEG round trip only)")
+        if a.used_seconds:
+            from avqa.data import used_seconds
+            n_used = len(used_seconds(a.seconds, 10))
+            t_used = our_route(video_dir, a.seconds, tmp / "used", "cpu", False, used_segments=10)
+            print(f"  ours, float32, --used_seconds ({n_used} of {a.seconds} seconds)           : {t_used:7.1f} s "
+                  f"against {t_ours:.1f} s for all seconds: {100 * t_used / t_ours:.0f}% of the time")
         if torch.cuda.is_available():
             for bf16 in (False, True):
                 t = our_route(video_dir, a.seconds, tmp / f"cuda{bf16}", "cuda", bf16)

@@ -34,6 +34,7 @@ from ..media import (MediaError, audio_seconds_declared, read_audio, read_sample
                      write_wav)
 from ..utils import (at_least, atomic_dir, atomic_path, atomic_write_text, clean_stale_temps, pick_device,
                      metadata_path, relative_hint, progress, user_errors)
+from ..data import used_seconds
 from . import backbones as B
 from .logmel import SAMPLE_RATE, examples
 
@@ -100,39 +101,79 @@ def default_seconds(input_folder: Path) -> int:
     return 60
 
 
-def valid_npy(path: Path, shape: tuple[int, ...]) -> bool:
+def valid_npy(path: Path, shape: tuple[int, ...], dtype=np.float32) -> bool:
     try:
         arr = np.load(path, mmap_mode="r")
     except (ValueError, OSError, EOFError):
         return False
-    return arr.shape == shape and arr.dtype == np.float32
+    return arr.shape == shape and arr.dtype == dtype
 
 
-def save_npy(path: Path, array: np.ndarray) -> None:
+def save_npy(path: Path, array: np.ndarray, dtype=np.float32, rows: Sequence[int] | None = None,
+             total: int | None = None) -> None:
+    """Save [T, ...] features; with ``rows``, ``array`` holds only those seconds of ``total``: the file
+    keeps the full [total, ...] shape (original code opens it as usual) and the other seconds are
+    holes in a sparse file, which take no disk and read as zeros."""
     with atomic_path(path) as tmp:
-        with open(tmp, "wb") as f:
-            np.save(f, np.ascontiguousarray(array, dtype=np.float32))
+        if rows is None:
+            with open(tmp, "wb") as f:
+                np.save(f, np.ascontiguousarray(array, dtype=dtype))
+        else:
+            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=(total, *array.shape[1:]))
+            out[list(rows)] = array
+            out.flush()
+            del out
 
 
-def check_metadata(out_dir: Path, meta: dict, overwrite: bool, keys: Iterable[str]) -> None:
-    """Refuse to mix features made with different settings in one folder (unless --overwrite)."""
+def parse_shard(text: str) -> tuple[int, int]:
+    """--shard K/N: this process does the K-th of N shares of the videos (K from 0)."""
+    try:
+        k, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not K/N (e.g. 0/4)") from None
+    if not (n >= 1 and 0 <= k < n):
+        raise argparse.ArgumentTypeError(f"{text}: need 0 <= K < N")
+    return k, n
+
+
+def shard_of(items: list, shard: tuple[int, int] | None) -> list:
+    """Every N-th input from the K-th, in sorted order: each video goes to exactly one shard."""
+    if shard is None:
+        return items
+    k, n = shard
+    return items[k::n]
+
+
+def check_metadata(out_dir: Path, meta: dict, overwrite: bool, keys: Iterable[str],
+                   own: Iterable[str] | None = None) -> None:
+    """Refuse to mix features made with different settings in one folder (unless --overwrite).
+
+    ``own``: the stems this process writes (a shard): --overwrite then removes only those, and a
+    folder whose metadata already holds these settings keeps its file, so shards never rewrite it.
+    """
     path = metadata_path(out_dir)
     existing = [p for p in out_dir.glob("*.npy")] if out_dir.is_dir() else []
+    if own is not None:
+        mine = set(own)
+        removable = [p for p in existing if p.stem in mine]
+    else:
+        removable = existing
+    same = False
     if path.exists() and existing:
         old = json.loads(path.read_text())
         diff = {k: (old.get(k), meta.get(k)) for k in keys if old.get(k) != meta.get(k)}
+        same = not diff
         if diff:
             if not overwrite:
                 lines = "; ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in diff.items())
                 raise SystemExit(f"{out_dir} holds features made with other settings ({lines}). Pass --overwrite "
                                  f"to recompute them all, or choose another output folder.")
-            for p in existing:
-                p.unlink()
-    elif existing and overwrite:
-        for p in existing:
+    if overwrite:
+        for p in removable:
             p.unlink()
     out_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(path, json.dumps(meta, indent=1))
+    if not (same and own is not None):
+        atomic_write_text(path, json.dumps(meta, indent=1))
 
 
 # ----------------------------------------------------------------------------- audio and frames (no network)
@@ -190,10 +231,11 @@ def _map(report: Report, tasks: list, fn: Callable, workers: int, desc: str) -> 
 
 
 @user_errors
-def extract_audio(video_dir: Path, out_dir: Path, sample_rate: int = SAMPLE_RATE, workers: int = 2) -> Report:
+def extract_audio(video_dir: Path, out_dir: Path, sample_rate: int = SAMPLE_RATE, workers: int = 2,
+                  shard: tuple[int, int] | None = None) -> Report:
     """Every video's sound track as a 16-bit wav at ``sample_rate`` (channels kept)."""
     report = Report("extract_audio")
-    inputs = list_inputs(video_dir)
+    inputs = shard_of(list_inputs(video_dir), shard)
     out_dir.mkdir(parents=True, exist_ok=True)
     clean_stale_temps(out_dir)
     tasks = []
@@ -224,10 +266,10 @@ def valid_frames(folder: Path, count: int) -> bool:
 
 @user_errors
 def extract_frames(video_dir: Path, out_dir: Path, seconds: int, per_second: int = 1, workers: int = 2,
-                   quality: int = 75) -> Report:
+                   quality: int = 75, shard: tuple[int, int] | None = None) -> Report:
     """``seconds * per_second`` JPEG frames per video, at SPEC's frame numbers (00000001.jpg, ...)."""
     report = Report("extract_frames")
-    inputs = list_inputs(video_dir)
+    inputs = shard_of(list_inputs(video_dir), shard)
     out_dir.mkdir(parents=True, exist_ok=True)
     clean_stale_temps(out_dir)
     tasks = []
@@ -249,6 +291,20 @@ def extract_frames(video_dir: Path, out_dir: Path, seconds: int, per_second: int
 class Job:
     key: str       # video id, the output's stem
     source: Path   # video file, audio file or frame folder
+    group: int = 0  # clips of one group go through the network together (batched mode)
+
+
+def network_jobs(inputs: list[Path], rows_per_clip: int, batch_rows: int,
+                 shard: tuple[int, int] | None) -> list[Job]:
+    """Jobs in sorted order, grouped into fixed runs of consecutive clips that fill about ``batch_rows``
+    rows; a shard takes whole groups. Each clip then meets the same batch whether one process or N
+    shards do the folder, so their outputs are byte for byte the same."""
+    size = max(1, batch_rows // max(1, rows_per_clip))
+    jobs = [Job(p.name if p.is_dir() else p.stem, p, i // size) for i, p in enumerate(inputs)]
+    if shard is None:
+        return jobs
+    k, n = shard
+    return [j for j in jobs if j.group % n == k]
 
 
 def _in_threads(jobs: Sequence[Job], work: Callable[[Job], object], threads: int, ahead: int | None = None):
@@ -279,11 +335,15 @@ def _in_threads(jobs: Sequence[Job], work: Callable[[Job], object], threads: int
 
 def run_network(name: str, jobs: list[Job], out_dir: Path, shape: tuple[int, ...],
                 load: Callable[[Job], tuple[object, list[str]]], compute: Callable[[object], np.ndarray],
-                prefetch: int, report: Report, batch_rows: int = 64, per_core: bool = False) -> Report:
+                prefetch: int, report: Report, batch_rows: int = 64, per_core: bool = False,
+                rows: Sequence[int] | None = None, dtype=np.float32) -> Report:
     """``load`` returns a clip's network input and notes to report as warnings.
 
-    By default clips loaded ahead in a background thread are gathered until ``batch_rows`` frames
-    (or seconds of sound) are waiting, run through the network together, and saved one by one.
+    ``rows``: ``load`` returns only these seconds, and the file keeps ``shape`` (see save_npy);
+    ``dtype``: the stored precision.
+
+    By default clips loaded ahead in a background thread are gathered by group (network_jobs: about
+    ``batch_rows`` frames or seconds of sound), run through the network together, and saved one by one.
     With ``per_core`` (video on the CPU), each of N threads (N = torch's thread count) takes whole
     clips: decode, network on one core; the main thread saves. There a decoder thread beside a
     network that already uses every core only fights it for the cores (1.1-1.2x slower on 2
@@ -293,19 +353,21 @@ def run_network(name: str, jobs: list[Job], out_dir: Path, shape: tuple[int, ...
     clean_stale_temps(out_dir)
     todo = []
     for job in jobs:
-        if valid_npy(out_dir / f"{job.key}.npy", shape):
+        if valid_npy(out_dir / f"{job.key}.npy", shape, dtype):
             report.skipped += 1
         else:
             todo.append(job)
+    computed = (len(rows), *shape[1:]) if rows is not None else shape
 
-    def save(job: Job, rows: np.ndarray) -> None:
-        if rows.shape != shape:
-            report.fail(job.source, f"produced shape {rows.shape}, expected {shape}")
+    def save(job: Job, features: np.ndarray) -> None:
+        if features.shape != computed:
+            report.fail(job.source, f"produced shape {features.shape}, expected {computed}")
             return
-        save_npy(out_dir / f"{job.key}.npy", rows)
+        save_npy(out_dir / f"{job.key}.npy", features, dtype, rows, shape[0])
         report.done += 1
 
     waiting: list[tuple[Job, object]] = []
+    last_of_group = {j.group: j.key for j in todo}
 
     def flush():
         if not waiting:
@@ -330,15 +392,15 @@ def run_network(name: str, jobs: list[Job], out_dir: Path, shape: tuple[int, ...
         for job, result in progress(work, total=len(todo), desc=name, unit="clip"):
             if isinstance(result, Exception):
                 report.fail(job.source, str(result) if isinstance(result, MediaError) else repr(result))
-                continue
-            data, notes = result  # per_core: the clip's features; otherwise: its network input
-            for note in notes:
-                report.warn(note)
-            if per_core:
-                save(job, data)
-                continue
-            waiting.append((job, data))
-            if sum(len(p) for _, p in waiting) >= batch_rows:
+            else:
+                data, notes = result  # per_core: the clip's features; otherwise: its network input
+                for note in notes:
+                    report.warn(note)
+                if per_core:
+                    save(job, data)
+                else:
+                    waiting.append((job, data))
+            if last_of_group[job.group] == job.key:
                 flush()
         flush()
     finally:
@@ -349,14 +411,15 @@ def run_network(name: str, jobs: list[Job], out_dir: Path, shape: tuple[int, ...
 class Runner:
     """A backbone on a device, with optional bfloat16, channels-last and folded BatchNorm."""
 
-    def __init__(self, name: str, weights: str | None, seed: int, device: str, bf16: bool):
+    def __init__(self, name: str, weights: str | None, seed: int, device: str, bf16: bool, flag: str | None = None):
+        """``flag``: the command-line flag that gave ``weights``, named in errors (default: the extractors')."""
         import torch
         self.torch = torch
         self.spec = B.BACKBONES[name]
         try:
             model, self.weights_info = B.build(name, weights, seed)
         except (FileNotFoundError, ValueError) as e:
-            flag = "--checkpoint" if name == "vggish" else "--weights"
+            flag = flag or ("--checkpoint" if name == "vggish" else "--weights")
             raise SystemExit(f"{flag}: {e}. Give the official weight file (see --help), or leave {flag} out for "
                              f"a seeded random init") from None
         if self.spec.image:
@@ -382,22 +445,27 @@ class Runner:
             return self.model(x).float().cpu().numpy()
 
 
-def _load_frames(job: Job, seconds: int, spec: B.Backbone, jpeg_quality: int | None):
+def _load_frames(job: Job, seconds: int, spec: B.Backbone, jpeg_quality: int | None,
+                 rows: Sequence[int] | None = None):
+    """A clip's network input: its ``seconds`` frames, or only those of the seconds in ``rows``."""
+    notes = []
     if job.source.is_dir():  # the original layout: a folder of 1 fps JPEG frames
         from PIL import Image
         files = sorted(job.source.glob("*.jpg"))
         if not files:
             raise MediaError(f"{job.source}: no .jpg frames")
-        frames = [np.array(Image.open(f).convert("RGB")) for f in files]
-        if len(frames) != seconds:
-            raise MediaError(f"{job.source}: {len(frames)} frames, expected {seconds} (one per second)")
+        if len(files) != seconds:
+            raise MediaError(f"{job.source}: {len(files)} frames, expected {seconds} (one per second)")
+        frames = [np.array(Image.open(files[i]).convert("RGB")) for i in (rows if rows is not None else range(seconds))]
     else:
         frames, info = read_sampled_frames(job.source, seconds, threads=1)
+        if rows is not None:
+            frames = [frames[i] for i in rows]
         if jpeg_quality:
             frames = [_jpeg_roundtrip(f, jpeg_quality) for f in frames]
         note = _short_video_note(job.source, info, seconds)
-        return B.frames_to_tensor(frames, spec), [note] if note else []
-    return B.frames_to_tensor(frames, spec), []
+        notes = [note] if note else []
+    return B.frames_to_tensor(frames, spec), notes
 
 
 def _jpeg_roundtrip(frame: np.ndarray, quality: int) -> np.ndarray:
@@ -413,32 +481,45 @@ def _jpeg_roundtrip(frame: np.ndarray, quality: int) -> np.ndarray:
 @user_errors
 def extract_visual(name: str, video_path: Path, out_dir: Path, seconds: int, weights: str | None, seed: int,
                    device: str | None, bf16: bool, jpeg_quality: int | None, prefetch: int,
-                   overwrite: bool, batch_rows: int = 64) -> Report:
+                   overwrite: bool, batch_rows: int = 64, used_segments: int | None = None, float16: bool = False,
+                   shard: tuple[int, int] | None = None) -> Report:
+    """``used_segments``: compute only the seconds the models read (data.used_seconds) for that many
+    segments; ``float16``: store half precision; ``shard``: (K, N), this process's share of the videos."""
     frames_mode = is_frame_folder(video_path)
-    inputs = list_inputs(video_path, want_dirs=frames_mode)
+    rows = used_seconds(seconds, used_segments) if used_segments else None
     device = pick_device(device)
+    per_core = not device.startswith("cuda")  # each clip alone through the network: no batch to keep fixed
+    jobs = network_jobs(list_inputs(video_path, want_dirs=frames_mode),
+                        batch_rows if per_core else len(rows) if rows else seconds, batch_rows, shard)
     runner = Runner(name, weights, seed, device, bf16)
     report = Report(name)  # timed from here: the network is built
     spec = runner.spec
     meta = _metadata(name, runner, seconds, device, bf16)
     meta["input"] = "1 fps JPEG frame folders" if frames_mode else "videos, decoded in memory at SPEC frame numbers"
     meta["jpeg_roundtrip_quality"] = jpeg_quality
+    meta["dtype"] = "float16" if float16 else "float32"
+    meta["seconds_computed"] = rows if rows is not None else "all"
+    if rows is not None:
+        meta["used_seconds"] = (f"only the seconds AVST reads with --segments {used_segments} and grounding "
+                                f"pre-training reads (the first {min(10, seconds)}); the others are holes that read "
+                                f"as zeros, and this project's loaders refuse to read them")
     if runner.weights_info["weights"] is None:
         print(f"[{name}] no --weights given: using a seeded random init (seed {seed}); "
               f"recorded in {metadata_path(out_dir)}", file=sys.stderr)
     check_metadata(out_dir, meta, overwrite, ("backbone", "weights_sha256", "init", "seconds", "precision",
-                                              "preprocessing", "jpeg_roundtrip_quality"))
-    jobs = [Job(p.stem if not p.is_dir() else p.name, p) for p in inputs]
+                                              "preprocessing", "jpeg_roundtrip_quality", "dtype", "seconds_computed"),
+                   own=[j.key for j in jobs] if shard else None)
     return run_network(name, jobs, out_dir, (seconds, *spec.out_shape),
-                       lambda j: _load_frames(j, seconds, spec, jpeg_quality), runner, prefetch, report, batch_rows,
-                       per_core=not device.startswith("cuda"))
+                       lambda j: _load_frames(j, seconds, spec, jpeg_quality, rows), runner, prefetch, report,
+                       batch_rows, per_core=per_core, rows=rows,
+                       dtype=np.float16 if float16 else np.float32)
 
 
 @user_errors
 def extract_vggish(audio_dir: Path, out_dir: Path, seconds: int, weights: str | None, seed: int,
-                   device: str | None, bf16: bool, prefetch: int, overwrite: bool, batch_rows: int = 64) -> Report:
-    import torch
-    inputs = list_inputs(audio_dir)
+                   device: str | None, bf16: bool, prefetch: int, overwrite: bool, batch_rows: int = 64,
+                   shard: tuple[int, int] | None = None) -> Report:
+    jobs = network_jobs(list_inputs(audio_dir), seconds, batch_rows, shard)
     device = pick_device(device)
     runner = Runner("vggish", weights, seed, device, bf16)
     report = Report("vggish")  # timed from here: the network is built
@@ -446,23 +527,29 @@ def extract_vggish(audio_dir: Path, out_dir: Path, seconds: int, weights: str | 
     if runner.weights_info["weights"] is None:
         print(f"[vggish] no --checkpoint given: using a seeded random init (seed {seed}); "
               f"recorded in {metadata_path(out_dir)}", file=sys.stderr)
-    check_metadata(out_dir, meta, overwrite, ("backbone", "weights_sha256", "init", "seconds", "precision"))
+    check_metadata(out_dir, meta, overwrite, ("backbone", "weights_sha256", "init", "seconds", "precision"),
+                   own=[j.key for j in jobs] if shard else None)
+    return run_network("vggish", jobs, out_dir, (seconds, 128), lambda j: _load_sound(j, seconds), runner, prefetch,
+                       report, batch_rows)
 
-    def load(job: Job):
-        if job.source.suffix.lower() == ".wav":
-            try:
-                samples, rate = read_wav(job.source)
-            except Exception:  # noqa: BLE001 - not plain 16-bit PCM: let FFmpeg decode it
-                samples, rate = read_audio(job.source, SAMPLE_RATE)
-        else:
+
+def _load_sound(job: Job, seconds: int):
+    """A clip's VGGish input, [seconds, 96, 64] log-mel examples, and its notes (short sound is padded).
+
+    Shared with avqa.ask, which answers a question about one video in memory from the same input.
+    """
+    import torch
+    if job.source.suffix.lower() == ".wav":
+        try:
+            samples, rate = read_wav(job.source)
+        except Exception:  # noqa: BLE001 - not plain 16-bit PCM: let FFmpeg decode it
             samples, rate = read_audio(job.source, SAMPLE_RATE)
-        notes = []
-        if len(samples) < seconds * rate:
-            notes.append(f"{job.source}: {len(samples) / rate:.2f} s of sound for {seconds} s; padded with silence")
-        return torch.from_numpy(examples(samples, rate, seconds, warn=False)), notes
-
-    jobs = [Job(p.stem, p) for p in inputs]
-    return run_network("vggish", jobs, out_dir, (seconds, 128), load, runner, prefetch, report, batch_rows)
+    else:
+        samples, rate = read_audio(job.source, SAMPLE_RATE)
+    notes = []
+    if len(samples) < seconds * rate:
+        notes.append(f"{job.source}: {len(samples) / rate:.2f} s of sound for {seconds} s; padded with silence")
+    return torch.from_numpy(examples(samples, rate, seconds, warn=False)), notes
 
 
 def _metadata(name: str, runner: Runner, seconds: int, device: str, bf16: bool) -> dict:
@@ -498,7 +585,7 @@ def common_flags(p: argparse.ArgumentParser, weights_flag: str = "--weights") ->
                    help="original flag: sets CUDA_VISIBLE_DEVICES (e.g. '0'); prefer --device")
     p.add_argument("--bf16", action="store_true",
                    help="compute in bfloat16 (CPUs with bfloat16 units and GPUs): several times faster, "
-                        "about 1%% relative difference; features are still saved as float32")
+                        "about 1%% relative difference; features are still saved as float32 (float16 with --float16)")
     p.add_argument("--prefetch", type=at_least(0), default=2,
                    help="clips loaded ahead in a background thread while the network runs (GPU, and VGGish "
                         "everywhere; default: 2)")
@@ -510,6 +597,26 @@ def common_flags(p: argparse.ArgumentParser, weights_flag: str = "--weights") ->
                         "save memory (default: 64)")
     p.add_argument("--overwrite", action="store_true",
                    help="recompute every output, also when the folder holds features made with other settings")
+    shard_flag(p)
+
+
+def shard_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--shard", type=parse_shard, default=None, metavar="K/N",
+                   help="do only the K-th (from 0) of N shares of the videos, for several GPUs or machines writing "
+                        "to one folder; each video goes to exactly one share. Under torchrun the share is the "
+                        "process's rank by default")
+
+
+def resolve_shard(args: argparse.Namespace) -> tuple[int, int] | None:
+    """--shard, or the rank among torchrun's processes (each then takes its own GPU)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if args.shard is None and world > 1:
+        args.shard = (int(os.environ.get("RANK", "0")), world)
+        if getattr(args, "device", None) is None:
+            import torch
+            if torch.cuda.is_available():
+                args.device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0')) % torch.cuda.device_count()}"
+    return args.shard
 
 
 def apply_runtime_flags(args: argparse.Namespace) -> None:

@@ -4,17 +4,20 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from avqa.features.extract import extract_audio, finish  # noqa: E402
+from avqa.features.extract import extract_audio, finish, resolve_shard, shard_flag  # noqa: E402
+from avqa.utils import at_least  # noqa: E402
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--video_dir", default="./data/videos", help="folder of videos (default: ./data/videos)")
     p.add_argument("--audio_dir", default="./data/audio", help="where the wav files go (default: ./data/audio)")
-    p.add_argument("--sample_rate", type=int, default=16000, help="output sample rate in Hz (default: 16000)")
-    p.add_argument("--workers", type=int, default=2, help="parallel decoding processes (default: 2)")
+    p.add_argument("--sample_rate", type=at_least(1), default=16000, help="output sample rate in Hz (default: 16000)")
+    p.add_argument("--workers", type=at_least(1), default=2, help="parallel decoding processes (default: 2)")
+    shard_flag(p)
     args = p.parse_args(argv)
-    return finish(extract_audio(Path(args.video_dir), Path(args.audio_dir), args.sample_rate, args.workers))
+    return finish(extract_audio(Path(args.video_dir), Path(args.audio_dir), args.sample_rate, args.workers,
+                                resolve_shard(args)))
 
 
 if __name__ == "__main__":

@@ -10,14 +10,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from avqa.features.extract import (apply_runtime_flags, common_flags, default_seconds,  # noqa: E402
-                                   extract_vggish, finish)
+                                   extract_vggish, finish, resolve_shard)
+from avqa.utils import at_least  # noqa: E402
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--audio_dir", default="./data/audio/", help="folder of wav (or other audio/video) files")
     p.add_argument("--save_dir", default="./data/feats/vggish/", help="where the .npy files go")
-    p.add_argument("--num_secs", "--seconds", dest="seconds", type=int, default=None,
+    p.add_argument("--num_secs", "--seconds", dest="seconds", type=at_least(1), default=None,
                    help="T, seconds per clip (default: 60, or the clip length of a synthetic set beside the input)")
     common_flags(p, "--checkpoint")
     args = p.parse_args(argv)
@@ -25,7 +26,7 @@ def main(argv=None) -> int:
     seconds = args.seconds or default_seconds(Path(args.audio_dir))
     return finish(extract_vggish(Path(args.audio_dir), Path(args.save_dir), seconds, args.weights, args.seed,
                                  args.device, args.bf16, args.prefetch, args.overwrite,
-                                 args.batch_frames))
+                                 args.batch_frames, resolve_shard(args)))
 
 
 if __name__ == "__main__":

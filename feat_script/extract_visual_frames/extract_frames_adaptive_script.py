@@ -6,22 +6,24 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from avqa.features.extract import default_seconds, extract_frames, finish  # noqa: E402
+from avqa.features.extract import default_seconds, extract_frames, finish, resolve_shard, shard_flag  # noqa: E402
+from avqa.utils import at_least  # noqa: E402
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--dir_path", default="./data/videos/", help="folder of videos (default: ./data/videos/)")
     p.add_argument("--dst_path", default="./data/frames/", help="where frame folders go (default: ./data/frames/)")
-    p.add_argument("--fix_second", "--seconds", dest="seconds", type=int, default=None,
+    p.add_argument("--fix_second", "--seconds", dest="seconds", type=at_least(1), default=None,
                    help="seconds per video (default: 60, or the clip length of a synthetic set beside --dir_path)")
-    p.add_argument("--fps_count", type=int, default=1, help="frames per second to keep (default: 1)")
-    p.add_argument("--process_count", type=int, default=2, help="parallel processes (default: 2)")
-    p.add_argument("--quality", type=int, default=75, help="JPEG quality, as the original's imsave (default: 75)")
+    p.add_argument("--fps_count", type=at_least(1), default=1, help="frames per second to keep (default: 1)")
+    p.add_argument("--process_count", type=at_least(1), default=2, help="parallel processes (default: 2)")
+    p.add_argument("--quality", type=at_least(1), default=75, help="JPEG quality, as the original's imsave (default: 75)")
+    shard_flag(p)
     args = p.parse_args(argv)
     seconds = args.seconds or default_seconds(Path(args.dir_path))
     return finish(extract_frames(Path(args.dir_path), Path(args.dst_path), seconds, args.fps_count,
-                                 args.process_count, args.quality))
+                                 args.process_count, args.quality, resolve_shard(args)))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,84 @@
+"""Features at real-data scale: only the seconds the models read, float16 storage, sharded extraction."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from avqa.data import VISUAL_SHAPE, FeatureError, FeatureStore, used_seconds
+from conftest import AVST, GRD, ROOT, run
+
+X14 = "feat_script/extract_visual_feat_14x14/extract_14x14_feat.py"
+VGG = "feat_script/extract_audio_feat/audio_feature_extractor.py"
+T = 24  # the tiny set's 4 s clips, read as 24 s (their last second repeats): AVST with --segments 2
+        # reads seconds 0 and 12, grounding the first 10, so 11 of 24 seconds are used
+
+
+def test_used_seconds(tiny_features, tmp_path):
+    assert used_seconds(60, 10) == [*range(10), 12, 18, 24, 30, 36, 42, 48, 54]
+    assert used_seconds(T, 2) == [*range(10), 12]
+    full, used = tmp_path / "full", tmp_path / "used"
+    run(X14, "--video_path", str(tiny_features / "videos"), "--output_dir", str(full), "--seconds", str(T))
+    run(X14, "--video_path", str(tiny_features / "videos"), "--output_dir", str(used), "--seconds", str(T),
+        "--used_seconds", "--segments", "2", "--float16")
+    meta = json.loads((tmp_path / "used.json").read_text())
+    assert meta["seconds_computed"] == used_seconds(T, 2) and meta["dtype"] == "float16"
+    assert json.loads((tmp_path / "full.json").read_text())["seconds_computed"] == "all"
+    kept = used_seconds(T, 2)
+    for f in sorted(full.glob("*.npy")):
+        a, b = np.load(f), np.load(used / f.name)  # plain numpy opens them, as original code would
+        assert b.shape == a.shape == (T, *VISUAL_SHAPE) and b.dtype == np.float16
+        np.testing.assert_allclose(b[kept].astype(np.float32), a[kept], rtol=2e-3, atol=2e-3)
+        assert not b[[s for s in range(T) if s not in kept]].any()  # holes read as zeros
+        st = os.stat(used / f.name)
+        assert st.st_blocks * 512 < 0.6 * st.st_size  # the holes take no disk
+    # the loader refuses a second that was not computed, naming file, second and fix
+    store = FeatureStore(used, VISUAL_SHAPE)
+    vid = sorted(full.glob("*.npy"))[0].stem
+    assert store.read(vid, [0, 12]).shape == (2, *VISUAL_SHAPE)
+    with pytest.raises(FeatureError, match=rf"{vid}.npy: second 13 was not computed.*--used_seconds"):
+        store.read(vid, [12, 13])
+
+
+def test_training_reads_used_second_files_and_refuses_other_segments(tiny_features, tmp_path):
+    d = tiny_features
+    feats = tmp_path / "feats"
+    run(X14, "--video_path", str(d / "videos"), "--output_dir", str(feats / "res18_14x14"), "--seconds", str(T),
+        "--used_seconds", "--segments", "2", "--float16")
+    run(VGG, "--audio_dir", str(d / "audio"), "--save_dir", str(feats / "vggish"), "--seconds", str(T))
+    flags = ["--audio_dir", str(feats / "vggish"), "--video_res14x14_dir", str(feats / "res18_14x14"),
+             "--label_train", str(d / "json" / "avqa-train.json"), "--label_val", str(d / "json" / "avqa-val.json"),
+             "--label_test", str(d / "json" / "avqa-test.json"), "--quiet", "--tensorboard_dir", "", "--epochs", "1"]
+    run(GRD, *flags, "--model_save_dir", str(tmp_path / "g"))
+    run(AVST, *flags, "--segments", "2", "--model_save_dir", str(tmp_path / "a"), "--pretrained_grounding",
+        str(tmp_path / "g" / "main_grounding_gen_best.pt"))
+    run(AVST, *flags, "--segments", "2", "--mode", "test", "--model_save_dir", str(tmp_path / "a"))
+    proc = run(AVST, *flags, "--model_save_dir", str(tmp_path / "b"), "--pretrained_grounding", "none", check=False)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert "holds only seconds" in proc.stderr and "reads second(s) [10, 14, 16, 18]" in proc.stderr
+    assert "--used_seconds --segments 10" in proc.stderr
+
+
+@pytest.mark.parametrize("script, inputs", [(X14, "videos"), (VGG, "audio")])
+def test_two_shards_make_what_one_process_makes(tiny_features, tmp_path, script, inputs):
+    # --batch_frames 8: VGGish batches 2 clips of 4 s together, 7 fixed groups for the shards to share
+    src = ["--video_path" if script == X14 else "--audio_dir", str(tiny_features / inputs), "--batch_frames", "8"]
+    out = "--output_dir" if script == X14 else "--save_dir"
+    run(script, *src, out, str(tmp_path / "one"))
+    shards = [subprocess.Popen([sys.executable, script, *src, out, str(tmp_path / "two"), "--shard", f"{k}/2",
+                                "--threads", "1"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+              for k in range(2)]
+    logs = [p.communicate(timeout=300) for p in shards]
+    assert all(p.returncode == 0 for p in shards), logs
+    written = [int(o.split(" written")[0].split()[-1]) for o, _ in logs]
+    one = {p.name: p.read_bytes() for p in (tmp_path / "one").glob("*.npy")}
+    two = {p.name: p.read_bytes() for p in (tmp_path / "two").glob("*.npy")}
+    assert sum(written) == len(one) == len(two) > 0 and min(written) > 0  # each video by exactly one shard
+    assert one == two  # byte for byte
+    a, b = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("one", "two"))
+    assert {k: v for k, v in a.items() if k != "written"} == {k: v for k, v in b.items() if k != "written"}
+    # resumable like a single process: a rerun of one shard finds its share complete
+    again = run(script, *src, out, str(tmp_path / "two"), "--shard", "1/2").stdout
+    assert f"0 written, {written[1]} already complete" in again
