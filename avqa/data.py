@@ -1,8 +1,8 @@
 """Datasets for grounding pre-training and question answering, reading features by slicing.
 
-Features stay in their per-video ``.npy`` files and are opened once as read-only memory maps;
-a sample copies only the seconds it uses (the sampled seconds of its own video, and one second
-of another video per negative). The original loaded the whole 24 MB 14x14 file of a negative
+Features stay in their per-video ``.npy`` files, which stay open; a sample reads (pread) only the
+seconds it uses (the sampled seconds of its own video, and one second of another video per
+negative). The original loaded the whole 24 MB 14x14 file of a negative
 video for each of the 10 negatives of each sample.
 
 Negatives are drawn from a generator seeded by (seed, epoch, sample index), so a run and its
@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import collections
 import json
-import mmap
+import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -42,25 +43,41 @@ class FeatureError(ValueError):
 
 
 def _open_file_budget() -> int:
-    """How many feature files may stay mapped: half the soft limit on open files."""
+    """How many feature files one store keeps open: a quarter of the soft limit on open files (raised to
+    the hard limit first), so the audio and visual stores of a run together use at most half."""
     try:
         import resource
-        return max(16, resource.getrlimit(resource.RLIMIT_NOFILE)[0] // 2)
-    except (ImportError, ValueError):
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if hard == resource.RLIM_INFINITY or soft < hard:
+            try:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (hard if hard != resource.RLIM_INFINITY else 65536, hard))
+                soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+            except (ValueError, OSError):
+                pass
+        return max(16, soft // 4)
+    except ImportError:
         return 256
 
 
-class FeatureStore:
-    """One folder of ``<video_id>.npy`` arrays [seconds, ...], read by slicing memory maps.
+@dataclass
+class _File:
+    fd: int
+    offset: int           # where the data starts, after the .npy header
+    length: int           # T, seconds in the file
+    dtype: np.dtype
+    row_bytes: int        # bytes of one second
 
-    Maps stay open (least recently used ones are closed beyond ``max_open``) so that a read costs
-    a copy and no system calls. Mapped pages count as resident memory, so after every
-    ``release_bytes`` read they are all handed back to the kernel (they stay in its page cache; a
-    later read maps them again): resident memory does not grow with the dataset.
+
+class FeatureStore:
+    """One folder of ``<video_id>.npy`` arrays [seconds, ...], read one second at a time with pread.
+
+    A read copies the bytes of each second it needs from the file (through the kernel's page cache)
+    into the caller's buffer: no memory maps, so resident memory does not grow with the dataset,
+    and no page faults, which on the real data's 9,288 files cost more than the model step. Files
+    stay open (least recently used ones are closed beyond ``max_open``).
     """
 
-    def __init__(self, folder: str | Path, per_second_shape: tuple[int, ...], max_open: int | None = None,
-                 release_bytes: int = 128 << 20):
+    def __init__(self, folder: str | Path, per_second_shape: tuple[int, ...], max_open: int | None = None):
         self.folder = Path(folder)
         self.per_second_shape = tuple(per_second_shape)
         # features extracted with --used_seconds hold only some seconds (the others are holes that read
@@ -74,23 +91,51 @@ class FeatureStore:
             self.computed = np.array(sorted(listed), dtype=np.int64)
         self._mask: np.ndarray | None = None
         self.max_open = max_open or _open_file_budget()
-        self.release_bytes = release_bytes
-        self._read_since_release = 0
-        self._open: collections.OrderedDict[str, np.ndarray] = collections.OrderedDict()
+        self._open: collections.OrderedDict[str, _File] = collections.OrderedDict()
+        self._local = threading.local()  # a scratch row per reading thread
 
     def path(self, video_id: str) -> Path:
         return self.folder / f"{video_id}.npy"
 
-    def array(self, video_id: str) -> np.ndarray:
-        arr = self._open.get(video_id)
-        if arr is None:
-            arr = np.load(self.path(video_id), mmap_mode="c")  # copy-on-write: never written back
-            self._open[video_id] = arr
-            if len(self._open) > self.max_open:
-                self._open.popitem(last=False)  # unmap the least recently used file
-        else:
+    def _file(self, video_id: str) -> _File:
+        f = self._open.get(video_id)
+        if f is not None:
             self._open.move_to_end(video_id)
-        return arr
+            return f
+        path = self.path(video_id)
+        with open(path, "rb") as fp:
+            version = np.lib.format.read_magic(fp)
+            read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                           else np.lib.format.read_array_header_2_0)
+            shape, fortran, dtype = read_header(fp)
+            offset = fp.tell()
+        if fortran or tuple(shape[1:]) != self.per_second_shape:
+            raise FeatureError(f"{path}: shape {list(shape)}, expected [T, {', '.join(map(str, self.per_second_shape))}]")
+        f = _File(os.open(path, os.O_RDONLY), offset, shape[0], dtype,
+                  dtype.itemsize * int(np.prod(self.per_second_shape)))
+        self._open[video_id] = f
+        if len(self._open) > self.max_open:
+            os.close(self._open.popitem(last=False)[1].fd)  # close the least recently used file
+        return f
+
+    def __del__(self):
+        for f in getattr(self, "_open", {}).values():
+            try:
+                os.close(f.fd)
+            except OSError:
+                pass
+
+    def __getstate__(self):  # loader workers open their own files
+        state = self.__dict__.copy()
+        state["_open"] = collections.OrderedDict()
+        state["_local"] = None
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state, _local=threading.local())
+
+    def seconds(self, video_id: str) -> int:
+        return self._file(video_id).length
 
     def read(self, video_id: str, seconds) -> np.ndarray:
         out = torch.empty((*np.shape(seconds), *self.per_second_shape))
@@ -115,38 +160,22 @@ class FeatureStore:
                                f"--used_seconds, or with the --segments this run uses")
 
     def read_into(self, out: torch.Tensor, video_id: str, seconds) -> None:
-        """Copy the given seconds of a video straight into ``out`` (one copy, whatever its layout)."""
-        arr = self.array(video_id)
+        """Copy the given seconds of a video straight into ``out`` (whatever its layout and dtype)."""
+        f = self._file(video_id)
         if self.computed is not None:
-            self._check_computed(video_id, seconds, arr.shape[0])
-        if np.ndim(seconds) == 0:
-            out.copy_(torch.from_numpy(arr[int(seconds)]))
-        else:
-            for k, sec in enumerate(seconds):  # row by row is the fastest copy out of a memory map
-                out[k].copy_(torch.from_numpy(arr[sec]))
-        self._read_since_release += out.numel() * 4
-        if self._read_since_release > self.release_bytes:
-            self.release()
-
-    def release(self) -> None:
-        """Hand every mapped page back to the kernel."""
-        for arr in self._open.values():
-            mm = getattr(arr, "_mmap", None)
-            if mm is not None and hasattr(mm, "madvise"):
-                try:
-                    mm.madvise(mmap.MADV_DONTNEED)
-                except OSError:
-                    pass  # best effort: without it only the resident figure grows
-        self._read_since_release = 0
-
-    def __getstate__(self):  # loader workers open their own maps
-        state = self.__dict__.copy()
-        state["_open"] = collections.OrderedDict()
-        state["_read_since_release"] = 0
-        return state
-
-    def seconds(self, video_id: str) -> int:
-        return int(self.array(video_id).shape[0])
+            self._check_computed(video_id, seconds, f.length)
+        scalar = np.ndim(seconds) == 0
+        rows = [int(seconds)] if scalar else [int(x) for x in seconds]
+        scratch = getattr(self._local, "row", None)
+        if scratch is None or scratch.dtype != f.dtype:
+            scratch = self._local.row = np.empty(self.per_second_shape, f.dtype)
+        target = out.numpy()
+        for k, sec in enumerate(rows):
+            if not 0 <= sec < f.length:
+                raise FeatureError(f"{self.path(video_id)}: second {sec} asked for, the file holds {f.length}")
+            if os.preadv(f.fd, [scratch], f.offset + sec * f.row_bytes) != f.row_bytes:
+                raise FeatureError(f"{self.path(video_id)}: truncated (second {sec} cannot be read); extract it again")
+            np.copyto(target if scalar else target[k], scratch)  # one thread: no pool to wait for
 
     def check(self, video_ids: Sequence[str], finite: bool = True, name: str = "features") -> int:
         """Every file present, float, [T, *shape] with one T for all, and (optionally) finite.

@@ -140,8 +140,8 @@ class Runtime:
         self.rank = int(os.environ.get("RANK", "0"))
         local = int(os.environ.get("LOCAL_RANK", "0"))
         requested = pick_device(args.device)
-        if requested == "cuda" and self.world > 1:
-            requested = f"cuda:{local}"
+        if requested == "cuda":  # an explicit index: set_device refuses a bare "cuda" in some torch versions
+            requested = f"cuda:{local if self.world > 1 else torch.cuda.current_device()}"
         self.device = torch.device(requested)
         if self.device.type == "cuda":
             torch.cuda.set_device(self.device)
