@@ -210,6 +210,12 @@ class Vocab:
     def answer_index(self) -> dict[str, int]:
         return {a: i for i, a in enumerate(self.answers)}
 
+    def word_ids(self, words: Sequence[str], max_len: int = MAX_QUESTION_LEN,
+                 index: dict[str, int] | None = None) -> list[int]:
+        """The model's question input: word ids padded with <pad> (id 0) to ``max_len`` (words must be known)."""
+        index = index if index is not None else self.word_index()
+        return [index[w] for w in words] + [0] * (max_len - len(words))
+
     def encode(self, samples: Sequence[dict], path: str | Path = "<memory>",
                max_len: int = MAX_QUESTION_LEN) -> tuple[list[list[int]], list[int]]:
         """Padded word ids and answer ids; unseen words or answers are a clear error."""
@@ -229,7 +235,7 @@ class Vocab:
             if len(toks) > max_len:
                 problems.append(f"row {row} (question_id {s['question_id']}): {len(toks)} tokens > {max_len}")
                 continue
-            questions.append([widx[w] for w in toks] + [0] * (max_len - len(toks)))
+            questions.append(self.word_ids(toks, max_len, widx))
             answers.append(aidx[s["anser"]])
         if problems:
             raise AnnotationError(path, problems)

@@ -101,8 +101,22 @@ def clip_frames(video_id: str, seconds: Sequence[int], frames_dir: Path | None, 
     raise FileNotFoundError(f"no frames for {video_id}: neither {folder} nor a video in {video_dir}")
 
 
-def _save(image: Image.Image, path: Path) -> None:
+def save_png(image: Image.Image, path: Path) -> None:
     atomic_save(path, lambda tmp: image.save(tmp, format="PNG"))
+
+
+def avst_sheet(frames: Sequence[np.ndarray], seconds: Sequence[int], maps: dict[str, torch.Tensor],
+               tokens: Sequence[str], verdict: str, source: str) -> Image.Image:
+    """One question's sheet, drawn from AVST's attention maps (``return_attention``, batch of one).
+
+    Shared by main_avst_vis.py and avqa.ask: ``verdict`` is the header's second line (the
+    prediction, and the true answer where there is one), ``source`` names the clip.
+    """
+    ta, tv = maps["temporal_audio"][0].tolist(), maps["temporal_visual"][0].tolist()
+    captions = [f"{sec}s  a {a:.2f}  v {v:.2f}" for sec, a, v in zip(seconds, ta, tv)]
+    header = [" ".join(tokens) + "?", verdict,
+              f"{source}   heatmap: where the sound is; a/v: question's attention on each second"]
+    return make_sheet(frames, maps["spatial"][0].numpy(), captions, header)
 
 
 @torch.no_grad()
@@ -115,22 +129,18 @@ def avst_sheets(model, vocab: Vocab, samples: Sequence[dict], audio: FeatureStor
         vid = s["video_id"]
         total = audio.seconds(vid)
         secs = segment_seconds(total, segments).tolist()
-        toks = tokenize(s)
         q = torch.tensor(vocab.encode([s])[0])
         logits, _, _, att = model(torch.from_numpy(audio.read(vid, secs))[None],
                                   torch.from_numpy(visual.read(vid, secs))[None], None, q, return_attention=True)
         pred = vocab.answers[int(logits.argmax())]
-        ta, tv = att["temporal_audio"][0].tolist(), att["temporal_visual"][0].tolist()
-        captions = [f"{sec}s  a {a:.2f}  v {v:.2f}" for sec, a, v in zip(secs, ta, tv)]
         mark = "correct" if pred == s["anser"] else "wrong"
-        header = [" ".join(toks) + "?", f"predicted: {pred}    answer: {s['anser']}    ({mark})",
-                  f"clip {vid}   question_id {s['question_id']}   heatmap: where the sound is; a/v: "
-                  f"question's attention on each second"]
         frames = clip_frames(vid, secs, frames_dir, video_dir, total)
+        sheet = avst_sheet(frames, secs, att, tokenize(s), f"predicted: {pred}    answer: {s['anser']}    ({mark})",
+                           f"clip {vid}   question_id {s['question_id']}")
         stem = f"{vid}_q{s['question_id']}"
         seen[stem] = seen.get(stem, 0) + 1  # the real files repeat some question_ids on one clip
         path = out_dir / (f"{stem}.png" if seen[stem] == 1 else f"{stem}_{seen[stem]}.png")
-        _save(make_sheet(frames, att["spatial"][0].numpy(), captions, header), path)
+        save_png(sheet, path)
         written.append(path)
     return written
 
@@ -152,7 +162,7 @@ def grounding_sheets(model, videos: Sequence[str], audio: FeatureStore, visual: 
                   "match: probability that this second's sound belongs to this frame"]
         frames = clip_frames(vid, secs, frames_dir, video_dir, total)
         path = out_dir / f"{vid}.png"
-        _save(make_sheet(frames, att.numpy(), captions, header), path)
+        save_png(make_sheet(frames, att.numpy(), captions, header), path)
         written.append(path)
     return written
 

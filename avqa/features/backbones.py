@@ -286,8 +286,12 @@ def record_path(weights: str | Path) -> Path:
 def build(name: str, weights: str | Path | None, seed: int = 0) -> tuple[nn.Module, dict]:
     """A backbone in eval mode and a description of its weights for the metadata file."""
     spec = BACKBONES[name]
-    model = spec.build()
     if weights:
+        # no random init for parameters the weights overwrite (VGGish's 72M take most of a second); a
+        # parameter the file lacks is an error in load_weights, so none stays uninitialised
+        with torch.device("meta"):
+            model = spec.build()
+        model = model.to_empty(device="cpu")
         load_weights(name, model, weights)
         info = {"weights": str(weights), "sha256": sha256(weights) if Path(weights).is_file() else None,
                 "init": "pretrained"}
@@ -298,6 +302,7 @@ def build(name: str, weights: str | Path | None, seed: int = 0) -> tuple[nn.Modu
             except (ValueError, KeyError):
                 pass
     else:
+        model = spec.build()
         random_init(name, model, seed)
         info = {"weights": None, "init": f"random, seed {seed}"}
     return model.eval(), info
