@@ -9,6 +9,10 @@ figure:
     question [B,14] --question_encoder --> query of the temporal grounding <------+
                                            (attn_a over audio, attn_v over grounded visual)
                                            --> fusion (fc_fusion, x question) --> fc_ans
+
+The paper's ablation ladder (Q, A+Q, V+Q, A+V+Q, +temporal grounding, +spatial grounding = AVST)
+is AVST with parts of this figure switched off (``LADDER`` at the end): a part switched off is not
+built, so every rung's parameter names are a subset of AVST's.
 """
 from __future__ import annotations
 
@@ -46,15 +50,18 @@ class AudioVisualGrounding(nn.Module):
 
     unused_keys = GROUNDING_UNUSED
 
-    def __init__(self):
+    def __init__(self, audio: bool = True, spatial: bool = True):
+        """``audio``: the audio encoder; ``spatial``: the grounding and the match head (AVST's rungs leave them out)."""
         super().__init__()
-        self.fc_a1 = nn.Linear(128, 512)
-        self.fc_a2 = nn.Linear(512, 512)
-        self.fc_gl = nn.Linear(1024, 512)
-        self.fc1 = nn.Linear(1024, 512)
-        self.fc2 = nn.Linear(512, 256)
-        self.fc3 = nn.Linear(256, 128)
-        self.fc4 = nn.Linear(128, 2)
+        if audio:
+            self.fc_a1 = nn.Linear(128, 512)
+            self.fc_a2 = nn.Linear(512, 512)
+        if spatial:
+            self.fc_gl = nn.Linear(1024, 512)
+            self.fc1 = nn.Linear(1024, 512)
+            self.fc2 = nn.Linear(512, 256)
+            self.fc3 = nn.Linear(256, 128)
+            self.fc4 = nn.Linear(128, 2)
 
     def encode_audio(self, audio: torch.Tensor) -> torch.Tensor:     # [..., 128] -> [..., 512]
         return self.fc_a2(F.relu(self.fc_a1(audio)))
@@ -96,16 +103,20 @@ class AudioVisualGrounding(nn.Module):
 class TemporalGroundingMixin:
     """Question encoder, question-guided temporal attention over audio and visual, and the answer head."""
 
-    def _build_temporal(self, vocab_size: int, num_answers: int, dropout: float) -> None:
+    def _build_temporal(self, vocab_size: int, num_answers: int, dropout: float, attention: bool = True,
+                        fusion: bool = True) -> None:
+        """``attention``: the temporal grounding; ``fusion``: fc_fusion (AVST's rungs leave them out)."""
         self.question_encoder = QuestionEncoder(vocab_size)
-        self.attn_a = nn.MultiheadAttention(512, 4, dropout=dropout)
-        self.attn_v = nn.MultiheadAttention(512, 4, dropout=dropout)
-        self.linear11, self.linear12 = nn.Linear(512, 512), nn.Linear(512, 512)
-        self.linear21, self.linear22 = nn.Linear(512, 512), nn.Linear(512, 512)
-        self.dropout1, self.dropout2 = nn.Dropout(dropout), nn.Dropout(dropout)
-        self.dropout3, self.dropout4 = nn.Dropout(dropout), nn.Dropout(dropout)
-        self.norm1, self.norm2 = nn.LayerNorm(512), nn.LayerNorm(512)
-        self.fc_fusion = nn.Linear(1024, 512)
+        if attention:
+            self.attn_a = nn.MultiheadAttention(512, 4, dropout=dropout)
+            self.attn_v = nn.MultiheadAttention(512, 4, dropout=dropout)
+            self.linear11, self.linear12 = nn.Linear(512, 512), nn.Linear(512, 512)
+            self.linear21, self.linear22 = nn.Linear(512, 512), nn.Linear(512, 512)
+            self.dropout1, self.dropout2 = nn.Dropout(dropout), nn.Dropout(dropout)
+            self.dropout3, self.dropout4 = nn.Dropout(dropout), nn.Dropout(dropout)
+            self.norm1, self.norm2 = nn.LayerNorm(512), nn.LayerNorm(512)
+        if fusion:
+            self.fc_fusion = nn.Linear(1024, 512)
         self.fc_ans = nn.Linear(512, num_answers)
 
     def temporal_grounding(self, question: torch.Tensor, audio: torch.Tensor, visual: torch.Tensor):
@@ -124,30 +135,42 @@ class TemporalGroundingMixin:
         a_att = self.norm2(a_att + self.dropout4(self.linear22(self.dropout3(F.relu(self.linear21(a_att))))))
         return a_att, v_att, a_w.squeeze(1), v_w.squeeze(1)
 
-    def answer(self, fused: torch.Tensor, question: torch.Tensor) -> torch.Tensor:
-        """fc_fusion output x question vector -> tanh -> answer logits."""
-        return self.fc_ans(torch.tanh(self.fc_fusion(fused) * question))
+    def answer(self, fused: torch.Tensor | None, question: torch.Tensor) -> torch.Tensor:
+        """fc_fusion output x question vector -> tanh -> answer logits (nothing fused: tanh(question) -> fc_ans)."""
+        return self.fc_ans(torch.tanh(question if fused is None else self.fc_fusion(fused) * question))
 
 
 class AVST(AudioVisualGrounding, TemporalGroundingMixin):
-    """The audio-visual spatial-temporal model (AVQA_Fusion_Net in the original)."""
+    """The audio-visual spatial-temporal model (AVQA_Fusion_Net in the original).
 
-    uses_visual, uses_negatives = True, True
+    Four switches name the parts of the paper's figure; the ablation rungs (below) turn some off,
+    and a part turned off is neither built nor computed: ``uses_audio`` (the audio encoder),
+    ``uses_visual`` (the 14x14 maps), ``temporal`` (question-guided temporal grounding) and
+    ``spatial`` (sound-guided spatial grounding, its match head and match loss).
+    """
+
+    uses_audio, uses_visual, temporal, spatial = True, True, True, True
+    uses_negatives = True                   # the match loss's negative frames: they come with ``spatial``
     unused_keys = AVST_UNUSED
 
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls.uses_negatives = cls.spatial
+        if (cls.temporal or cls.spatial) and not (cls.uses_audio and cls.uses_visual):
+            raise TypeError(f"{cls.__name__}: temporal and spatial grounding need both audio and visual")
+
     def __init__(self, vocab_size: int = 93, num_answers: int = 42, dropout: float = 0.1):
-        super().__init__()
-        self._build_temporal(vocab_size, num_answers, dropout)
+        super().__init__(audio=self.uses_audio, spatial=self.spatial)
+        self._build_temporal(vocab_size, num_answers, dropout, attention=self.temporal,
+                             fusion=self.uses_audio or self.uses_visual)
 
-    def forward(self, audio, visual_posi, visual_nega, question, return_attention: bool = False):
-        """audio [B,T,128]; visual_posi/nega [B,T,512,14,14] (nega may be None); question [B,14].
+    def ground(self, a: torch.Tensor, visual_posi: torch.Tensor, visual_nega: torch.Tensor | None):
+        """Spatial grounding of each sampled second, and the match logits of its positive and negative frames.
 
-        Returns answer logits [B,A], match logits of the positive and negative frames [B*T,2]
-        (None without negatives), and with ``return_attention`` a dict of attention maps.
+        a [B,T,512], visual_posi/nega [B,T,512,14,14] -> grounded visual [B,T,512], attention [B,T,196],
+        match logits [B*T,2] of the positive and (None without negatives) the negative frames.
         """
-        B, T = audio.shape[:2]
-        q = self.question_encoder(question)
-        a = self.encode_audio(audio)                                        # [B, T, 512]
+        B, T = a.shape[:2]
         a_flat = a.flatten(0, 1)
         v_pos, spatial = self.spatial_grounding(a_flat, visual_posi.flatten(0, 1))
         match_pos = self.match(a_flat, v_pos)
@@ -155,20 +178,55 @@ class AVST(AudioVisualGrounding, TemporalGroundingMixin):
         if visual_nega is not None:
             v_neg, _ = self.spatial_grounding(a_flat, visual_nega.flatten(0, 1))
             match_neg = self.match(a_flat, v_neg)
-        v_pos = v_pos.view(B, T, -1)
-        a_att, v_att, a_w, v_w = self.temporal_grounding(q, a, v_pos)
-        fused = torch.tanh(torch.cat((a_att + a.mean(dim=1), v_att + v_pos.mean(dim=1)), dim=-1))
-        logits = self.answer(fused, q)
+        return v_pos.view(B, T, -1), spatial.view(B, T, -1), match_pos, match_neg
+
+    @staticmethod
+    def fuse(a: torch.Tensor | None, v: torch.Tensor | None, a_att: torch.Tensor | None,
+             v_att: torch.Tensor | None) -> torch.Tensor | None:
+        """tanh([a_att + mean_t(a); v_att + mean_t(v)]) [B,1024], fc_fusion's input.
+
+        Without temporal grounding (a_att, v_att None) the means alone; a modality switched off gives
+        its half as zeros; with neither, None (the question alone is answered).
+        """
+        present = next((x for x in (a, v) if x is not None), None)
+        if present is None:
+            return None
+        halves = []
+        for x, att in ((a, a_att), (v, v_att)):
+            if x is None:
+                halves.append(present.new_zeros(present.shape[0], present.shape[2]))
+            else:
+                halves.append(x.mean(dim=1) if att is None else att + x.mean(dim=1))
+        return torch.tanh(torch.cat(halves, dim=-1))
+
+    def forward(self, audio, visual_posi, visual_nega, question, return_attention: bool = False):
+        """audio [B,T,128]; visual_posi/nega [B,T,512,14,14] (nega may be None); question [B,14].
+
+        Returns answer logits [B,A], match logits of the positive and negative frames [B*T,2]
+        (None without negatives, or without spatial grounding), and with ``return_attention`` a dict
+        of attention maps.
+        """
+        q = self.question_encoder(question)
+        maps = {}
+        a = self.encode_audio(audio) if self.uses_audio else None             # [B, T, 512]
+        v = match_pos = match_neg = None
+        if self.spatial:                                                     # sound-guided, per second
+            v, maps["spatial"], match_pos, match_neg = self.ground(a, visual_posi, visual_nega)
+        elif self.uses_visual:                                               # the frame average, per second
+            v = visual_posi.mean(dim=(3, 4))
+        a_att = v_att = None
+        if self.temporal:
+            a_att, v_att, maps["temporal_audio"], maps["temporal_visual"] = self.temporal_grounding(q, a, v)
+        logits = self.answer(self.fuse(a, v, a_att, v_att), q)
         if return_attention:
-            return logits, match_pos, match_neg, {"spatial": spatial.view(B, T, -1), "temporal_audio": a_w,
-                                                  "temporal_visual": v_w}
+            return logits, match_pos, match_neg, maps
         return logits, match_pos, match_neg
 
 
 class Baseline(nn.Module, TemporalGroundingMixin):
     """The baseline: average-pooled frames and audio straight into the temporal attention."""
 
-    uses_visual, uses_negatives = True, False
+    uses_audio, uses_visual, uses_negatives = True, True, False
     unused_keys = BASELINE_UNUSED
 
     def __init__(self, vocab_size: int = 93, num_answers: int = 42, dropout: float = 0.1):
@@ -188,23 +246,70 @@ class Baseline(nn.Module, TemporalGroundingMixin):
         return logits, None, None
 
 
-class QuestionOnly(nn.Module):
-    """The 'question only' reference: what can be answered without looking or listening."""
+# ----------------------------------------------------------------------------- the ablation ladder
+# Each rung is AVST with parts switched off. Its docstring's first two lines say what it computes
+# (the --model help and the README show them); its equation is pinned in tests/spec_reference.py.
 
-    uses_visual, uses_negatives = False, False
+
+class QuestionOnly(AVST):
+    """Q: q = question_encoder(words); answer = fc_ans(tanh(q)).
+    No audio, no visual, no fusion: what the question alone tells."""
+
+    uses_audio, uses_visual, temporal, spatial = False, False, False, False
     unused_keys: tuple[str, ...] = ()
 
-    def __init__(self, vocab_size: int = 93, num_answers: int = 42, dropout: float = 0.1):
-        super().__init__()
-        self.question_encoder = QuestionEncoder(vocab_size)
-        self.fc_ans = nn.Linear(512, num_answers)
 
-    def forward(self, audio, visual_posi, visual_nega, question, return_attention: bool = False):
-        logits = self.fc_ans(torch.tanh(self.question_encoder(question)))
-        return (logits, None, None, {}) if return_attention else (logits, None, None)
+class AudioQuestion(AVST):
+    """A+Q: a = mean over the T sampled seconds of fc_a2(relu(fc_a1(vggish))); nothing visual;
+    answer = fc_ans(tanh(fc_fusion(tanh([a; 0])) * q)), AVST's fusion with the visual half zero."""
+
+    uses_audio, uses_visual, temporal, spatial = True, False, False, False
 
 
-QA_MODELS = {"avst": AVST, "baseline": Baseline, "question_only": QuestionOnly}
+class VisualQuestion(AVST):
+    """V+Q: v = mean over the T seconds and the 14x14 positions of the ResNet-18 map; nothing heard;
+    answer = fc_ans(tanh(fc_fusion(tanh([0; v])) * q)), AVST's fusion with the audio half zero."""
+
+    uses_audio, uses_visual, temporal, spatial = False, True, False, False
+
+
+class AudioVisualQuestion(AVST):
+    """A+V+Q: a and v pooled over the T seconds as in A+Q and V+Q, no grounding of either;
+    answer = fc_ans(tanh(fc_fusion(tanh([a; v])) * q))."""
+
+    uses_audio, uses_visual, temporal, spatial = True, True, False, False
+
+
+class TemporalGrounding(AVST):
+    """+TG: attn_a over the T audio vectors and attn_v over the T frame averages, the question as query;
+    answer from tanh([a_att + mean a; v_att + mean v]) as AVST; no spatial grounding, no match loss."""
+
+    uses_audio, uses_visual, temporal, spatial = True, True, True, False
+
+
+# --model name -> (the paper's label, the model), bottom to top; the top rung is the full AVST
+# (+SG: each second's frame grounded by its sound)
+LADDER = {
+    "question_only": ("Q", QuestionOnly),
+    "aq": ("A+Q", AudioQuestion),
+    "vq": ("V+Q", VisualQuestion),
+    "avq": ("A+V+Q", AudioVisualQuestion),
+    "avq_tg": ("+TG", TemporalGrounding),
+    "avst": ("+SG", AVST),
+}
+AVST_RUNG_DOC = """+SG: the full AVST; each second's frame is grounded by its sound, fc_gl(tanh([avg; grd])),
+before the temporal attention; loss + 0.5 CE(match); starts from the grounding checkpoint."""
+
+
+def rung_doc(name: str) -> str:
+    """The two lines that say what a rung computes (its docstring's, without the leading label)."""
+    label, cls = LADDER[name]
+    doc = AVST_RUNG_DOC if cls is AVST else cls.__doc__
+    lines = [line.strip() for line in doc.strip().splitlines()[:2]]
+    return "\n".join([lines[0].removeprefix(f"{label}: "), *lines[1:]])
+
+
+QA_MODELS = {"baseline": Baseline, **{name: cls for name, (_, cls) in LADDER.items()}}
 GROUNDING_TRANSFER = ("fc_a1.", "fc_a2.", "fc_gl.", "fc1.", "fc2.", "fc3.", "fc4.")
 
 

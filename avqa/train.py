@@ -38,12 +38,25 @@ from tqdm import tqdm
 from .annotations import AnnotationError, QUESTION_TYPES, Vocab, load_annotations
 from .data import (AUDIO_SHAPE, GROUNDING_SECONDS, VISUAL_SHAPE, AVQADataset, BatchLoader, FeatureError,
                    FeatureStore, GroundingDataset, encode_split, real_videos, segment_seconds)
-from .models import QA_MODELS, AudioVisualGrounding, transfer_grounding
+from .models import LADDER, QA_MODELS, AudioVisualGrounding, rung_doc, transfer_grounding
 from .utils import (at_least, atomic_path, atomic_write_text, check_writable, clean_stale_temps, metadata_path,
                     pick_device, progress, relative_hint, sha256, torch_load, user_errors)
 
 CHECKPOINT_FORMAT = "avqa/1"
-MODEL_NAMES = {"AVQA_Fusion_Net": None, "avst": "avst", "baseline": "baseline", "question_only": "question_only"}
+MODEL_NAMES = {"AVQA_Fusion_Net": None, "baseline": "baseline", **{name: name for name in LADDER}}
+LADDER_HELP = ("AVQA_Fusion_Net (= avst) is this script's model. The others are the rungs of the paper's ablation, "
+               "bottom to top: same loop, recipe, checkpoint format and test report; only avst starts from "
+               "--pretrained_grounding, the others from scratch.\n"
+               + "\n".join(f"{name} ({label}): " + rung_doc(name).replace("\n", "\n    ")
+                           for name, (label, _) in LADDER.items()))
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Keeps the line breaks a help text holds (the --model ladder) and wraps each line."""
+
+    def _split_lines(self, text, width):
+        split = super()._split_lines
+        return [part for line in text.splitlines() for part in split(line, width)]
 
 # ----------------------------------------------------------------------------- command line
 
@@ -58,7 +71,7 @@ def build_parser(kind: str, description: str) -> argparse.ArgumentParser:
                           model="AVQA_AVatt_Grounding"),
     }[kind]
     d.update(train="./data/json/avqa-train.json", val="./data/json/avqa-val.json", test="./data/json/avqa-test.json")
-    p = argparse.ArgumentParser(description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(description=description, formatter_class=_HelpFormatter)
     g = p.add_argument_group("data")
     g.add_argument("--audio_dir", default="./data/feats/vggish", help="VGGish features, <video_id>.npy [T,128]")
     g.add_argument("--video_res14x14_dir", default="./data/feats/res18_14x14",
@@ -94,10 +107,11 @@ def build_parser(kind: str, description: str) -> argparse.ArgumentParser:
     r.add_argument("--mode", default="train", choices=["train", "val", "test"] if kind == "grounding" else ["train", "test"],
                    help="train, or test a saved checkpoint")
     r.add_argument("--model", default=d["model"],
-                   choices={"avst": ["AVQA_Fusion_Net", "avst", "question_only"],
+                   choices={"avst": ["AVQA_Fusion_Net", *LADDER],
                             "baseline": ["AVQA_Fusion_Net", "baseline", "question_only"],
                             "grounding": ["AVQA_AVatt_Grounding", "grounding"]}[kind],
-                   help="AVQA_Fusion_Net is this script's model; question_only is the question-only reference")
+                   help=LADDER_HELP if kind == "avst" else
+                   "AVQA_Fusion_Net is this script's model; question_only is the question-only reference")
     r.add_argument("--model_save_dir", default=d["save"], help="folder of checkpoints and logs")
     r.add_argument("--checkpoint", default=d["ckpt"], help="checkpoint name (<model_save_dir>/<checkpoint>.pt)")
     r.add_argument("--resume", action="store_true",
@@ -704,7 +718,7 @@ def run_qa(kind: str, argv: Sequence[str] | None = None, description: str = "") 
     vocab = Vocab.from_samples(train_samples)
     cls = QA_MODELS[model_kind]
     save_dir = Path(args.model_save_dir)
-    feature_dirs = [args.audio_dir, args.video_res14x14_dir] if cls.uses_visual else []
+    feature_dirs = [d for d, used in ((args.audio_dir, cls.uses_audio), (args.video_res14x14_dir, cls.uses_visual)) if used]
     log = RunLog(None, "", "", False)
     try:
         if args.mode == "train":
@@ -717,7 +731,7 @@ def run_qa(kind: str, argv: Sequence[str] | None = None, description: str = "") 
             if model_kind == "avst" and state is None:  # a resumed run has its weights in _last.pt
                 grounding = load_pretrained_grounding(args.pretrained_grounding)
             videos = [s["video_id"] for sp in splits.values() for s in sp.samples]
-            audio, visual, total = feature_stores(args, videos, cls.uses_visual, need_audio=cls.uses_visual,
+            audio, visual, total = feature_stores(args, videos, cls.uses_visual, need_audio=cls.uses_audio,
                                                   reads=lambda T: segment_seconds(T, args.segments))
             log = RunLog(log_path, args.tensorboard_dir, f"net_{model_kind}", rt.main, fresh=state is None)
             model = cls(len(vocab.questions), len(vocab.answers)).to(rt.device)
@@ -756,7 +770,7 @@ def run_qa(kind: str, argv: Sequence[str] | None = None, description: str = "") 
         results = Path(args.results) if args.results else save_dir / f"{args.checkpoint}_{Path(args.label_test).stem}.json"
         check_writable(results.parent, "--results" if args.results else "--model_save_dir")
         audio, visual, total = feature_stores(args, [s["video_id"] for s in split.samples], cls.uses_visual,
-                                              need_audio=cls.uses_visual, reads=lambda T: segment_seconds(T, args.segments))
+                                              need_audio=cls.uses_audio, reads=lambda T: segment_seconds(T, args.segments))
         model.to(rt.device)
         if not rt.main:
             return 0

@@ -92,3 +92,51 @@ def baseline_answer_logits(sd, audio, visual, words):
     a_att, v_att = temporal(sd, q, a, v)
     fused = linear(torch.tanh(torch.cat([a_att, v_att])), sd, "fc_fusion")
     return linear(torch.tanh(fused * q), sd, "fc_ans")
+
+
+# The ablation ladder (the paper's Q, A+Q, V+Q, A+V+Q, +TG; +SG is avst_answer_logits above): AVST's
+# fusion and answer head, with the parts a rung lacks left out. audio [T,128], visual [T,512,14,14].
+
+def fused_answer(sd, audio_half, visual_half, words):
+    """fc_ans(tanh(fc_fusion(tanh([audio_half; visual_half])) * q)): AVST's fusion of two 512-d halves."""
+    q = question_vector(sd, words)
+    fused = linear(torch.tanh(torch.cat([audio_half, visual_half])), sd, "fc_fusion")
+    return linear(torch.tanh(fused * q), sd, "fc_ans")
+
+
+def frame_average(fmap):
+    """[512,14,14] -> the mean over the 196 positions, [512]."""
+    return fmap.reshape(512, 196).mean(1)
+
+
+def question_only_logits(sd, words):
+    """Q: fc_ans(tanh(q))."""
+    return linear(torch.tanh(question_vector(sd, words)), sd, "fc_ans")
+
+
+def audio_question_logits(sd, audio, words):
+    """A+Q: the audio vectors averaged over the T seconds; the visual half is zero."""
+    a = torch.stack([audio_vector(sd, x) for x in audio]).mean(0)
+    return fused_answer(sd, a, torch.zeros(512), words)
+
+
+def visual_question_logits(sd, visual, words):
+    """V+Q: the frame averages averaged over the T seconds; the audio half is zero."""
+    v = torch.stack([frame_average(f) for f in visual]).mean(0)
+    return fused_answer(sd, torch.zeros(512), v, words)
+
+
+def audio_visual_question_logits(sd, audio, visual, words):
+    """A+V+Q: both pooled over the T seconds, no grounding."""
+    a = torch.stack([audio_vector(sd, x) for x in audio]).mean(0)
+    v = torch.stack([frame_average(f) for f in visual]).mean(0)
+    return fused_answer(sd, a, v, words)
+
+
+def temporal_grounding_logits(sd, audio, visual, words):
+    """+TG: the question attends over the T audio vectors and the T frame averages; AVST's fusion."""
+    q = question_vector(sd, words)
+    a = torch.stack([audio_vector(sd, x) for x in audio])
+    v = torch.stack([frame_average(f) for f in visual])
+    a_att, v_att = temporal(sd, q, a, v)
+    return fused_answer(sd, a_att + a.mean(0), v_att + v.mean(0), words)

@@ -4,7 +4,7 @@ import torch
 import torchvision
 
 import spec_reference as ref
-from avqa.models import AVST, BASELINE_UNUSED, AudioVisualGrounding, Baseline, transfer_grounding
+from avqa.models import AVST, BASELINE_UNUSED, LADDER, QA_MODELS, AudioVisualGrounding, Baseline, rung_doc, transfer_grounding
 from avqa.train import load_trained_state
 
 AVST_KEYS = {"fc_a1", "fc_a2", "fc_gl", "fc1", "fc2", "fc3", "fc4", "attn_a", "attn_v", "linear11", "linear12",
@@ -171,3 +171,103 @@ def test_grounding_model_matches_spec():
     g, expect_att = ref.grounded_visual(sd, a, visual[0, 1])
     torch.testing.assert_close(att[1], expect_att, rtol=1e-4, atol=1e-6)
     torch.testing.assert_close(logits[1], ref.match_logits(sd, a, g), rtol=1e-4, atol=1e-4)
+
+
+# ----------------------------------------------------------------------------- the ablation ladder
+
+# what each rung builds: AVST's parts, by original name (AVST itself is the top rung, +SG)
+RUNG_KEYS = {
+    "question_only": {"question_encoder", "fc_ans"},
+    "aq": {"question_encoder", "fc_a1", "fc_a2", "fc_fusion", "fc_ans"},
+    "vq": {"question_encoder", "fc_fusion", "fc_ans"},
+    "avq": {"question_encoder", "fc_a1", "fc_a2", "fc_fusion", "fc_ans"},
+    "avq_tg": {"question_encoder", "fc_a1", "fc_a2", "attn_a", "attn_v", "linear11", "linear12", "linear21",
+               "linear22", "norm1", "norm2", "fc_fusion", "fc_ans"},
+    "avst": AVST_KEYS,
+}
+RUNG_EQUATIONS = {  # SPEC's equations for each rung, written out in spec_reference (audio, visual, words)
+    "question_only": lambda sd, a, v, w: ref.question_only_logits(sd, w),
+    "aq": lambda sd, a, v, w: ref.audio_question_logits(sd, a, w),
+    "vq": lambda sd, a, v, w: ref.visual_question_logits(sd, v, w),
+    "avq": lambda sd, a, v, w: ref.audio_visual_question_logits(sd, a, v, w),
+    "avq_tg": lambda sd, a, v, w: ref.temporal_grounding_logits(sd, a, v, w),
+    "avst": lambda sd, a, v, w: ref.avst_answer_logits(sd, a, v, w),
+}
+
+
+def test_the_ladder_is_the_papers_in_order():
+    assert [label for label, _ in LADDER.values()] == ["Q", "A+Q", "V+Q", "A+V+Q", "+TG", "+SG"]
+    assert LADDER["avst"][1] is AVST and QA_MODELS["question_only"] is LADDER["question_only"][1]
+    assert list(RUNG_KEYS) == list(LADDER)
+
+
+@pytest.mark.parametrize("rung", list(LADDER))
+def test_each_rung_is_avst_with_parts_switched_off(rung):
+    """A rung's parameters are AVST's, by name and shape: exactly the parts it keeps."""
+    cls = LADDER[rung][1]
+    full = AVST().state_dict()
+    sd = cls().state_dict()
+    assert {k.split(".")[0] for k in sd} == RUNG_KEYS[rung]
+    assert all(k in full and full[k].shape == v.shape for k, v in sd.items())
+    assert (cls.uses_audio, cls.uses_visual) == ("fc_a1" in RUNG_KEYS[rung], rung not in ("question_only", "aq"))
+    assert cls.uses_negatives == (rung == "avst")  # the match loss comes with the spatial grounding only
+    # main_avst.py --help says what it computes, in the two lines its docstring gives
+    from avqa.train import build_parser
+    doc = rung_doc(rung)
+    assert len(doc.splitlines()) == 2
+    assert " ".join(f"{rung} ({LADDER[rung][0]}): {doc}".split()) in " ".join(build_parser("avst", "").format_help().split())
+
+
+@pytest.mark.parametrize("rung", list(LADDER))
+def test_each_rung_matches_its_equation(rung):
+    """Pinned to SPEC's equations with the rung's parts left out (tests/spec_reference.py)."""
+    cls = LADDER[rung][1]
+    model = _randomise(cls(), seed=21).eval()
+    audio, visual, question = _inputs(seed=22)
+    sd = model.state_dict()
+    with torch.no_grad():  # what a rung does not use, it is not given (the loop loads no such features)
+        logits, match_pos, match_neg, maps = model(audio if cls.uses_audio else None,
+                                                   visual if cls.uses_visual else None, None, question,
+                                                   return_attention=True)
+    for b in range(len(logits)):
+        torch.testing.assert_close(logits[b], RUNG_EQUATIONS[rung](sd, audio[b], visual[b], question[b].tolist()),
+                                   rtol=1e-4, atol=1e-4)
+    assert (match_pos is not None) == (rung == "avst") and match_neg is None
+    assert set(maps) == ({"spatial"} if rung == "avst" else set()) | (
+        {"temporal_audio", "temporal_visual"} if rung in ("avq_tg", "avst") else set())
+
+
+def test_rungs_differ_where_their_parts_differ():
+    """Switching a part off changes the answer (the rungs are not one model under six names)."""
+    audio, visual, question = _inputs(seed=23)
+    torch.manual_seed(0)
+    full = _randomise(AVST(), seed=24).eval()
+    out = {}
+    for rung, (_, cls) in LADDER.items():
+        model = cls().eval()
+        model.load_state_dict({k: v for k, v in full.state_dict().items() if k in model.state_dict()})
+        with torch.no_grad():
+            out[rung] = model(audio, visual, None, question)[0]
+    for a, b in zip(list(LADDER), list(LADDER)[1:]):
+        assert not torch.allclose(out[a], out[b], atol=1e-3), (a, b)
+    # A+Q ignores the pictures, V+Q the sound
+    with torch.no_grad():
+        aq = LADDER["aq"][1]().eval()
+        aq.load_state_dict({k: v for k, v in full.state_dict().items() if k in aq.state_dict()})
+        torch.testing.assert_close(aq(audio, visual * 0 + 5, None, question)[0], out["aq"])
+        vq = LADDER["vq"][1]().eval()
+        vq.load_state_dict({k: v for k, v in full.state_dict().items() if k in vq.state_dict()})
+        torch.testing.assert_close(vq(audio * 0 - 3, visual, None, question)[0], out["vq"])
+
+
+def test_a_rungs_checkpoint_is_not_another_rungs(tmp_path):
+    from avqa.train import CHECKPOINT_FORMAT
+    model = LADDER["aq"][1]()
+    torch.save({"format": CHECKPOINT_FORMAT, "model": "aq", "state_dict": model.state_dict()}, tmp_path / "aq.pt")
+    load_trained_state(tmp_path / "aq.pt", "aq", LADDER["aq"][1](), None)
+    with pytest.raises(ValueError, match="holds a 'aq' model, not 'avq'"):
+        load_trained_state(tmp_path / "aq.pt", "avq", LADDER["avq"][1](), None)
+    # an original AVST state_dict is no rung's: its extra parts are named, not dropped
+    torch.save(original_state(AVST(), AVST_EXTRAS), tmp_path / "avst.pt")
+    with pytest.raises(ValueError, match="unexpected"):
+        load_trained_state(tmp_path / "avst.pt", "avq_tg", LADDER["avq_tg"][1](), None)

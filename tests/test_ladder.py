@@ -1,0 +1,115 @@
+"""python -m avqa.ladder on a tiny set: every rung trained and tested, JSON and plot; a rerun skips, a
+rung whose report is gone or whose run was interrupted resumes without training again, a changed
+recipe trains again."""
+import json
+import time
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from avqa.models import AVST, LADDER
+from avqa.train import TABLE_ROWS, accuracy_table
+from conftest import run
+
+RUNGS = list(LADDER)
+
+
+@pytest.fixture(scope="module")
+def ladder(tiny_set, tmp_path_factory):
+    """The whole ladder, one epoch per rung, on the tiny set with random features of its own."""
+    root = tmp_path_factory.mktemp("ladder")
+    videos = [v for vs in json.loads((tiny_set / "synthetic.json").read_text())["videos"].values() for v in vs]
+    rng = np.random.default_rng(0)
+    T = 4
+    for name, shape in (("vggish", (T, 128)), ("res18_14x14", (T, 512, 14, 14))):
+        (root / "feats" / name).mkdir(parents=True)
+        for v in videos:
+            np.save(root / "feats" / name / f"{v}.npy", rng.random(shape, dtype=np.float32))
+    args = ["-m", "avqa.ladder", "--data", str(tiny_set), "--audio_dir", str(root / "feats" / "vggish"),
+            "--video_res14x14_dir", str(root / "feats" / "res18_14x14"), "--out", str(root / "out"),
+            "--epochs", "1", "--batch-size", "16", "--pretrained_grounding", "none", "--quiet"]
+    first = run(*args, timeout=900)
+    return root / "out", args, first, tiny_set
+
+
+def _sha(path):
+    import hashlib
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_every_rung_is_trained_tested_and_reported(ladder):
+    out, _, first, data = ladder
+    result = json.loads((out / "ladder.json").read_text())
+    assert [r["model"] for r in result["rungs"]] == RUNGS
+    assert [r["label"] for r in result["rungs"]] == ["Q", "A+Q", "V+Q", "A+V+Q", "+TG", "+SG"]
+    n_test = len(json.loads((data / "json" / "avqa-test.json").read_text()))
+    avst_keys = set(AVST().state_dict())
+    for r in result["rungs"]:
+        assert r["status"] == "ran" and r["paper_overall"] == result["paper"]["overall"][r["model"]]
+        assert list(r["table"]) == [name for name, _ in TABLE_ROWS] and r["table"]["Overall"]["count"] == n_test
+        # the table is the rung's own test report, per type, recomputed from its predictions
+        report = json.loads((out / f"{r['model']}_test.json").read_text())
+        assert report["model"] == r["model"] and len(report["predictions"]) == n_test
+        from avqa.annotations import QUESTION_TYPES, question_type
+        types = torch.tensor([QUESTION_TYPES.index(question_type(p)) for p in report["predictions"]])
+        correct = torch.tensor([p["correct"] for p in report["predictions"]])
+        assert accuracy_table(correct.long(), torch.ones_like(correct).long(), types) == r["table"]
+        ckpt = torch.load(out / r["model"] / f"{r['model']}.pt", weights_only=True)
+        assert ckpt["model"] == r["model"] and ckpt["args"]["epochs"] == 1 and ckpt["args"]["lr"] == 5e-4
+        assert set(ckpt["state_dict"]) <= avst_keys
+        assert ("fc_gl.weight" in ckpt["state_dict"]) == (r["model"] == "avst")
+    checks = result["orderings"]
+    assert {"A+Q above Q on the audio questions", "V+Q above Q on the visual questions",
+            "the full AVST best overall", "+SG above +TG overall"} <= set(checks)
+    tables = {r["model"]: r["table"] for r in result["rungs"]}
+    assert checks["A+Q above Q on the audio questions"]["holds"] == (
+        tables["aq"]["Audio Avg"]["accuracy"] > tables["question_only"]["Audio Avg"]["accuracy"])
+    assert checks["the full AVST best overall"]["holds"] == (
+        tables["avst"]["Overall"]["accuracy"] == max(t["Overall"]["accuracy"] for t in tables.values()))
+    assert Image.open(out / "ladder.png").size == (980, 600)
+    assert "paper AVST" in first.stdout and "71.52" in first.stdout
+    for rung in RUNGS:
+        assert f"== {LADDER[rung][0]} {rung} (not run yet) ==" in first.stdout
+
+
+def test_a_finished_ladder_is_skipped(ladder):
+    out, args, _, _ = ladder
+    before = {r: _sha(out / r / f"{r}.pt") for r in RUNGS}
+    t0 = time.time()
+    again = run(*args)
+    assert time.time() - t0 < 60
+    for rung in RUNGS:
+        assert f"[{LADDER[rung][0]} {rung}] complete, skipped" in again.stdout
+    assert "epoch 1:" not in again.stdout
+    assert {r: _sha(out / r / f"{r}.pt") for r in RUNGS} == before
+    assert all(r["status"] == "skipped (complete)" for r in json.loads((out / "ladder.json").read_text())["rungs"])
+
+
+def test_a_lost_report_or_an_interrupted_rung_resumes_without_training_again(ladder):
+    out, args, _, _ = ladder
+    before = {r: _sha(out / r / f"{r}.pt") for r in RUNGS}
+    (out / "aq_test.json").unlink()
+    stamp = out / "stamps" / "avq_tg.json"
+    stamp.write_text(json.dumps(dict(json.loads(stamp.read_text()), complete=False)))
+    again = run(*args)
+    assert "== A+Q aq (its test report is missing or not of its checkpoint: resuming) ==" in again.stdout
+    assert "== +TG avq_tg (interrupted last time: resuming) ==" in again.stdout
+    assert again.stdout.count("complete, skipped") == 4
+    assert "epoch 1:" not in again.stdout  # both resumed from their last epoch: nothing left to train
+    assert {r: _sha(out / r / f"{r}.pt") for r in RUNGS} == before
+    assert (out / "aq_test.json").is_file()
+    assert json.loads(stamp.read_text())["complete"] is True
+
+
+def test_a_changed_recipe_trains_the_rung_again(ladder):
+    out, args, _, _ = ladder
+    before = _sha(out / "vq" / "vq.pt")
+    again = run(*args[:args.index("--epochs")], "--epochs", "1", "--lr", "1e-3", "--batch-size", "16",
+                *args[args.index("--pretrained_grounding"):], "--rungs", "vq")
+    assert "== V+Q vq (data, features or recipe changed: training it again) ==" in again.stdout
+    assert "epoch 1:" in again.stdout and _sha(out / "vq" / "vq.pt") != before
+    assert torch.load(out / "vq" / "vq.pt", weights_only=True)["args"]["lr"] == 1e-3
+    result = json.loads((out / "ladder.json").read_text())
+    assert [r["model"] for r in result["rungs"]] == ["vq"] and result["recipe"][3] == "0.001"
