@@ -436,8 +436,8 @@ def _whose(path: Path, state: dict | None) -> str:
             f"{state.get('val_accuracy', float('nan')):.2f}, written {when})")
 
 
-def claim_outputs(args: argparse.Namespace, best_path: Path, last_path: Path, log_path: Path, record: dict,
-                  rt: "Runtime") -> dict | None:
+def claim_outputs(args: argparse.Namespace, best_path: Path, last_path: Path, record: dict,
+                  rt: Runtime) -> dict | None:
     """Decide, before any file is written, what this run may write; returns the state to resume from.
 
     --resume continues <checkpoint>_last.pt only if it was started with the same model, vocabularies,
@@ -726,7 +726,7 @@ def run_qa(kind: str, argv: Sequence[str] | None = None, description: str = "") 
                       "val": load_split(args.label_val, vocab)}
             record = run_record(args, model_kind, vocab, feature_dirs)
             best_path, last_path, log_path = checkpoint_paths(args, kind)
-            state = claim_outputs(args, best_path, last_path, log_path, record, rt)
+            state = claim_outputs(args, best_path, last_path, record, rt)
             grounding = None
             if model_kind == "avst" and state is None:  # a resumed run has its weights in _last.pt
                 grounding = load_pretrained_grounding(args.pretrained_grounding)
@@ -851,7 +851,7 @@ def run_grounding(argv: Sequence[str] | None = None, description: str = "") -> i
                     raise SystemExit(f"{path}: grounding needs at least two real (8-digit) videos, found {len(vids)}")
             record = run_record(args, "grounding", None, [args.audio_dir, args.video_res14x14_dir])
             best_path, last_path, log_path = checkpoint_paths(args, "grounding")
-            state = claim_outputs(args, best_path, last_path, log_path, record, rt)
+            state = claim_outputs(args, best_path, last_path, record, rt)
             audio, visual, total = feature_stores(args, train_videos + val_videos, True,
                                                   reads=lambda T: range(min(GROUNDING_SECONDS, T)))
             log = RunLog(log_path, args.tensorboard_dir, "grounding_gen", rt.main, fresh=state is None)
