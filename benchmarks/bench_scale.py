@@ -342,7 +342,7 @@ def child_train(a) -> None:
         out["first_step_s"] = time.perf_counter() - t
         out["startup_s"] = time.perf_counter() - _T_PROCESS
         out.update(videos=len(train_set.videos), questions=len(train_set), device=str(rt.device),
-                   threads=torch.get_num_threads())
+                   threads=torch.get_num_threads(), drop_pages=visual.drop_pages)
         if a.loader_only:  # the open-files check: only the loader, until it has opened more files than the limit
             seen = 0
             for n in range(a.batches):
@@ -450,7 +450,9 @@ def measure_training(a, root: Path, device: str, logs: Path) -> dict:
             print(f"    ready: {r['videos']} videos, {r['questions']} train questions; start-up {r['startup_s']:.1f} s "
                   f"(imports {r['imports_s']:.1f}, annotations {r['index_s']:.1f}, feature checks {r['checks_s']:.1f}"
                   f"{' with the NaN scan cached' if r['scan_cached'] else ', NaN scan included'}, model and loader "
-                  f"{r['build_s']:.1f}, first step {r['first_step_s']:.1f})", flush=True)
+                  f"{r['build_s']:.1f}, first step {r['first_step_s']:.1f}); "
+                  + ("each second read is dropped from the page cache (more features than it holds)"
+                     if r["drop_pages"] else "features kept in the page cache"), flush=True)
         for name in children:
             children[name].turn(f"warm {a.warmup}")
         done = 0
