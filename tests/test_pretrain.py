@@ -66,8 +66,9 @@ def test_bundled_resnet_tells_the_classes_apart_where_the_random_init_does_not()
 
 def test_vggish_pretraining_writes_port_weights_that_the_extractor_records(tmp_path):
     out = tmp_path / "weights" / "vggish_synthetic.pth"
+    layer = tmp_path / "bundle" / "vggish_embedding.pth"
     text = run("-m", "avqa.features.pretrain", "vggish", "--out", str(out), "--size", "6", "--heldout", "2",
-               "--epochs", "2").stdout
+               "--epochs", "2", "--bundle", str(layer)).stdout
     record = json.loads(B.record_path(out).read_text())
     assert record["sha256"] == sha256(out) and "held-out" in text
     assert set(record["heldout"]) == {"trained (its own head)", "seeded random init (linear probe)"}
@@ -89,6 +90,21 @@ def test_vggish_pretraining_writes_port_weights_that_the_extractor_records(tmp_p
     meta = json.loads((tmp_path / "feats" / "vggish.json").read_text())
     assert meta["init"] == "pretrained" and meta["weights_sha256"] == record["sha256"]
     assert meta["trained_on"] == record["trained_on"]
+    # the bundle (the trained layer alone, float16) and the seed rebuild the same file, byte for byte
+    assert set(torch.load(layer, weights_only=True)) == {"embeddings.4.weight", "embeddings.4.bias"}
+    assert layer.stat().st_size < 1.1 * 2**20
+    from avqa.features.pretrain import assemble_vggish
+    again = assemble_vggish(layer, tmp_path / "again.pth")
+    assert again["matches_bundle"] and sha256(tmp_path / "again.pth") == record["sha256"] == again["sha256"]
+
+
+def test_the_shipped_vggish_bundle_assembles_into_the_weights_it_records(tmp_path):
+    from avqa.features.pretrain import BUNDLED_VGGISH, assemble_vggish
+    bundle = json.loads(B.record_path(BUNDLED_VGGISH).read_text())
+    assert bundle["sha256"] == sha256(BUNDLED_VGGISH)  # the shipped file is the one recorded
+    record = assemble_vggish(BUNDLED_VGGISH, tmp_path / "vggish_synthetic.pth")
+    assert record["matches_bundle"] and record["sha256"] == bundle["weights"]["sha256"]
+    assert record["heldout"]["trained (its own head)"]["mAP"] > record["heldout"]["seeded random init (linear probe)"]["mAP"] + 20
 
 
 @pytest.mark.parametrize("argv", [["res18", "--size", "0"], ["vggish", "--lr", "0"], ["alexnet"]])

@@ -17,9 +17,12 @@ the clips of a generated set), rendered in memory.
 - vggish: the ten one-second examples of each scene's sound, labelled with the classes playing in
   that second. VGGish keeps the seeded random init of its convolutions and first two fully
   connected layers (the features any VGGish without weights computes) and learns its embedding
-  layer (fc2, 4096 -> 128) on top of them. A full VGGish is 72 M parameters (288 MB), too large to
-  ship, and training all of it takes several minutes a pass on a CPU; this takes about a minute, so
-  the main job makes it. Saved as the state_dict of the common PyTorch port.
+  layer (fc2, 4096 -> 128) on top of them. Saved as the state_dict of the common PyTorch port. A
+  full VGGish is 72 M parameters (288 MB), too large to ship, but all it adds to the seeded init is
+  that one layer (0.5 M parameters): with ``--bundle`` the layer is also written on its own in
+  float16 (1 MB, shipped as feat_script/weights/vggish_synthetic_embedding.pth), and
+  ``assemble_vggish`` rebuilds the same full file, byte for byte, from it and the seed (the main
+  job does so in a few seconds instead of training).
 
 The linear head used for training is dropped. Each weights file gets a record beside it
 (``<name>.json``): its sha256, what it was trained on, the recipe, and held-out figures on a fresh
@@ -52,9 +55,11 @@ CLASS_INDEX = {c: i for i, c in enumerate(INSTRUMENTS)}
 FRAME_SIZES = ((320, 240), (320, 240), (426, 240))  # the default set's 4:3, and 16:9 as most real videos
 SCENE_SECONDS = 10
 DEFAULT_OUT = {"res18": "feat_script/weights/resnet18_synthetic.pth", "vggish": "data/weights/vggish_synthetic.pth"}
+BUNDLED_VGGISH = Path(__file__).resolve().parents[2] / "feat_script" / "weights" / "vggish_synthetic_embedding.pth"
+EMBEDDING = ("embeddings.4.weight", "embeddings.4.bias")  # VGGish's layer that pretrain_vggish trains
 RECIPES = {  # the defaults of each backbone's flags
     "res18": dict(size=8000, heldout=500, epochs=3, lr=2e-3, batch=64, seed=20221),
-    "vggish": dict(size=600, heldout=60, epochs=20, lr=3e-3, batch=64, seed=20222),
+    "vggish": dict(size=2000, heldout=60, epochs=20, lr=3e-3, batch=64, seed=20222),
 }
 
 
@@ -284,15 +289,47 @@ def pretrain_vggish(args: argparse.Namespace, log=_log) -> tuple[dict[str, torch
     with torch.no_grad():
         own = heldout_figures(net(test_h.to(device)).cpu().numpy(), test_y.numpy())
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    if args.bundle:  # what is saved is what the float16 bundle assembles into
+        state.update({k: state[k].half().float() for k in EMBEDDING})
     return state, {"trained_on": f"synthetic world: {args.size * SCENE_SECONDS} one-second sounds of {args.size} "
                                  f"fresh scenes (seed {args.seed}), labelled with the classes playing",
                    "layers_trained": f"the embedding layer (embeddings.4, 4096 -> 128); the others keep the seeded "
                                      f"random init (seed {args.init_seed}) of the extractor",
-                   "stored": "float32, the PyTorch port's parameter names",
+                   "stored": "float32 (the embedding layer rounded to float16 where --bundle), the PyTorch port's "
+                             "parameter names",
                    "heldout": {"trained (its own head)": own, "seeded random init (linear probe)": reference}}
 
 
 PRETRAIN = {"res18": pretrain_res18, "vggish": pretrain_vggish}
+
+
+def save_state(state: dict, path: Path) -> None:
+    """torch.save, atomically, with the same bytes for the same state (a file's name would go into its zip)."""
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(buffer.getvalue())
+
+
+def assemble_vggish(layer: str | Path, out: str | Path) -> dict:
+    """The full VGGish weights file from a bundled embedding layer and the seeded init it was trained on.
+
+    Writes ``out`` and its record, and returns the record; ``matches_bundle`` says whether the file
+    is byte for byte the one the bundle was made with (another torch may draw another random init).
+    """
+    layer, out = Path(layer), Path(out)
+    bundle = json.loads(B.record_path(layer).read_text())
+    trained = torch.load(layer, map_location="cpu", weights_only=True)
+    state = dict(B.build("vggish", None, bundle["init_seed"])[0].state_dict())   # a plain dict, as pretrain saves
+    state.update({k: trained[k].float() for k in EMBEDDING})
+    save_state(state, out)
+    load_check("vggish", out)
+    record = {**bundle["weights"], "file": out.name, "sha256": sha256(out), "bytes": out.stat().st_size,
+              "assembled_from": f"{layer.name} (sha256 {bundle['sha256']}) and the seeded init "
+                                f"(seed {bundle['init_seed']}), by avqa.features.pretrain.assemble_vggish"}
+    record["matches_bundle"] = record["sha256"] == bundle["weights"]["sha256"]
+    atomic_write_text(B.record_path(out), json.dumps(record, indent=1))
+    return record
 
 
 def load_check(backbone: str, path: Path) -> None:
@@ -307,7 +344,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out", default=None, help="weights file to write; its record goes beside it as .json "
                                                f"(default: {DEFAULT_OUT['res18']} or {DEFAULT_OUT['vggish']})")
     p.add_argument("--size", type=int, default=None,
-                   help="corpus size: frames (res18, default 8000) or scenes of 10 one-second sounds (vggish, 600)")
+                   help="corpus size: frames (res18, default 8000) or scenes of 10 one-second sounds (vggish, 2000)")
     p.add_argument("--heldout", type=int, default=None, help="held-out corpus, drawn with --seed + 1 (500 / 60)")
     p.add_argument("--epochs", type=int, default=None, help="passes over the corpus (3 / 20)")
     p.add_argument("--lr", type=float, default=None, help="peak learning rate of the one-cycle schedule (2e-3 / 3e-3)")
@@ -315,9 +352,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=None, help="seed of the corpus and of the init (20221 / 20222)")
     p.add_argument("--init_seed", type=int, default=0,
                    help="vggish: seed of the fixed lower layers, the extractor's random init (default: 0)")
+    p.add_argument("--bundle", default=None, metavar="PATH",
+                   help="vggish: also write the trained embedding layer alone, in float16, to PATH (with its record), "
+                        f"from which assemble_vggish rebuilds --out byte for byte; shipped: {BUNDLED_VGGISH.name}")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
     p.add_argument("--workers", type=int, default=2, help="processes that render the corpus (default: 2)")
     args = p.parse_args(argv)
+    if args.bundle and args.backbone != "vggish":
+        p.error("--bundle is for vggish (the ResNet-18 file is small enough to ship whole)")
     for k, v in RECIPES[args.backbone].items():
         if getattr(args, k) is None:
             setattr(args, k, v)
@@ -332,8 +374,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     t0 = time.time()
     state, figures = PRETRAIN[args.backbone](args)
-    with atomic_path(args.out) as tmp:
-        torch.save(state, tmp)
+    save_state(state, args.out)
     try:
         load_check(args.backbone, args.out)
     except Exception:
@@ -346,6 +387,13 @@ def main(argv: Sequence[str] | None = None) -> int:
               "command": "python -m avqa.features.pretrain " + " ".join(sys.argv[1:] if argv is None else argv),
               "torch": torch.__version__, "seconds": round(time.time() - t0, 1)}
     atomic_write_text(B.record_path(args.out), json.dumps(record, indent=1))
+    if args.bundle:
+        bundle = Path(args.bundle)
+        save_state({k: state[k].half() for k in EMBEDDING}, bundle)
+        atomic_write_text(B.record_path(bundle), json.dumps(
+            {"backbone": "vggish (embedding layer only)", "file": bundle.name, "sha256": sha256(bundle),
+             "bytes": bundle.stat().st_size, "init_seed": args.init_seed, "weights": record}, indent=1))
+        print(f"bundle: {bundle} ({bundle.stat().st_size / 2**20:.1f} MB), which assembles into {args.out.name}")
     print(f"{args.out} ({record['bytes'] / 2**20:.1f} MB, sha256 {record['sha256'][:16]}...), in {record['seconds']} s")
     for name, f in figures["heldout"].items():
         print(f"  held-out, {name}: mAP {f['mAP']:.2f}%, exact class set {f['exact_set']:.2f}% "
