@@ -27,7 +27,7 @@ from .utils import atomic_write_text, metadata_path, sha256, user_errors
 
 INTERRUPTED = "interrupted last time: resuming"
 # the synthetic-demo recipe (the original recipe stays the scripts' default; see README)
-DEMO = {"grounding": ["--epochs", "20", "--lr", "1e-3", "--lr_step", "20", "--batch-size", "16"],
+DEMO = {"grounding": ["--epochs", "30", "--lr", "1e-3", "--lr_step", "30", "--batch-size", "16"],
         "avst": ["--epochs", "8", "--lr", "5e-4", "--lr_step", "6", "--batch-size", "32"]}
 SYNTHETIC_RES18 = Path(__file__).resolve().parents[1] / "feat_script" / "weights" / "resnet18_synthetic.pth"
 TINY = {"vggish_weights": ["--size", "6", "--heldout", "2", "--epochs", "1"],
@@ -140,7 +140,7 @@ class Pipeline:
         from .features.extract import (extract_audio, extract_frames, extract_vggish, extract_visual, valid_frames,
                                        valid_npy, valid_wav)
         from .features.logmel import SAMPLE_RATE
-        from .features.pretrain import RECIPES
+        from .features.pretrain import BUNDLED_VGGISH, RECIPES, assemble_vggish
         from .train import run_grounding
         from .synthetic.generate import describe, generate, is_complete, parse_args as gen_args
         a, d, o = self.args, self.data, self.out
@@ -238,7 +238,18 @@ class Pipeline:
             if problem:
                 raise SystemExit(problem)
 
-        def pretrain_vggish():
+        bundled_vggish = not self.tiny and BUNDLED_VGGISH.is_file()  # --tiny trains its own, to check that path
+
+        def make_vggish():
+            if bundled_vggish:
+                record = assemble_vggish(BUNDLED_VGGISH, vggish_weights)
+                print(f"{vggish_weights}: the seeded init with the bundled embedding layer {BUNDLED_VGGISH.name} "
+                      f"(sha256 {record['sha256'][:16]}...)")
+                if not record["matches_bundle"]:
+                    print(f"WARNING: {vggish_weights} is not byte for byte the file the bundle was made with: this torch "
+                          f"({torch.__version__}) draws another seeded init. The features, and the bundled AVST's "
+                          f"figure, will differ; python -m avqa.features.pretrain vggish teaches one on this torch.")
+                return
             from .features.pretrain import main as pretrain_main
             _exit(pretrain_main(["vggish", "--out", str(vggish_weights), *(TINY["vggish_weights"] if self.tiny else [])]))
 
@@ -316,8 +327,10 @@ class Pipeline:
             Stage("frames", "1 fps JPEG frames", ["generate"],
                   lambda: _report(extract_frames(d / "videos", d / "frames", seconds)),
                   lambda: each_file(d / "frames", "", lambda p: valid_frames(p, seconds)), [d / "frames"]),
-            Stage("vggish_weights", "VGGish taught to name the playing instruments on a synthetic sound corpus", [],
-                  pretrain_vggish, weights_check(vggish_weights, "made anew"), [vggish_weights],
+            Stage("vggish_weights", "VGGish taught to name the playing instruments on a synthetic sound corpus"
+                  + (" (assembled from its bundled embedding layer)" if bundled_vggish else ""), [],
+                  make_vggish, weights_check(vggish_weights, "made anew"), [vggish_weights],
+                  {"bundle_sha256": _recorded_sha256(BUNDLED_VGGISH)} if bundled_vggish else
                   {"flags": TINY["vggish_weights"] if self.tiny else [], "recipe": RECIPES["vggish"]}),
             Stage("vggish", "VGGish features [T,128] (the weights above)", ["audio", "vggish_weights"],
                   lambda: _report(extract_vggish(d / "audio", feats / "vggish", seconds, str(vggish_weights), 0,
