@@ -99,11 +99,13 @@ def test_vggish_pretraining_writes_port_weights_that_the_extractor_records(tmp_p
 
 
 def test_the_shipped_vggish_bundle_assembles_into_the_weights_it_records(tmp_path):
-    from avqa.features.pretrain import BUNDLED_VGGISH, assemble_vggish
+    from avqa.features.pretrain import BUNDLED_VGGISH
     bundle = json.loads(B.record_path(BUNDLED_VGGISH).read_text())
     assert bundle["sha256"] == sha256(BUNDLED_VGGISH)  # the shipped file is the one recorded
-    record = assemble_vggish(BUNDLED_VGGISH, tmp_path / "vggish_synthetic.pth")
-    assert record["matches_bundle"] and record["sha256"] == bundle["weights"]["sha256"]
+    out = tmp_path / "vggish_synthetic.pth"
+    run("-m", "avqa.features.pretrain", "vggish", "--assemble", "--out", str(out))
+    record = json.loads(B.record_path(out).read_text())
+    assert record["matches_bundle"] and sha256(out) == record["sha256"] == bundle["weights"]["sha256"]
     assert record["heldout"]["trained (its own head)"]["mAP"] > record["heldout"]["seeded random init (linear probe)"]["mAP"] + 20
 
 

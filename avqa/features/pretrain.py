@@ -8,7 +8,8 @@ corpus of its own: scenes drawn by the generator's scene sampler under their own
 the clips of a generated set), rendered in memory.
 
     python -m avqa.features.pretrain res18    # -> feat_script/weights/resnet18_synthetic.pth (bundled)
-    python -m avqa.features.pretrain vggish   # -> data/weights/vggish_synthetic.pth (a main-job stage)
+    python -m avqa.features.pretrain vggish   # -> data/weights/vggish_synthetic.pth (3.5 minutes)
+    python -m avqa.features.pretrain vggish --assemble   # the same file from the shipped layer, in seconds
 
 - res18: one frame of each scene, labelled with the classes in view. ResNet-18 is trained from
   scratch with a multi-label linear head, layer4 at stride 2 as for ImageNet (the 14x14 extractor
@@ -355,11 +356,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--bundle", default=None, metavar="PATH",
                    help="vggish: also write the trained embedding layer alone, in float16, to PATH (with its record), "
                         f"from which assemble_vggish rebuilds --out byte for byte; shipped: {BUNDLED_VGGISH.name}")
+    p.add_argument("--assemble", action="store_true",
+                   help="vggish: instead of training, rebuild --out from the trained layer (--bundle, default the "
+                        f"shipped {BUNDLED_VGGISH.name}) and the seeded init, in seconds")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
     p.add_argument("--workers", type=int, default=2, help="processes that render the corpus (default: 2)")
     args = p.parse_args(argv)
-    if args.bundle and args.backbone != "vggish":
-        p.error("--bundle is for vggish (the ResNet-18 file is small enough to ship whole)")
+    if (args.bundle or args.assemble) and args.backbone != "vggish":
+        p.error("--bundle and --assemble are for vggish (the ResNet-18 file is small enough to ship whole)")
     for k, v in RECIPES[args.backbone].items():
         if getattr(args, k) is None:
             setattr(args, k, v)
@@ -373,6 +377,16 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     t0 = time.time()
+    if args.assemble:
+        layer = Path(args.bundle) if args.bundle else BUNDLED_VGGISH
+        if not layer.is_file():
+            raise SystemExit(f"--assemble: {layer} not found (restore it with git checkout, or train: drop --assemble)")
+        record = assemble_vggish(layer, args.out)
+        print(f"{args.out} ({record['bytes'] / 2**20:.1f} MB, sha256 {record['sha256'][:16]}...): the seeded init "
+              f"with the trained layer of {layer}, in {time.time() - t0:.1f} s"
+              + ("" if record["matches_bundle"] else "; WARNING: not byte for byte the file the layer was made "
+                 "with (this torch draws another seeded init)"))
+        return 0
     state, figures = PRETRAIN[args.backbone](args)
     save_state(state, args.out)
     try:
