@@ -140,7 +140,7 @@ class Pipeline:
         from .features.extract import (extract_audio, extract_frames, extract_vggish, extract_visual, valid_frames,
                                        valid_npy, valid_wav)
         from .features.logmel import SAMPLE_RATE
-        from .features.pretrain import BUNDLED_VGGISH, RECIPES, assemble_vggish
+        from .features.pretrain import BUNDLED_VGGISH, RECIPES
         from .train import run_grounding
         from .synthetic.generate import describe, generate, is_complete, parse_args as gen_args
         a, d, o = self.args, self.data, self.out
@@ -241,17 +241,9 @@ class Pipeline:
         bundled_vggish = not self.tiny and BUNDLED_VGGISH.is_file()  # --tiny trains its own, to check that path
 
         def make_vggish():
-            if bundled_vggish:
-                record = assemble_vggish(BUNDLED_VGGISH, vggish_weights)
-                print(f"{vggish_weights}: the seeded init with the bundled embedding layer {BUNDLED_VGGISH.name} "
-                      f"(sha256 {record['sha256'][:16]}...)")
-                if not record["matches_bundle"]:
-                    print(f"WARNING: {vggish_weights} is not byte for byte the file the bundle was made with: this torch "
-                          f"({torch.__version__}) draws another seeded init. The features, and the bundled AVST's "
-                          f"figure, will differ; python -m avqa.features.pretrain vggish teaches one on this torch.")
-                return
             from .features.pretrain import main as pretrain_main
-            _exit(pretrain_main(["vggish", "--out", str(vggish_weights), *(TINY["vggish_weights"] if self.tiny else [])]))
+            flags = ["--assemble"] if bundled_vggish else TINY["vggish_weights"] if self.tiny else []
+            _exit(pretrain_main(["vggish", "--out", str(vggish_weights), *flags]))
 
         def extract_14x14(name: str, bf16: bool):
             bundled_weights_ok()

@@ -384,8 +384,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         record = assemble_vggish(layer, args.out)
         print(f"{args.out} ({record['bytes'] / 2**20:.1f} MB, sha256 {record['sha256'][:16]}...): the seeded init "
               f"with the trained layer of {layer}, in {time.time() - t0:.1f} s"
-              + ("" if record["matches_bundle"] else "; WARNING: not byte for byte the file the layer was made "
-                 "with (this torch draws another seeded init)"))
+              + ("" if record["matches_bundle"] else f"\nWARNING: not byte for byte the file the layer was made with: "
+                 f"this torch ({torch.__version__}) draws another seeded init, so the features, and the bundled AVST's "
+                 f"figure, will differ; python -m avqa.features.pretrain vggish teaches one on this torch"))
         return 0
     state, figures = PRETRAIN[args.backbone](args)
     save_state(state, args.out)
