@@ -719,8 +719,8 @@ def report(a, made, ann, first, limit, trained, soft) -> None:
               f"(VGGish not counted); the float16 rows assume --bf16 compute, the float32 rows float32 compute.")
         print(f"  Epochs: {QUESTIONS['train']:,} / samples/s, training only (the validation pass after each epoch "
               f"is not counted); this project: the full-set samples/s measured above; the original route: "
-              + (f"bench_train_data.py's on 100 clips (--original_samples_s), which fit in the page cache: at full "
-                 f"size it reads 11 whole 24 MB files per sample and would be slower."
+              + ("bench_train_data.py's on 100 clips (--original_samples_s), which fit in the page cache: at full "
+                 "size it reads 11 whole 24 MB files per sample and would be slower."
                  if device == "cpu" else "--gpu_original_samples_s ('?' where not given)."))
         if len(rates) < len(LAYOUTS):
             print("  'assumed': not measured (see --measure): taken as fast as all seconds, float32, the slowest "

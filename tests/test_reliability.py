@@ -2,7 +2,6 @@
 writes, bad flags and files. Each must end in one sentence naming the file or flag and the fix,
 with nothing the user made before overwritten."""
 import json
-import os
 import shutil
 import subprocess
 

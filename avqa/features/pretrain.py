@@ -228,7 +228,7 @@ def pretrain_res18(args: argparse.Namespace, log=_log) -> tuple[dict[str, torch.
     test_images, test_labels = corpus(frame_example, args.seed + 1, args.heldout, args.workers, "render held-out")
     x = torch.from_numpy(images).permute(0, 3, 1, 2)              # [N, 3, 224, 224] uint8, channels-last in memory
     test_x = torch.from_numpy(test_images).permute(0, 3, 1, 2)
-    y, test_y = torch.from_numpy(labels), torch.from_numpy(test_labels)
+    y = torch.from_numpy(labels)
 
     def prepare(batch: torch.Tensor) -> torch.Tensor:
         return B.normalise(batch.to(device), spec).contiguous(memory_format=torch.channels_last)
