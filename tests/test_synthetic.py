@@ -139,7 +139,9 @@ def test_same_seed_same_bytes_and_frames(tmp_path, tiny_set):
         assert (again / "json" / f"avqa-{split}.json").read_bytes() == (tiny_set / "json" / f"avqa-{split}.json").read_bytes()
     for gt in (tiny_set / "ground_truth").glob("*.json"):
         assert (again / "ground_truth" / gt.name).read_bytes() == gt.read_bytes()
-    vid = sorted((tiny_set / "videos").glob("*.mp4"))[0]
+    videos = sorted((tiny_set / "videos").glob("*.mp4"))
+    assert videos and all((again / "videos" / v.name).read_bytes() == v.read_bytes() for v in videos)
+    vid = videos[0]
     with av.open(str(vid)) as a, av.open(str(again / "videos" / vid.name)) as b:
         fa = [f.to_ndarray(format="rgb24") for f in a.decode(video=0)]
         fb = [f.to_ndarray(format="rgb24") for f in b.decode(video=0)]
