@@ -99,3 +99,20 @@ def test_an_interrupted_training_stage_resumes_and_says_so(pipeline):
     assert f"resumed from {o / 'avst' / 'avst_last.pt'} after epoch 1" in out
     assert (o / "avst" / "avst.pt").read_bytes() == best
     assert [s for s in STAGES if f"== {s}:" in out] == ["avst", "test_avst", "grounding_score", "visualise"]
+
+
+def test_the_bundle_is_tested_only_on_the_set_it_was_trained_on(tmp_path, capsys):
+    """The default flags give the set the shipped AVST records, so the main job checks its figure; a
+    --num_clips or --seed run makes another set (another vocabulary), where that check cannot hold."""
+    from avqa.pipeline import BUNDLED_AVST, Pipeline
+    from avqa.synthetic.generate import parse_args, set_flags
+    default = set_flags(parse_args([]))
+    assert Pipeline._bundle_set_is(default, BUNDLED_AVST)
+    ckpt = tmp_path / "avst.pt"
+    ckpt.write_bytes(b"weights")
+    (tmp_path / "avst_recorded.json").write_text(json.dumps({"synthetic": default}))
+    assert Pipeline._bundle_set_is(default, ckpt)
+    assert not Pipeline._bundle_set_is(set_flags(parse_args(["--num_clips", "960", "--seed", "1"])), ckpt)
+    assert "differs in: num_clips, seed), so this run does not test it" in capsys.readouterr().out
+    (tmp_path / "avst_recorded.json").unlink()
+    assert not Pipeline._bundle_set_is(default, ckpt)

@@ -104,7 +104,8 @@ def check_args(args: argparse.Namespace) -> list[str]:
     return problems
 
 
-def _flags(args: argparse.Namespace) -> dict:
+def set_flags(args: argparse.Namespace) -> dict:
+    """What makes a set what it is: the manifest records it, and a bundled checkpoint names the set it was trained on."""
     keys = ["num_clips", "seconds", "seed", "fps", "width", "height", "sample_rate", "instruments",
             "min_instruments", "max_instruments", "questions_per_clip", "voiceover_rate", "swap_rate",
             "split", "max_answer_share"]
@@ -192,13 +193,13 @@ def is_complete(args: argparse.Namespace) -> bool:
     if not manifest_path.exists():
         return False
     manifest = json.loads(manifest_path.read_text())
-    return manifest.get("flags") == _flags(args) and _complete(Path(args.out), manifest)
+    return manifest.get("flags") == set_flags(args) and _complete(Path(args.out), manifest)
 
 
 def generate(args: argparse.Namespace, log=print) -> dict:
     out = Path(args.out)
     manifest_path = out / "synthetic.json"
-    flags = _flags(args)
+    flags = set_flags(args)
     if is_complete(args):
         log(f"synthetic set in {out} is complete for these flags; nothing to do")
         return json.loads(manifest_path.read_text())
