@@ -46,8 +46,8 @@ from .media import MediaError, audio_seconds_declared, read_sampled_frames
 from .models import AVST
 from .synthetic.questions import TEMPLATES
 from .train import CHECKPOINT_FORMAT, load_trained_state
-from .utils import (at_least, atomic_write_text, check_writable, metadata_path, pick_device, sha256, torch_load,
-                    user_errors)
+from .utils import (at_least, atomic_write_text, check_writable, checkpoint_record, metadata_path, pick_device,
+                    sha256, torch_load, user_errors)
 from .visualize import avst_sheet, save_png
 
 REPO = Path(__file__).resolve().parents[1]
@@ -130,7 +130,7 @@ def recorded_features(path: Path, meta: dict) -> dict[str, tuple[dict, str]]:
     feature folder its training run read, when that file is still the one the run recorded (sha256).
     Original checkpoints have neither.
     """
-    record = path.with_name(f"{path.stem}_recorded.json")
+    record = checkpoint_record(path)
     if record.is_file():
         try:
             feats = json.loads(record.read_text()).get("features") or {}

@@ -23,7 +23,7 @@ from typing import Callable, Sequence
 
 import torch
 
-from .utils import atomic_write_text, metadata_path, sha256, user_errors
+from .utils import atomic_write_text, checkpoint_record, metadata_path, sha256, user_errors
 
 INTERRUPTED = "interrupted last time: resuming"
 # the synthetic-demo recipe (the original recipe stays the scripts' default; see README)
@@ -142,12 +142,12 @@ class Pipeline:
         """Whether this run generates the set the bundled AVST was trained on (its record names the
         generator's flags); any other set (--num_clips, --seed) has another vocabulary and split, so the
         bundle's recorded figure cannot be checked on it."""
-        record = shipped.with_name(f"{shipped.stem}_recorded.json")
+        record = checkpoint_record(shipped)
         if not (shipped.is_file() and record.is_file()):
             return False
-        made_on = json.loads(record.read_text()).get("synthetic")
+        made_on = json.loads(record.read_text()).get("synthetic") or {}
         if made_on != flags:
-            differ = sorted(k for k in {**flags, **(made_on or {})} if (made_on or {}).get(k) != flags.get(k))
+            differ = sorted(k for k in {**flags, **made_on} if made_on.get(k) != flags.get(k))
             print(f"the bundled {shipped.name} was trained on another synthetic set (differs in: "
                   f"{', '.join(differ)}), so this run does not test it (stage test_bundled left out)", flush=True)
             return False
@@ -293,8 +293,6 @@ class Pipeline:
                                   "--model_save_dir", str(save_dir or o / model), "--checkpoint", model,
                                   "--results", str(results or o / f"{model}_test.json")]))
 
-        shipped = BUNDLED_AVST
-
         def pretrain():
             _exit(run_grounding([*train(), *grd_flags, "--model_save_dir", str(o / "grounding"), "--resume"]))
 
@@ -388,11 +386,11 @@ class Pipeline:
         ]
         if not self.tiny:
             defs = [s for s in defs if s.name not in ("res18", "r2plus1d_18")]
-        if not self.tiny and self._bundle_set_is(set_flags(gen), shipped):
+        if not self.tiny and self._bundle_set_is(set_flags(gen), BUNDLED_AVST):
             # the set the bundle was trained on: it must score as recorded
             defs.append(Stage("test_bundled", "the bundled AVST checkpoint on this test split", ["vggish", "res18_14x14"],
-                              lambda: test_qa("avst", shipped.parent, o / "bundled_avst_test.json"),
-                              tested(o / "bundled_avst_test.json", shipped),
+                              lambda: test_qa("avst", BUNDLED_AVST.parent, o / "bundled_avst_test.json"),
+                              tested(o / "bundled_avst_test.json", BUNDLED_AVST),
                               [o / "bundled_avst_test.json"]))
         self.stages = {s.name: s for s in defs}
 
@@ -469,8 +467,8 @@ def bundle(data: Path, out: Path, dest: Path = Path("net_grd_avst/avst_models"))
                 "features": {n: {k: m.get(k) for k in ("init", "weights_sha256", "trained_on", "seconds", "precision",
                                                        "preprocessing")} for n, m in feats.items()},
                 "torch": torch.__version__, "epoch": ckpt["epoch"], "val_accuracy": ckpt["val_accuracy"]}
-    (dest / "avst_recorded.json").unlink(missing_ok=True)
-    atomic_write_text(dest / "avst_recorded.json", json.dumps(recorded, indent=1))
+    checkpoint_record(dest / "avst.pt").unlink(missing_ok=True)
+    atomic_write_text(checkpoint_record(dest / "avst.pt"), json.dumps(recorded, indent=1))
     print(f"bundled {dest / 'avst.pt'} (overall test accuracy {report['table']['Overall']['accuracy']:.2f})")
 
 

@@ -39,8 +39,8 @@ from .annotations import AnnotationError, QUESTION_TYPES, Vocab, load_annotation
 from .data import (AUDIO_SHAPE, GROUNDING_SECONDS, VISUAL_SHAPE, AVQADataset, BatchLoader, FeatureError,
                    FeatureStore, GroundingDataset, encode_split, real_videos, segment_seconds)
 from .models import LADDER, QA_MODELS, AudioVisualGrounding, rung_doc, transfer_grounding
-from .utils import (at_least, atomic_path, atomic_write_text, check_writable, clean_stale_temps, metadata_path,
-                    pick_device, progress, relative_hint, sha256, torch_load, user_errors)
+from .utils import (at_least, atomic_path, atomic_write_text, check_writable, checkpoint_record, clean_stale_temps,
+                    metadata_path, pick_device, progress, relative_hint, sha256, torch_load, user_errors)
 
 CHECKPOINT_FORMAT = "avqa/1"
 MODEL_NAMES = {"AVQA_Fusion_Net": None, "baseline": "baseline", **{name: name for name in LADDER}}
@@ -426,8 +426,7 @@ def _load_checkpoint_file(path: Path) -> dict:
 
 
 def _whose(path: Path, state: dict | None) -> str:
-    recorded = path.with_name(path.stem + "_recorded.json")
-    if recorded.is_file():
+    if checkpoint_record(path).is_file():
         return f"{path} is the bundled checkpoint"
     if state is None or state.get("format") != CHECKPOINT_FORMAT:
         return f"{path} is a checkpoint this run did not make"
@@ -789,7 +788,7 @@ def run_qa(kind: str, argv: Sequence[str] | None = None, description: str = "") 
                   f"They are marked in the report.", file=sys.stderr)
         write_results(results, args, model_kind, ckpt, split, vocab, out, table)
         print(f"results: {results}")
-        recorded = save_dir / f"{args.checkpoint}_recorded.json"
+        recorded = checkpoint_record(save_dir / f"{args.checkpoint}.pt")
         if recorded.is_file():
             rec = json.loads(recorded.read_text())["table"]["Overall"]["accuracy"]
             print(f"recorded overall accuracy of this checkpoint: {rec:.2f} (now {table['Overall']['accuracy']:.2f})")
