@@ -6,8 +6,9 @@ the test clips that carry their own sound:
 - sounding vs silent: seconds with at least two visible instruments, at least one of them playing
   and at least one silent. A hit when the attention peak (the centre of the highest cell) falls in
   a playing instrument's box and in no silent one's. This credits the sound: a model that finds
-  objects without listening lands on silent instruments as often as on playing ones. The share of
-  peaks on a silent instrument is reported beside it.
+  objects without listening lands on silent instruments as often as on playing ones. Beside it:
+  the share of peaks on a silent instrument, and of peaks just next to a playing one (in a cell
+  touching its box, outside every box), which says how near the misses fall.
 - pointing game: seconds in which exactly one visible instrument plays; a hit when the peak falls
   in its box. Attention mass: the share of attention on the cells of that box.
 Every model is scored beside the same model untrained (built with the seed of its training run,
@@ -41,6 +42,27 @@ def cells_in_box(box: Sequence[float], width: int, height: int) -> np.ndarray:
     cx = (np.arange(GRID) + 0.5) / GRID * width
     cy = (np.arange(GRID) + 0.5) / GRID * height
     return ((cy[:, None] >= y0) & (cy[:, None] < y1)) & ((cx[None, :] >= x0) & (cx[None, :] < x1))
+
+
+def next_to(cells: np.ndarray) -> np.ndarray:
+    """The cells that touch ``cells`` (its 8 neighbours) without being in it."""
+    padded = np.pad(cells, 1)
+    grown = np.zeros_like(cells)
+    for dy in range(3):
+        for dx in range(3):
+            grown |= padded[dy:dy + cells.shape[0], dx:dx + cells.shape[1]]
+    return grown & ~cells
+
+
+def where_peak(attention: np.ndarray, target: np.ndarray, silent: np.ndarray) -> str:
+    """Where the peak of a [196] or [14,14] map falls: 'playing' (target), 'silent', 'next' (touching
+    the target, outside every box) or 'elsewhere'."""
+    peak = np.unravel_index(int(np.asarray(attention).argmax()), (GRID, GRID))
+    if target[peak]:
+        return "playing"
+    if silent[peak]:
+        return "silent"
+    return "next" if next_to(target)[peak] else "elsewhere"
 
 
 def score_map(attention: np.ndarray, box_cells: np.ndarray) -> tuple[bool, float]:
@@ -93,7 +115,7 @@ def grounding_score(model: torch.nn.Module, videos: Sequence[str], audio: Featur
                     ground_truth: Path, segments: int = 10) -> dict:
     """Both scores of ``model`` (it must have encode_audio and spatial_grounding), with their chance levels."""
     model.eval()
-    acc: dict[str, list] = {k: [] for k in ("hit", "silent", "chance", "chance_silent",
+    acc: dict[str, list] = {k: [] for k in ("hit", "silent", "next", "chance", "chance_silent", "chance_next",
                                             "single_hit", "single_mass", "single_chance")}
     for vid in videos:
         gt_path = Path(ground_truth) / f"{vid}.json"
@@ -108,40 +130,48 @@ def grounding_score(model: torch.nn.Module, videos: Sequence[str], audio: Featur
         _, att = model.spatial_grounding(a, torch.from_numpy(visual.read(vid, secs)))
         maps = dict(zip(secs, att.numpy()))
         for s, target, silent in items["sounding_vs_silent"]:
-            peak = np.unravel_index(int(maps[s].argmax()), (GRID, GRID))
-            acc["hit"].append(bool(target[peak]))
-            acc["silent"].append(bool(silent[peak]))
+            place = where_peak(maps[s], target, silent)
+            acc["hit"].append(place == "playing")
+            acc["silent"].append(place == "silent")
+            acc["next"].append(place == "next")
+            near = next_to(target) & ~silent
             acc["chance"].append(target.mean())
             acc["chance_silent"].append(silent.mean())
+            acc["chance_next"].append(near.mean())
         for s, box, _ in items["single_source"]:
             hit, mass = score_map(maps[s], box)
             acc["single_hit"].append(hit)
             acc["single_mass"].append(mass)
             acc["single_chance"].append(box.mean())
     return {"sounding_vs_silent": {"seconds_scored": len(acc["hit"]), "hit": _percent(acc["hit"]),
-                                   "on_silent": _percent(acc["silent"]), "chance": _percent(acc["chance"]),
-                                   "chance_on_silent": _percent(acc["chance_silent"])},
+                                   "on_silent": _percent(acc["silent"]), "next_to_playing": _percent(acc["next"]),
+                                   "chance": _percent(acc["chance"]),
+                                   "chance_on_silent": _percent(acc["chance_silent"]),
+                                   "chance_next_to_playing": _percent(acc["chance_next"])},
             "pointing_game": {"seconds_scored": len(acc["single_hit"]), "hit": _percent(acc["single_hit"]),
                               "attention_mass": _percent(acc["single_mass"]), "chance": _percent(acc["single_chance"])}}
 
 
 def format_scores(scores: dict[str, dict]) -> str:
-    """One row per model and a chance row (uniform attention), both scores side by side."""
+    """One row per model and a chance row (uniform attention), both scores side by side.
+
+    A report written before the "next to one" column existed shows '-' there.
+    """
     def cell(value, width):
         return f"{value:>{width - 1}.2f}%" if value is not None else f"{'-':>{width}}"
 
     first = next(iter(scores.values()))
     sv, pg = first["sounding_vs_silent"], first["pointing_game"]
-    lines = [f"  {'':<24}{'sounding vs silent (' + str(sv['seconds_scored']) + ' s)':>36}"
+    lines = [f"  {'':<24}{'sounding vs silent (' + str(sv['seconds_scored']) + ' s)':>48}"
              f"{'one source (' + str(pg['seconds_scored']) + ' s)':>34}",
-             f"  {'model':<24}{'peak on a playing one':>22}{'on a silent one':>17}"
+             f"  {'model':<24}{'peak on a playing one':>22}{'next to one':>12}{'on a silent one':>17}"
              f"{'pointing game':>16}{'attention mass':>17}"]
     for name, s in scores.items():
         sv, pg = s["sounding_vs_silent"], s["pointing_game"]
-        lines.append(f"  {name:<24}{cell(sv['hit'], 22)}{cell(sv['on_silent'], 17)}"
+        lines.append(f"  {name:<24}{cell(sv['hit'], 22)}{cell(sv.get('next_to_playing'), 12)}{cell(sv['on_silent'], 17)}"
                      f"{cell(pg['hit'], 16)}{cell(pg['attention_mass'], 17)}")
-    lines.append(f"  {'chance (uniform)':<24}{cell(sv['chance'], 22)}{cell(sv['chance_on_silent'], 17)}"
-                 f"{cell(pg['chance'], 16)}{cell(pg['chance'], 17)}")
+    lines.append(f"  {'chance (uniform)':<24}{cell(sv['chance'], 22)}{cell(sv.get('chance_next_to_playing'), 12)}"
+                 f"{cell(sv['chance_on_silent'], 17)}{cell(pg['chance'], 16)}{cell(pg['chance'], 17)}")
     return "\n".join(lines)
 
 

@@ -4,7 +4,7 @@ import json
 import numpy as np
 from PIL import Image
 
-from avqa.grounding_score import cells_in_box, score_map, scored_seconds
+from avqa.grounding_score import cells_in_box, next_to, score_map, scored_seconds, where_peak
 from avqa.visualize import sheet_size
 from conftest import run
 
@@ -26,6 +26,25 @@ def test_a_peak_inside_the_box_is_a_hit_and_outside_is_not():
     att[10, 10] = 5.0  # outside
     hit, mass = score_map(att.ravel(), box)
     assert not hit and np.isclose(mass, 9 / 200)
+
+
+def test_next_to_is_the_ring_of_touching_cells():
+    box = cells_in_box([20, 0, 50, 30], 140, 140)  # rows 0-2, columns 2-4
+    ring = next_to(box)
+    assert not (ring & box).any()
+    assert ring.sum() == 4 * 5 - 9  # rows 0-3, columns 1-5, less the box; nothing above row 0
+    assert ring[3, 1] and ring[0, 5] and not ring[4, 3] and not ring[0, 6]
+
+
+def test_where_a_peak_falls():
+    target = cells_in_box([20, 0, 50, 30], 140, 140)   # rows 0-2, columns 2-4
+    silent = cells_in_box([60, 0, 100, 30], 140, 140)  # rows 0-2, columns 6-9: column 5 touches both
+    places = {}
+    for name, cell in {"in": (1, 3), "below": (3, 3), "between": (1, 5), "on silent": (1, 7), "far": (10, 10)}.items():
+        att = np.ones((14, 14))
+        att[cell] = 2.0
+        places[name] = where_peak(att.ravel(), target, silent)
+    assert places == {"in": "playing", "below": "next", "between": "next", "on silent": "silent", "far": "elsewhere"}
 
 
 def test_which_seconds_each_score_counts():
