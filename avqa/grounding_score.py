@@ -54,15 +54,17 @@ def next_to(cells: np.ndarray) -> np.ndarray:
     return grown & ~cells
 
 
-def where_peak(attention: np.ndarray, target: np.ndarray, silent: np.ndarray) -> str:
-    """Where the peak of a [196] or [14,14] map falls: 'playing' (target), 'silent', 'next' (touching
-    the target, outside every box) or 'elsewhere'."""
+def peak_regions(target: np.ndarray, silent: np.ndarray) -> dict[str, np.ndarray]:
+    """The disjoint cell masks a sounding-vs-silent peak is sorted into: on a playing box ('playing',
+    which excludes cells shared with a silent box), on a silent box, and 'next' to a playing box
+    (touching it, in no box)."""
+    return {"playing": target, "silent": silent, "next": next_to(target) & ~silent}
+
+
+def where_peak(attention: np.ndarray, regions: dict[str, np.ndarray]) -> str:
+    """The region of ``peak_regions`` the peak of a [196] or [14,14] map falls in, or 'elsewhere'."""
     peak = np.unravel_index(int(np.asarray(attention).argmax()), (GRID, GRID))
-    if target[peak]:
-        return "playing"
-    if silent[peak]:
-        return "silent"
-    return "next" if next_to(target)[peak] else "elsewhere"
+    return next((name for name, cells in regions.items() if cells[peak]), "elsewhere")
 
 
 def score_map(attention: np.ndarray, box_cells: np.ndarray) -> tuple[bool, float]:
@@ -115,7 +117,7 @@ def grounding_score(model: torch.nn.Module, videos: Sequence[str], audio: Featur
                     ground_truth: Path, segments: int = 10) -> dict:
     """Both scores of ``model`` (it must have encode_audio and spatial_grounding), with their chance levels."""
     model.eval()
-    acc: dict[str, list] = {k: [] for k in ("hit", "silent", "next", "chance", "chance_silent", "chance_next",
+    acc: dict[str, list] = {k: [] for k in ("playing", "silent", "next", "chance_playing", "chance_silent", "chance_next",
                                             "single_hit", "single_mass", "single_chance")}
     for vid in videos:
         gt_path = Path(ground_truth) / f"{vid}.json"
@@ -130,22 +132,19 @@ def grounding_score(model: torch.nn.Module, videos: Sequence[str], audio: Featur
         _, att = model.spatial_grounding(a, torch.from_numpy(visual.read(vid, secs)))
         maps = dict(zip(secs, att.numpy()))
         for s, target, silent in items["sounding_vs_silent"]:
-            place = where_peak(maps[s], target, silent)
-            acc["hit"].append(place == "playing")
-            acc["silent"].append(place == "silent")
-            acc["next"].append(place == "next")
-            near = next_to(target) & ~silent
-            acc["chance"].append(target.mean())
-            acc["chance_silent"].append(silent.mean())
-            acc["chance_next"].append(near.mean())
+            regions = peak_regions(target, silent)
+            place = where_peak(maps[s], regions)
+            for name, cells in regions.items():
+                acc[name].append(place == name)
+                acc[f"chance_{name}"].append(cells.mean())
         for s, box, _ in items["single_source"]:
             hit, mass = score_map(maps[s], box)
             acc["single_hit"].append(hit)
             acc["single_mass"].append(mass)
             acc["single_chance"].append(box.mean())
-    return {"sounding_vs_silent": {"seconds_scored": len(acc["hit"]), "hit": _percent(acc["hit"]),
+    return {"sounding_vs_silent": {"seconds_scored": len(acc["playing"]), "hit": _percent(acc["playing"]),
                                    "on_silent": _percent(acc["silent"]), "next_to_playing": _percent(acc["next"]),
-                                   "chance": _percent(acc["chance"]),
+                                   "chance": _percent(acc["chance_playing"]),
                                    "chance_on_silent": _percent(acc["chance_silent"]),
                                    "chance_next_to_playing": _percent(acc["chance_next"])},
             "pointing_game": {"seconds_scored": len(acc["single_hit"]), "hit": _percent(acc["single_hit"]),

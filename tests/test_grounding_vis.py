@@ -4,7 +4,7 @@ import json
 import numpy as np
 from PIL import Image
 
-from avqa.grounding_score import cells_in_box, next_to, score_map, scored_seconds, where_peak
+from avqa.grounding_score import cells_in_box, next_to, score_map, peak_regions, scored_seconds, where_peak
 from avqa.visualize import sheet_size
 from conftest import run
 
@@ -43,7 +43,7 @@ def test_where_a_peak_falls():
     for name, cell in {"in": (1, 3), "below": (3, 3), "between": (1, 5), "on silent": (1, 7), "far": (10, 10)}.items():
         att = np.ones((14, 14))
         att[cell] = 2.0
-        places[name] = where_peak(att.ravel(), target, silent)
+        places[name] = where_peak(att.ravel(), peak_regions(target, silent))
     assert places == {"in": "playing", "below": "next", "between": "next", "on silent": "silent", "far": "elsewhere"}
 
 
