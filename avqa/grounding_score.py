@@ -61,17 +61,22 @@ def peak_regions(target: np.ndarray, silent: np.ndarray) -> dict[str, np.ndarray
     return {"playing": target, "silent": silent, "next": next_to(target) & ~silent}
 
 
+def peak_cell(attention: np.ndarray) -> tuple[int, int]:
+    """(row, column) of the highest cell of a [196] or [14,14] map: the peak both scores judge."""
+    row, col = np.unravel_index(int(np.asarray(attention).argmax()), (GRID, GRID))
+    return int(row), int(col)
+
+
 def where_peak(attention: np.ndarray, regions: dict[str, np.ndarray]) -> str:
     """The region of ``peak_regions`` the peak of a [196] or [14,14] map falls in, or 'elsewhere'."""
-    peak = np.unravel_index(int(np.asarray(attention).argmax()), (GRID, GRID))
+    peak = peak_cell(attention)
     return next((name for name, cells in regions.items() if cells[peak]), "elsewhere")
 
 
 def score_map(attention: np.ndarray, box_cells: np.ndarray) -> tuple[bool, float]:
     """(pointing-game hit, attention mass in the box) of one [196] or [14,14] attention map."""
     att = np.asarray(attention, dtype=np.float64).reshape(GRID, GRID)
-    peak = np.unravel_index(int(att.argmax()), att.shape)
-    return bool(box_cells[peak]), float(att[box_cells].sum() / max(att.sum(), 1e-12))
+    return bool(box_cells[peak_cell(att)]), float(att[box_cells].sum() / max(att.sum(), 1e-12))
 
 
 def _box_cells(boxes: Sequence[Sequence[float]], width: int, height: int) -> np.ndarray:

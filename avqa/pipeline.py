@@ -467,8 +467,9 @@ def bundle(data: Path, out: Path, dest: Path = Path("net_grd_avst/avst_models"))
                 "features": {n: {k: m.get(k) for k in ("init", "weights_sha256", "trained_on", "seconds", "precision",
                                                        "preprocessing")} for n, m in feats.items()},
                 "torch": torch.__version__, "epoch": ckpt["epoch"], "val_accuracy": ckpt["val_accuracy"]}
-    checkpoint_record(dest / "avst.pt").unlink(missing_ok=True)
-    atomic_write_text(checkpoint_record(dest / "avst.pt"), json.dumps(recorded, indent=1))
+    record = checkpoint_record(dest / "avst.pt")
+    record.unlink(missing_ok=True)
+    atomic_write_text(record, json.dumps(recorded, indent=1))
     print(f"bundled {dest / 'avst.pt'} (overall test accuracy {report['table']['Overall']['accuracy']:.2f})")
 
 
