@@ -398,6 +398,7 @@ class Pipeline:
 
     def _summary(self, total: float) -> None:
         from .grounding_score import format_scores
+        from .machine import describe_machine
         o = self.out
         print("\n" + "=" * 78)
         tables = {}
@@ -436,12 +437,12 @@ class Pipeline:
             print("\nwhere the sound-guided attention peaks on the test clips (untrained: the same model and seed, "
                   "no training;\nchance: uniform attention):")
             print(format_scores(json.loads(score.read_text())["scores"]))
-        print("\nstages:")
+        print(f"\nstages, on {describe_machine()}:")
         for r in self.report:
             print(f"  {r['stage']:<20} {r['status']:<20} {r['seconds']:>7.1f} s   {', '.join(r['outputs'])}")
         print(f"  {'total':<20} {'':<20} {total:>7.1f} s")
-        atomic_write_text(o / "summary.json", json.dumps({"stages": self.report, "seconds": round(total, 1),
-                                                          "tables": tables}, indent=1))
+        atomic_write_text(o / "summary.json", json.dumps({"machine": describe_machine(), "stages": self.report,
+                                                          "seconds": round(total, 1), "tables": tables}, indent=1))
         print(f"\nsummary: {o / 'summary.json'}; TensorBoard: tensorboard --logdir {o / 'runs'}")
 
 

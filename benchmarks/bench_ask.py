@@ -28,6 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from avqa.annotations import tokenize  # noqa: E402
+from avqa.machine import describe_machine  # noqa: E402
 
 
 def make_clips(out: Path, seconds: int) -> tuple[Path, str]:
@@ -60,6 +61,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--repeats", type=int, default=3, help="cold runs per case")
     a = p.parse_args()
+    print(f"machine: {describe_machine()}", flush=True)  # every timing names its machine
     tmp = Path(tempfile.mkdtemp(prefix="avqa-bench-ask-"))
     try:
         clips = {s: make_clips(tmp / f"{s}s", s) for s in (10, 60)}

@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from avqa.features import backbones as B  # noqa: E402
 from avqa.features.extract import extract_visual, list_inputs  # noqa: E402
 from avqa.media import sample_frame_numbers, VIDEO_EXTENSIONS  # noqa: E402
+from avqa.machine import describe_machine  # noqa: E402
 
 
 def original_route(videos, seconds, work: Path) -> tuple[float, dict]:
@@ -88,6 +89,7 @@ def main() -> int:
                    help="also time --used_seconds (only the seconds AVST and grounding read; use --seconds 60 "
                         "as the real data) against all seconds, both ours in float32")
     a = p.parse_args()
+    print(f"machine: {describe_machine()}", flush=True)  # every timing names its machine
     tmp = Path(tempfile.mkdtemp(prefix="avqa-bench-feat-"))
     try:
         if a.videos:

@@ -19,6 +19,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from avqa.train import run_qa  # noqa: E402
 from avqa.utils import metadata_path  # noqa: E402
+from avqa.machine import describe_machine  # noqa: E402
 
 
 def main() -> int:
@@ -27,6 +28,7 @@ def main() -> int:
     p.add_argument("--model_save_dir", default="net_grd_avst/avst_models", help="folder of the checkpoint")
     p.add_argument("--checkpoint", default="avst", help="checkpoint name (default: the bundled avst)")
     a = p.parse_args()
+    print(f"machine: {describe_machine()}", flush=True)  # every timing names its machine
     d = Path(a.data)
     feats32 = d / "feats" / "res18_14x14"
     test = d / "json" / "avqa-test.json"

@@ -13,6 +13,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from avqa.synthetic.generate import generate, parse_args  # noqa: E402
+from avqa.machine import describe_machine  # noqa: E402
 
 
 def main() -> int:
@@ -21,6 +22,7 @@ def main() -> int:
     p.add_argument("--seconds", type=int, default=10)
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     a = p.parse_args()
+    print(f"machine: {describe_machine()}", flush=True)  # every timing names its machine
     out = Path(tempfile.mkdtemp(prefix="avqa-bench-gen-"))
     try:
         args = parse_args(["--out", str(out), "--num_clips", str(a.num_clips), "--seconds", str(a.seconds),

@@ -66,6 +66,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from avqa.data import AUDIO_SHAPE, VISUAL_SHAPE, FeatureStore, used_seconds  # noqa: E402
 from avqa.utils import metadata_path  # noqa: E402
+from avqa.machine import describe_machine  # noqa: E402
 from bench_train_data import peak_rss_gb  # noqa: E402
 
 # the real dataset (../shared/SPEC.md)
@@ -579,6 +580,7 @@ def main() -> int:
     h.add_argument("--nofile", type=int, default=0, help=argparse.SUPPRESS)
     h.add_argument("--loader_only", action="store_true", help=argparse.SUPPRESS)
     a = p.parse_args()
+    print(f"machine: {describe_machine()}", flush=True)  # every timing names its machine
     if a.child == "startup":
         child_startup(a)
         return 0

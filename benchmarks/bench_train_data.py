@@ -29,6 +29,7 @@ from avqa.annotations import INSTRUMENTS, Vocab, load_annotations  # noqa: E402
 from avqa.data import AUDIO_SHAPE, VISUAL_SHAPE, AVQADataset, BatchLoader, FeatureStore, encode_split  # noqa: E402
 from avqa.models import AVST  # noqa: E402
 from avqa.train import qa_loss  # noqa: E402
+from avqa.machine import describe_machine  # noqa: E402
 
 
 def make_data(root: Path, n_videos: int) -> None:
@@ -116,6 +117,7 @@ def main() -> int:
     p.add_argument("--route", choices=["original", "ours"], help=argparse.SUPPRESS)
     p.add_argument("--root", help=argparse.SUPPRESS)
     a = p.parse_args()
+    print(f"machine: {describe_machine()}", flush=True)  # every timing names its machine
     if a.route:
         print(json.dumps(route(Path(a.root), a.route, a.batches)))
         return 0

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from avqa.machine import describe_machine
 from conftest import run
 
 STAGES = ["generate", "audio", "frames", "vggish_weights", "vggish", "res18_14x14", "res18", "r2plus1d_18", "grounding",
@@ -27,6 +28,7 @@ def test_every_stage_runs_and_leaves_valid_outputs(pipeline):
     summary = json.loads((root / "out" / "summary.json").read_text())
     assert [s["stage"] for s in summary["stages"]] == STAGES
     assert all(s["status"] == "ran" for s in summary["stages"])
+    assert summary["machine"] == describe_machine() and f"on {describe_machine()}:" in first.stdout  # names the CPU
     d, o = root / "data", root / "out"
     videos = sorted(p.stem for p in (d / "videos").glob("*.mp4"))
     assert len(videos) == 16

@@ -1,0 +1,32 @@
+"""Which machine a timing comes from: the CPU model, its cores and the GPU, printed beside every figure."""
+from __future__ import annotations
+
+import os
+import platform
+from pathlib import Path
+
+
+def cpu_model() -> str:
+    """The CPU's model name as the kernel reports it (e.g. 'AMD EPYC'), or the platform's guess."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
+def describe_machine() -> str:
+    """One line naming the machine, e.g. 'AMD EPYC, 2 cores; no GPU'."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    text = f"{cpu_model()}, {cores} cores"
+    try:
+        import torch
+        if torch.cuda.is_available():
+            text += "; GPU " + ", ".join(torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count()))
+        else:
+            text += "; no GPU"
+    except ImportError:
+        pass
+    return text
