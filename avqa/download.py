@@ -5,7 +5,7 @@
 
 The files are not part of this project (they belong to the MUSIC-AVQA authors, MIT licence). Each
 file is checked (it must parse and validate) before it is put in place. The videos (48 GB) and
-the official backbone weights are linked from README.md; they are too large to fetch here.
+the official backbone weights are linked from docs/real-data.md; they are too large to fetch here.
 """
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
     python -m avqa.ladder                        # the embedded default (data/, made by python -m avqa.pipeline)
     python -m avqa.ladder --data DIR --label_train ... --epochs 80 --lr 1e-4 --lr_step 8 --batch-size 64
 
-Every rung is ``net_grd_avst/main_avst.py --model <rung>`` (see its --help, or the README, for what
+Every rung is ``net_grd_avst/main_avst.py --model <rung>`` (see its --help, or docs/model.md, for what
 each computes): the same loop, recipe, checkpoint format, test table and JSON report, one after the
 other, each trained from the same seed and selected on val, then tested once. Only the top rung,
 the full AVST, starts from the grounding pre-training (--pretrained_grounding), as the main job's

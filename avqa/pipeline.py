@@ -26,7 +26,7 @@ import torch
 from .utils import atomic_write_text, checkpoint_record, metadata_path, sha256, user_errors
 
 INTERRUPTED = "interrupted last time: resuming"
-# the synthetic-demo recipe (the original recipe stays the scripts' default; see README)
+# the synthetic-demo recipe (the original recipe stays the scripts' default; see docs/usage.md)
 DEMO = {"grounding": ["--epochs", "30", "--lr", "1e-3", "--lr_step", "30", "--batch-size", "16"],
         "avst": ["--epochs", "8", "--lr", "5e-4", "--lr_step", "6", "--batch-size", "32"]}
 SYNTHETIC_RES18 = Path(__file__).resolve().parents[1] / "feat_script" / "weights" / "resnet18_synthetic.pth"

@@ -562,7 +562,7 @@ def main() -> int:
                    help="auto: the CPU, and a CUDA GPU too when one is present")
     m.add_argument("--disk_mb_s", type=float, default=500, metavar="MB_S",
                    help="read speed of a real disk, for the first NaN scan of real (not sparse) files")
-    f = p.add_argument_group("figures of the other benchmarks (README 'Speed and memory', this project's 2-core CPU)")
+    f = p.add_argument_group("figures of the other benchmarks (docs/speed.md, this project's 2-core AMD EPYC CPU)")
     f.add_argument("--original_fps", type=float, default=18.1, metavar="FPS",
                    help="14x14 frames/s of the original route (bench_features.py, 640x360)")
     f.add_argument("--ours_fps", type=float, default=30.7, metavar="FPS", help="14x14 frames/s of ours, float32 (bench_features.py)")
@@ -705,8 +705,8 @@ def report(a, made, ann, first, limit, trained, soft) -> None:
         if device == "cpu":
             fps = {"original": a.original_fps, "ours": a.ours_fps, "ours_bf16": a.ours_bf16_fps}
             where, orig = "this CPU", a.original_samples_s
-            sources = ("frames/s of benchmarks/bench_features.py on this project's 2-core CPU (README 'Speed and "
-                       "memory'; 24 clips at 640x360): --original_fps, --ours_fps, --ours_bf16_fps")
+            sources = ("frames/s of benchmarks/bench_features.py on this project's 2-core AMD EPYC CPU "
+                       "(docs/speed.md; 24 clips at 640x360): --original_fps, --ours_fps, --ours_bf16_fps")
         else:
             fps = {"original": a.gpu_original_fps, "ours": a.gpu_ours_fps, "ours_bf16": a.gpu_ours_bf16_fps}
             where, orig = torch.cuda.get_device_name(), a.gpu_original_samples_s

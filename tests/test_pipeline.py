@@ -1,4 +1,4 @@
-"""The README main job, in its tiny form: every stage runs, reruns skip, a deleted stage is redone."""
+"""The main job (python -m avqa.pipeline), in its tiny form: every stage runs, reruns skip, a deleted stage is redone."""
 import json
 import shutil
 import time

@@ -74,7 +74,7 @@ def test_a_damaged_last_checkpoint_is_named_and_the_best_is_kept(one_run, tiny_f
 
 
 def test_training_never_writes_over_a_checkpoint_it_did_not_make(one_run, tiny_features, tmp_path):
-    # a bundled checkpoint: the README's train command must not replace it
+    # a bundled checkpoint: the step-by-step train command (docs/usage.md) must not replace it
     bundled = tmp_path / "bundled"
     bundled.mkdir()
     shutil.copy(ROOT / "net_grd_avst" / "avst_models" / "avst.pt", bundled / "avst.pt")

@@ -149,8 +149,8 @@ def test_same_seed_same_bytes_and_frames(tmp_path, tiny_set):
 
 
 def test_encoding_a_clip_again_gives_the_same_bytes(tmp_path, default_plan):
-    """Clip 90000040 of the demo set is one libx264 used to encode differently run to run (with its
-    macroblock tree on: 2-3 distinct files in 40 encodes), which moved its features by up to 0.18."""
+    """With libx264's macroblock tree on, clip 90000040 of the demo set encodes differently run to run
+    (2-3 distinct files in 40 encodes, features up to 0.18 apart); the generator turns it off."""
     import hashlib
     from avqa.synthetic.render import render_clip
     scene = next(s for s in default_plan[0] if s.video_id == "90000040")
