@@ -1,6 +1,6 @@
 """The documentation holds together: every relative link and section anchor in README.md,
-data/README.md and docs/ exists, no tracked file names the original's private fact sheet, and the
-README stays a short front door."""
+data/README.md and docs/ exists, no tracked file cites a notes file that lives outside the
+repository (docs/model.md is the place to cite), and the README stays a short front door."""
 from __future__ import annotations
 
 import re
@@ -154,7 +154,7 @@ def test_every_relative_link_and_anchor_resolves():
     assert not problems, f"{len(problems)} broken link(s):\n  " + "\n  ".join(problems)
 
 
-def test_no_tracked_file_names_the_fact_sheet():
+def test_no_tracked_file_cites_a_file_outside_the_repository():
     hits = forbidden_word_hits(tracked_files(REPO), REPO)
     assert not hits, (f"{len(hits)} line(s) cite a file that is not in the repository; cite docs/model.md's "
                       f"sections or say it in plain words:\n  " + "\n  ".join(hits))
