@@ -39,7 +39,7 @@ import torch
 from .annotations import (MAX_QUESTION_LEN, PAD, QUESTION_TYPES, TAG_VALUES, AnnotationError, Vocab, template_tags,
                           tokenize)
 from .data import segment_seconds, visual_buffer
-from .features.backbones import BACKBONES as BACKBONE_SPECS, record_path
+from .features.backbones import BACKBONES as EXTRACTORS, record_path
 from .features.extract import Job, Runner, _load_frames, _load_sound, _metadata
 from .features.pretrain import DEFAULT_OUT
 from .media import MediaError, audio_seconds_declared, read_sampled_frames
@@ -340,9 +340,9 @@ def read_sound(job: Job, seconds: int) -> tuple[torch.Tensor, list[str]]:
 
 
 def read_frames(job: Job, seconds: int, jpeg: int | None) -> tuple[torch.Tensor, list[str]]:
-    """The 14x14 extractor's input, T frames at SPEC's frame numbers (a short video repeats its last second, said)."""
+    """The 14x14 extractor's input, T frames at the 1 fps frame numbers (a short video repeats its last second, said)."""
     try:
-        return _load_frames(job, seconds, BACKBONE_SPECS["res18_14x14"], jpeg)
+        return _load_frames(job, seconds, EXTRACTORS["res18_14x14"], jpeg)
     except MediaError as e:
         raise AskError(f"{e}: give a video file (mp4, mkv, webm, ...)") from None
 

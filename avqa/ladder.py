@@ -32,7 +32,7 @@ from .models import LADDER, rung_doc
 from .pipeline import DEMO
 from .utils import at_least, atomic_save, atomic_write_text, check_writable, metadata_path, sha256, user_errors
 
-# The paper's overall test accuracy of each rung (original json; SPEC), and its AVST row per type.
+# The paper's overall test accuracy of each rung (original json), and its AVST row per type.
 PAPER_OVERALL = {"question_only": 54.09, "aq": 64.26, "vq": 65.28, "avq": 67.72, "avq_tg": 70.27, "avst": 71.52}
 PAPER_AVST = {"Audio Counting": 78.18, "Audio Comparative": 67.05, "Audio Avg": 74.06,
               "Visual Counting": 71.56, "Visual Location": 76.38, "Visual Avg": 74.00,
@@ -227,7 +227,7 @@ def format_ladder(rows: list[dict], title: str) -> str:
         lines.append(f"  {r['label']:<7}{r['model']:<15}{cells}{PAPER_OVERALL[r['model']]:8.2f}")
     lines.append(f"  {'+SG':<7}{'paper AVST':<15}" + "".join(f"{PAPER_AVST[k]:8.2f}" for k, _ in COLUMNS)
                  + f"{PAPER_AVST['Overall']:8.2f}")
-    lines.append("  (paper: real MUSIC-AVQA, original json; SPEC gives each rung's overall and AVST's row per type)")
+    lines.append("  (paper: real MUSIC-AVQA, original json; it gives each rung's overall and AVST's row per type)")
     return "\n".join(lines)
 
 
@@ -286,7 +286,7 @@ def draw_plot(rows: list[dict], path: Path, subtitle: str) -> None:
     for p in paper_pts:
         marker(p, (20, 20, 20), filled=False)
     top_rung = next((i for i, r in enumerate(rows) if r["model"] == "avst"), None)
-    if top_rung is not None:  # the paper's AVST per modality (the lower rungs' are not in SPEC)
+    if top_rung is not None:  # the paper's AVST per modality (the paper does not give the lower rungs')
         for j, (k, _, colour) in enumerate(SERIES[1:]):
             x, y = xy(top_rung, PAPER_AVST[k])
             marker((x + 12 * (j - 1), y), colour, filled=False, r=6)

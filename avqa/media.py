@@ -1,4 +1,4 @@
-"""Reading videos and sound: SPEC's 1 fps frame sampling, audio decoding, wav files.
+"""Reading videos and sound: the 1 fps frame sampling (docs/model.md, Inputs and sampling), audio decoding, wav files.
 
 All decoding goes through PyAV (FFmpeg's libraries), in-process: no subprocess per clip and no
 intermediate files unless a caller asks for them.

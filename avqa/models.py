@@ -248,7 +248,7 @@ class Baseline(nn.Module, TemporalGroundingMixin):
 
 # ----------------------------------------------------------------------------- the ablation ladder
 # Each rung is AVST with parts switched off. Its docstring's first two lines say what it computes
-# (the --model help and the README show them); its equation is pinned in tests/spec_reference.py.
+# (the --model help and the README show them); its equation is in docs/model.md and pinned in tests/model_reference.py.
 
 
 class QuestionOnly(AVST):

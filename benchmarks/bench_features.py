@@ -1,7 +1,7 @@
 """14x14 feature extraction: the original route against ours, on the same clips, in one run.
 
 Original route, as the original scripts: ffmpeg decodes every frame into a pipe as raw RGB, the
-frames at SPEC's numbers are saved as JPEG files (the original's moviepy reader and imsave); then
+frames at the 1 fps frame numbers are saved as JPEG files (the original's moviepy reader and imsave); then
 each JPEG is opened with PIL, resized and normalised one at a time, and each clip's frames go
 through a plain float32 ResNet-18 (layer4 at stride 1). Ours: frames decoded in memory (FFmpeg's
 libraries) straight to a ResNet with BatchNorm folded into the convolutions, channels-last,

@@ -2,7 +2,7 @@
 memory, open files and AVST training speed, projected to one epoch and to the 80-epoch recipe.
 
 What it builds (under --work, deleted at the end unless --keep):
-- feature files of 9,288 sixty-second videos at SPEC shapes, as sparse .npy files: the header is
+- feature files of 9,288 sixty-second videos at the real data's shapes, as sparse .npy files: the header is
   written and the file extended to its full size without writing the body, so a 24.1 MB 14x14
   file takes no disk and reads as zeros. Reading a page of such a file still costs the CPU about
   what a page read from disk costs it (the kernel allocates and fills a page-cache page, and
@@ -27,7 +27,7 @@ its own process, as `python net_grd_avst/main_avst.py` would run on the full set
 - peak resident memory (VmHWM) and open file descriptors (/proc/self/fd) of the training process,
   against the soft limit on open files; and the loader under a soft limit of --nofile_check (1024 is
   a common default) over the full set;
-- AVST training samples/s at SPEC shapes (T=60, 10 segments, negatives on, batch 64, samples drawn
+- AVST training samples/s at the real data's shapes (T=60, 10 segments, negatives on, batch 64, samples drawn
   at random across all 9,288 videos), and in the same run the same on a --subset-video set (what
   bench_train_data.py uses): the processes take turns of --block batches (the others stopped
   meanwhile), so that load from other programs on the machine falls on all of them alike; with
@@ -69,7 +69,8 @@ from avqa.utils import metadata_path  # noqa: E402
 from avqa.machine import describe_machine  # noqa: E402
 from bench_train_data import peak_rss_gb  # noqa: E402
 
-# the real dataset (../shared/SPEC.md)
+# the real dataset: 9,288 videos of 60 s, 10 sampled seconds (docs/model.md, Inputs and sampling), and
+# the question counts of the original avqa-train/val/test.json
 VIDEOS, SECONDS, SEGMENTS = 9288, 60, 10
 QUESTIONS = {"train": 32087, "val": 4595, "test": 9185}
 RECIPE_EPOCHS = 80

@@ -1,6 +1,6 @@
 """AVST training throughput and peak memory: our data route against the original's, in one run.
 
-On random features of --videos sixty-second clips at SPEC shapes (VGGish [60,128], 14x14
+On random features of --videos sixty-second clips at the real data's shapes (VGGish [60,128], 14x14
 [60,512,14,14] float32, 24 MB per clip), AVST trains on the CPU for a few batches of 64 through:
 - the original route: every sample loads its clip's whole files, and for each of its 10 negatives
   the whole 14x14 file of another clip, in one DataLoader worker process;
@@ -125,7 +125,7 @@ def main() -> int:
     try:
         t = time.time()
         make_data(root, a.videos)
-        print(f"{a.videos} clips of random SPEC-shaped features ({a.videos * 24.1:.0f} MB) written in {time.time() - t:.0f} s; "
+        print(f"{a.videos} clips of random real-data-shaped features ({a.videos * 24.1:.0f} MB) written in {time.time() - t:.0f} s; "
               f"AVST, batch 64, CPU threads {torch.get_num_threads()}")
         results = {}
         for which in ("original", "ours"):

@@ -1,4 +1,4 @@
-"""The VGGish log-mel front end against a plain NumPy rendering of SPEC's recipe."""
+"""The VGGish log-mel front end against a plain NumPy rendering of its recipe (docs/model.md, Inputs and sampling)."""
 import warnings
 
 import numpy as np
@@ -8,7 +8,7 @@ from avqa.features.logmel import ShortAudioWarning, examples
 
 
 def reference_examples(int16_samples, seconds):
-    """SPEC, step by step, with loops: 16 kHz int16 in, [seconds, 96, 64] log-mel out."""
+    """The recipe, step by step, with loops: 16 kHz int16 in, [seconds, 96, 64] log-mel out."""
     x = int16_samples / 32768.0
     if x.ndim > 1:
         x = x.mean(axis=1)

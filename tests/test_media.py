@@ -1,4 +1,4 @@
-"""SPEC's 1 fps frame sampling, on numbers and on decoded video."""
+"""The 1 fps frame sampling (docs/model.md, Inputs and sampling), on numbers and on decoded video."""
 from fractions import Fraction
 
 import av
@@ -8,8 +8,8 @@ import pytest
 from avqa.media import MediaError, read_audio, read_sampled_frames, sample_frame_numbers
 
 
-def spec_numbers(total, fps, seconds):
-    """SPEC's sampling written out plainly: the middle of second i, wrapped into the last partial second."""
+def reference_numbers(total, fps, seconds):
+    """The sampling written out plainly: the middle of second i, wrapped into the last partial second."""
     last = int(total % fps)
     if last == 0:
         last = int(fps)
@@ -32,7 +32,7 @@ def test_middle_of_each_second_with_python_rounding():
 @pytest.mark.parametrize("total, fps", [(250, 25), (61, 25), (299, 29.97), (1800, 30), (37, 12), (24, 24.0)])
 def test_short_videos_wrap_into_their_last_partial_second(total, fps):
     got = sample_frame_numbers(total, fps, 60)
-    assert got == spec_numbers(total, fps, 60)
+    assert got == reference_numbers(total, fps, 60)
     assert all(1 <= n <= total for n in got)
 
 
@@ -68,7 +68,7 @@ def test_decoder_returns_exactly_the_sampled_frames(tmp_path, n_frames, fps, sec
     _coded_video(path, n_frames, fps)
     frames, info = read_sampled_frames(path, seconds)
     assert info["frames"] == n_frames
-    assert [_decode_number(f) for f in frames] == spec_numbers(n_frames, fps, seconds)
+    assert [_decode_number(f) for f in frames] == reference_numbers(n_frames, fps, seconds)
 
 
 def test_unreadable_inputs_raise_media_errors(tmp_path):

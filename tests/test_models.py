@@ -1,9 +1,9 @@
-"""The models follow SPEC layer by layer and load original-format checkpoints."""
+"""The models follow docs/model.md layer by layer and load original-format checkpoints."""
 import pytest
 import torch
 import torchvision
 
-import spec_reference as ref
+import model_reference as ref
 from avqa.models import AVST, BASELINE_UNUSED, LADDER, QA_MODELS, AudioVisualGrounding, Baseline, rung_doc, transfer_grounding
 from avqa.train import load_trained_state
 
@@ -28,7 +28,8 @@ def _inputs(B=2, T=3, seed=1):
     return audio, visual, question
 
 
-# Modules the original builds but whose forward never uses (SPEC), at the original's shapes.
+# Modules the original builds but whose forward never uses, at the original's shapes
+# (docs/model.md, Parameter names and checkpoint formats).
 ORIGINAL_EXTRAS = {
     "fc_a1_pure": lambda: torch.nn.Linear(128, 512), "fc_a2_pure": lambda: torch.nn.Linear(512, 512),
     "fc_v": lambda: torch.nn.Linear(2048, 512), "fc_st": lambda: torch.nn.Linear(512, 512),
@@ -53,7 +54,7 @@ def original_state(model, extras):
     return sd
 
 
-def assert_baseline_follows_spec(sd, audio, visual, question, logits):
+def assert_baseline_follows_equations(sd, audio, visual, question, logits):
     for b in range(len(logits)):
         torch.testing.assert_close(logits[b], ref.baseline_answer_logits(sd, audio[b], visual[b], question[b].tolist()),
                                    rtol=1e-4, atol=1e-4)
@@ -68,7 +69,7 @@ def test_parameter_names_are_the_originals():
     assert sd["fc_ans.weight"].shape == (42, 512) and sd["fc_gl.weight"].shape == (512, 1024)
 
 
-def test_avst_matches_spec_equations():
+def test_avst_matches_equations():
     model = _randomise(AVST()).eval()
     audio, visual, question = _inputs()
     with torch.no_grad():
@@ -82,15 +83,15 @@ def test_avst_matches_spec_equations():
     torch.testing.assert_close(match_pos[1], ref.match_logits(sd, a0, g0), rtol=1e-4, atol=1e-4)
 
 
-def test_baseline_matches_spec_equations():
+def test_baseline_matches_equations():
     model = _randomise(Baseline(), seed=3).eval()
     audio, visual, question = _inputs(seed=4)
     with torch.no_grad():
         logits = model(audio, visual, None, question)[0]
-    assert_baseline_follows_spec(model.state_dict(), audio, visual, question, logits)
+    assert_baseline_follows_equations(model.state_dict(), audio, visual, question, logits)
 
 
-def test_original_checkpoint_loads_and_reproduces_spec(tmp_path):
+def test_original_checkpoint_loads_and_reproduces_equations(tmp_path):
     source = _randomise(AVST(), seed=5)
     path = tmp_path / "avst.pt"
     torch.save(original_state(source, AVST_EXTRAS), path)
@@ -104,7 +105,7 @@ def test_original_checkpoint_loads_and_reproduces_spec(tmp_path):
                                                                  question[0].tolist()), rtol=1e-4, atol=1e-4)
 
 
-def test_original_baseline_checkpoint_loads_and_reproduces_spec(tmp_path):
+def test_original_baseline_checkpoint_loads_and_reproduces_equations(tmp_path):
     source = _randomise(Baseline(), seed=11)
     assert {f"{n}." for n in BASELINE_EXTRAS} | {"visual_net."} == set(BASELINE_UNUSED)
     sd = original_state(source, BASELINE_EXTRAS)
@@ -115,7 +116,7 @@ def test_original_baseline_checkpoint_loads_and_reproduces_spec(tmp_path):
     audio, visual, question = _inputs(seed=12)
     with torch.no_grad():
         logits = model(audio, visual, None, question)[0]
-    assert_baseline_follows_spec(source.state_dict(), audio, visual, question, logits)
+    assert_baseline_follows_equations(source.state_dict(), audio, visual, question, logits)
     torch.save(dict(sd, **{"module.fc_extra.weight": torch.zeros(2, 2)}), tmp_path / "stray.pt")
     with pytest.raises(ValueError, match="unexpected.*fc_extra"):
         load_trained_state(tmp_path / "stray.pt", "baseline", Baseline(), None)
@@ -161,7 +162,7 @@ def test_grounding_checkpoint_and_transfer(tmp_path):
         load_trained_state(tmp_path / "grd.pt", "avst", AVST(), None)
 
 
-def test_grounding_model_matches_spec():
+def test_grounding_model_matches_equations():
     model = _randomise(AudioVisualGrounding(), seed=8).eval()
     audio, visual, _ = _inputs(B=1, T=2, seed=9)
     with torch.no_grad():
@@ -185,7 +186,7 @@ RUNG_KEYS = {
                "linear22", "norm1", "norm2", "fc_fusion", "fc_ans"},
     "avst": AVST_KEYS,
 }
-RUNG_EQUATIONS = {  # SPEC's equations for each rung, written out in spec_reference (audio, visual, words)
+RUNG_EQUATIONS = {  # each rung's equation (docs/model.md), written out in model_reference (audio, visual, words)
     "question_only": lambda sd, a, v, w: ref.question_only_logits(sd, w),
     "aq": lambda sd, a, v, w: ref.audio_question_logits(sd, a, w),
     "vq": lambda sd, a, v, w: ref.visual_question_logits(sd, v, w),
@@ -220,7 +221,7 @@ def test_each_rung_is_avst_with_parts_switched_off(rung):
 
 @pytest.mark.parametrize("rung", list(LADDER))
 def test_each_rung_matches_its_equation(rung):
-    """Pinned to SPEC's equations with the rung's parts left out (tests/spec_reference.py)."""
+    """Pinned to docs/model.md, Question-only and the ablation rungs (tests/model_reference.py)."""
     cls = LADDER[rung][1]
     model = _randomise(cls(), seed=21).eval()
     audio, visual, question = _inputs(seed=22)

@@ -190,7 +190,7 @@ def _extract_audio_one(task) -> tuple[str, str | None, str | None]:
 
 
 def _short_video_note(src: Path, info: dict, seconds: int) -> str | None:
-    """The warning for a video shorter than the clip length (SPEC's sampling repeats its last second),
+    """The warning for a video shorter than the clip length (the 1 fps sampling repeats its last second),
     or one that decodes less than it declares (truncated or damaged, not short)."""
     length = info["frames"] / info["fps"]
     damaged = truncation_note(src, length, info.get("declared_seconds"), "video")
@@ -267,7 +267,8 @@ def valid_frames(folder: Path, count: int) -> bool:
 @user_errors
 def extract_frames(video_dir: Path, out_dir: Path, seconds: int, per_second: int = 1, workers: int = 2,
                    quality: int = 75, shard: tuple[int, int] | None = None) -> Report:
-    """``seconds * per_second`` JPEG frames per video, at SPEC's frame numbers (00000001.jpg, ...)."""
+    """``seconds * per_second`` JPEG frames per video, at the 1 fps frame numbers (00000001.jpg, ...;
+    docs/model.md, Inputs and sampling)."""
     report = Report("extract_frames")
     inputs = shard_of(list_inputs(video_dir), shard)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -495,7 +496,7 @@ def extract_visual(name: str, video_path: Path, out_dir: Path, seconds: int, wei
     report = Report(name)  # timed from here: the network is built
     spec = runner.spec
     meta = _metadata(name, runner, seconds, device, bf16)
-    meta["input"] = "1 fps JPEG frame folders" if frames_mode else "videos, decoded in memory at SPEC frame numbers"
+    meta["input"] = "1 fps JPEG frame folders" if frames_mode else "videos, decoded in memory at the 1 fps frame numbers"
     meta["jpeg_roundtrip_quality"] = jpeg_quality
     meta["dtype"] = "float16" if float16 else "float32"
     meta["seconds_computed"] = rows if rows is not None else "all"

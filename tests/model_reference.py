@@ -1,6 +1,6 @@
-"""SPEC's model equations written out plainly from a state_dict (loops, no project code).
+"""The equations of docs/model.md written out plainly from a state_dict (loops, no project code).
 
-Used only by the tests, to check that the project's models compute what SPEC says.
+Used only by the tests, to check that the project's models compute what that page says.
 """
 import math
 
