@@ -28,8 +28,9 @@ LINE_ANCHOR = re.compile(r"L(\d+)(?:-L(\d+))?")
 
 
 def doc_files(root: Path) -> list[Path]:
-    """The pages whose links are checked: README.md, data/README.md and every docs/**/*.md."""
-    pages = [root / "README.md", root / "data" / "README.md", *sorted((root / "docs").rglob("*.md"))]
+    """The pages whose links are checked: README.md, CHANGELOG.md, data/README.md and every docs/**/*.md."""
+    pages = [root / "README.md", root / "CHANGELOG.md", root / "data" / "README.md",
+             *sorted((root / "docs").rglob("*.md"))]
     return [p for p in pages if p.is_file()]
 
 
