@@ -147,9 +147,8 @@ def _phrases() -> dict[tuple[str, ...], str]:
                   "bass guitar": "electric_bass", "basses": "electric_bass", "drums": "drum", "drum kit": "drum",
                   "drum set": "drum", "conga": "congas", "conga drums": "congas", "bagpipes": "bagpipe",
                   "sax": "saxophone", "uke": "ukulele", "fiddle": "violin"})
-    for side in ("left", "right", "middle", "first", "last", "other"):
-        table.setdefault(f"{side} one", table.get(side, ""))
-    for w in ("the one", "this one", "that one", "which one", "each one", "one of", "ones"):
+    for w in ("first one", "last one", "other one", "the one", "this one", "that one", "which one", "each one",
+              "ones"):
         table[w] = ""  # "one" as a pronoun, not a count
     return {tuple(_words(k)): v for k, v in table.items()}
 
@@ -180,6 +179,8 @@ def _mentions(words: list[str], family: str | None) -> list[str]:
                 if hit:
                     out.append(hit)
                 i += n
+                if FAMILY_OF.get(hit) == "place" and i < len(words) and words[i] in ("one", "ones"):
+                    i += 1  # "the leftmost one": a pronoun, not a count
                 break
         else:
             i += 1
@@ -197,7 +198,8 @@ def normalise(text: str, family: str | None = None) -> str | None:
        yes/no and their usual forms ("yeah", "not", "isn't"), left/right/middle ("leftmost", "center"),
        indoor/outdoor ("outside"), simultaneously ("at the same time"), instrument names with or
        without underscores, plural or singular, and a few common names ("guitar" is acoustic_guitar,
-       "bass" electric_bass, "sax" saxophone).
+       "bass" electric_bass, "sax" saxophone). "One" after a position or in "the one", "this one" is a
+       pronoun, not a count: "the leftmost one" is left.
     3. With ``family`` (the kind of answer the question asks for: a key of FAMILIES, which
        avqa.evaluate takes from the question's gold answer), only that family's answers count and the
        first one named wins ("Yes, the piano is louder" to a yes/no question is yes; for a count,
