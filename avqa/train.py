@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from torch.utils.data import DistributedSampler, RandomSampler, SequentialSampler
 from tqdm import tqdm
 
-from .annotations import AnnotationError, Vocab, load_annotations
+from .annotations import AnnotationError, Vocab, load_annotations, question_key
 from .data import (AUDIO_SHAPE, GROUNDING_SECONDS, VISUAL_SHAPE, AVQADataset, BatchLoader, FeatureError,
                    FeatureStore, GroundingDataset, encode_split, real_videos, segment_seconds)
 from .evaluate import format_table, score_table
@@ -800,7 +800,8 @@ def write_results(path: Path, args, model_kind: str, ckpt: Path, split, vocab: V
         row = int(out["index"][i])
         s = split.samples[row]
         p = vocab.answers[int(out["pred"][i])]
-        preds.append({"row": row, "question_id": s["question_id"], "video_id": s["video_id"], "type": s["type"],
+        preds.append({"row": row, "key": question_key(s), "question_id": s.get("question_id"), "video_id": s["video_id"],
+                      "type": s["type"],
                       "prediction": p, "answer": s["anser"], "correct": p == s["anser"],
                       "scores_finite": bool(out["finite"][i])})
     atomic_write_text(path, json.dumps({"model": model_kind, "checkpoint": str(ckpt), "checkpoint_sha256": sha256(ckpt),
