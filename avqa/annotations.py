@@ -1,6 +1,9 @@
 """MUSIC-AVQA annotation files: schema, validation, tokenisation, vocabularies, statistics.
 
-One module reads the real release (``json/``, ``json_update/``) and our synthetic set alike.
+One module reads the real release (``json/``, ``json_update/``), MUSIC-AVQA v2.0 and our synthetic
+set alike. v2.0 files leave ``question_id`` out of some rows (:func:`question_key` names those),
+carry extra fields, and name new videos by their YouTube id, with a ``_flip`` (mirrored copy) or
+``_#02`` (second segment) suffix.
 Tokenisation and vocabulary order are bit-for-bit those of the original code, because the
 original checkpoints index their embedding and answer layers by them.
 
@@ -11,7 +14,10 @@ from __future__ import annotations
 import argparse
 import ast
 import collections
+import functools
+import hashlib
 import json
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,7 +60,9 @@ QUESTION_TYPES: tuple[tuple[str, str], ...] = (
     ("Audio-Visual", "Existential"), ("Audio-Visual", "Location"), ("Audio-Visual", "Counting"),
     ("Audio-Visual", "Comparative"), ("Audio-Visual", "Temporal"),
 )
-REQUIRED_KEYS = ("video_id", "question_id", "type", "question_content", "templ_values", "anser")
+REQUIRED_KEYS = ("video_id", "type", "question_content", "templ_values", "anser")
+# Fields of the original release; v2.0 adds others (audio_instrument, video_instrument, person, ...).
+KNOWN_KEYS = frozenset(REQUIRED_KEYS + ("question_id", "question_deleted"))
 MAX_QUESTION_LEN = 14  # tokens after tokenisation; shorter questions are padded with <pad>
 PAD = "<pad>"
 
@@ -81,18 +89,73 @@ def tag_of(token: str) -> str:
 
 def template_tags(question_content: str) -> list[str]:
     """Tags in the order their fillers appear in templ_values."""
-    return [tag_of(t) for t in question_content.rstrip().split(" ") if "<" in t]
+    return list(_template_tags(question_content))
+
+
+# A test set repeats a few thousand distinct strings over up to hundreds of thousands of rows: each is
+# parsed once (MUSIC-AVQA-R's 211,572 questions validate in about a second).
+@functools.lru_cache(maxsize=1 << 16)
+def _template_tags(question_content: str) -> tuple[str, ...]:
+    return tuple(tag_of(t) for t in question_content.rstrip().split(" ") if "<" in t)
+
+
+@functools.lru_cache(maxsize=1024)
+def _parse_type(text: str) -> tuple[str, str]:
+    t = json.loads(text)
+    return t[0], t[1]
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _parse_fillers(text: str) -> tuple[str, ...]:
+    return tuple(ast.literal_eval(text))
 
 
 def question_type(sample: dict) -> tuple[str, str]:
     """('Audio-Visual', 'Counting') from the string-encoded ``type`` field."""
-    t = json.loads(sample["type"]) if isinstance(sample["type"], str) else sample["type"]
+    t = sample["type"]
+    if isinstance(t, str):
+        return _parse_type(t)
     return t[0], t[1]
+
+
+_TYPE_INDEX = {t: i for i, t in enumerate(QUESTION_TYPES)}
+
+
+def type_index(sample: dict) -> int:
+    """The question's type as an index into QUESTION_TYPES (the order of the result table)."""
+    return _TYPE_INDEX[question_type(sample)]
 
 
 def fillers(sample: dict) -> list[str]:
     v = sample["templ_values"]
-    return list(ast.literal_eval(v)) if isinstance(v, str) else list(v)
+    return list(_parse_fillers(v)) if isinstance(v, str) else list(v)
+
+
+def question_key(sample: dict) -> str:
+    """The key that names a question in prediction files.
+
+    The ``question_id`` as a decimal string ("47859" for 47859 or 47859.0). A row without one (as in
+    MUSIC-AVQA v2.0) gets ``<video_id>/<12 hex digits>``: the start of the sha256 of the JSON list
+    [question text stripped, fillers, type], so the key depends on nothing but the question itself.
+    """
+    qid = sample.get("question_id")
+    if qid is not None:
+        return str(int(qid)) if isinstance(qid, float) and qid.is_integer() else str(qid)
+    text = json.dumps([sample["question_content"].strip(), fillers(sample), list(question_type(sample))])
+    return f"{sample['video_id']}/{hashlib.sha256(text.encode()).hexdigest()[:12]}"
+
+
+# MUSIC-AVQA ids: 8 digits ("00005754") or a letter prefix and digits ("sa00007079", "evv00001381");
+# v2.0's new videos: an 11-character YouTube id, then "_flip" and/or "_#NN".
+_VIDEO_ID = re.compile(r"^(?:(?P<avqa>[a-z]{0,3}\d{8})|(?P<youtube>[A-Za-z0-9_-]{11}))(?P<segment>_#\d+)?(?P<flip>_flip)?$")
+
+
+def video_kind(video_id: str) -> tuple[str, str | None, bool] | None:
+    """('musicavqa' or 'youtube', segment suffix or None, flipped) for a known id form; None otherwise."""
+    m = _VIDEO_ID.match(video_id)
+    if m is None:
+        return None
+    return ("musicavqa" if m["avqa"] else "youtube"), m["segment"], bool(m["flip"])
 
 
 def tokenize(sample: dict) -> list[str]:
@@ -101,15 +164,19 @@ def tokenize(sample: dict) -> list[str]:
     Split the stripped text on single spaces, drop the last character of the last token (the
     '?' or the full-width '？'), then replace every token containing '<' by the next filler.
     """
-    words = sample["question_content"].rstrip().split(" ")
+    return list(_tokens(sample["question_content"], tuple(fillers(sample))))
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _tokens(question_content: str, values: tuple[str, ...]) -> tuple[str, ...]:
+    words = question_content.rstrip().split(" ")
     words[-1] = words[-1][:-1]
-    values = fillers(sample)
     p = 0
     for i, w in enumerate(words):
         if "<" in w:
             words[i] = values[p]
             p += 1
-    return words
+    return tuple(words)
 
 
 def validate(samples: object, path: str | Path = "<memory>", strict_values: bool = True) -> None:
@@ -123,7 +190,7 @@ def validate(samples: object, path: str | Path = "<memory>", strict_values: bool
         if not isinstance(s, dict):
             problems.append(f"{where}: not a JSON object")
             continue
-        if "question_id" in s:
+        if s.get("question_id") is not None:
             where += f" (question_id {s['question_id']})"
         missing = [k for k in REQUIRED_KEYS if k not in s]
         if missing:
@@ -160,6 +227,9 @@ def validate(samples: object, path: str | Path = "<memory>", strict_values: bool
             problems.append(f"{where}: answer {s['anser']!r} is not one of the 42 MUSIC-AVQA answers")
         if len(tokenize(s)) > MAX_QUESTION_LEN:
             problems.append(f"{where}: question has more than {MAX_QUESTION_LEN} tokens")
+        qid = s.get("question_id")
+        if qid is not None and not (isinstance(qid, int) or isinstance(qid, float) and qid.is_integer()):
+            problems.append(f"{where}: question_id {qid!r} is not a whole number")
     if problems:
         raise AnnotationError(path, problems)
 
@@ -181,6 +251,12 @@ def load_annotations(path: str | Path, check: bool = True) -> list[dict]:
 
 
 # ----------------------------------------------------------------------------- vocabularies
+
+
+def _name(sample: dict) -> str:
+    """How a message names a row: its question_id, or the key of a row without one."""
+    return f"question_id {sample['question_id']}" if sample.get("question_id") is not None \
+        else f"question {question_key(sample)}"
 
 
 @dataclass(frozen=True)
@@ -225,15 +301,15 @@ class Vocab:
             toks = tokenize(s)
             unseen = [w for w in toks if w not in widx]
             if unseen:
-                problems.append(f"row {row} (question_id {s['question_id']}): word(s) {unseen} are not in "
+                problems.append(f"row {row} ({_name(s)}): word(s) {unseen} are not in "
                                 f"the question vocabulary built from the train file")
                 continue
             if s["anser"] not in aidx:
-                problems.append(f"row {row} (question_id {s['question_id']}): answer {s['anser']!r} never "
+                problems.append(f"row {row} ({_name(s)}): answer {s['anser']!r} never "
                                 f"occurs in the train file, so the model cannot predict it")
                 continue
             if len(toks) > max_len:
-                problems.append(f"row {row} (question_id {s['question_id']}): {len(toks)} tokens > {max_len}")
+                problems.append(f"row {row} ({_name(s)}): {len(toks)} tokens > {max_len}")
                 continue
             questions.append(self.word_ids(toks, max_len, widx))
             answers.append(aidx[s["anser"]])
@@ -249,6 +325,13 @@ def statistics(samples: Sequence[dict]) -> dict:
     per_type = collections.Counter("/".join(question_type(s)) for s in samples)
     per_template = collections.Counter(s["question_content"].rstrip() for s in samples)
     answers = collections.Counter(s["anser"] for s in samples)
+    videos: dict[str, int] = collections.Counter()
+    for v in {s["video_id"] for s in samples}:
+        kind = video_kind(v)
+        videos["other" if kind is None else kind[0]] += 1
+        videos["_flip"] += bool(kind and kind[2])
+        videos["_#NN"] += bool(kind and kind[1])
+    extra = collections.Counter(k for s in samples for k in s if k not in KNOWN_KEYS)
     return {
         "qa_pairs": len(samples),
         "videos": len({s["video_id"] for s in samples}),
@@ -258,12 +341,27 @@ def statistics(samples: Sequence[dict]) -> dict:
         "per_type": {"/".join(t): per_type.get("/".join(t), 0) for t in QUESTION_TYPES},
         "per_template": dict(per_template.most_common()),
         "answer_counts": dict(answers.most_common()),
+        "video_kinds": {k: n for k, n in videos.items() if n},
+        "without_question_id": sum(s.get("question_id") is None for s in samples),
+        "extra_fields": dict(extra.most_common()),
     }
 
 
 def format_statistics(name: str, st: dict, details: bool = True) -> str:
     lines = [f"{name}: {st['qa_pairs']:,} QA over {st['videos']:,} videos, {st['templates']} templates, "
              f"{st['types']} types, {st['answers']} distinct answers"]
+    kinds = st.get("video_kinds", {})
+    if set(kinds) - {"musicavqa"}:
+        lines.append("  videos: " + ", ".join(f"{n:,} {name}" for name, n in (
+            ("MUSIC-AVQA ids", kinds.get("musicavqa", 0)), ("YouTube ids", kinds.get("youtube", 0)),
+            ("of another form", kinds.get("other", 0)), ("with _flip (mirrored)", kinds.get("_flip", 0)),
+            ("with a _#NN segment suffix", kinds.get("_#NN", 0))) if n))
+    if st.get("without_question_id"):
+        lines.append(f"  {st['without_question_id']:,} questions have no question_id; they are keyed "
+                     f"<video_id>/<sha256 of the question> (see avqa.annotations.question_key)")
+    if st.get("extra_fields"):
+        lines.append("  fields beyond the original release's: "
+                     + ", ".join(f"{k} ({n:,} rows)" for k, n in st["extra_fields"].items()))
     if details:
         lines.append("  per type:")
         lines += [f"    {t:<28} {n:>6,}" for t, n in st["per_type"].items()]

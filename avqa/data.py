@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from .utils import atomic_write_text, metadata_path, progress
-from .annotations import QUESTION_TYPES, Vocab, question_type
+from .annotations import Vocab, type_index
 
 AUDIO_SHAPE = (128,)
 VISUAL_SHAPE = (512, 14, 14)
@@ -280,10 +280,6 @@ def used_seconds(total_seconds: int, segments: int = 10) -> list[int]:
     """
     return sorted(set(segment_seconds(total_seconds, segments).tolist())
                   | set(range(min(GROUNDING_SECONDS, total_seconds))))
-
-
-def type_index(sample: dict) -> int:
-    return QUESTION_TYPES.index(question_type(sample))
 
 
 @dataclass

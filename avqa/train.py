@@ -35,9 +35,10 @@ import torch.nn.functional as F
 from torch.utils.data import DistributedSampler, RandomSampler, SequentialSampler
 from tqdm import tqdm
 
-from .annotations import AnnotationError, QUESTION_TYPES, Vocab, load_annotations
+from .annotations import AnnotationError, Vocab, load_annotations, question_key
 from .data import (AUDIO_SHAPE, GROUNDING_SECONDS, VISUAL_SHAPE, AVQADataset, BatchLoader, FeatureError,
                    FeatureStore, GroundingDataset, encode_split, real_videos, segment_seconds)
+from .evaluate import format_table, score_table
 from .models import LADDER, QA_MODELS, AudioVisualGrounding, rung_doc, transfer_grounding
 from .utils import (at_least, atomic_path, atomic_write_text, check_writable, checkpoint_record, clean_stale_temps,
                     metadata_path, pick_device, progress, relative_hint, sha256, torch_load, user_errors)
@@ -282,31 +283,9 @@ def match_accuracy(model: nn.Module, loader: BatchLoader, rt: Runtime, quiet: bo
 
 # ----------------------------------------------------------------------------- reports
 
-TABLE_ROWS = [("Audio Counting", [0]), ("Audio Comparative", [1]), ("Audio Avg", [0, 1]),
-              ("Visual Counting", [2]), ("Visual Location", [3]), ("Visual Avg", [2, 3]),
-              ("AV Existential", [4]), ("AV Location", [5]), ("AV Counting", [6]), ("AV Comparative", [7]),
-              ("AV Temporal", [8]), ("AV Avg", [4, 5, 6, 7, 8]), ("Overall", list(range(9)))]
-assert [QUESTION_TYPES[i] for i in (4, 5, 6)] == [("Audio-Visual", "Existential"), ("Audio-Visual", "Location"),
-                                                   ("Audio-Visual", "Counting")]
-
-
 def accuracy_table(pred: torch.Tensor, label: torch.Tensor, types: torch.Tensor) -> dict[str, dict]:
-    """Accuracy per question type, group and overall, in the paper's order."""
-    correct = (pred == label)
-    table = {}
-    for name, idxs in TABLE_ROWS:
-        mask = torch.isin(types, torch.tensor(idxs))
-        n = int(mask.sum())
-        table[name] = {"accuracy": round(100.0 * correct[mask].float().mean().item(), 2) if n else None, "count": n}
-    return table
-
-
-def format_table(table: dict[str, dict], title: str = "") -> str:
-    lines = [title] if title else []
-    for name, row in table.items():
-        acc = f"{row['accuracy']:6.2f} %" if row["accuracy"] is not None else "     - "
-        lines.append(f"  {name:<18} {acc}  ({row['count']} questions)")
-    return "\n".join(lines)
+    """The standard table (avqa.evaluate.score_table) of predicted against true answer ids."""
+    return score_table((pred == label).numpy(), types.numpy())
 
 
 # ----------------------------------------------------------------------------- checkpoints
@@ -821,7 +800,8 @@ def write_results(path: Path, args, model_kind: str, ckpt: Path, split, vocab: V
         row = int(out["index"][i])
         s = split.samples[row]
         p = vocab.answers[int(out["pred"][i])]
-        preds.append({"row": row, "question_id": s["question_id"], "video_id": s["video_id"], "type": s["type"],
+        preds.append({"row": row, "key": question_key(s), "question_id": s.get("question_id"), "video_id": s["video_id"],
+                      "type": s["type"],
                       "prediction": p, "answer": s["anser"], "correct": p == s["anser"],
                       "scores_finite": bool(out["finite"][i])})
     atomic_write_text(path, json.dumps({"model": model_kind, "checkpoint": str(ckpt), "checkpoint_sha256": sha256(ckpt),

@@ -10,7 +10,8 @@ import torch
 from PIL import Image
 
 from avqa.models import AVST, LADDER
-from avqa.train import TABLE_ROWS, accuracy_table
+from avqa.evaluate import TABLE_ROWS
+from avqa.train import accuracy_table
 from conftest import run
 
 RUNGS = list(LADDER)
