@@ -1,8 +1,9 @@
 """The whole pipeline on the embedded synthetic default, in one command:
 
-    python -m avqa.pipeline            # generate, extract (all four feature kinds), pre-train, train,
+    python -m avqa.pipeline            # generate, extract (VGGish and 14x14), pre-train, train,
                                        # test, score, visualise
-    python -m avqa.pipeline --tiny     # a handful of short clips and one epoch (what CI runs)
+    python -m avqa.pipeline --tiny     # a handful of short clips and one epoch (what CI runs); also
+                                       # the pooled ResNet-18 and R(2+1)D features no model here reads
 
 Every stage checks its own outputs (not just that they exist) and the fingerprints of the stages
 it depends on; a finished stage is skipped, and deleting a stage's outputs redoes that stage and
