@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Sequence
 
 from .annotations import AnnotationError, statistics, validate
-from .utils import atomic_write_text, user_errors
+from .utils import EXIT_CODES, atomic_write_text, user_errors
 
 BASE = "https://raw.githubusercontent.com/GeWu-Lab/MUSIC-AVQA/main/data"
 FILES = {
@@ -34,7 +34,7 @@ def fetch(url: str, timeout: float = 60) -> bytes:
 
 @user_errors
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__, epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="data/music_avqa", help="destination folder (default: data/music_avqa)")
     p.add_argument("--release", choices=["json", "json_update", "both"], default="both",
                    help="original release, corrected release, or both (default: both)")
