@@ -139,9 +139,9 @@ def file_kind(path: str | Path) -> str:
     return f"{kind} (it begins: {first!r})"
 
 
-def torch_load(path: str | Path):
+def torch_load(path: str | Path, expected: str = CHECKPOINT_KINDS):
     """torch.load(weights_only=True) on the CPU; a damaged or foreign file is a ValueError that says what
-    kind of file it is and what a checkpoint looks like."""
+    kind of file it is and (``expected``) what the file should be."""
     import torch
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
@@ -150,7 +150,7 @@ def torch_load(path: str | Path):
             why = "a PyTorch file of other objects than tensors (perhaps a whole pickled model)"
         else:
             why = file_kind(path)
-        raise ValueError(f"{path} cannot be read as a checkpoint: it is {why}. {CHECKPOINT_KINDS}") from None
+        raise ValueError(f"{path} cannot be read: it is {why}. {expected}") from None
 
 
 def sha256(path: str | Path, chunk: int = 1 << 20) -> str:

@@ -125,7 +125,7 @@ def test_a_text_file_given_as_a_checkpoint_says_what_it_is(tmp_path):
     notes.write_text("epoch 1: loss 0.9\n")
     with pytest.raises(ValueError) as e:
         torch_load(notes)
-    assert "a text file (it begins: 'epoch 1: loss 0.9')" in str(e.value)
+    assert "cannot be read: it is a text file (it begins: 'epoch 1: loss 0.9')" in str(e.value)
     assert "a checkpoint of this project is" in str(e.value) and "an original checkpoint is" in str(e.value)
 
 
