@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from avqa.data import FeatureError, FeatureStore
-from avqa.utils import changes, fingerprint, run_lock, torch_load
+from avqa.utils import torch_load
 from conftest import AVST, ROOT, data_flags, run
 
 VGG = "feat_script/extract_audio_feat/audio_feature_extractor.py"
@@ -84,6 +84,7 @@ def test_a_lock_left_by_a_dead_run_is_taken_over_and_said(tiny_features, tmp_pat
 
 
 def test_the_lock_is_released_on_errors_and_interrupts(tmp_path):
+    from avqa.utils import run_lock
     for error in (KeyboardInterrupt, ValueError):
         with pytest.raises(error):
             with run_lock(tmp_path, "job"):
@@ -93,6 +94,7 @@ def test_the_lock_is_released_on_errors_and_interrupts(tmp_path):
 
 
 def test_the_fingerprint_names_what_changed_in_place(tmp_path):
+    from avqa.utils import changes, fingerprint
     folder = tmp_path / "feats"
     folder.mkdir()
     for k in range(3):
