@@ -3,6 +3,7 @@ a dead run is taken over; the fingerprint of what a run reads names what changed
 feature folder names its odd files; a foreign checkpoint says what it is; exit statuses follow one
 convention."""
 import json
+import os
 import subprocess
 import sys
 import time
@@ -43,12 +44,20 @@ def _refused(proc, pid, folder):
     assert f"{folder} is being written by another run, process {pid}" in proc.stderr, proc.stderr[-2000:]
 
 
-def test_a_second_main_job_is_refused_naming_the_first(holder, tmp_path):
-    first = holder(tmp_path / "data", "pipeline")
-    proc = run("-m", "avqa.pipeline", "--tiny", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "out"),
-               check=False, timeout=300)
-    _refused(proc, first.pid, tmp_path / "data")
-    assert not (tmp_path / "out").exists()  # nothing of the second run is left behind
+def test_a_second_main_job_is_refused_naming_the_first(tmp_path):
+    argv = ["-m", "avqa.pipeline", "--tiny", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "out")]
+    first = subprocess.Popen([sys.executable, *argv], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             text=True, env={**os.environ, "PYTHONUNBUFFERED": "1", "TQDM_DISABLE": "1"})
+    try:
+        for line in first.stdout:  # the first job is at work
+            if line.startswith("== generate"):
+                break
+        second = run(*argv[:-1], str(tmp_path / "out2"), check=False, timeout=300)
+        _refused(second, first.pid, tmp_path / "data")
+        assert not (tmp_path / "out2").exists()  # nothing of the second run is left behind
+    finally:
+        first.kill()
+        first.wait()
 
 
 def test_a_second_training_into_one_checkpoint_is_refused(holder, tiny_features, tmp_path):
