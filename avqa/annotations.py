@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from .utils import relative_hint, user_errors
+from .utils import EXIT_CODES, relative_hint, user_errors
 
 # ----------------------------------------------------------------------------- vocabulary facts
 
@@ -373,7 +373,8 @@ def format_statistics(name: str, st: dict, details: bool = True) -> str:
 
 @user_errors
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description="Validate MUSIC-AVQA annotation files and print their statistics.")
+    p = argparse.ArgumentParser(description="Validate MUSIC-AVQA annotation files and print their statistics.",
+                                epilog=EXIT_CODES)
     p.add_argument("files", nargs="+", help="annotation JSON files (real or synthetic)")
     p.add_argument("--brief", action="store_true", help="one line per file instead of the full tables")
     args = p.parse_args(argv)

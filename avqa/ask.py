@@ -16,9 +16,10 @@ question:
 
 It prints the answer, the top 5 with their probabilities, the question's type and its temporal
 attention over the sampled seconds, for sound and for vision; --json writes the same for
-programs. --template lists the templates and the words the checkpoint knows. Bad input (a word
-the model does not know, a video without sound, a file that is not a video, a checkpoint of
-another model) is one sentence and exit status 2.
+programs. --template lists the templates and the words the checkpoint knows. Bad input is one
+sentence: exit status 2 for a question the model cannot read (a word it does not know) or a flag
+missing, 1 for a file (a video without sound, a file that is not a video, a checkpoint of another
+model, an output path that is a folder), as everywhere in this project.
 """
 from __future__ import annotations
 
@@ -46,8 +47,8 @@ from .media import MediaError, audio_seconds_declared, read_sampled_frames
 from .models import AVST
 from .synthetic.questions import TEMPLATES
 from .train import CHECKPOINT_FORMAT, load_trained_state
-from .utils import (at_least, atomic_write_text, check_writable, checkpoint_record, metadata_path, pick_device,
-                    sha256, torch_load, user_errors)
+from .utils import (EXIT_CODES, USAGE, at_least, atomic_write_text, check_writable, checkpoint_record, metadata_path,
+                    pick_device, sha256, torch_load, user_errors)
 from .visualize import avst_sheet, save_png
 
 REPO = Path(__file__).resolve().parents[1]
@@ -62,7 +63,11 @@ TOP = 5
 
 
 class AskError(Exception):
-    """Bad input or a missing file: one sentence for the user, exit status 2."""
+    """Bad input or a missing file: one sentence for the user; ``code`` is the exit status (EXIT_CODES)."""
+
+    def __init__(self, message: str, code: int = 1):
+        super().__init__(message)
+        self.code = code
 
 
 # ----------------------------------------------------------------------------- the checkpoint
@@ -113,7 +118,7 @@ def load_trained(path: Path, label_train: str | None) -> Trained:
         vocab = Vocab(tuple(obj["question_vocab"]), tuple(obj["answer_vocab"]))
     else:
         raise AskError(f"{path} is an original-format checkpoint, which carries no vocabulary: pass --label_train "
-                       f"with the train file it was trained with (as main_avst.py --mode test does)")
+                       f"with the train file it was trained with (as main_avst.py --mode test does)", USAGE)
     model = AVST(len(vocab.questions), len(vocab.answers))
     try:
         meta = load_trained_state(path, "avst", model, vocab)
@@ -166,10 +171,10 @@ def read_question(text: str, vocab: Vocab) -> list[str]:
     """
     if "<" in text or ">" in text:
         raise AskError("write the question with its placeholders filled in (e.g. 'Is the violin louder than the "
-                       "piano?'); python -m avqa.ask --template lists them and their words")
+                       "piano?'); python -m avqa.ask --template lists them and their words", USAGE)
     body = " ".join(text.split()).rstrip("?？").rstrip()
     if not body:
-        raise AskError("the question is empty")
+        raise AskError("the question is empty", USAGE)
     raw = tokenize({"question_content": body + "?", "templ_values": []})
     known = set(vocab.questions) - {PAD}
     words: list[str] = []
@@ -194,9 +199,10 @@ def read_question(text: str, vocab: Vocab) -> list[str]:
             close = difflib.get_close_matches(w, listed, n=3, cutoff=0.6)
             parts.append(f"'{w}' (closest known: {', '.join(close)})" if close else f"'{w}' (no close known word)")
         raise AskError(f"the checkpoint's vocabulary ({len(known)} words) has no {'; no '.join(parts)}. Rephrase "
-                       f"with known words: python -m avqa.ask --template lists the templates and the words it knows")
+                       f"with known words: python -m avqa.ask --template lists the templates and the words it knows",
+                       USAGE)
     if len(words) > MAX_QUESTION_LEN:
-        raise AskError(f"the question has {len(words)} words; the model reads at most {MAX_QUESTION_LEN}")
+        raise AskError(f"the question has {len(words)} words; the model reads at most {MAX_QUESTION_LEN}", USAGE)
     return words
 
 
@@ -259,27 +265,69 @@ class Setting:
     source: str | None
 
 
-def find_weights(name: str, recorded: dict) -> Path | None:
-    """The weights file whose sha256 the record names: where the record says, or the synthetic backbone's place.
-
-    A file's own record (<name>.json, written by avqa.features.pretrain) saves hashing it here;
-    the runner hashes the file it loads anyway, and a mismatch is reported.
-    """
-    wanted = recorded.get("weights_sha256")
-    places = [recorded.get("weights"), DEFAULT_OUT[BACKBONES[name][2]]]
-    seen = set()
-    for place in filter(None, places):
+def weights_places(name: str, recorded: dict) -> list[Path]:
+    """Where the weights a record names may be: the recorded path, then the synthetic backbone's place
+    (each as given when absolute, else from the current folder and from the repository)."""
+    out: list[Path] = []
+    for place in filter(None, (recorded.get("weights"), DEFAULT_OUT[BACKBONES[name][2]])):
         for p in (Path(place),) if Path(place).is_absolute() else (Path.cwd() / place, REPO / place):
-            if not p.is_file() or p.resolve() in seen:
-                continue
-            seen.add(p.resolve())
-            try:
-                digest = json.loads(record_path(p).read_text()).get("sha256")
-            except (OSError, ValueError, AttributeError):
-                digest = None
-            if (digest or sha256(p)) == wanted:
-                return p
-    return None
+            if p.resolve() not in {q.resolve() for q in out}:
+                out.append(p)
+    return out
+
+
+def weights_sha256(path: Path) -> str:
+    """A weights file's sha256: from its own record (<name>.json, written by avqa.features.pretrain) when
+    there, which saves hashing 275 MB; the runner hashes the file it loads anyway, and says if it differs."""
+    try:
+        digest = json.loads(record_path(path).read_text()).get("sha256")
+    except (OSError, ValueError, AttributeError):
+        digest = None
+    return digest or sha256(path)
+
+
+def find_weights(name: str, recorded: dict) -> Path | None:
+    """The weights file whose sha256 the record names, in one of ``weights_places``."""
+    return next((p for p in weights_places(name, recorded)
+                 if p.is_file() and weights_sha256(p) == recorded.get("weights_sha256")), None)
+
+
+def rebuild_hint(name: str, wanted: str) -> str:
+    """The command that makes exactly the file of sha256 ``wanted``, or that none here does."""
+    from .features.pretrain import BUNDLED_VGGISH
+    flag = BACKBONES[name][0]
+    if name == "vggish":
+        try:
+            bundled = json.loads(record_path(BUNDLED_VGGISH).read_text())["weights"]["sha256"]
+        except (OSError, ValueError, KeyError, TypeError):
+            bundled = None
+        if wanted == bundled:
+            return (f"`python -m avqa.features.pretrain vggish --assemble` rebuilds exactly that file (byte for byte, "
+                    f"in seconds) at {DEFAULT_OUT['vggish']}, replacing what is there (add --out FILE and give FILE "
+                    f"with {flag} to keep it)")
+    else:
+        shipped = REPO / DEFAULT_OUT["res18"]
+        try:
+            ships = json.loads(record_path(shipped).read_text()).get("sha256")
+        except (OSError, ValueError, AttributeError):
+            ships = None
+        if wanted == ships:
+            return f"it is shipped with the repository: restore it with `git checkout {DEFAULT_OUT['res18']}`"
+    return (f"no command here rebuilds a file of that sha256 (training the backbone again gives other weights): find "
+            f"that file and give it with {flag}")
+
+
+def missing_weights(name: str, recorded: dict, source: str | None) -> AskError:
+    """Which weights file the checkpoint's features were made with, what is here instead, and the fix."""
+    wanted = str(recorded.get("weights_sha256"))
+    places = weights_places(name, recorded)
+    expected = recorded.get("weights") or DEFAULT_OUT[BACKBONES[name][2]]
+    found = [f"{p} (sha256 {weights_sha256(p)})" for p in places if p.is_file()]
+    instead = (f"found instead: {'; '.join(found)}" if found
+               else f"no file at {', '.join(str(p) for p in places)}")
+    return AskError(f"the {LABELS[name]} weights this checkpoint's features were made with are not here: "
+                    f"{expected}, sha256 {wanted} (recorded in {source or 'its training run'}); {instead}. To fix "
+                    f"it: {rebuild_hint(name, wanted)}.")
 
 
 def backbone_setting(name: str, given: str | None, features: dict[str, tuple[dict, str]]) -> Setting:
@@ -294,14 +342,7 @@ def backbone_setting(name: str, given: str | None, features: dict[str, tuple[dic
         return Setting(None, int(seeded.group(1)), bf16, jpeg, recorded, source)
     found = find_weights(name, recorded)
     if found is None:
-        flag, _, pretrain_name = BACKBONES[name]
-        wanted = str(recorded.get("weights_sha256"))[:12]
-        if str(recorded.get("trained_on", "")).startswith("synthetic world"):
-            raise AskError(f"the synthetic {LABELS[name]} this checkpoint's features were made with "
-                           f"({DEFAULT_OUT[pretrain_name]}, sha256 {wanted}...) is missing: make it with "
-                           f"`python -m avqa.features.pretrain {pretrain_name}`, or give its file with {flag}")
-        raise AskError(f"the {LABELS[name]} weights this checkpoint's features were made with (sha256 {wanted}..., "
-                       f"{recorded.get('weights') or 'file not recorded'}) are not here: give them with {flag}")
+        raise missing_weights(name, recorded, source)
     return Setting(str(found), 0, bf16, jpeg, recorded, source)
 
 
@@ -437,7 +478,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m avqa.ask", description=__doc__,
         epilog="example: python -m avqa.ask data/videos/90000008.mp4 \"Where is the last sounding instrument?\" "
-               "--sheet sheet.png", formatter_class=argparse.RawDescriptionHelpFormatter)
+               "--sheet sheet.png\n\n" + EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("video", nargs="?", help="the video (with sound) to ask about")
     p.add_argument("question", nargs="?", help="the question, in the words of one of the templates (--template)")
     p.add_argument("--template", action="store_true",
@@ -472,9 +513,12 @@ def ask(args: argparse.Namespace) -> dict:
     video = Path(args.video)
     if not video.is_file():
         raise AskError(f"{video}: no such file")
-    for flag in ("sheet", "json"):
+    for flag in ("sheet", "json"):  # before any work: a bad path is said in the words the user typed
         out = getattr(args, flag)
         if out and out != "-":
+            if Path(out).is_dir():
+                raise AskError(f"--{flag} {out} is a folder: give a file name, e.g. --{flag} "
+                               f"{Path(out) / ('sheet.png' if flag == 'sheet' else 'answer.json')}")
             check_writable(Path(out).resolve().parent, f"--{flag}")
     settings = {name: backbone_setting(name, getattr(args, BACKBONES[name][0][2:]), trained.features)
                 for name in BACKBONES}
@@ -519,7 +563,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         result = ask(args)
     except AskError as e:
         print(e, file=sys.stderr)
-        return 2
+        return e.code
     text = json.dumps(result, indent=1)
     if args.json == "-":
         print(text)

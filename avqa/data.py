@@ -21,7 +21,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from .utils import atomic_write_text, metadata_path, progress
+from .utils import atomic_write_text, file_stamp, metadata_path, progress
 from .annotations import Vocab, type_index
 
 AUDIO_SHAPE = (128,)
@@ -202,6 +202,7 @@ class FeatureStore:
         a large real-data folder is scanned once. Returns T.
         """
         problems, lengths, row_bytes = [], collections.Counter(), 0
+        by_length: dict[int, list[Path]] = collections.defaultdict(list)
         for vid in sorted(set(video_ids)):
             p = self.path(vid)
             if not p.is_file():
@@ -219,9 +220,15 @@ class FeatureStore:
                 problems.append(f"{p}: dtype {arr.dtype}, expected float32")
                 continue
             lengths[arr.shape[0]] += 1
+            by_length[arr.shape[0]].append(p)
             row_bytes = max(row_bytes, arr.dtype.itemsize * int(np.prod(self.per_second_shape)))
-        if len(lengths) > 1:
-            problems.append(f"{self.folder}: videos have different lengths T {dict(lengths)}; all must have the same")
+        if len(lengths) > 1:  # name the odd files: one short video among 9,288 is otherwise not to be found
+            common = lengths.most_common(1)[0][0]
+            odd = [f"{p}: T={T}" for T in sorted(lengths) if T != common for p in by_length[T]]
+            more = f"\n    ... and {len(odd) - 20} more" if len(odd) > 20 else ""
+            problems.insert(0, f"{self.folder}: videos have different lengths T {dict(lengths)}; all must have the same. "
+                            f"{len(odd)} file(s) differ from the T={common} of the others (extract them again with "
+                            f"the same --seconds):\n    " + "\n    ".join(odd[:20]) + more)
         if problems:
             raise FeatureError(f"{name} in {self.folder}: {len(problems)} problem(s):\n  " + "\n  ".join(problems[:20]))
         T = next(iter(lengths)) if lengths else 0
@@ -239,9 +246,9 @@ class FeatureStore:
             cache = {}
         todo = []
         for vid in video_ids:
-            st = self.path(vid).stat()
-            if cache.get(vid) != [st.st_size, st.st_mtime_ns]:
-                todo.append((vid, [st.st_size, st.st_mtime_ns]))
+            stamp = file_stamp(self.path(vid))
+            if cache.get(vid) != stamp:
+                todo.append((vid, stamp))
         bad = []
         for vid, stamp in progress(todo, desc=f"check {name}", unit="file", disable=len(todo) < 50):
             arr = np.load(self.path(vid), mmap_mode="r")

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Sequence
 
 from .annotations import AnnotationError, statistics, validate
-from .utils import atomic_write_text, user_errors
+from .utils import EXIT_CODES, atomic_write_text, user_errors
 
 BASE = "https://raw.githubusercontent.com/GeWu-Lab/MUSIC-AVQA/main/data"
 # benchmark -> where its files are served from, the files (path there -> path under --out), its licence
@@ -82,7 +82,8 @@ def checked(name: str, data: bytes, url: str, strict: bool = True) -> tuple[str,
 
 @user_errors
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__, epilog=EXIT_CODES,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--benchmark", choices=["v1", "v2", "r"], default="v1",
                    help="v1: MUSIC-AVQA (GeWu-Lab/MUSIC-AVQA); v2: MUSIC-AVQA v2.0, balanced and biased train and "
                         "test files and the additional videos' list (DragonLiu1995/MUSIC-AVQA-v2.0); r: MUSIC-AVQA-R's "

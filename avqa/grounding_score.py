@@ -31,7 +31,7 @@ import torch
 from .annotations import Vocab, load_annotations
 from .data import AUDIO_SHAPE, VISUAL_SHAPE, FeatureStore, segment_seconds
 from .models import QA_MODELS, AudioVisualGrounding
-from .utils import atomic_write_text, sha256, user_errors
+from .utils import EXIT_CODES, atomic_write_text, sha256, user_errors
 
 GRID = 14
 
@@ -196,7 +196,7 @@ def load_model(kind: str, checkpoint: str | Path, vocab: Vocab | None, untrained
 
 @user_errors
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__, epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", choices=["grounding", "avst"], action="append", required=True,
                    help="model kind; repeat with --checkpoint to score several")
     p.add_argument("--checkpoint", action="append", required=True, help="checkpoint of each --model, in order")

@@ -12,9 +12,11 @@ find the sound in the frame), so the rungs without spatial grounding start from 
 
 Outputs go to --out (default outputs/ladder), a folder the ladder owns: one checkpoint folder and
 one test report per rung, ``ladder.json`` (every rung's per-type table, the paper's figures and
-which of the paper's orderings hold) and ``ladder.png``. A rung that finished with the same data,
-features and recipe is skipped; a rung killed midway resumes from its last epoch; a rung whose
-data, features or recipe changed is trained again.
+which of the paper's orderings hold) and ``ladder.png``, with a row for every finished rung (also
+those not asked for this time). A rung that finished with the same recipe and the same files is
+skipped: every file it reads (annotations, each feature file, the features' metadata, the grounding
+checkpoint) by size and modification time; a rung killed midway resumes from its last epoch; a
+rung whose recipe or files changed is trained again, and the ladder says which files changed.
 """
 from __future__ import annotations
 
@@ -30,7 +32,8 @@ from PIL import Image, ImageDraw
 
 from .models import LADDER, rung_doc
 from .pipeline import DEMO
-from .utils import at_least, atomic_save, atomic_write_text, check_writable, metadata_path, sha256, user_errors
+from .utils import (EXIT_CODES, at_least, atomic_save, atomic_write_text, changes, check_writable, fingerprint,
+                    metadata_path, run_lock, sha256, user_errors)
 
 # The paper's overall test accuracy of each rung (original json), and its AVST row per type.
 PAPER_OVERALL = {"question_only": 54.09, "aq": 64.26, "vq": 65.28, "avq": 67.72, "avq_tg": 70.27, "avst": 71.52}
@@ -49,7 +52,8 @@ RECIPE = dict(zip(DEMO["avst"][::2], DEMO["avst"][1::2]))   # the main job's AVS
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__, epilog=EXIT_CODES,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     g = p.add_argument_group("data (defaults: the embedded default set under --data)")
     g.add_argument("--data", default="data", help="folder with json/avqa-{train,val,test}.json and feats/ (default: data)")
     g.add_argument("--label_train", help="train annotations; the vocabularies come from it (default: DATA/json/avqa-train.json)")
@@ -101,19 +105,23 @@ def _sha(path: str | Path) -> str | None:
 
 
 def rung_config(args: argparse.Namespace, rung: str) -> dict:
-    """What a rung's result depends on: a finished rung with the same config is skipped."""
-    cls = LADDER[rung][1]
-    feats = {}
-    if cls.uses_audio:
-        feats["audio"] = _sha(metadata_path(args.audio_dir))
-    if cls.uses_visual:
-        feats["visual"] = _sha(metadata_path(args.video_res14x14_dir))
-    config = {"rung": rung, "recipe": recipe_flags(args), "amp": args.amp,
-              "data": {k: _sha(getattr(args, k)) for k in ("label_train", "label_val", "label_test")},
-              "features_metadata": feats}
+    """The settings a rung's result depends on (the files it reads are in ``rung_reads``)."""
+    config = {"rung": rung, "recipe": recipe_flags(args), "amp": args.amp}
     if rung == "avst":
-        config["pretrained_grounding"] = _sha(args.pretrained_grounding) if args.pretrained_grounding != "none" else None
+        config["pretrained_grounding"] = args.pretrained_grounding != "none"
     return config
+
+
+def rung_reads(args: argparse.Namespace, rung: str) -> dict:
+    """The fingerprint of every file a rung reads: a feature file changed in place retrains the rung."""
+    cls = LADDER[rung][1]
+    paths = [args.label_train, args.label_val, args.label_test]
+    for folder, used in ((args.audio_dir, cls.uses_audio), (args.video_res14x14_dir, cls.uses_visual)):
+        if used:
+            paths += [folder, metadata_path(folder)]
+    if rung == "avst" and args.pretrained_grounding != "none":
+        paths.append(args.pretrained_grounding)
+    return fingerprint(paths)
 
 
 def recipe_flags(args: argparse.Namespace) -> list[str]:
@@ -146,13 +154,17 @@ def _read_json(path: Path) -> dict | None:
         return None
 
 
-def finished(args: argparse.Namespace, rung: str, config: dict) -> str | None:
-    """None when the rung finished with this config and its report is of its checkpoint as it is; else why not."""
+def finished(args: argparse.Namespace, rung: str, config: dict, reads: dict) -> str | None:
+    """None when the rung finished with this config and these files, and its report is of its checkpoint
+    as it is; else why not."""
     stamp = _read_json(stamp_path(args, rung))
     if stamp is None:
         return "not run yet"
     if stamp.get("config") != config:
-        return "data, features or recipe changed: training it again"
+        return "its recipe changed: training it again"
+    changed = changes(stamp.get("reads"), reads)
+    if changed:
+        return f"the files it reads changed ({'; '.join(changed)}): training it again"
     if not stamp.get("complete"):
         return "interrupted last time: resuming"
     report = _read_json(report_path(args, rung))
@@ -162,16 +174,16 @@ def finished(args: argparse.Namespace, rung: str, config: dict) -> str | None:
     return None
 
 
-def run_rung(args: argparse.Namespace, rung: str, config: dict) -> dict:
-    """Train (resuming when the config is the one it was started with) and test one rung."""
+def run_rung(args: argparse.Namespace, rung: str, config: dict, reads: dict) -> dict:
+    """Train (resuming when the config and files are those it was started with) and test one rung."""
     from .train import run_qa
     stamp = _read_json(stamp_path(args, rung))
-    same = stamp is not None and stamp.get("config") == config
+    same = stamp is not None and stamp.get("config") == config and not changes(stamp.get("reads"), reads)
     # same settings: continue its own run (a finished one trains no further); other settings: start over
     train = [*common_flags(args, rung), *recipe_flags(args), "--resume" if same else "--overwrite"]
     if rung == "avst":
         train += ["--pretrained_grounding", args.pretrained_grounding]
-    atomic_write_text(stamp_path(args, rung), json.dumps({"config": config, "complete": False}, indent=1))
+    atomic_write_text(stamp_path(args, rung), json.dumps({"config": config, "reads": reads, "complete": False}))
     t0 = time.time()
     _exit(run_qa("avst", train, description=""), f"training {rung}")
     t1 = time.time()
@@ -180,9 +192,22 @@ def run_rung(args: argparse.Namespace, rung: str, config: dict) -> dict:
     seconds = {"train": round(t1 - t0, 1), "test": round(time.time() - t1, 1)}
     if same and stamp.get("seconds"):  # a resumed rung: its time is the time of all its runs
         seconds = {k: round(v + stamp["seconds"].get(k, 0.0), 1) for k, v in seconds.items()}
-    atomic_write_text(stamp_path(args, rung), json.dumps({"config": config, "complete": True, "seconds": seconds},
-                                                         indent=1))
+    atomic_write_text(stamp_path(args, rung), json.dumps({"config": config, "reads": reads, "complete": True,
+                                                          "seconds": seconds}))
     return seconds
+
+
+def rung_row(args: argparse.Namespace, rung: str, status: str) -> dict:
+    """A finished rung's row of ladder.json, from its stamp, test report and checkpoint."""
+    out = Path(args.out)
+    stamp = _read_json(stamp_path(args, rung)) or {}
+    report = json.loads(report_path(args, rung).read_text())
+    ckpt = torch.load(out / rung / f"{rung}.pt", map_location="cpu", weights_only=True)
+    return {"model": rung, "label": LADDER[rung][0], "computes": rung_doc(rung), "status": status,
+            "table": report["table"], "paper_overall": PAPER_OVERALL[rung],
+            "best_epoch": ckpt.get("epoch"), "val_accuracy": ckpt.get("val_accuracy"),
+            "seconds": stamp.get("seconds"), "checkpoint": str(out / rung / f"{rung}.pt"),
+            "report": str(report_path(args, rung))}
 
 
 def _exit(code: int | None, what: str) -> None:
@@ -331,27 +356,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     if "avst" in args.rungs and args.pretrained_grounding != "none" and not Path(args.pretrained_grounding).is_file():
         raise SystemExit(f"--pretrained_grounding {args.pretrained_grounding} not found: run python -m avqa.pipeline "
                          f"(or grounding_gen/main_grd_gen.py) first, or pass --pretrained_grounding none")
+    with run_lock(out, "ladder"):
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
+    out = Path(args.out)
     t_all = time.time()
     rows = []
-    for rung in args.rungs:
+    for rung in LADDER:
         label = LADDER[rung][0]
-        config = rung_config(args, rung)
-        why = finished(args, rung, config)
+        config, reads = rung_config(args, rung), rung_reads(args, rung)
+        why = finished(args, rung, config, reads)
+        if rung not in args.rungs:  # not asked for: its row stays in ladder.json while it holds
+            if why is None:
+                rows.append(rung_row(args, rung, "kept (finished earlier)"))
+            continue
         if why is None:
             print(f"[{label} {rung}] complete, skipped", flush=True)
             status = "skipped (complete)"
         else:
             print(f"\n== {label} {rung} ({why}) ==\n" + rung_doc(rung), flush=True)
-            run_rung(args, rung, config)
+            run_rung(args, rung, config, reads)
             status = "ran"
-        stamp = _read_json(stamp_path(args, rung)) or {}
-        report = json.loads(report_path(args, rung).read_text())
-        ckpt = torch.load(out / rung / f"{rung}.pt", map_location="cpu", weights_only=True)
-        rows.append({"model": rung, "label": label, "computes": rung_doc(rung), "status": status,
-                     "table": report["table"], "paper_overall": PAPER_OVERALL[rung],
-                     "best_epoch": ckpt.get("epoch"), "val_accuracy": ckpt.get("val_accuracy"),
-                     "seconds": stamp.get("seconds"), "checkpoint": str(out / rung / f"{rung}.pt"),
-                     "report": str(report_path(args, rung))})
+        rows.append(rung_row(args, rung, status))
     tables = {r["model"]: r["table"] for r in rows}
     checks = orderings(tables)
     n_test = rows[0]["table"]["Overall"]["count"]

@@ -5,9 +5,11 @@
     python -m avqa.pipeline --tiny     # a handful of short clips and one epoch (what CI runs); also
                                        # the pooled ResNet-18 and R(2+1)D features no model here reads
 
-Every stage checks its own outputs (not just that they exist) and the fingerprints of the stages
-it depends on; a finished stage is skipped, and deleting a stage's outputs redoes that stage and
-the ones after it. Outputs: the dataset and features under --data (the folders every script reads
+Every stage checks its own outputs (not just that they exist), the runs of the stages it depends
+on and every file it reads (by size and modification time); a finished stage is skipped, deleting a
+stage's outputs redoes that stage and the ones after it, and a file changed in place redoes the
+stages that read it (the run says which files changed). One main job at a time writes into --data
+and --out: a second is refused, naming the first one's process id. Outputs: the dataset and features under --data (the folders every script reads
 by default), models, reports and sheets under --out.
 """
 from __future__ import annotations
@@ -24,9 +26,11 @@ from typing import Callable, Sequence
 
 import torch
 
-from .utils import atomic_write_text, checkpoint_record, metadata_path, sha256, user_errors
+from .utils import (EXIT_CODES, atomic_write_text, changes, checkpoint_record, fingerprint, metadata_path, run_lock,
+                    sha256, user_errors)
 
 INTERRUPTED = "interrupted last time: resuming"
+READS_CHANGED = "the files it reads changed"
 # the synthetic-demo recipe (the original recipe stays the scripts' default; see docs/usage.md)
 DEMO = {"grounding": ["--epochs", "30", "--lr", "1e-3", "--lr_step", "30", "--batch-size", "16"],
         "avst": ["--epochs", "8", "--lr", "5e-4", "--lr_step", "6", "--batch-size", "32"]}
@@ -79,6 +83,16 @@ class Pipeline:
     def _upstream(self, stage: Stage) -> dict:
         return {n: (self._stamp(n) or {}).get("run_id") for n in stage.needs}
 
+    def _reads(self, stage: Stage) -> dict:
+        """The fingerprint of what a stage reads: the outputs of every stage it depends on, however far back."""
+        seen, todo = set(), list(stage.needs)
+        while todo:
+            name = todo.pop()
+            if name not in seen and name in self.stages:
+                seen.add(name)
+                todo += self.stages[name].needs
+        return fingerprint(p for name in self.stages if name in seen for p in self.stages[name].outputs)
+
     def _why_stale(self, stage: Stage) -> str | None:
         stamp = self._stamp(stage.name)
         if stamp is None:
@@ -87,6 +101,10 @@ class Pipeline:
             return "settings changed"
         if stamp.get("upstream") != self._upstream(stage):
             return "an earlier stage was redone"
+        if "reads" in stamp:  # stamps of older versions lack it: their stages are taken as they are
+            changed = changes(stamp["reads"], self._reads(stage))
+            if changed:
+                return f"{READS_CHANGED} ({'; '.join(changed)})"
         if not stamp.get("complete", True):
             return INTERRUPTED
         return stage.check()
@@ -111,12 +129,14 @@ class Pipeline:
                 print(f"\n== {stage.name}: {stage.what} ({why}) ==", flush=True)
                 self.replaced[stage.name] = self._stamp(stage.name)
                 fresh = why != INTERRUPTED if stage.resumes else why in (
-                    "not run yet", "settings changed", "an earlier stage was redone")
+                    "not run yet", "settings changed", "an earlier stage was redone") or why.startswith(READS_CHANGED)
                 if fresh and not stage.keep_outputs:
                     self._clear(stage)
+                reads = self._reads(stage)  # before the stage runs: a file changed meanwhile redoes it next time
                 # marked as started: a run killed in this stage resumes it next time, keeping what it finished
                 atomic_write_text(self._stamp_path(stage.name), json.dumps(
-                    {"config": stage.config, "upstream": self._upstream(stage), "run_id": None, "complete": False}))
+                    {"config": stage.config, "upstream": self._upstream(stage), "reads": reads, "run_id": None,
+                     "complete": False}))
                 try:
                     stage.run()
                 except SystemExit as e:
@@ -129,7 +149,8 @@ class Pipeline:
                     return 1
                 run_id = hashlib.sha1(f"{stage.name}{time.time()}".encode()).hexdigest()[:12]
                 atomic_write_text(self._stamp_path(stage.name), json.dumps(
-                    {"config": stage.config, "upstream": self._upstream(stage), "run_id": run_id, "complete": True}))
+                    {"config": stage.config, "upstream": self._upstream(stage), "reads": reads, "run_id": run_id,
+                     "complete": True}))
                 status = "ran"
             self.report.append({"stage": stage.name, "status": status, "seconds": round(time.time() - t0, 1),
                                 "outputs": [str(p) for p in stage.outputs]})
@@ -496,7 +517,8 @@ def _report(report) -> None:
 
 @user_errors
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__, epilog=EXIT_CODES,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", default="data", help="dataset and features (default: data, where every script looks)")
     p.add_argument("--out", default="outputs", help="models, reports and sheets (default: outputs)")
     p.add_argument("--tiny", action="store_true", help="16 clips of 4 s and one epoch: a quick end-to-end check")
@@ -509,9 +531,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.bundle and (args.tiny or args.num_clips):
         p.error("--bundle ships the checkpoint of the default set only")
-    code = Pipeline(args).run()
-    if code == 0 and args.bundle:
-        bundle(Path(args.data), Path(args.out))
+    with run_lock(args.data, "pipeline"), run_lock(args.out, "pipeline"):
+        code = Pipeline(args).run()
+        if code == 0 and args.bundle:
+            bundle(Path(args.data), Path(args.out))
     return code
 
 

@@ -24,7 +24,7 @@ import os
 import sys
 import time
 import types
-from contextlib import nullcontext
+from contextlib import ExitStack, nullcontext
 from pathlib import Path
 from typing import Sequence
 
@@ -40,8 +40,9 @@ from .data import (AUDIO_SHAPE, GROUNDING_SECONDS, VISUAL_SHAPE, AVQADataset, Ba
                    FeatureStore, GroundingDataset, encode_split, real_videos, segment_seconds)
 from .evaluate import format_table, score_table
 from .models import LADDER, QA_MODELS, AudioVisualGrounding, rung_doc, transfer_grounding
-from .utils import (at_least, atomic_path, atomic_write_text, check_writable, checkpoint_record, clean_stale_temps,
-                    metadata_path, pick_device, progress, relative_hint, sha256, torch_load, user_errors)
+from .utils import (EXIT_CODES, at_least, atomic_path, atomic_write_text, changes, check_writable, checkpoint_record,
+                    clean_stale_temps, fingerprint, metadata_path, pick_device, progress, relative_hint, run_lock,
+                    sha256, torch_load, user_errors)
 
 CHECKPOINT_FORMAT = "avqa/1"
 MODEL_NAMES = {"AVQA_Fusion_Net": None, "baseline": "baseline", **{name: name for name in LADDER}}
@@ -72,7 +73,7 @@ def build_parser(kind: str, description: str) -> argparse.ArgumentParser:
                           model="AVQA_AVatt_Grounding"),
     }[kind]
     d.update(train="./data/json/avqa-train.json", val="./data/json/avqa-val.json", test="./data/json/avqa-test.json")
-    p = argparse.ArgumentParser(description=description, formatter_class=_HelpFormatter)
+    p = argparse.ArgumentParser(description=description, epilog=EXIT_CODES, formatter_class=_HelpFormatter)
     g = p.add_argument_group("data")
     g.add_argument("--audio_dir", default="./data/feats/vggish", help="VGGish features, <video_id>.npy [T,128]")
     g.add_argument("--video_res14x14_dir", default="./data/feats/res18_14x14",
@@ -354,8 +355,10 @@ def load_trained_state(path: str | Path, model_kind: str, model: nn.Module, voca
 RECIPE_FLAGS = ("batch_size", "lr", "lr_step", "lr_gamma", "match_weight", "seed", "segments")
 
 
-def run_record(args: argparse.Namespace, model_kind: str, vocab: Vocab | None, feature_dirs: Sequence[str]) -> dict:
-    """Model kind, vocabularies, data files and feature settings by sha256, and the recipe flags."""
+def run_record(args: argparse.Namespace, model_kind: str, vocab: Vocab | None, feature_dirs: Sequence[str],
+               videos: Sequence[str] = ()) -> dict:
+    """Model kind, vocabularies, data files and feature settings by sha256, the recipe flags, and the
+    fingerprint of the feature files of ``videos`` (a file changed in place is not resumed over)."""
     vocab_hash = None
     if vocab is not None:
         vocab_hash = hashlib.sha256("\n".join([*vocab.questions, "", *vocab.answers]).encode()).hexdigest()
@@ -364,8 +367,9 @@ def run_record(args: argparse.Namespace, model_kind: str, vocab: Vocab | None, f
     for d in feature_dirs:
         meta = metadata_path(d)
         feats[d] = sha256(meta) if meta.is_file() else None
+    read = fingerprint(Path(d) / f"{v}.npy" for d in feature_dirs for v in sorted(set(videos)))
     return {"model": model_kind, "vocab_sha256": vocab_hash, "data_sha256": data,
-            "features_metadata_sha256": list(feats.values()),
+            "features_metadata_sha256": list(feats.values()), "features_read": read,
             "recipe": {k: getattr(args, k) for k in RECIPE_FLAGS if hasattr(args, k)}}
 
 
@@ -382,6 +386,10 @@ def record_differences(then: dict, now: dict) -> list[str]:
             out.append(f"the contents of --{flag} (sha256 {str(old)[:12]} then, {digest[:12]} now)")
     if then.get("features_metadata_sha256") != now["features_metadata_sha256"]:
         out.append("the feature folders' metadata (other backbone weights or settings)")
+    if "features_read" in then:  # records of older versions lack it
+        changed = changes(then["features_read"], now.get("features_read", {}))
+        if changed:
+            out.append(f"the feature files ({'; '.join(changed)})")
     for k, v in now["recipe"].items():
         if then.get("recipe", {}).get(k) != v:
             out.append(f"--{k.replace('_', '-') if k == 'batch_size' else k} ({then.get('recipe', {}).get(k)} then, {v} now)")
@@ -698,17 +706,20 @@ def run_qa(kind: str, argv: Sequence[str] | None = None, description: str = "") 
     save_dir = Path(args.model_save_dir)
     feature_dirs = [d for d, used in ((args.audio_dir, cls.uses_audio), (args.video_res14x14_dir, cls.uses_visual)) if used]
     log = RunLog(None, "", "", False)
+    held = ExitStack()
     try:
         if args.mode == "train":
             splits = {"train": load_split(args.label_train, vocab, train_samples),
                       "val": load_split(args.label_val, vocab)}
-            record = run_record(args, model_kind, vocab, feature_dirs)
+            videos = [s["video_id"] for sp in splits.values() for s in sp.samples]
+            record = run_record(args, model_kind, vocab, feature_dirs, videos)
             best_path, last_path, log_path = checkpoint_paths(args, kind)
+            if rt.main:  # one training at a time into one checkpoint (torchrun's ranks are one run)
+                held.enter_context(run_lock(save_dir, args.checkpoint, "--model_save_dir"))
             state = claim_outputs(args, best_path, last_path, record, rt)
             grounding = None
             if model_kind == "avst" and state is None:  # a resumed run has its weights in _last.pt
                 grounding = load_pretrained_grounding(args.pretrained_grounding)
-            videos = [s["video_id"] for sp in splits.values() for s in sp.samples]
             audio, visual, total = feature_stores(args, videos, cls.uses_visual, need_audio=cls.uses_audio,
                                                   reads=lambda T: segment_seconds(T, args.segments))
             log = RunLog(log_path, args.tensorboard_dir, f"net_{model_kind}", rt.main, fresh=state is None)
@@ -775,6 +786,7 @@ def run_qa(kind: str, argv: Sequence[str] | None = None, description: str = "") 
     finally:
         log.close()
         rt.close()
+        held.close()
 
 
 def load_pretrained_grounding(src: str | None) -> AudioVisualGrounding | None:
@@ -819,6 +831,7 @@ def run_grounding(argv: Sequence[str] | None = None, description: str = "") -> i
     torch.manual_seed(args.seed)
     save_dir = Path(args.model_save_dir)
     log = RunLog(None, "", "", False)
+    held = ExitStack()
     try:
         def videos_of(path):
             return real_videos(load_split(path))
@@ -828,8 +841,11 @@ def run_grounding(argv: Sequence[str] | None = None, description: str = "") -> i
             for path, vids in ((args.label_train, train_videos), (args.label_val, val_videos)):
                 if len(vids) < 2:
                     raise SystemExit(f"{path}: grounding needs at least two real (8-digit) videos, found {len(vids)}")
-            record = run_record(args, "grounding", None, [args.audio_dir, args.video_res14x14_dir])
+            record = run_record(args, "grounding", None, [args.audio_dir, args.video_res14x14_dir],
+                                train_videos + val_videos)
             best_path, last_path, log_path = checkpoint_paths(args, "grounding")
+            if rt.main:
+                held.enter_context(run_lock(save_dir, args.checkpoint, "--model_save_dir"))
             state = claim_outputs(args, best_path, last_path, record, rt)
             audio, visual, total = feature_stores(args, train_videos + val_videos, True,
                                                   reads=lambda T: range(min(GROUNDING_SECONDS, T)))
@@ -878,3 +894,4 @@ def run_grounding(argv: Sequence[str] | None = None, description: str = "") -> i
     finally:
         log.close()
         rt.close()
+        held.close()

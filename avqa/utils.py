@@ -1,4 +1,5 @@
-"""Small shared helpers: atomic file writes, stale temporary files, hashing, device choice."""
+"""Small shared helpers: atomic file writes, stale temporary files, hashing, device choice, the
+fingerprint of what a run reads, the lock of a folder a run writes, and the exit-status convention."""
 from __future__ import annotations
 
 import argparse
@@ -6,13 +7,17 @@ import errno
 import functools
 import hashlib
 import math
+import json
 import os
 import re
+import socket
+import sys
+import time
 import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterable, Iterator
 
 # temporary names: ".<final name>.<pid>.<random>.tmp" (files) or ".<final name>.<pid>.tmpdir" (folders)
 _UMASK = os.umask(0)
@@ -101,16 +106,51 @@ def relative_hint(path: str | Path) -> str:
             f"give an absolute path)")
 
 
-def torch_load(path: str | Path):
-    """torch.load(weights_only=True) on the CPU; a damaged or foreign file is a ValueError saying so."""
+CHECKPOINT_KINDS = ("a checkpoint of this project is the .pt file a training script writes (a PyTorch zip archive "
+                    "holding a dictionary with 'format': 'avqa/1', the model's name, its vocabularies and its "
+                    "'state_dict'); an original checkpoint is the .pt file of torch.save(model.state_dict()), a "
+                    "dictionary of tensors")
+
+
+def file_kind(path: str | Path) -> str:
+    """What a file that PyTorch cannot read looks like, from its first bytes: for a message that says so."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(512)
+    except OSError as e:
+        return f"unreadable ({e.strerror})"
+    if not head:
+        return "an empty file"
+    if head.startswith(b"PK\x03\x04"):
+        return "a zip archive that is not a complete PyTorch file (truncated, or another program's archive)"
+    if head[:1] == b"\x80":
+        return "a Python pickle that does not hold tensors only"
+    if head.startswith(b"\x93NUMPY"):
+        return "a NumPy .npy array"
+    for magic, kind in ((b"\x89HDF", "an HDF5 file"), (b"\x1f\x8b", "a gzip archive"), (b"%PDF", "a PDF document")):
+        if head.startswith(magic):
+            return kind
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        return "a binary file of an unknown kind"
+    first = text.strip().splitlines()[0][:60] if text.strip() else ""
+    kind = "a JSON file" if text.lstrip()[:1] in "{[" else "a text file"
+    return f"{kind} (it begins: {first!r})"
+
+
+def torch_load(path: str | Path, expected: str = CHECKPOINT_KINDS):
+    """torch.load(weights_only=True) on the CPU; a damaged or foreign file is a ValueError that says what
+    kind of file it is and (``expected``) what the file should be."""
     import torch
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - a truncated archive, a pickle of other objects, not PyTorch at all
-        text = str(e)
-        why = ("not a PyTorch checkpoint of tensors" if "Weights only load failed" in text
-               else text.splitlines()[0].split(". ")[0] if text else type(e).__name__)
-        raise ValueError(f"{path} cannot be read: {why} (a damaged, truncated or foreign file)") from None
+        if "Weights only load failed" in str(e):
+            why = "a PyTorch file of other objects than tensors (perhaps a whole pickled model)"
+        else:
+            why = file_kind(path)
+        raise ValueError(f"{path} cannot be read: it is {why}. {expected}") from None
 
 
 def sha256(path: str | Path, chunk: int = 1 << 20) -> str:
@@ -206,3 +246,141 @@ def check_writable(folder: str | Path, flag: str) -> None:
     except OSError as e:
         why = _ENVIRONMENT.get(e.errno, e.strerror)
         raise SystemExit(f"{flag} {folder}: cannot write there ({why}); choose a writable folder") from None
+
+
+# ----------------------------------------------------------------------------- exit status
+
+EXIT_CODES = ("exit status: 0 done; 1 a file or folder it names is missing, unreadable, of the wrong kind or in use "
+              "by another run, or the run failed; 2 the command line is wrong (an unknown flag, a value out of "
+              "range, flags that conflict, a question with words the model does not know). See "
+              "docs/troubleshooting.md.")
+USAGE = 2
+
+
+# ----------------------------------------------------------------------------- is this output still current?
+
+
+def file_stamp(path: str | Path) -> list[int] | None:
+    """[size, modification time in ns] of a file, None when it is absent: a change in place shows in one of them."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return [st.st_size, st.st_mtime_ns]
+
+
+def fingerprint(paths: Iterable[str | Path]) -> dict[str, list[int] | None]:
+    """The stamp of every file a run reads: each file given, and every visible file under each folder given.
+
+    Stat only, never a hash: a feature folder of the real data holds 9,288 files of up to 24 MB.
+    """
+    out: dict[str, list[int] | None] = {}
+    for path in paths:
+        path = Path(path)
+        if path.is_dir():
+            for root, dirs, files in os.walk(path):
+                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+                for name in sorted(files):
+                    if not name.startswith("."):
+                        out[os.path.join(root, name)] = file_stamp(os.path.join(root, name))
+        else:
+            out[str(path)] = file_stamp(path)
+    return out
+
+
+def _names(paths: list[str], limit: int = 5) -> str:
+    return ", ".join(paths[:limit]) + (f" and {len(paths) - limit} more" if len(paths) > limit else "")
+
+
+def changes(then: dict | None, now: dict) -> list[str]:
+    """What differs between two fingerprints, in words (empty: the same files, as they were)."""
+    if then is None:
+        return ["no fingerprint of the files it read was recorded"]
+    changed = [p for p in now if p in then and then[p] != now[p] and now[p] is not None and then[p] is not None]
+    added = [p for p in now if now[p] is not None and then.get(p) is None]
+    gone = [p for p in then if then[p] is not None and now.get(p) is None]
+    out = []
+    if changed:
+        out.append(f"{len(changed)} file(s) changed since (size or modification time): {_names(changed)}")
+    if added:
+        out.append(f"{len(added)} file(s) new: {_names(added)}")
+    if gone:
+        out.append(f"{len(gone)} file(s) gone: {_names(gone)}")
+    return out
+
+
+# ----------------------------------------------------------------------------- one run per output folder
+
+_HELD: dict[Path, int] = {}   # lock files this process holds, and how many times it took each
+
+
+def _read_lock(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+@contextmanager
+def run_lock(folder: str | Path, name: str = "run", flag: str | None = None) -> Iterator[None]:
+    """Hold ``<folder>/.<name>.lock`` while a run writes into ``folder``.
+
+    Another live run holding it stops this one with one sentence naming that run's process id and the
+    folder; a lock left by a process that no longer runs (killed, or the machine restarted) is taken
+    over, and said so. The lock is released however the block ends (an error, Ctrl-C). A process may
+    take its own lock again (the main job trains into folders of its own output folder). ``flag``: the
+    flag that names the folder, for the message when it cannot be written.
+    """
+    folder = Path(folder)
+    made = not folder.exists()
+    check_writable(folder, flag or str(folder))
+    path = (folder / f".{name}.lock").resolve()
+    if path in _HELD:
+        _HELD[path] += 1
+        try:
+            yield
+        finally:
+            _HELD[path] -= 1
+        return
+    me = {"pid": os.getpid(), "host": socket.gethostname(), "command": " ".join(sys.argv)[:300],
+          "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+    for _ in range(3):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666 & ~_UMASK)
+        except FileExistsError:
+            other = _read_lock(path)
+            pid, host = other.get("pid"), other.get("host")
+            if not isinstance(pid, int) or not other:
+                time.sleep(0.2)  # being written by the run that just took it
+                other = _read_lock(path)
+                pid, host = other.get("pid"), other.get("host")
+            if isinstance(pid, int) and host not in (None, me["host"]):
+                raise SystemExit(f"{folder} is being written by process {pid} on host {host} (since "
+                                 f"{other.get('started')}): wait for it to end, or choose another folder; if that run "
+                                 f"is gone, delete {path}")
+            if isinstance(pid, int) and _alive(pid):
+                raise SystemExit(f"{folder} is being written by another run, process {pid} (since "
+                                 f"{other.get('started')}: {other.get('command', '?')}): wait for it to end, or "
+                                 f"choose another folder")
+            print(f"note: {path} was left by process {pid if isinstance(pid, int) else '(unknown)'}, which no longer "
+                  f"runs; taking it over", file=sys.stderr)
+            if _read_lock(path) == other:  # not already taken over by a third run meanwhile
+                path.unlink(missing_ok=True)
+            continue
+        with os.fdopen(fd, "w") as f:
+            json.dump(me, f)
+        break
+    else:
+        raise SystemExit(f"{folder}: cannot take {path} (another run keeps taking it); try again")
+    _HELD[path] = 1
+    try:
+        yield
+    finally:
+        del _HELD[path]
+        if _read_lock(path).get("pid") == me["pid"]:
+            path.unlink(missing_ok=True)
+        if made:  # a run refused before it wrote anything leaves no empty folder behind
+            try:
+                folder.rmdir()
+            except OSError:
+                pass

@@ -23,7 +23,7 @@ from PIL import Image, ImageDraw, ImageFont
 from .annotations import Vocab, load_annotations, tokenize
 from .data import AUDIO_SHAPE, VISUAL_SHAPE, FeatureStore, segment_seconds
 from .media import read_sampled_frames
-from .utils import atomic_save, user_errors
+from .utils import EXIT_CODES, atomic_save, user_errors
 
 TILE_W = 224          # width of one frame on the sheet
 CAPTION_H = 22        # text line under each frame
@@ -192,7 +192,7 @@ def pick(samples: Sequence[dict], question_ids: Sequence[int] | None, video_ids:
 
 
 def parser(description: str, grounding: bool) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(description=description, epilog=EXIT_CODES, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--audio_dir", default="./data/feats/vggish", help="VGGish features")
     p.add_argument("--video_res14x14_dir", default="./data/feats/res18_14x14", help="ResNet-18 14x14 features")
     p.add_argument("--frames_dir", "--video_dir_frames", dest="frames_dir", default="./data/frames",

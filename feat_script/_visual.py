@@ -6,11 +6,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from avqa.features.extract import (apply_runtime_flags, common_flags, default_seconds,  # noqa: E402
                                    extract_visual, finish, resolve_shard)
-from avqa.utils import at_least  # noqa: E402
+from avqa.utils import EXIT_CODES, at_least  # noqa: E402
 
 
 def main(backbone: str, model_name: str, default_out: str, doc: str, argv=None) -> int:
-    p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=doc, epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--video_path", default="./data/videos",
                    help="folder of videos (decoded in memory), or of per-video folders of 1 fps JPEG frames "
                         "as the original expected (default: ./data/videos)")

@@ -9,6 +9,7 @@ bundled checkpoint whose record names the seeded VGGish init.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import runpy
 import shutil
@@ -201,7 +202,7 @@ def test_short_video_is_padded_and_said(clip, tmp_path, capsys):
     assert "s of sound for 10 s; padded with silence" in err
 
 
-def test_bad_input_is_one_sentence_and_exit_2(clip, tmp_path, capsys):
+def test_bad_input_is_one_sentence_exit_2_for_the_question_1_for_files(clip, tmp_path, capsys):
     video = clip["video"]
     # a word outside the vocabulary, named with the closest known words
     code, out, err = ask_cli(video, "Is the violn louder than the piano?", capsys=capsys)
@@ -215,7 +216,7 @@ def test_bad_input_is_one_sentence_and_exit_2(clip, tmp_path, capsys):
     for path, why in ((tmp_path / "silent.mp4", "no audio track"), (tmp_path / "notes.txt", "not a readable video"),
                       (tmp_path / "gone.mp4", "no such file")):
         code, out, err = ask_cli(path, "Is there a voiceover?", "--model_save_dir", clip["seeded"], capsys=capsys)
-        assert code == 2 and why in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+        assert code == 1 and why in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
 
 
 def test_other_model_or_vocabulary_is_refused(clip, tmp_path, capsys):
@@ -224,18 +225,52 @@ def test_other_model_or_vocabulary_is_refused(clip, tmp_path, capsys):
     torch.save({"format": "avqa/1", "model": "question_only", "state_dict": other.state_dict(),
                 "question_vocab": list(vocab.questions), "answer_vocab": list(vocab.answers)}, tmp_path / "q.pt")
     code, _, err = ask_cli(clip["video"], "Is there a voiceover?", "--checkpoint", tmp_path / "q.pt", capsys=capsys)
-    assert code == 2 and "holds a 'question_only' model, not AVST" in err
+    assert code == 1 and "holds a 'question_only' model, not AVST" in err
     # our checkpoint against another train file's vocabulary
     train = clip["dir"] / "json" / "avqa-train.json"
     code, _, err = ask_cli(clip["video"], "Is there a voiceover?", "--label_train", train, capsys=capsys)
-    assert code == 2 and "another question vocabulary" in err
-    # the synthetic VGGish it was made with is missing: one sentence with the command that makes it
+    assert code == 1 and "another question vocabulary" in err
+    # VGGish weights of a sha256 no command here makes: the file and hash it needs, and that none rebuilds it
     record = json.loads((BUNDLED / "avst_recorded.json").read_text())
     record["features"]["vggish"]["weights_sha256"] = "0" * 64
     (tmp_path / "avst_recorded.json").write_text(json.dumps(record))
     shutil.copy(BUNDLED / "avst.pt", tmp_path / "avst.pt")
     code, _, err = ask_cli(clip["video"], "Is there a voiceover?", "--model_save_dir", tmp_path, capsys=capsys)
-    assert code == 2 and "`python -m avqa.features.pretrain vggish`" in err and "is missing" in err
+    assert code == 1 and f"{DEFAULT_OUT['vggish']}, sha256 {'0' * 64} (recorded in {tmp_path / 'avst_recorded.json'})" \
+        in err and "no command here rebuilds a file of that sha256" in err
+
+
+def test_moved_vggish_weights_name_the_recorded_file_what_is_there_and_the_exact_rebuild(clip, tmp_path, capsys):
+    record = json.loads((BUNDLED / "avst_recorded.json").read_text())
+    wanted = record["features"]["vggish"]["weights_sha256"]
+    if VGGISH.is_file() and ask.weights_sha256(VGGISH) == wanted:
+        pytest.skip(f"{VGGISH} holds the weights the record names, so they are found and nothing is missing")
+    other = tmp_path / "vggish_synthetic.pth"
+    other.write_bytes(b"other weights")  # a file of the recorded name, of another sha256
+    record["features"]["vggish"]["weights"] = str(other)
+    (tmp_path / "avst_recorded.json").write_text(json.dumps(record))
+    shutil.copy(BUNDLED / "avst.pt", tmp_path / "avst.pt")
+    code, out, err = ask_cli(clip["video"], "Is there a voiceover?", "--model_save_dir", tmp_path, capsys=capsys)
+    assert code == 1 and not out and "Traceback" not in err
+    assert f"{other}, sha256 {wanted} (recorded in {tmp_path / 'avst_recorded.json'})" in err
+    assert f"found instead: {other} (sha256 {hashlib.sha256(b'other weights').hexdigest()})" in err
+    assert "`python -m avqa.features.pretrain vggish --assemble` rebuilds exactly that file" in err
+    assert "is missing" not in err
+
+
+def test_output_paths_are_checked_before_the_work_and_named_as_typed(clip, tmp_path, capsys):
+    for flag in ("--sheet", "--json"):
+        code, out, err = ask_cli(clip["video"], "Is there a voiceover?", "--model_save_dir", clip["seeded"], flag,
+                                 tmp_path, capsys=capsys)
+        assert code == 1 and not out and f"{flag} {tmp_path} is a folder: give a file name" in err, err
+        assert ".tmp" not in err and "answer:" not in out
+
+
+def test_a_text_file_given_as_a_checkpoint_says_what_it_is_and_what_a_checkpoint_is(clip, tmp_path, capsys):
+    (tmp_path / "notes.pt").write_text("best val accuracy 61.2\n")
+    code, _, err = ask_cli(clip["video"], "Is there a voiceover?", "--checkpoint", tmp_path / "notes.pt", capsys=capsys)
+    assert code == 1 and "a text file (it begins: 'best val accuracy 61.2')" in err
+    assert "a checkpoint of this project is" in err
 
 
 def test_templates_and_question_types(capsys):

@@ -1,11 +1,8 @@
 """avqa.evaluate: the table, every predictions format, the protocol checks, and the real annotation files."""
-import csv
 import hashlib
 import json
 import random
-from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 

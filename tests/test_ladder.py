@@ -104,12 +104,37 @@ def test_a_lost_report_or_an_interrupted_rung_resumes_without_training_again(lad
     assert json.loads(stamp.read_text())["complete"] is True
 
 
+def test_one_rung_asked_for_keeps_every_finished_rungs_row(ladder):
+    out, args, _, _ = ladder
+    again = run(*args, "--rungs", "aq")
+    assert again.stdout.count("complete, skipped") == 1
+    rows = json.loads((out / "ladder.json").read_text())["rungs"]
+    assert [r["model"] for r in rows] == RUNGS
+    assert {r["model"]: r["status"] for r in rows} == {r: "skipped (complete)" if r == "aq" else "kept (finished earlier)"
+                                                      for r in RUNGS}
+
+
+def test_feature_files_changed_in_place_retrain_the_rungs_that_read_them(ladder):
+    out, args, _, _ = ladder
+    audio = sorted((out.parent / "feats" / "vggish").glob("*.npy"))
+    before = _sha(out / "aq" / "aq.pt")
+    for f in audio:  # other values, the same shapes and sizes
+        np.save(f, np.load(f)[::-1].copy())
+    again = run(*args, "--rungs", "aq")
+    assert (f"== A+Q aq (the files it reads changed ({len(audio)} file(s) changed since (size or modification time): "
+            f"{audio[0]}") in again.stdout
+    assert "epoch 1:" in again.stdout and _sha(out / "aq" / "aq.pt") != before
+    # the rungs that hear the old features no longer stand in the table; those that do not hear are kept
+    rows = json.loads((out / "ladder.json").read_text())["rungs"]
+    assert [r["model"] for r in rows] == ["question_only", "aq", "vq"]
+
+
 def test_a_changed_recipe_trains_the_rung_again(ladder):
     out, args, _, _ = ladder
     before = _sha(out / "vq" / "vq.pt")
     again = run(*args[:args.index("--epochs")], "--epochs", "1", "--lr", "1e-3", "--batch-size", "16",
                 *args[args.index("--pretrained_grounding"):], "--rungs", "vq")
-    assert "== V+Q vq (data, features or recipe changed: training it again) ==" in again.stdout
+    assert "== V+Q vq (its recipe changed: training it again) ==" in again.stdout
     assert "epoch 1:" in again.stdout and _sha(out / "vq" / "vq.pt") != before
     assert torch.load(out / "vq" / "vq.pt", weights_only=True)["args"]["lr"] == 1e-3
     result = json.loads((out / "ladder.json").read_text())

@@ -103,6 +103,18 @@ def test_an_interrupted_training_stage_resumes_and_says_so(pipeline):
     assert [s for s in STAGES if f"== {s}:" in out] == ["avst", "test_avst", "grounding_score", "visualise"]
 
 
+def test_a_feature_file_changed_in_place_redoes_the_stages_that_read_it(pipeline):
+    root, args, _ = pipeline
+    changed = sorted((root / "data" / "feats" / "vggish").glob("*.npy"))[0]
+    np.save(changed, np.load(changed)[::-1].copy())  # other values, the same shape and size
+    out = run(*args).stdout
+    assert ("== grounding: grounding pre-training (the files it reads changed (1 file(s) changed since (size or "
+            f"modification time): {changed})) ==") in out
+    assert [s for s in STAGES if f"== {s}:" in out] == ["grounding", "test_grounding", "avst", "test_avst",
+                                                          "grounding_score", "visualise"]
+    assert "[vggish] complete, skipped" in out and "[question_only] complete, skipped" in out
+
+
 def test_the_bundle_is_tested_only_on_the_set_it_was_trained_on(tmp_path, capsys):
     """The default flags give the set the shipped AVST records, so the main job checks its figure; a
     --num_clips or --seed run makes another set (another vocabulary), where that check cannot hold."""

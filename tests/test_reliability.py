@@ -62,6 +62,20 @@ def test_resume_refuses_other_inputs_and_leaves_the_run_intact(one_run, tiny_fea
     assert torch.load(save / "avst_last.pt", weights_only=True)["epoch"] == 3
 
 
+def test_resume_refuses_feature_files_changed_in_place(tiny_features, tmp_path):
+    feats, save = tmp_path / "feats", tmp_path / "avst"
+    shutil.copytree(tiny_features / "feats", feats)
+    flags = ["--audio_dir", str(feats / "vggish"), "--video_res14x14_dir", str(feats / "res18_14x14")]
+    _train(tiny_features, save, "--epochs", "1", *flags)
+    before = _bytes(save)
+    changed = sorted((feats / "vggish").glob("*.npy"))[0]
+    np.save(changed, np.load(changed)[::-1].copy())  # other values, the same shape and size
+    proc = _train(tiny_features, save, "--epochs", "2", "--resume", *flags, check=False)
+    _sentence(proc, "cannot resume", f"the feature files (1 file(s) changed since (size or modification time): "
+                                     f"{changed})", "--overwrite")
+    assert _bytes(save) == before
+
+
 def test_a_damaged_last_checkpoint_is_named_and_the_best_is_kept(one_run, tiny_features, tmp_path):
     save = tmp_path / "avst"
     shutil.copytree(one_run, save)

@@ -208,7 +208,8 @@ def load_weights(name: str, model: nn.Module, path: str | Path) -> None:
     else:
         if not path.is_file():
             raise FileNotFoundError(f"weights file {path} not found{relative_hint(path)}")
-        sd = torch_load(path)
+        sd = torch_load(path, f"{name} weights are a PyTorch .pth file of the network's tensors (a state_dict), "
+                              f"as torchvision and the PyTorch VGGish port ship them")
         if isinstance(sd, dict) and "state_dict" in sd and isinstance(sd["state_dict"], dict):
             sd = sd["state_dict"]
         if not isinstance(sd, dict) or not all(torch.is_tensor(v) for v in sd.values()):

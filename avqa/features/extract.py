@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures as cf
+import functools
+import inspect
 import json
 import multiprocessing as mp
 import os
@@ -33,7 +35,7 @@ from tqdm import tqdm
 from ..media import (MediaError, audio_seconds_declared, read_audio, read_sampled_frames, read_wav, truncation_note,
                      write_wav)
 from ..utils import (at_least, atomic_dir, atomic_path, atomic_write_text, clean_stale_temps, pick_device,
-                     metadata_path, relative_hint, progress, user_errors)
+                     metadata_path, relative_hint, progress, run_lock, user_errors)
 from ..data import used_seconds
 from . import backbones as B
 from .logmel import SAMPLE_RATE, examples
@@ -176,6 +178,23 @@ def check_metadata(out_dir: Path, meta: dict, overwrite: bool, keys: Iterable[st
         atomic_write_text(path, json.dumps(meta, indent=1))
 
 
+def one_writer(extract: Callable) -> Callable:
+    """One extraction at a time into an output folder (``out_dir``): a second one is refused while the
+    first runs. The shards of one extraction (``shard``) write to one folder together, each under its
+    own lock, so only a second process of the same shard is refused."""
+    signature = inspect.signature(extract)
+
+    @functools.wraps(extract)
+    def wrapper(*args, **kwargs):
+        bound = signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        shard = bound.arguments.get("shard")
+        name = "extract" if shard is None else f"extract-shard-{shard[0]}-of-{shard[1]}"
+        with run_lock(bound.arguments["out_dir"], name):
+            return extract(*args, **kwargs)
+    return wrapper
+
+
 # ----------------------------------------------------------------------------- audio and frames (no network)
 
 
@@ -231,6 +250,7 @@ def _map(report: Report, tasks: list, fn: Callable, workers: int, desc: str) -> 
 
 
 @user_errors
+@one_writer
 def extract_audio(video_dir: Path, out_dir: Path, sample_rate: int = SAMPLE_RATE, workers: int = 2,
                   shard: tuple[int, int] | None = None) -> Report:
     """Every video's sound track as a 16-bit wav at ``sample_rate`` (channels kept)."""
@@ -265,6 +285,7 @@ def valid_frames(folder: Path, count: int) -> bool:
 
 
 @user_errors
+@one_writer
 def extract_frames(video_dir: Path, out_dir: Path, seconds: int, per_second: int = 1, workers: int = 2,
                    quality: int = 75, shard: tuple[int, int] | None = None) -> Report:
     """``seconds * per_second`` JPEG frames per video, at the 1 fps frame numbers (00000001.jpg, ...;
@@ -480,6 +501,7 @@ def _jpeg_roundtrip(frame: np.ndarray, quality: int) -> np.ndarray:
 
 
 @user_errors
+@one_writer
 def extract_visual(name: str, video_path: Path, out_dir: Path, seconds: int, weights: str | None, seed: int,
                    device: str | None, bf16: bool, jpeg_quality: int | None, prefetch: int,
                    overwrite: bool, batch_rows: int = 64, used_segments: int | None = None, float16: bool = False,
@@ -517,6 +539,7 @@ def extract_visual(name: str, video_path: Path, out_dir: Path, seconds: int, wei
 
 
 @user_errors
+@one_writer
 def extract_vggish(audio_dir: Path, out_dir: Path, seconds: int, weights: str | None, seed: int,
                    device: str | None, bf16: bool, prefetch: int, overwrite: bool, batch_rows: int = 64,
                    shard: tuple[int, int] | None = None) -> Report:

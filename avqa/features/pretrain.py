@@ -48,7 +48,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..annotations import INSTRUMENTS
-from ..utils import atomic_path, atomic_write_text, pick_device, progress, sha256, user_errors
+from ..utils import EXIT_CODES, atomic_path, atomic_write_text, pick_device, progress, sha256, user_errors
 from . import backbones as B
 from .logmel import SAMPLE_RATE, examples
 
@@ -339,7 +339,7 @@ def load_check(backbone: str, path: Path) -> None:
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m avqa.features.pretrain", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m avqa.features.pretrain", description=__doc__, epilog=EXIT_CODES,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("backbone", choices=sorted(PRETRAIN), help="which backbone to train")
     p.add_argument("--out", default=None, help="weights file to write; its record goes beside it as .json "

@@ -27,7 +27,7 @@ import numpy as np
 from ..annotations import (INSTRUMENTS, Vocab, format_statistics, load_annotations, statistics, tokenize,
                            validate)
 from ..media import sample_frame_numbers
-from ..utils import atomic_write_text, progress, user_errors
+from ..utils import EXIT_CODES, atomic_write_text, progress, user_errors
 from .questions import ask, balance
 from .render import render_clip
 from .scene import MAX_POSITIONS, Scene, sample_scene, swap_sound_tracks
@@ -39,7 +39,7 @@ FIRST_VIDEO_ID = 90000001  # 8 digits, far from the real dataset's ids
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
-        prog="python -m avqa.synthetic",
+        prog="python -m avqa.synthetic", epilog=EXIT_CODES,
         description="Generate a synthetic MUSIC-AVQA-format dataset: real mp4 clips with picture and "
                     "sound, annotation files in the original schema, and per-clip ground truth.")
     p.add_argument("--out", default="data", help="output folder (default: data, where every script looks)")

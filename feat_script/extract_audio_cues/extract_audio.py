@@ -5,11 +5,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from avqa.features.extract import extract_audio, finish, resolve_shard, shard_flag  # noqa: E402
-from avqa.utils import at_least  # noqa: E402
+from avqa.utils import EXIT_CODES, at_least  # noqa: E402
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__)
+    p = argparse.ArgumentParser(description=__doc__, epilog=EXIT_CODES)
     p.add_argument("--video_dir", default="./data/videos", help="folder of videos (default: ./data/videos)")
     p.add_argument("--audio_dir", default="./data/audio", help="where the wav files go (default: ./data/audio)")
     p.add_argument("--sample_rate", type=at_least(1), default=16000, help="output sample rate in Hz (default: 16000)")

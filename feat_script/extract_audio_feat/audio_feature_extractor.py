@@ -11,11 +11,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from avqa.features.extract import (apply_runtime_flags, common_flags, default_seconds,  # noqa: E402
                                    extract_vggish, finish, resolve_shard)
-from avqa.utils import at_least  # noqa: E402
+from avqa.utils import EXIT_CODES, at_least  # noqa: E402
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__, epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--audio_dir", default="./data/audio/", help="folder of wav (or other audio/video) files")
     p.add_argument("--save_dir", default="./data/feats/vggish/", help="where the .npy files go")
     p.add_argument("--num_secs", "--seconds", dest="seconds", type=at_least(1), default=None,

@@ -7,11 +7,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from avqa.features.extract import default_seconds, extract_frames, finish, resolve_shard, shard_flag  # noqa: E402
-from avqa.utils import at_least  # noqa: E402
+from avqa.utils import EXIT_CODES, at_least  # noqa: E402
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__)
+    p = argparse.ArgumentParser(description=__doc__, epilog=EXIT_CODES)
     p.add_argument("--dir_path", default="./data/videos/", help="folder of videos (default: ./data/videos/)")
     p.add_argument("--dst_path", default="./data/frames/", help="where frame folders go (default: ./data/frames/)")
     p.add_argument("--fix_second", "--seconds", dest="seconds", type=at_least(1), default=None,
