@@ -5,7 +5,7 @@ annotation file written by hand. Here it all happens in memory for one clip, thr
 those scripts run, so the answer is the one ``main_avst.py --mode test`` gives on the same
 question:
 - the sound and the sampled frames are decoded and turned into VGGish and 14x14 features by the
-  extractors' own loaders and backbone runner (avqa.features.extract), with the weights the
+  extractors' own loaders and backbone runner (avqa.features), with the weights the
   checkpoint's features were made with: its record (``<checkpoint>_recorded.json``, or the
   metadata of its training run's feature folders) names them by sha256, or the seeded init;
   official weights given with --vggish_weights / --res18_weights take their place;
@@ -41,7 +41,9 @@ from .annotations import (MAX_QUESTION_LEN, PAD, QUESTION_TYPES, TAG_VALUES, Ann
                           tokenize)
 from .data import segment_seconds, visual_buffer
 from .features.backbones import BACKBONES as EXTRACTORS, record_path
-from .features.extract import Job, Runner, _load_frames, _load_sound, _metadata
+from .features.inputs import load_frames, load_sound
+from .features.metadata import MADE_WITH, feature_metadata
+from .features.network import Runner
 from .features.pretrain import DEFAULT_OUT
 from .media import MediaError, audio_seconds_declared, read_sampled_frames
 from .models import AVST
@@ -57,8 +59,6 @@ DEFAULT_MODEL_DIR = "net_grd_avst/avst_models/"
 BACKBONES = {"vggish": ("--vggish_weights", "audio_dir", "vggish"),
              "res18_14x14": ("--res18_weights", "video_res14x14_dir", "res18")}
 LABELS = {"vggish": "VGGish", "res18_14x14": "ResNet-18"}
-# the feature settings that must be those the checkpoint was trained with (the extractors' metadata rules)
-COMPARED = ("weights_sha256", "init", "seconds", "precision", "preprocessing", "jpeg_roundtrip_quality")
 TOP = 5
 
 
@@ -360,9 +360,9 @@ def run_backbone(name: str, s: Setting, inputs: torch.Tensor, seconds: int,
                      f"its answers mean something only if its features were made with the same weights "
                      f"({BACKBONES[name][0]})")
     else:
-        meta = _metadata(name, runner, seconds, device, s.bf16)
+        meta = feature_metadata(name, runner, seconds, device, s.bf16)
         meta["jpeg_roundtrip_quality"] = s.jpeg if name == "res18_14x14" else None
-        diffs = [f"{k} {s.recorded[k]!r} then, {meta.get(k)!r} now" for k in COMPARED
+        diffs = [f"{k} {s.recorded[k]!r} then, {meta.get(k)!r} now" for k in MADE_WITH
                  if k in s.recorded and s.recorded[k] != meta.get(k)]
         if diffs:
             notes.append(f"{LABELS[name]} features are not made as those this checkpoint was trained with "
@@ -370,20 +370,20 @@ def run_backbone(name: str, s: Setting, inputs: torch.Tensor, seconds: int,
     return runner(inputs), runner, notes
 
 
-def read_sound(job: Job, seconds: int) -> tuple[torch.Tensor, list[str]]:
+def read_sound(video: Path, seconds: int) -> tuple[torch.Tensor, list[str]]:
     """VGGish's input for T seconds, by the extractor's loader (short sound padded with silence, and said)."""
     try:
-        return _load_sound(job, seconds)
+        return load_sound(video, seconds)
     except MediaError as e:
         hint = ("AVST answers from what it hears as well as what it sees: give a video with sound"
                 if "no audio" in str(e) else "give a video file (mp4, mkv, webm, ...)")
         raise AskError(f"{e}: {hint}") from None
 
 
-def read_frames(job: Job, seconds: int, jpeg: int | None) -> tuple[torch.Tensor, list[str]]:
+def read_frames(video: Path, seconds: int, jpeg: int | None) -> tuple[torch.Tensor, list[str]]:
     """The 14x14 extractor's input, T frames at the 1 fps frame numbers (a short video repeats its last second, said)."""
     try:
-        return _load_frames(job, seconds, EXTRACTORS["res18_14x14"], jpeg)
+        return load_frames(video, seconds, EXTRACTORS["res18_14x14"], jpeg)
     except MediaError as e:
         raise AskError(f"{e}: give a video file (mp4, mkv, webm, ...)") from None
 
@@ -397,11 +397,11 @@ def clip_features(video: Path, seconds: int, rows: Sequence[int], settings: dict
     run in a second thread while the frames are decoded and run through ResNet-18: building VGGish
     is mostly reading and hashing its 275 MB, which leaves the cores to the picture.
     """
-    job, rows = Job(video.stem, video), list(rows)
-    sound, sound_notes = read_sound(job, seconds)
+    rows = list(rows)
+    sound, sound_notes = read_sound(video, seconds)
     with cf.ThreadPoolExecutor(max_workers=1) as pool:
         heard = pool.submit(run_backbone, "vggish", settings["vggish"], sound[rows], seconds, device)
-        frames, frame_notes = read_frames(job, seconds, settings["res18_14x14"].jpeg)
+        frames, frame_notes = read_frames(video, seconds, settings["res18_14x14"].jpeg)
         visual, seen_by, visual_notes = run_backbone("res18_14x14", settings["res18_14x14"], frames[rows], seconds,
                                                      device)
         audio, heard_by, audio_notes = heard.result()
