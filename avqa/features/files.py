@@ -17,6 +17,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ..media import read_wav
+from ..store import read_npy_header
 from ..utils import atomic_path, relative_hint
 
 
@@ -81,11 +82,13 @@ def default_seconds(input_folder: Path) -> int:
 
 
 def valid_npy(path: Path, shape: tuple[int, ...], dtype=np.float32) -> bool:
+    """A complete ``.npy`` file of ``shape`` and ``dtype`` (anything else is redone)."""
     try:
-        arr = np.load(path, mmap_mode="r")
+        header = read_npy_header(path)
+        complete = path.stat().st_size >= header.file_bytes
     except (ValueError, OSError, EOFError):
         return False
-    return arr.shape == shape and arr.dtype == dtype
+    return complete and header.shape == shape and header.dtype == dtype
 
 
 def save_npy(path: Path, array: np.ndarray, dtype=np.float32, rows: Sequence[int] | None = None,
