@@ -63,6 +63,17 @@ def _in_threads(jobs: Sequence[Job], work: Callable[[Job], object], threads: int
             pending[i] = None  # free the loaded data
 
 
+def unfinished(jobs: list[Job], out_dir: Path, shape: tuple[int, ...], dtype, report: Report) -> list[Job]:
+    """The jobs whose output is not complete yet; the others are counted as skipped."""
+    todo = []
+    for job in jobs:
+        if valid_npy(out_dir / f"{job.key}.npy", shape, dtype):
+            report.skipped += 1
+        else:
+            todo.append(job)
+    return todo
+
+
 def run_network(name: str, jobs: list[Job], out_dir: Path, shape: tuple[int, ...],
                 load: Callable[[Job], tuple[object, list[str]]], compute: Callable[[object], np.ndarray],
                 prefetch: int, report: Report, batch_rows: int = 64, per_core: bool = False,
@@ -81,12 +92,7 @@ def run_network(name: str, jobs: list[Job], out_dir: Path, shape: tuple[int, ...
     """
     import torch
     clean_stale_temps(out_dir)
-    todo = []
-    for job in jobs:
-        if valid_npy(out_dir / f"{job.key}.npy", shape, dtype):
-            report.skipped += 1
-        else:
-            todo.append(job)
+    todo = unfinished(jobs, out_dir, shape, dtype, report)
     computed = (len(rows), *shape[1:]) if rows is not None else shape
 
     def save(job: Job, features: np.ndarray) -> None:
