@@ -6,7 +6,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 import torch
@@ -21,6 +21,9 @@ from .errors import AskError
 from .features import Setting, backbone_setting, build_backbone, read_frames, read_sound
 from .question import infer_template, read_question
 from .trained import BACKBONES, Trained, load_trained
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 TOP = 5
 
@@ -179,8 +182,8 @@ def predict(trained: Trained, words: Sequence[str], audio: np.ndarray, visual: n
     return torch.softmax(logits.float(), dim=-1)[0], maps
 
 
-def attention_sheet(result: Answer) -> np.ndarray:
-    """main_avst_vis.py's sheet of an answer: the sampled frames under the model's attention."""
+def attention_sheet(result: Answer) -> "Image.Image":
+    """main_avst_vis.py's sheet of an answer (a PIL image): the sampled frames under the model's attention."""
     frames, _ = read_sampled_frames(result.video, result.clip_seconds)
     return avst_sheet([frames[s] for s in result.seconds], result.seconds, result.attention, result.words,
                       f"predicted: {result.answer}    probability {result.probability:.2f}",
