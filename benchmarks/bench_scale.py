@@ -65,6 +65,7 @@ import torch  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from avqa.data import AUDIO_SHAPE, VISUAL_SHAPE, FeatureStore, used_seconds  # noqa: E402
+from avqa.store import verified_path  # noqa: E402
 from avqa.utils import metadata_path  # noqa: E402
 from avqa.machine import describe_machine  # noqa: E402
 from bench_train_data import peak_rss_gb  # noqa: E402
@@ -257,8 +258,8 @@ def child_startup(a) -> None:
         r["scan_projected_s"] = r["scan_sample_s"] * len(videos) / len(sample)
         if len(sample) < len(videos):
             r["cache_filled"] = mark_verified(store, sample, videos)
-            if not r["cache_filled"]:  # the cache format is not one this script knows: scan the rest for real
-                note(f"  {store.folder.name}.verified.json is not in the expected format: scanning every file")
+            if not r["cache_filled"]:  # the record does not hold the sample's scan: scan the rest for real
+                note(f"  {verified_path(store.folder).name} does not hold the sample's scan: scanning every file")
                 t = time.perf_counter()
                 store.check(videos, finite=True, name="visual features")
                 r["scan_rest_s"] = time.perf_counter() - t
@@ -266,25 +267,14 @@ def child_startup(a) -> None:
 
 
 def mark_verified(store: FeatureStore, scanned: list[str], videos: list[str]) -> bool:
-    """Record the files the sample scan left out as scanned, in the cache FeatureStore wrote.
+    """Record the files the sample scan left out as scanned, in the store's record of finite files.
 
     Every simulated file is zeros like the scanned ones, so a full scan would record them all; this
-    only spares the benchmark reading them. False when the cache is not {video: [size, mtime_ns]}.
+    only spares the benchmark reading them. False when the record does not hold the scanned files.
     """
-    path = store.folder.parent / f"{store.folder.name}.verified.json"
-    try:
-        cache = json.loads(path.read_text())
-    except (OSError, ValueError):
+    if store.unverified(scanned):
         return False
-
-    def stamp(v):
-        st = store.path(v).stat()
-        return [st.st_size, st.st_mtime_ns]
-
-    if not isinstance(cache, dict) or any(cache.get(v) != stamp(v) for v in scanned):
-        return False
-    cache.update({v: stamp(v) for v in videos if v not in cache})
-    path.write_text(json.dumps(cache))
+    store.mark_verified(store.unverified(videos))
     return True
 
 
@@ -307,7 +297,7 @@ def child_train(a) -> None:
     splits = {"train": load_split(args.label_train, vocab, samples), "val": load_split(args.label_val, vocab)}
     videos = [s["video_id"] for sp in splits.values() for s in sp.samples]
     out["index_s"] = time.perf_counter() - t
-    caches = [Path(d).parent / f"{Path(d).name}.verified.json" for d in (args.audio_dir, args.video_res14x14_dir)]
+    caches = [verified_path(d) for d in (args.audio_dir, args.video_res14x14_dir)]
     before = [c.stat().st_mtime_ns if c.exists() else None for c in caches]
     t = time.perf_counter()
     audio, visual, total = feature_stores(args, videos, True, reads=lambda T: segment_seconds(T, args.segments))

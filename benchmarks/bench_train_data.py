@@ -4,8 +4,8 @@ On random features of --videos sixty-second clips at the real data's shapes (VGG
 [60,512,14,14] float32, 24 MB per clip), AVST trains on the CPU for a few batches of 64 through:
 - the original route: every sample loads its clip's whole files, and for each of its 10 negatives
   the whole 14x14 file of another clip, in one DataLoader worker process;
-- ours: the sampled seconds and one second per negative sliced from memory maps into reused
-  batch buffers, in a prefetch thread.
+- ours: the sampled seconds and one second per negative read (pread) from the feature files into
+  reused batch buffers, in a prefetch thread.
 Each route runs in its own process so that its peak resident memory can be measured.
 
     python benchmarks/bench_train_data.py              # 100 clips, 6 batches per route

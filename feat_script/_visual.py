@@ -4,8 +4,9 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from avqa.features.extract import (apply_runtime_flags, common_flags, default_seconds,  # noqa: E402
-                                   extract_visual, finish, resolve_shard)
+from avqa.features.cli import apply_runtime_flags, common_flags, finish, resolve_shard  # noqa: E402
+from avqa.features.extract import extract_visual  # noqa: E402
+from avqa.features.files import default_seconds  # noqa: E402
 from avqa.utils import EXIT_CODES, at_least  # noqa: E402
 
 

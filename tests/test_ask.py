@@ -23,6 +23,8 @@ import torch
 from PIL import Image
 
 from avqa import ask
+from avqa.ask import features as ask_features
+from avqa.ask.trained import recorded_features
 from avqa.annotations import TAG_VALUES, Vocab, template_tags, tokenize
 from avqa.data import AUDIO_SHAPE, VISUAL_SHAPE, AVQADataset, FeatureStore, encode_split
 from avqa.features.pretrain import DEFAULT_OUT
@@ -179,6 +181,33 @@ def test_original_format_checkpoint_with_label_train(clip, seeded_answer, tmp_pa
         assert abs(original["probabilities"][a] - p) < 1e-6
 
 
+def test_one_answerer_answers_many_questions_as_the_command_line_does(clip, tmp_path, capsys, monkeypatch):
+    """Loaded once, two questions about two videos (the second cut short, so that it has notes of its own):
+    the backbones are built once, and each answer, its attention and notes are those of a run of the
+    command line on the same pair."""
+    built = []
+
+    class CountingRunner(ask_features.Runner):
+        def __init__(self, name, *args, **kwargs):
+            built.append(name)
+            super().__init__(name, *args, **kwargs)
+
+    monkeypatch.setattr(ask_features, "Runner", CountingRunner)
+    _remux(clip["video"], tmp_path / "short.mp4", seconds=6)
+    pairs = [(clip["video"], question_of(clip["rows"][-1])), (tmp_path / "short.mp4", question_of(clip["rows"][0]))]
+    answerer = ask.load_answerer(clip["seeded"] / "avst.pt")
+    results = [answerer.answer(video, question) for video, question in pairs]
+    assert sorted(built) == ["res18_14x14", "vggish"]
+    assert results[0].notes == [] and any("padded with silence" in n for n in results[1].notes)
+    for i, ((video, question), result) in enumerate(zip(pairs, results)):
+        code, out, err = ask_cli(video, question, "--model_save_dir", clip["seeded"], "--json", tmp_path / f"{i}.json",
+                                 capsys=capsys)
+        assert code == 0, err
+        assert json.loads((tmp_path / f"{i}.json").read_text()) == json.loads(json.dumps(result.as_dict()))
+        assert err.splitlines() == [f"note: {n}" for n in result.notes]
+        assert out.startswith(f"answer: {result.answer}   (probability {result.probability:.4f})")
+
+
 def _remux(src, dst, seconds=None, sound=True):
     """A copy of a video, cut to ``seconds`` and/or without its sound track (no re-encoding)."""
     with av.open(str(src)) as inp, av.open(str(dst), "w", format="mp4") as out:
@@ -243,7 +272,7 @@ def test_other_model_or_vocabulary_is_refused(clip, tmp_path, capsys):
 def test_moved_vggish_weights_name_the_recorded_file_what_is_there_and_the_exact_rebuild(clip, tmp_path, capsys):
     record = json.loads((BUNDLED / "avst_recorded.json").read_text())
     wanted = record["features"]["vggish"]["weights_sha256"]
-    if VGGISH.is_file() and ask.weights_sha256(VGGISH) == wanted:
+    if VGGISH.is_file() and ask_features.weights_sha256(VGGISH) == wanted:
         pytest.skip(f"{VGGISH} holds the weights the record names, so they are found and nothing is missing")
     other = tmp_path / "vggish_synthetic.pth"
     other.write_bytes(b"other weights")  # a file of the recorded name, of another sha256
@@ -297,8 +326,8 @@ def test_features_of_a_training_run_are_found_by_their_metadata(tmp_path):
         metas[name].write_text(json.dumps({"backbone": name, "init": "random, seed 3", "seconds": 10}))
     meta = {"args": {"audio_dir": str(tmp_path / "vggish"), "video_res14x14_dir": str(tmp_path / "res18_14x14")},
             "run": {"features_metadata_sha256": [sha256(metas["vggish"]), sha256(metas["res18_14x14"])]}}
-    found = ask.recorded_features(tmp_path / "mine.pt", meta)
+    found = recorded_features(tmp_path / "mine.pt", meta)
     assert {k: v[0]["init"] for k, v in found.items()} == {"vggish": "random, seed 3", "res18_14x14": "random, seed 3"}
-    assert ask.backbone_setting("vggish", None, found).seed == 3
+    assert ask_features.backbone_setting("vggish", None, found).seed == 3
     metas["vggish"].write_text(json.dumps({"backbone": "vggish", "init": "random, seed 4", "seconds": 10}))
-    assert set(ask.recorded_features(tmp_path / "mine.pt", meta)) == {"res18_14x14"}  # extracted again since
+    assert set(recorded_features(tmp_path / "mine.pt", meta)) == {"res18_14x14"}  # extracted again since

@@ -85,8 +85,9 @@ def test_two_shards_make_what_one_process_makes(tiny_features, tmp_path, script,
 
 
 def test_features_larger_than_the_page_cache_are_dropped_from_it_after_each_read(tmp_path, monkeypatch):
-    import avqa.data as data
-    assert data.page_cache_holds(1 << 20) and not data.page_cache_holds(1 << 60)
+    """The policy is the store's from its construction (or given): checking the folder does not change it."""
+    import avqa.store as store
+    assert store.page_cache_holds(1 << 20) and not store.page_cache_holds(1 << 60)
     rng = np.random.default_rng(0)
     arrays = {f"{v:08d}": rng.standard_normal((6, 4, 3)).astype(np.float32) for v in range(3)}
     for vid, a in arrays.items():
@@ -96,12 +97,19 @@ def test_features_larger_than_the_page_cache_are_dropped_from_it_after_each_read
     monkeypatch.setattr(os, "posix_fadvise", lambda fd, off, n, advice: calls.append((off, n, advice))
                         or real_fadvise(fd, off, n, advice))
     small = FeatureStore(tmp_path, (4, 3))
-    assert small.check(list(arrays)) == 6 and not small.drop_pages  # 3 small files: the cache keeps them
+    assert not small.drop_pages  # 3 small files: the cache keeps them
+    assert small.check(list(arrays)) == 6 and not small.drop_pages
     np.testing.assert_array_equal(small.read("00000001", [0, 5]), arrays["00000001"][[0, 5]])
     assert calls == []
-    (tmp_path.parent / f"{tmp_path.name}.verified.json").unlink()   # scan again, as a first run would
-    monkeypatch.setattr(data, "page_cache_holds", lambda nbytes: nbytes < 10)   # "larger than the cache"
+    store.verified_path(tmp_path).unlink()   # scan again, as a first run would
+    monkeypatch.setattr(store, "page_cache_holds", lambda nbytes: nbytes < 3 * 6 * 48)   # "larger than the cache"
     large = FeatureStore(tmp_path, (4, 3))
+    assert large.drop_pages and not FeatureStore(tmp_path, (4, 3), drop_pages=False).drop_pages
+    assert not FeatureStore(tmp_path / "absent", (4, 3)).drop_pages  # check names the missing folder
+    calls.clear()
+    np.testing.assert_array_equal(large.read("00000002", [1, 4]), arrays["00000002"][[1, 4]])  # before any check
+    assert len(calls) == 2
+    calls.clear()
     assert large.check(list(arrays)) == 6 and large.drop_pages
     assert sorted(calls) == [(0, 0, os.POSIX_FADV_DONTNEED)] * 3          # the NaN scan hands each file back
     calls.clear()

@@ -1,0 +1,75 @@
+"""The command-line flags the feat_script tools share, and how they take effect."""
+from __future__ import annotations
+
+import argparse
+import os
+
+from ..utils import at_least
+from .files import Report
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """--shard K/N: this process does the K-th of N shares of the videos (K from 0)."""
+    try:
+        k, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not K/N (e.g. 0/4)") from None
+    if not (n >= 1 and 0 <= k < n):
+        raise argparse.ArgumentTypeError(f"{text}: need 0 <= K < N")
+    return k, n
+
+
+def common_flags(p: argparse.ArgumentParser, weights_flag: str = "--weights") -> None:
+    p.add_argument(weights_flag, dest="weights", default=None,
+                   help="official weight file; without it a seeded random init is used (and recorded)")
+    p.add_argument("--seed", type=at_least(0), default=0, help="seed of the random init when no weights are given")
+    p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when present, else cpu)")
+    p.add_argument("--gpu", default=None,
+                   help="original flag: sets CUDA_VISIBLE_DEVICES (e.g. '0'); prefer --device")
+    p.add_argument("--bf16", action="store_true",
+                   help="compute in bfloat16 (CPUs with bfloat16 units and GPUs): several times faster, "
+                        "about 1%% relative difference; features are still saved as float32 (float16 with --float16)")
+    p.add_argument("--prefetch", type=at_least(0), default=2,
+                   help="clips loaded ahead in a background thread while the network runs (GPU, and VGGish "
+                        "everywhere; default: 2)")
+    p.add_argument("--threads", type=at_least(1), default=None,
+                   help="CPU threads; for video on the CPU, the clips worked on at once, one core each "
+                        "(default: all cores)")
+    p.add_argument("--batch_frames", type=at_least(1), default=64,
+                   help="frames (or seconds of sound) per network call, gathered across clips; lower it to "
+                        "save memory (default: 64)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="recompute every output, also when the folder holds features made with other settings")
+    shard_flag(p)
+
+
+def shard_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--shard", type=parse_shard, default=None, metavar="K/N",
+                   help="do only the K-th (from 0) of N shares of the videos, for several GPUs or machines writing "
+                        "to one folder; each video goes to exactly one share. Under torchrun the share is the "
+                        "process's rank by default")
+
+
+def resolve_shard(args: argparse.Namespace) -> tuple[int, int] | None:
+    """--shard, or the rank among torchrun's processes (each then takes its own GPU)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if args.shard is None and world > 1:
+        args.shard = (int(os.environ.get("RANK", "0")), world)
+        if getattr(args, "device", None) is None:
+            import torch
+            if torch.cuda.is_available():
+                args.device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0')) % torch.cuda.device_count()}"
+    return args.shard
+
+
+def apply_runtime_flags(args: argparse.Namespace) -> None:
+    if getattr(args, "gpu", None):
+        os.environ["CUDA_VISIBLE_DEVICES"] = args.gpu
+    if getattr(args, "threads", None):
+        import torch
+        torch.set_num_threads(args.threads)
+
+
+def finish(report: Report) -> int:
+    print(report.summary())
+    return report.exit_code()

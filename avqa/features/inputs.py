@@ -1,0 +1,84 @@
+"""Decoding a clip into a backbone's input: the sampled frames for the image backbones, the log-mel
+examples for VGGish. Public, so that answering a question about one video in memory (avqa.ask) reads
+the clip exactly as the extractors do."""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import TYPE_CHECKING, Sequence
+
+import numpy as np
+
+from ..media import MediaError, read_audio, read_sampled_frames, read_wav, truncation_note
+from . import backbones as B
+from .logmel import SAMPLE_RATE, examples
+
+if TYPE_CHECKING:
+    import torch
+
+
+def short_video_note(src: Path, info: dict, seconds: int) -> str | None:
+    """The warning for a video shorter than the clip length (the 1 fps sampling repeats its last second),
+    or one that decodes less than it declares (truncated or damaged, not short)."""
+    length = info["frames"] / info["fps"]
+    damaged = truncation_note(src, length, info.get("declared_seconds"), "video")
+    if length >= seconds - 1:
+        return damaged
+    fill = f"the last second is repeated to fill {seconds} s"
+    return f"{damaged}; {fill}" if damaged else f"{src}: {length:.1f} s long, {fill}"
+
+
+def load_frames(source: Path, seconds: int, spec: B.Backbone, jpeg_quality: int | None,
+                rows: Sequence[int] | None = None) -> tuple["torch.Tensor", list[str]]:
+    """A clip's input to the image backbone ``spec``: its ``seconds`` frames at the 1 fps frame numbers
+    (or only those of the seconds in ``rows``), and notes for a short or truncated video.
+
+    ``source``: a video, decoded in memory, or a folder of 1 fps JPEG frames (the original layout);
+    ``jpeg_quality``: pass decoded frames through JPEG at this quality, as the original's frame files.
+    """
+    notes = []
+    if source.is_dir():  # the original layout: a folder of 1 fps JPEG frames
+        from PIL import Image
+        files = sorted(source.glob("*.jpg"))
+        if not files:
+            raise MediaError(f"{source}: no .jpg frames")
+        if len(files) != seconds:
+            raise MediaError(f"{source}: {len(files)} frames, expected {seconds} (one per second)")
+        frames = [np.array(Image.open(files[i]).convert("RGB")) for i in (rows if rows is not None else range(seconds))]
+    else:
+        frames, info = read_sampled_frames(source, seconds, threads=1)
+        if rows is not None:
+            frames = [frames[i] for i in rows]
+        if jpeg_quality:
+            frames = [jpeg_roundtrip(f, jpeg_quality) for f in frames]
+        note = short_video_note(source, info, seconds)
+        notes = [note] if note else []
+    return B.frames_to_tensor(frames, spec), notes
+
+
+def jpeg_roundtrip(frame: np.ndarray, quality: int) -> np.ndarray:
+    """A frame as it reads back from a JPEG file of ``quality``."""
+    from PIL import Image
+    buf = io.BytesIO()
+    Image.fromarray(frame).save(buf, format="JPEG", quality=quality)
+    buf.seek(0)
+    return np.array(Image.open(buf).convert("RGB"))
+
+
+def load_sound(source: Path, seconds: int) -> tuple["torch.Tensor", list[str]]:
+    """A clip's VGGish input, [seconds, 96, 64] log-mel examples, and its notes (short sound is padded).
+
+    ``source``: a 16-bit wav, or any file FFmpeg decodes (the sound of a video).
+    """
+    import torch
+    if source.suffix.lower() == ".wav":
+        try:
+            samples, rate = read_wav(source)
+        except Exception:  # noqa: BLE001 - not plain 16-bit PCM: let FFmpeg decode it
+            samples, rate = read_audio(source, SAMPLE_RATE)
+    else:
+        samples, rate = read_audio(source, SAMPLE_RATE)
+    notes = []
+    if len(samples) < seconds * rate:
+        notes.append(f"{source}: {len(samples) / rate:.2f} s of sound for {seconds} s; padded with silence")
+    return torch.from_numpy(examples(samples, rate, seconds, warn=False)), notes
