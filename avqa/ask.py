@@ -11,7 +11,7 @@ question:
   official weights given with --vggish_weights / --res18_weights take their place;
 - the question is read with the checkpoint's vocabulary (an original-format checkpoint takes it
   from --label_train, as main_avst.py does) and matched to one of the 33 templates for its type;
-- the checkpoint is loaded by avqa.train.load_trained_state, which refuses another model or
+- the checkpoint is loaded by avqa.checkpoint.load_trained_state, which refuses another model or
   vocabulary; --sheet draws main_avst_vis.py's sheet (avqa.visualize.avst_sheet).
 
 It prints the answer, the top 5 with their probabilities, the question's type and its temporal
@@ -39,6 +39,7 @@ import torch
 
 from .annotations import (MAX_QUESTION_LEN, PAD, QUESTION_TYPES, TAG_VALUES, AnnotationError, Vocab, template_tags,
                           tokenize)
+from .checkpoint import is_ours, is_original, load_trained_state, record_path as checkpoint_record, trained_path
 from .data import segment_seconds, visual_buffer
 from .features.backbones import BACKBONES as EXTRACTORS, record_path
 from .features.extract import Job, Runner, _load_frames, _load_sound, _metadata
@@ -46,8 +47,7 @@ from .features.pretrain import DEFAULT_OUT
 from .media import MediaError, audio_seconds_declared, read_sampled_frames
 from .models import AVST
 from .synthetic.questions import TEMPLATES
-from .train import CHECKPOINT_FORMAT, load_trained_state
-from .utils import (EXIT_CODES, USAGE, at_least, atomic_write_text, check_writable, checkpoint_record, metadata_path,
+from .utils import (EXIT_CODES, USAGE, at_least, atomic_write_text, check_writable, metadata_path,
                     pick_device, sha256, torch_load, user_errors)
 from .visualize import avst_sheet, save_png
 
@@ -91,7 +91,7 @@ def checkpoint_path(model_save_dir: str, checkpoint: str) -> Path:
     folder = Path(model_save_dir)
     if not folder.is_absolute() and not folder.exists() and (REPO / folder).exists():
         folder = REPO / folder  # the bundled checkpoint, asked for from another folder
-    return folder / f"{checkpoint}.pt"
+    return trained_path(folder, checkpoint)
 
 
 def load_trained(path: Path, label_train: str | None) -> Trained:
@@ -102,8 +102,7 @@ def load_trained(path: Path, label_train: str | None) -> Trained:
         obj = torch_load(path)
     except ValueError as e:
         raise AskError(str(e)) from None
-    ours = isinstance(obj, dict) and obj.get("format") == CHECKPOINT_FORMAT
-    original = isinstance(obj, dict) and bool(obj) and all(torch.is_tensor(v) for v in obj.values())
+    ours, original = is_ours(obj), is_original(obj)
     if not (ours or original):
         raise AskError(f"{path} is neither a checkpoint of this project nor an original state_dict")
     if ours and obj.get("model") != "avst":

@@ -27,9 +27,9 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-import torch
 from PIL import Image, ImageDraw
 
+from . import checkpoint
 from .models import LADDER, rung_doc
 from .pipeline import DEMO
 from .utils import (EXIT_CODES, at_least, atomic_save, atomic_write_text, changes, check_writable, fingerprint,
@@ -61,9 +61,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     g.add_argument("--label_test", help="test annotations, reported once per rung (default: DATA/json/avqa-test.json)")
     g.add_argument("--audio_dir", help="VGGish features (default: DATA/feats/vggish)")
     g.add_argument("--video_res14x14_dir", help="ResNet-18 14x14 features (default: DATA/feats/res18_14x14)")
-    g.add_argument("--pretrained_grounding", default="outputs/grounding/main_grounding_gen_best.pt",
+    main_jobs = checkpoint.trained_path("outputs/grounding", "main_grounding_gen", "grounding").as_posix()
+    g.add_argument("--pretrained_grounding", default=main_jobs,
                    help="the grounding checkpoint the full AVST starts from, as in the main job; 'none' to start it "
-                        "from scratch too (default: the main job's, outputs/grounding/main_grounding_gen_best.pt)")
+                        f"from scratch too (default: the main job's, {main_jobs})")
     r = p.add_argument_group("recipe (defaults: the main job's AVST demo recipe; the original's: --epochs 80 --lr 1e-4 "
                              "--lr_step 8 --batch-size 64)")
     r.add_argument("--epochs", type=at_least(1), default=int(RECIPE["--epochs"]), help="default: %(default)s")
@@ -168,10 +169,15 @@ def finished(args: argparse.Namespace, rung: str, config: dict, reads: dict) -> 
     if not stamp.get("complete"):
         return "interrupted last time: resuming"
     report = _read_json(report_path(args, rung))
-    ckpt = Path(args.out) / rung / f"{rung}.pt"
+    ckpt = rung_checkpoint(args, rung)
     if report is None or report.get("model") != rung or report.get("checkpoint_sha256") != _sha(ckpt):
         return "its test report is missing or not of its checkpoint: resuming"
     return None
+
+
+def rung_checkpoint(args: argparse.Namespace, rung: str) -> Path:
+    """The checkpoint a rung's training writes and its test reads: OUT/<rung>/<rung>.pt."""
+    return checkpoint.trained_path(Path(args.out) / rung, rung)
 
 
 def run_rung(args: argparse.Namespace, rung: str, config: dict, reads: dict) -> dict:
@@ -199,14 +205,13 @@ def run_rung(args: argparse.Namespace, rung: str, config: dict, reads: dict) -> 
 
 def rung_row(args: argparse.Namespace, rung: str, status: str) -> dict:
     """A finished rung's row of ladder.json, from its stamp, test report and checkpoint."""
-    out = Path(args.out)
     stamp = _read_json(stamp_path(args, rung)) or {}
     report = json.loads(report_path(args, rung).read_text())
-    ckpt = torch.load(out / rung / f"{rung}.pt", map_location="cpu", weights_only=True)
+    ckpt = checkpoint.load_dict(rung_checkpoint(args, rung))
     return {"model": rung, "label": LADDER[rung][0], "computes": rung_doc(rung), "status": status,
             "table": report["table"], "paper_overall": PAPER_OVERALL[rung],
             "best_epoch": ckpt.get("epoch"), "val_accuracy": ckpt.get("val_accuracy"),
-            "seconds": stamp.get("seconds"), "checkpoint": str(out / rung / f"{rung}.pt"),
+            "seconds": stamp.get("seconds"), "checkpoint": str(rung_checkpoint(args, rung)),
             "report": str(report_path(args, rung))}
 
 

@@ -26,8 +26,8 @@ from typing import Callable, Sequence
 
 import torch
 
-from .utils import (EXIT_CODES, atomic_write_text, changes, checkpoint_record, fingerprint, metadata_path, run_lock,
-                    sha256, user_errors)
+from . import checkpoint
+from .utils import EXIT_CODES, atomic_write_text, changes, fingerprint, metadata_path, run_lock, sha256, user_errors
 
 INTERRUPTED = "interrupted last time: resuming"
 READS_CHANGED = "the files it reads changed"
@@ -164,7 +164,7 @@ class Pipeline:
         """Whether this run generates the set the bundled AVST was trained on (its record names the
         generator's flags); any other set (--num_clips, --seed) has another vocabulary and split, so the
         bundle's recorded figure cannot be checked on it."""
-        record = checkpoint_record(shipped)
+        record = checkpoint.record_path(shipped)
         if not (shipped.is_file() and record.is_file()):
             return False
         made_on = json.loads(record.read_text()).get("synthetic") or {}
@@ -211,11 +211,10 @@ class Pipeline:
 
         def finished(ckpt_dir: Path, name: str, epochs: int, model: str) -> Callable[[], str | None]:
             def check():
-                last = ckpt_dir / f"{name}_last.pt"
-                best = ckpt_dir / (f"{name}_best.pt" if model == "grounding" else f"{name}.pt")
+                files = checkpoint.Files(ckpt_dir, name, model)
+                last, best = files.last, files.best
                 try:
-                    state = torch.load(last, map_location="cpu", weights_only=True)
-                    best_state = torch.load(best, map_location="cpu", weights_only=True)
+                    state, best_state = checkpoint.load_file(last), checkpoint.load_file(best)
                 except Exception:  # noqa: BLE001 - missing or unreadable: train again
                     return f"{last} or {best} missing or unreadable"
                 if state.get("model") != model or state.get("epoch") != epochs or best_state.get("model") != model:
@@ -298,7 +297,8 @@ class Pipeline:
         avst_flags = TINY["avst"] if self.tiny else DEMO["avst"]
         g_epochs = int(grd_flags[grd_flags.index("--epochs") + 1])
         a_epochs = int(avst_flags[avst_flags.index("--epochs") + 1])
-        grd_ckpt = o / "grounding" / "main_grounding_gen_best.pt"
+        grd_ckpt = checkpoint.trained_path(o / "grounding", "main_grounding_gen", "grounding")
+        avst_ckpt = checkpoint.trained_path(o / "avst", "avst")
 
         def train_qa(model: str):
             from .train import run_qa
@@ -321,12 +321,12 @@ class Pipeline:
         def score():
             from .grounding_score import main as score_main
             _exit(score_main(["--model", "grounding", "--checkpoint", str(grd_ckpt), "--model", "avst", "--checkpoint",
-                              str(o / "avst" / "avst.pt"), "--label_train", str(d / "json" / "avqa-train.json"),
+                              str(avst_ckpt), "--label_train", str(d / "json" / "avqa-train.json"),
                               "--label_test", str(d / "json" / "avqa-test.json"), "--ground_truth", str(d / "ground_truth"),
                               "--audio_dir", str(feats / "vggish"), "--video_res14x14_dir", str(feats / "res18_14x14"),
                               "--out", str(o / "grounding_score.json")]))
 
-        vis_ckpts = {"avst": o / "avst" / "avst.pt", "grounding": grd_ckpt}
+        vis_ckpts = {"avst": avst_ckpt, "grounding": grd_ckpt}
 
         def vis():
             from .visualize import main as vis_main
@@ -393,13 +393,13 @@ class Pipeline:
                   finished(o / "question_only", "question_only", a_epochs, "question_only"), [o / "question_only"],
                   {"flags": avst_flags}, resumes=True),
             Stage("test_avst", "AVST on the test split", ["avst"], lambda: test_qa("avst"),
-                  tested(o / "avst_test.json", o / "avst" / "avst.pt"), [o / "avst_test.json"]),
+                  tested(o / "avst_test.json", avst_ckpt), [o / "avst_test.json"]),
             Stage("test_question_only", "question-only on the test split", ["question_only"],
                   lambda: test_qa("question_only"),
-                  tested(o / "question_only_test.json", o / "question_only" / "question_only.pt"),
+                  tested(o / "question_only_test.json", checkpoint.trained_path(o / "question_only", "question_only")),
                   [o / "question_only_test.json"]),
             Stage("grounding_score", "where the attention peaks, against the known boxes", ["avst", "grounding"], score,
-                  tested(o / "grounding_score.json", o / "avst" / "avst.pt",
+                  tested(o / "grounding_score.json", avst_ckpt,
                          lambda r: r.get("checkpoints", {}).get("avst", {}).get("sha256")),
                   [o / "grounding_score.json"]),
             Stage("visualise", "attention sheets", ["avst", "grounding", "frames"], vis,
@@ -441,9 +441,9 @@ class Pipeline:
                         if None not in (tables["avst"][row]["accuracy"], tables["question_only"][row]["accuracy"])}
                 print("  AVST - question only: " + ", ".join(f"{row} {gap:+.2f}" for row, gap in gaps.items())
                       + " points")
-        grounding = o / "grounding" / "main_grounding_gen_last.pt"
+        grounding = checkpoint.Files(o / "grounding", "main_grounding_gen", "grounding").last
         if grounding.exists():
-            history = torch.load(grounding, map_location="cpu", weights_only=True).get("history", [])
+            history = checkpoint.load_dict(grounding).get("history", [])
             if history:
                 best = max(h["val_accuracy"] for h in history[1:]) if len(history) > 1 else None
                 print(f"\ngrounding pre-training, val match accuracy (chance 50%): before training "
@@ -471,12 +471,13 @@ class Pipeline:
 def bundle(data: Path, out: Path, dest: Path = Path("net_grd_avst/avst_models")) -> None:
     """Ship the AVST checkpoint of a default run: float16 weights (half the size, same answers) and
     the test table it scored, which ``main_avst.py --mode test`` compares against."""
-    ckpt = torch.load(out / "avst" / "avst.pt", map_location="cpu", weights_only=True)
+    ckpt = checkpoint.load_dict(checkpoint.trained_path(out / "avst", "avst"))
     ckpt["state_dict"] = {k: v.half() if v.is_floating_point() else v for k, v in ckpt["state_dict"].items()}
     ckpt["args"] = {k: v for k, v in ckpt["args"].items() if k not in ("model_save_dir",)}
     dest.mkdir(parents=True, exist_ok=True)
-    from .train import run_qa, save_checkpoint
-    save_checkpoint(dest / "avst.pt", ckpt)
+    from .train import run_qa
+    shipped = checkpoint.trained_path(dest, "avst")
+    checkpoint.save(shipped, ckpt)
     results = out / "bundled_avst_test.json"  # the shipped float16 weights' own score
     _exit(run_qa("avst", ["--mode", "test", "--model_save_dir", str(dest), "--checkpoint", "avst", "--quiet",
                           "--audio_dir", str(data / "feats" / "vggish"),
@@ -490,10 +491,10 @@ def bundle(data: Path, out: Path, dest: Path = Path("net_grd_avst/avst_models"))
                 "features": {n: {k: m.get(k) for k in ("init", "weights_sha256", "trained_on", "seconds", "precision",
                                                        "preprocessing")} for n, m in feats.items()},
                 "torch": torch.__version__, "epoch": ckpt["epoch"], "val_accuracy": ckpt["val_accuracy"]}
-    record = checkpoint_record(dest / "avst.pt")
+    record = checkpoint.record_path(shipped)
     record.unlink(missing_ok=True)
     atomic_write_text(record, json.dumps(recorded, indent=1))
-    print(f"bundled {dest / 'avst.pt'} (overall test accuracy {report['table']['Overall']['accuracy']:.2f})")
+    print(f"bundled {shipped} (overall test accuracy {report['table']['Overall']['accuracy']:.2f})")
 
 
 def _recorded_sha256(weights: Path) -> str | None:

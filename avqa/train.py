@@ -40,11 +40,11 @@ from .data import (AUDIO_SHAPE, GROUNDING_SECONDS, VISUAL_SHAPE, AVQADataset, Ba
                    FeatureStore, GroundingDataset, encode_split, real_videos, segment_seconds)
 from .evaluate import format_table, score_table
 from .models import LADDER, QA_MODELS, AudioVisualGrounding, rung_doc, transfer_grounding
-from .utils import (EXIT_CODES, at_least, atomic_path, atomic_write_text, changes, check_writable, checkpoint_record,
-                    clean_stale_temps, fingerprint, metadata_path, pick_device, progress, relative_hint, run_lock,
-                    sha256, torch_load, user_errors)
+from . import checkpoint
+from .checkpoint import FORMAT as CHECKPOINT_FORMAT, load_trained_state
+from .utils import (EXIT_CODES, at_least, atomic_write_text, changes, check_writable, clean_stale_temps, fingerprint,
+                    metadata_path, pick_device, progress, relative_hint, run_lock, sha256, user_errors)
 
-CHECKPOINT_FORMAT = "avqa/1"
 MODEL_NAMES = {"AVQA_Fusion_Net": None, "baseline": "baseline", **{name: name for name in LADDER}}
 LADDER_HELP = ("AVQA_Fusion_Net (= avst) is this script's model. The others are the rungs of the paper's ablation, "
                "bottom to top: same loop, recipe, checkpoint format and test report; only avst starts from "
@@ -63,16 +63,19 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 # ----------------------------------------------------------------------------- command line
 
 
+GROUNDING_DEFAULTS = dict(epochs=30, save="grounding_gen/models_grounding_gen/", ckpt="main_grounding_gen",
+                          model="AVQA_AVatt_Grounding")
+
+
 def build_parser(kind: str, description: str) -> argparse.ArgumentParser:
     """The original flags of each script, plus ours; defaults work from the repository root."""
     d = {
         "avst": dict(epochs=80, save="net_grd_avst/avst_models/", ckpt="avst", model="AVQA_Fusion_Net"),
         "baseline": dict(epochs=20, save="net_grd_baseline/models_grd_baseline/", ckpt="net_grd_baseline",
                          model="AVQA_Fusion_Net"),
-        "grounding": dict(epochs=30, save="grounding_gen/models_grounding_gen/", ckpt="main_grounding_gen",
-                          model="AVQA_AVatt_Grounding"),
+        "grounding": GROUNDING_DEFAULTS,
     }[kind]
-    d.update(train="./data/json/avqa-train.json", val="./data/json/avqa-val.json", test="./data/json/avqa-test.json")
+    d = dict(d, train="./data/json/avqa-train.json", val="./data/json/avqa-val.json", test="./data/json/avqa-test.json")
     p = argparse.ArgumentParser(description=description, epilog=EXIT_CODES, formatter_class=_HelpFormatter)
     g = p.add_argument_group("data")
     g.add_argument("--audio_dir", default="./data/feats/vggish", help="VGGish features, <video_id>.npy [T,128]")
@@ -101,7 +104,8 @@ def build_parser(kind: str, description: str) -> argparse.ArgumentParser:
     o.add_argument("--lr_gamma", type=at_least(0.0, float, above=True), default=0.1, help="StepLR decay factor")
     if kind == "avst":
         o.add_argument("--match_weight", type=at_least(0.0, float), default=0.5, help="weight of the match loss")
-        o.add_argument("--pretrained_grounding", default="grounding_gen/models_grounding_gen/main_grounding_gen_best.pt",
+        o.add_argument("--pretrained_grounding", default=checkpoint.trained_path(
+            GROUNDING_DEFAULTS["save"], GROUNDING_DEFAULTS["ckpt"], "grounding").as_posix(),
                        help="grounding checkpoint whose fc_a1, fc_a2, fc_gl, fc1..fc4 start AVST; 'none' to start "
                             "from scratch")
     o.add_argument("--seed", type=int, default=1, metavar="S", help="random seed")
@@ -289,68 +293,6 @@ def accuracy_table(pred: torch.Tensor, label: torch.Tensor, types: torch.Tensor)
     return score_table((pred == label).numpy(), types.numpy())
 
 
-# ----------------------------------------------------------------------------- checkpoints
-
-
-def save_checkpoint(path: Path, payload: dict) -> None:
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
-
-
-def _plain_state(model: nn.Module) -> dict[str, torch.Tensor]:
-    m = model.module if hasattr(model, "module") else model
-    return {k: v.detach().cpu() for k, v in m.state_dict().items()}
-
-
-def load_trained_state(path: str | Path, model_kind: str, model: nn.Module, vocab: Vocab | None) -> dict:
-    """Load our checkpoint or an original state_dict into ``model``; every mismatch is a clear error.
-
-    Original checkpoints (keys ``module.*``) may carry the modules the original never used
-    (``model.unused_keys``); those, and only those, are ignored.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} not found{relative_hint(path)}: train first, or check "
-                                f"--model_save_dir and --checkpoint")
-    obj = torch_load(path)
-    meta = {}
-    if isinstance(obj, dict) and obj.get("format") == CHECKPOINT_FORMAT:
-        if obj.get("model") != model_kind:
-            raise ValueError(f"{path} holds a '{obj.get('model')}' model, not '{model_kind}'")
-        state = obj["state_dict"]
-        meta = {k: v for k, v in obj.items() if k not in ("state_dict", "optimizer", "scheduler", "rng")}
-        if vocab is not None and "question_vocab" in obj:
-            for what, mine, theirs in (("question", vocab.questions, obj["question_vocab"]),
-                                       ("answer", vocab.answers, obj["answer_vocab"])):
-                if tuple(theirs) != tuple(mine):
-                    diff = next((i for i, (a, b) in enumerate(zip(mine, theirs)) if a != b), min(len(mine), len(theirs)))
-                    raise ValueError(
-                        f"{path} was trained with another {what} vocabulary ({len(theirs)} entries) than the one "
-                        f"built from --label_train ({len(mine)} entries; first difference at position {diff}). "
-                        f"Use the train file the checkpoint was trained with.")
-    elif isinstance(obj, dict) and all(torch.is_tensor(v) for v in obj.values()):
-        state = {k.removeprefix("module."): v for k, v in obj.items()}
-        state = {k: v for k, v in state.items() if not k.startswith(model.unused_keys)}
-    else:
-        raise ValueError(f"{path} is neither a checkpoint of this project nor an original state_dict")
-    expected = model.state_dict()
-    missing = [k for k in expected if k not in state]
-    unexpected = [k for k in state if k not in expected]
-    if missing or unexpected:
-        raise ValueError(f"{path} is not a '{model_kind}' checkpoint: missing {missing[:5]}"
-                         f"{'...' if len(missing) > 5 else ''}; unexpected {unexpected[:5]}"
-                         f"{'...' if len(unexpected) > 5 else ''}")
-    for key, name in (("question_encoder.word2vec.weight", "question vocabulary"), ("fc_ans.weight", "answer set")):
-        if key in expected and state[key].shape != expected[key].shape:
-            raise ValueError(f"{path} has a {name} of {state[key].shape[0]} entries but --label_train gives "
-                             f"{expected[key].shape[0]}: use the train file the checkpoint was trained with")
-    bad = [k for k in expected if state[k].shape != expected[k].shape]
-    if bad:
-        raise ValueError(f"{path}: tensors of other shapes than the model's: {bad[:5]}")
-    model.load_state_dict(state)
-    return meta
-
-
 # what a run was started with: a resumed run must match it, and it tells whose checkpoint a file is
 RECIPE_FLAGS = ("batch_size", "lr", "lr_step", "lr_gamma", "match_weight", "seed", "segments")
 
@@ -405,17 +347,10 @@ def _legacy_record(state: dict, now: dict) -> dict:
     return then
 
 
-def _load_checkpoint_file(path: Path) -> dict:
-    state = torch_load(path)
-    if not isinstance(state, dict):
-        raise ValueError(f"{path} holds no checkpoint dictionary")
-    return state
-
-
 def _whose(path: Path, state: dict | None) -> str:
-    if checkpoint_record(path).is_file():
+    if checkpoint.record_path(path).is_file():
         return f"{path} is the bundled checkpoint"
-    if state is None or state.get("format") != CHECKPOINT_FORMAT:
+    if not checkpoint.is_ours(state):
         return f"{path} is a checkpoint this run did not make"
     when = time.strftime("%Y-%m-%d %H:%M", time.localtime(path.stat().st_mtime))
     return (f"{path} holds the '{state.get('model')}' model of another run (epoch {state.get('epoch')}, val accuracy "
@@ -436,8 +371,8 @@ def claim_outputs(args: argparse.Namespace, best_path: Path, last_path: Path, re
                   f"another --checkpoint name")
     if args.resume and last_path.is_file() and not args.overwrite:
         try:
-            state = _load_checkpoint_file(last_path)
-            if state.get("format") != CHECKPOINT_FORMAT or "optimizer" not in state:
+            state = checkpoint.load_dict(last_path)
+            if not checkpoint.is_ours(state) or "optimizer" not in state:
                 raise ValueError(f"{last_path} is not an epoch checkpoint of this project")
         except ValueError as e:
             kept = f"; {best_path} is kept as it is" if best_path.is_file() else ""
@@ -456,7 +391,7 @@ def claim_outputs(args: argparse.Namespace, best_path: Path, last_path: Path, re
             print(f"--overwrite: replacing {', '.join(str(p) for p in existing)}", file=sys.stderr)
         return None
     try:
-        state = _load_checkpoint_file(existing[0])
+        state = checkpoint.load_dict(existing[0])
     except ValueError:
         state = None
     if args.resume and state is not None and state.get("run") and not record_differences(state["run"], record):
@@ -596,9 +531,8 @@ def set_loader_epoch(loader: BatchLoader, epoch: int, seed: int) -> None:
 
 def checkpoint_paths(args: argparse.Namespace, kind: str) -> tuple[Path, Path, Path]:
     """The best and the last checkpoint of a training run, and its log."""
-    save_dir = Path(args.model_save_dir)
-    best = save_dir / (f"{args.checkpoint}_best.pt" if kind == "grounding" else f"{args.checkpoint}.pt")
-    return best, save_dir / f"{args.checkpoint}_last.pt", save_dir / f"{args.checkpoint}.log"
+    files = checkpoint.Files(Path(args.model_save_dir), args.checkpoint, kind)
+    return files.best, files.last, files.log
 
 
 def fit(args: argparse.Namespace, kind: str, model: nn.Module, train_loader: BatchLoader, evaluate, rt: Runtime,
@@ -678,11 +612,11 @@ def fit(args: argparse.Namespace, kind: str, model: nn.Module, train_loader: Bat
                  + f"), lr {lr:.2e}, {seen * rt.world / train_seconds:.1f} samples/s, val accuracy {score:.2f}"
                  + (" (best, saved)" if improved else ""))
         if rt.main:
-            payload = {"format": CHECKPOINT_FORMAT, **extra_meta, "state_dict": _plain_state(model), "epoch": epoch,
+            payload = {"format": CHECKPOINT_FORMAT, **extra_meta, "state_dict": checkpoint.plain_state(model), "epoch": epoch,
                        "val_accuracy": score, "history": history, "args": {k: v for k, v in vars(args).items()}}
             if improved:
-                save_checkpoint(best_path, payload)
-            save_checkpoint(last_path, {**payload, "optimizer": optimizer.state_dict(),
+                checkpoint.save(best_path, payload)
+            checkpoint.save(last_path, {**payload, "optimizer": optimizer.state_dict(),
                                         "scheduler": scheduler.state_dict(), "best": best,
                                         "rng": {"torch": torch.get_rng_state(),
                                                 "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}})
@@ -751,7 +685,7 @@ def run_qa(kind: str, argv: Sequence[str] | None = None, description: str = "") 
         # test
         split = load_split(args.label_test, vocab)
         model = cls(len(vocab.questions), len(vocab.answers))
-        ckpt = save_dir / f"{args.checkpoint}.pt"
+        ckpt = checkpoint.trained_path(save_dir, args.checkpoint, kind)
         try:
             meta = load_trained_state(ckpt, model_kind, model, vocab)
         except (ValueError, FileNotFoundError) as e:
@@ -778,7 +712,7 @@ def run_qa(kind: str, argv: Sequence[str] | None = None, description: str = "") 
                   f"They are marked in the report.", file=sys.stderr)
         write_results(results, args, model_kind, ckpt, split, vocab, out, table)
         print(f"results: {results}")
-        recorded = checkpoint_record(save_dir / f"{args.checkpoint}.pt")
+        recorded = checkpoint.record_path(ckpt)
         if recorded.is_file():
             rec = json.loads(recorded.read_text())["table"]["Overall"]["accuracy"]
             print(f"recorded overall accuracy of this checkpoint: {rec:.2f} (now {table['Overall']['accuracy']:.2f})")
@@ -869,7 +803,7 @@ def run_grounding(argv: Sequence[str] | None = None, description: str = "") -> i
         path = args.label_val if args.mode == "val" else args.label_test
         videos = videos_of(path)
         audio, visual, total = feature_stores(args, videos, True, reads=lambda T: range(min(GROUNDING_SECONDS, T)))
-        ckpt = save_dir / f"{args.checkpoint}_best.pt"
+        ckpt = checkpoint.trained_path(save_dir, args.checkpoint, "grounding")
         model = AudioVisualGrounding()
         try:
             meta = load_trained_state(ckpt, "grounding", model, None)
@@ -877,8 +811,7 @@ def run_grounding(argv: Sequence[str] | None = None, description: str = "") -> i
             raise SystemExit(str(e)) from None
         results = Path(args.results) if args.results else save_dir / f"{args.checkpoint}_{Path(path).stem}.json"
         check_writable(results.parent, "--results" if args.results else "--model_save_dir")
-        torch.manual_seed(int(meta.get("args", {}).get("seed", 1)))
-        untrained = AudioVisualGrounding()  # the reference: the same model as its training run built it
+        untrained = checkpoint.untrained(meta, AudioVisualGrounding)  # the reference every trained figure stands beside
         loader = make_loader(GroundingDataset(videos, audio, visual, min(GROUNDING_SECONDS, total), seed=args.seed + 2),
                              args.eval_batch_size, False, rt, args.num_workers, args.seed)
         scores = {name: match_accuracy(m.to(rt.device), loader, rt, args.quiet)
