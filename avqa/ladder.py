@@ -182,7 +182,7 @@ def rung_checkpoint(args: argparse.Namespace, rung: str) -> Path:
 
 def run_rung(args: argparse.Namespace, rung: str, config: dict, reads: dict) -> dict:
     """Train (resuming when the config and files are those it was started with) and test one rung."""
-    from .train import run_qa
+    from .tasks.qa import run_qa
     stamp = _read_json(stamp_path(args, rung))
     same = stamp is not None and stamp.get("config") == config and not changes(stamp.get("reads"), reads)
     # same settings: continue its own run (a finished one trains no further); other settings: start over

@@ -180,7 +180,7 @@ class Pipeline:
                                        valid_npy, valid_wav)
         from .features.logmel import SAMPLE_RATE
         from .features.pretrain import BUNDLED_VGGISH, RECIPES
-        from .train import run_grounding
+        from .tasks.grounding import run_grounding
         from .synthetic.generate import describe, generate, is_complete, parse_args as gen_args, set_flags
         a, d, o = self.args, self.data, self.out
         gen_flags = ["--out", str(d), "--seed", str(a.seed), *(TINY["clips"] if self.tiny else []),
@@ -301,7 +301,7 @@ class Pipeline:
         avst_ckpt = checkpoint.trained_path(o / "avst", "avst")
 
         def train_qa(model: str):
-            from .train import run_qa
+            from .tasks.qa import run_qa
             # --resume: continues a run killed in this stage (its outputs are cleared whenever its inputs change)
             flags = [*train(), *avst_flags, "--model", model, "--model_save_dir", str(o / model), "--checkpoint", model,
                      "--resume"]
@@ -310,7 +310,7 @@ class Pipeline:
             _exit(run_qa("avst", flags))
 
         def test_qa(model: str, save_dir: Path | None = None, results: Path | None = None):
-            from .train import run_qa
+            from .tasks.qa import run_qa
             _exit(run_qa("avst", [*train(), "--mode", "test", "--model", model,
                                   "--model_save_dir", str(save_dir or o / model), "--checkpoint", model,
                                   "--results", str(results or o / f"{model}_test.json")]))
@@ -475,7 +475,7 @@ def bundle(data: Path, out: Path, dest: Path = Path("net_grd_avst/avst_models"))
     ckpt["state_dict"] = {k: v.half() if v.is_floating_point() else v for k, v in ckpt["state_dict"].items()}
     ckpt["args"] = {k: v for k, v in ckpt["args"].items() if k not in ("model_save_dir",)}
     dest.mkdir(parents=True, exist_ok=True)
-    from .train import run_qa
+    from .tasks.qa import run_qa
     shipped = checkpoint.trained_path(dest, "avst")
     checkpoint.save(shipped, ckpt)
     results = out / "bundled_avst_test.json"  # the shipped float16 weights' own score
