@@ -24,23 +24,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
-import torch
 
-from . import checkpoint
-from .utils import EXIT_CODES, atomic_write_text, changes, fingerprint, metadata_path, run_lock, sha256, user_errors
+from . import checkpoint, recipes, stamps
+from .recipes import DEMO, TINY
+from .tasks.config import RunConfig
+from .utils import EXIT_CODES, atomic_write_text, fingerprint, metadata_path, run_lock, sha256, user_errors
 
 INTERRUPTED = "interrupted last time: resuming"
 READS_CHANGED = "the files it reads changed"
-# the synthetic-demo recipe (the original recipe stays the scripts' default; see docs/usage.md)
-DEMO = {"grounding": ["--epochs", "30", "--lr", "1e-3", "--lr_step", "30", "--batch-size", "16"],
-        "avst": ["--epochs", "8", "--lr", "5e-4", "--lr_step", "6", "--batch-size", "32"]}
 SYNTHETIC_RES18 = Path(__file__).resolve().parents[1] / "feat_script" / "weights" / "resnet18_synthetic.pth"
 BUNDLED_AVST = Path(__file__).resolve().parents[1] / "net_grd_avst" / "avst_models" / "avst.pt"
-TINY = {"vggish_weights": ["--size", "6", "--heldout", "2", "--epochs", "1"],
-        "clips": ["--num_clips", "16", "--seconds", "4", "--width", "160", "--height", "120", "--fps", "12",
-                  "--split", "0.5,0.25,0.25", "--questions_per_clip", "10"],
-        "grounding": ["--epochs", "1", "--batch-size", "16"],
-        "avst": ["--epochs", "1", "--batch-size", "16"]}
 
 
 @dataclass
@@ -74,11 +67,7 @@ class Pipeline:
         return self.stamps / f"{name}.json"
 
     def _stamp(self, name: str) -> dict | None:
-        p = self._stamp_path(name)
-        try:
-            return json.loads(p.read_text())
-        except (OSError, ValueError):
-            return None
+        return stamps.read(self._stamp_path(name))
 
     def _upstream(self, stage: Stage) -> dict:
         return {n: (self._stamp(n) or {}).get("run_id") for n in stage.needs}
@@ -93,21 +82,15 @@ class Pipeline:
                 todo += self.stages[name].needs
         return fingerprint(p for name in self.stages if name in seen for p in self.stages[name].outputs)
 
-    def _why_stale(self, stage: Stage) -> str | None:
-        stamp = self._stamp(stage.name)
-        if stamp is None:
-            return "not run yet"
-        if stamp.get("config") != stage.config:
-            return "settings changed"
-        if stamp.get("upstream") != self._upstream(stage):
-            return "an earlier stage was redone"
-        if "reads" in stamp:  # stamps of older versions lack it: their stages are taken as they are
-            changed = changes(stamp["reads"], self._reads(stage))
-            if changed:
-                return f"{READS_CHANGED} ({'; '.join(changed)})"
-        if not stamp.get("complete", True):
-            return INTERRUPTED
-        return stage.check()
+    def _why_stale(self, stage: Stage) -> tuple[stamps.Staleness | None, str | None]:
+        """Why the stage runs again, as a value (None: its stamp holds) and in words (None: it is complete)."""
+        stale = stamps.staleness(self._stamp(stage.name), stage.config, lambda: self._reads(stage),
+                                 upstream=self._upstream(stage), older_without_reads=True)
+        if stale is None:
+            return None, stage.check()
+        words = {stamps.NOT_RUN: "not run yet", stamps.SETTINGS: "settings changed",
+                 stamps.UPSTREAM: "an earlier stage was redone", stamps.INTERRUPTED: INTERRUPTED}
+        return stale, words.get(stale.reason) or f"{READS_CHANGED} ({'; '.join(stale.changed)})"
 
     def _clear(self, stage: Stage) -> None:
         """Outputs made from other inputs or settings (or of unknown origin) are removed before a stage reruns."""
@@ -120,7 +103,7 @@ class Pipeline:
     def run(self) -> int:
         t_all = time.time()
         for stage in self.stages.values():
-            why = self._why_stale(stage)
+            stale, why = self._why_stale(stage)
             t0 = time.time()
             if why is None:
                 status = "skipped (complete)"
@@ -128,15 +111,15 @@ class Pipeline:
             else:
                 print(f"\n== {stage.name}: {stage.what} ({why}) ==", flush=True)
                 self.replaced[stage.name] = self._stamp(stage.name)
-                fresh = why != INTERRUPTED if stage.resumes else why in (
-                    "not run yet", "settings changed", "an earlier stage was redone") or why.startswith(READS_CHANGED)
+                # fresh: the old outputs go first. A training stage keeps only an interrupted run's; the others
+                # keep an interrupted run's and those that merely failed their check
+                fresh = (stale is None or stale.fresh) if stage.resumes else stale is not None and stale.fresh
                 if fresh and not stage.keep_outputs:
                     self._clear(stage)
                 reads = self._reads(stage)  # before the stage runs: a file changed meanwhile redoes it next time
                 # marked as started: a run killed in this stage resumes it next time, keeping what it finished
-                atomic_write_text(self._stamp_path(stage.name), json.dumps(
-                    {"config": stage.config, "upstream": self._upstream(stage), "reads": reads, "run_id": None,
-                     "complete": False}))
+                stamps.write(self._stamp_path(stage.name), config=stage.config, upstream=self._upstream(stage),
+                             reads=reads, run_id=None, complete=False)
                 try:
                     stage.run()
                 except SystemExit as e:
@@ -148,9 +131,8 @@ class Pipeline:
                     print(f"[{stage.name}] produced invalid outputs: {problem}", file=sys.stderr)
                     return 1
                 run_id = hashlib.sha1(f"{stage.name}{time.time()}".encode()).hexdigest()[:12]
-                atomic_write_text(self._stamp_path(stage.name), json.dumps(
-                    {"config": stage.config, "upstream": self._upstream(stage), "reads": reads, "run_id": run_id,
-                     "complete": True}))
+                stamps.write(self._stamp_path(stage.name), config=stage.config, upstream=self._upstream(stage),
+                             reads=reads, run_id=run_id, complete=True)
                 status = "ran"
             self.report.append({"stage": stage.name, "status": status, "seconds": round(time.time() - t0, 1),
                                 "outputs": [str(p) for p in stage.outputs]})
@@ -180,7 +162,7 @@ class Pipeline:
                                        valid_npy, valid_wav)
         from .features.logmel import SAMPLE_RATE
         from .features.pretrain import BUNDLED_VGGISH, RECIPES
-        from .tasks.grounding import run_grounding
+        from .tasks import grounding, qa
         from .synthetic.generate import describe, generate, is_complete, parse_args as gen_args, set_flags
         a, d, o = self.args, self.data, self.out
         gen_flags = ["--out", str(d), "--seed", str(a.seed), *(TINY["clips"] if self.tiny else []),
@@ -285,38 +267,37 @@ class Pipeline:
 
         def extract_14x14(name: str, bf16: bool):
             bundled_weights_ok()
-            _report(extract_visual(name, d / "videos", feats / name, seconds, str(res18_weights), 0, a.device, bf16,
-                                   None, 2, False))
+            _report(extract_visual(name, video_path=d / "videos", out_dir=feats / name, seconds=seconds,
+                                   weights=str(res18_weights), seed=0, device=a.device, bf16=bf16, jpeg_quality=None,
+                                   prefetch=2, overwrite=False))
 
-        train = lambda: [  # noqa: E731
-            "--audio_dir", str(feats / "vggish"), "--video_res14x14_dir", str(feats / "res18_14x14"),
-            "--label_train", str(d / "json" / "avqa-train.json"), "--label_val", str(d / "json" / "avqa-val.json"),
-            "--label_test", str(d / "json" / "avqa-test.json"), "--tensorboard_dir", str(o / "runs"),
-            *(["--device", a.device] if a.device else [])]
+        def run_config(script: str, recipe: Sequence[str] = (), **settings) -> RunConfig:
+            """A task's config on this job's set and features: ``script``'s defaults, a recipe, ``settings``."""
+            return RunConfig.for_script(
+                script, audio_dir=str(feats / "vggish"), video_res14x14_dir=str(feats / "res18_14x14"),
+                label_train=str(d / "json" / "avqa-train.json"), label_val=str(d / "json" / "avqa-val.json"),
+                label_test=str(d / "json" / "avqa-test.json"), tensorboard_dir=str(o / "runs"), device=a.device,
+                **recipes.fields(list(recipe), script), **settings)
+
         grd_flags = TINY["grounding"] if self.tiny else DEMO["grounding"]
         avst_flags = TINY["avst"] if self.tiny else DEMO["avst"]
-        g_epochs = int(grd_flags[grd_flags.index("--epochs") + 1])
-        a_epochs = int(avst_flags[avst_flags.index("--epochs") + 1])
+        g_epochs = recipes.fields(grd_flags, "grounding")["epochs"]
+        a_epochs = recipes.fields(avst_flags)["epochs"]
         grd_ckpt = checkpoint.trained_path(o / "grounding", "main_grounding_gen", "grounding")
         avst_ckpt = checkpoint.trained_path(o / "avst", "avst")
 
         def train_qa(model: str):
-            from .tasks.qa import run_qa
-            # --resume: continues a run killed in this stage (its outputs are cleared whenever its inputs change)
-            flags = [*train(), *avst_flags, "--model", model, "--model_save_dir", str(o / model), "--checkpoint", model,
-                     "--resume"]
-            if model == "avst":
-                flags += ["--pretrained_grounding", str(grd_ckpt)]
-            _exit(run_qa("avst", flags))
+            # resume: continues a run killed in this stage (its outputs are cleared whenever its inputs change)
+            start = {"pretrained_grounding": str(grd_ckpt)} if model == "avst" else {}
+            _task(qa.run, run_config("avst", avst_flags, model=model, model_save_dir=str(o / model), checkpoint=model,
+                                     resume=True, **start))
 
         def test_qa(model: str, save_dir: Path | None = None, results: Path | None = None):
-            from .tasks.qa import run_qa
-            _exit(run_qa("avst", [*train(), "--mode", "test", "--model", model,
-                                  "--model_save_dir", str(save_dir or o / model), "--checkpoint", model,
-                                  "--results", str(results or o / f"{model}_test.json")]))
+            _task(qa.run, run_config("avst", mode="test", model=model, model_save_dir=str(save_dir or o / model),
+                                     checkpoint=model, results=str(results or o / f"{model}_test.json")))
 
         def pretrain():
-            _exit(run_grounding([*train(), *grd_flags, "--model_save_dir", str(o / "grounding"), "--resume"]))
+            _task(grounding.run, run_config("grounding", grd_flags, model_save_dir=str(o / "grounding"), resume=True))
 
         def score():
             from .grounding_score import main as score_main
@@ -375,15 +356,16 @@ class Pipeline:
                   lambda: extract_14x14("res18", True), feats_check("res18", (512,)), feature_outputs("res18"),
                   {"weights_sha256": _recorded_sha256(res18_weights)}),
             Stage("r2plus1d_18", "R(2+1)D-18 features [T,512] (seeded random init, bfloat16)", ["generate"],
-                  lambda: _report(extract_visual("r2plus1d_18", d / "videos", feats / "r2plus1d_18", seconds, None, 0,
-                                                 a.device, True, None, 2, False)),
+                  lambda: _report(extract_visual("r2plus1d_18", video_path=d / "videos", out_dir=feats / "r2plus1d_18",
+                                                 seconds=seconds, weights=None, seed=0, device=a.device, bf16=True,
+                                                 jpeg_quality=None, prefetch=2, overwrite=False)),
                   feats_check("r2plus1d_18", (512,)), feature_outputs("r2plus1d_18")),
             Stage("grounding", "grounding pre-training", ["vggish", "res18_14x14"],
                   pretrain, finished(o / "grounding", "main_grounding_gen", g_epochs, "grounding"), [o / "grounding"],
                   {"flags": grd_flags}, resumes=True),
             Stage("test_grounding", "grounding's match accuracy on the test split", ["grounding"],
-                  lambda: _exit(run_grounding([*train(), "--mode", "test", "--model_save_dir", str(o / "grounding"),
-                                               "--results", str(o / "grounding_test.json")])),
+                  lambda: _task(grounding.run, run_config("grounding", mode="test", model_save_dir=str(o / "grounding"),
+                                                          results=str(o / "grounding_test.json"))),
                   tested(o / "grounding_test.json", grd_ckpt), [o / "grounding_test.json"]),
             Stage("avst", "AVST training, starting from the grounding model", ["grounding"],
                   lambda: train_qa("avst"), finished(o / "avst", "avst", a_epochs, "avst"), [o / "avst"],
@@ -468,35 +450,6 @@ class Pipeline:
         print(f"\nsummary: {o / 'summary.json'}; TensorBoard: tensorboard --logdir {o / 'runs'}")
 
 
-def bundle(data: Path, out: Path, dest: Path = Path("net_grd_avst/avst_models")) -> None:
-    """Ship the AVST checkpoint of a default run: float16 weights (half the size, same answers) and
-    the test table it scored, which ``main_avst.py --mode test`` compares against."""
-    ckpt = checkpoint.load_dict(checkpoint.trained_path(out / "avst", "avst"))
-    ckpt["state_dict"] = {k: v.half() if v.is_floating_point() else v for k, v in ckpt["state_dict"].items()}
-    ckpt["args"] = {k: v for k, v in ckpt["args"].items() if k not in ("model_save_dir",)}
-    dest.mkdir(parents=True, exist_ok=True)
-    from .tasks.qa import run_qa
-    shipped = checkpoint.trained_path(dest, "avst")
-    checkpoint.save(shipped, ckpt)
-    results = out / "bundled_avst_test.json"  # the shipped float16 weights' own score
-    _exit(run_qa("avst", ["--mode", "test", "--model_save_dir", str(dest), "--checkpoint", "avst", "--quiet",
-                          "--audio_dir", str(data / "feats" / "vggish"),
-                          "--video_res14x14_dir", str(data / "feats" / "res18_14x14"),
-                          "--label_train", str(data / "json" / "avqa-train.json"),
-                          "--label_test", str(data / "json" / "avqa-test.json"), "--results", str(results)]))
-    report = json.loads(results.read_text())
-    feats = {n: json.loads((data / "feats" / f"{n}.json").read_text()) for n in ("vggish", "res18_14x14")}
-    recorded = {"table": report["table"], "made_with": "python -m avqa.pipeline --bundle", "recipe": DEMO,
-                "synthetic": json.loads((data / "synthetic.json").read_text())["flags"],
-                "features": {n: {k: m.get(k) for k in ("init", "weights_sha256", "trained_on", "seconds", "precision",
-                                                       "preprocessing")} for n, m in feats.items()},
-                "torch": torch.__version__, "epoch": ckpt["epoch"], "val_accuracy": ckpt["val_accuracy"]}
-    record = checkpoint.record_path(shipped)
-    record.unlink(missing_ok=True)
-    atomic_write_text(record, json.dumps(recorded, indent=1))
-    print(f"bundled {shipped} (overall test accuracy {report['table']['Overall']['accuracy']:.2f})")
-
-
 def _recorded_sha256(weights: Path) -> str | None:
     """The sha256 a weights file's record gives (a stage made with other weights is redone)."""
     from .features.backbones import record_path
@@ -504,6 +457,11 @@ def _recorded_sha256(weights: Path) -> str | None:
         return json.loads(record_path(weights).read_text())["sha256"]
     except (OSError, ValueError, KeyError):
         return None
+
+
+def _task(run: Callable[[RunConfig], int], cfg: RunConfig) -> None:
+    """Run a task as its script would: a file it cannot use ends the stage with one sentence."""
+    _exit(user_errors(run)(cfg))
 
 
 def _exit(code: int | None) -> None:
@@ -535,6 +493,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     with run_lock(args.data, "pipeline"), run_lock(args.out, "pipeline"):
         code = Pipeline(args).run()
         if code == 0 and args.bundle:
+            from .maintainer import bundle
             bundle(Path(args.data), Path(args.out))
     return code
 

@@ -101,3 +101,41 @@ def test_every_qa_model_is_a_registered_family():
     from avqa.models import QA_MODELS
     assert set(FAMILIES) == set(QA_MODELS)
     assert [name for name, f in FAMILIES.items() if f.reports_match] == ["avst"]
+
+
+@pytest.mark.parametrize("kind", ["avst", "baseline", "grounding"])
+def test_a_scripts_defaults_are_its_recipe(kind):
+    """The command line's defaults and the typed config's come from one recipe (avqa.recipes.ORIGINAL)."""
+    from avqa.recipes import ORIGINAL
+    from avqa.tasks.config import RunConfig
+    cfg = RunConfig.for_script(kind)
+    assert parse(kind, []) == cfg and {k: getattr(cfg, k) for k in ORIGINAL[kind]} == ORIGINAL[kind]
+
+
+def test_a_recipe_reads_as_typed_fields():
+    from avqa.recipes import DEMO, TINY, fields
+    assert fields(DEMO["avst"]) == {"epochs": 8, "lr": 5e-4, "lr_step": 6, "batch_size": 32}
+    assert fields(TINY["grounding"], "grounding") == {"epochs": 1, "batch_size": 16}
+    with pytest.raises(SystemExit):
+        fields(["--epochs", "0"])  # the script's own checks apply
+
+
+def test_staleness_is_a_value(tmp_path):
+    """Each reason a stage or rung runs again, in the order they are checked, from real files."""
+    from avqa import stamps
+    from avqa.utils import fingerprint
+    data = tmp_path / "a.txt"
+    data.write_text("one")
+    path = tmp_path / "stamp.json"
+    reads = lambda: fingerprint([data])  # noqa: E731
+    assert stamps.staleness(stamps.read(path), {"x": 1}, reads).reason == stamps.NOT_RUN
+    stamps.write(path, config={"x": 1}, reads=reads(), complete=False)
+    assert stamps.staleness(stamps.read(path), {"x": 2}, reads).reason == stamps.SETTINGS
+    assert stamps.staleness(stamps.read(path), {"x": 1}, reads, upstream={"a": "1"}).reason == stamps.UPSTREAM
+    interrupted = stamps.staleness(stamps.read(path), {"x": 1}, reads)
+    assert interrupted.reason == stamps.INTERRUPTED and not interrupted.fresh
+    stamps.write(path, config={"x": 1}, reads=reads(), complete=True)
+    assert stamps.staleness(stamps.read(path), {"x": 1}, reads) is None
+    data.write_text("two, longer")
+    changed = stamps.staleness(stamps.read(path), {"x": 1}, reads)
+    assert changed.reason == stamps.READS and changed.fresh and "a.txt" in changed.changed[0]

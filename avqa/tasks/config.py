@@ -5,7 +5,10 @@ directly. Field names are the flags' names; defaults are the original recipe of 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
+
+from .. import checkpoint
+from ..recipes import ORIGINAL
 
 # flags only one script has: the others never record them
 ONLY = {"video_dir": ("baseline", "grounding"), "st_dir": ("baseline", "grounding"),
@@ -31,7 +34,8 @@ class RunConfig:
     lr_step: int = 8
     lr_gamma: float = 0.1
     match_weight: float | None = 0.5
-    pretrained_grounding: str | None = None
+    pretrained_grounding: str | None = checkpoint.trained_path(
+        ORIGINAL["grounding"]["model_save_dir"], ORIGINAL["grounding"]["checkpoint"], "grounding").as_posix()
     seed: int = 1
     mode: str = "train"
     model: str = "AVQA_Fusion_Net"
@@ -54,6 +58,14 @@ class RunConfig:
         """The run's flags as its script has them: the checkpoint's "args" and the log's flags line."""
         return {f.name: getattr(self, f.name) for f in fields(self)
                 if f.name != "script" and self.script in ONLY.get(f.name, (self.script,))}
+
+    @classmethod
+    def for_script(cls, script: str, **changes) -> "RunConfig":
+        """The defaults of ``script`` (avst, baseline, grounding: its original recipe), with ``changes``."""
+        cfg = cls(script=script, **ORIGINAL[script])
+        if script != "avst":
+            cfg = replace(cfg, video_dir="./data/frames", st_dir="./data/feats/r2plus1d_18", match_weight=None)
+        return replace(cfg, **changes)
 
     @classmethod
     def from_flags(cls, flags: dict, script: str) -> "RunConfig":
