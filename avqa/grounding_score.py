@@ -28,6 +28,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from .checkpoint import load_trained_state, untrained as untrained_model
 from .annotations import Vocab, load_annotations
 from .data import AUDIO_SHAPE, VISUAL_SHAPE, FeatureStore, segment_seconds
 from .models import QA_MODELS, AudioVisualGrounding
@@ -185,13 +186,12 @@ def load_model(kind: str, checkpoint: str | Path, vocab: Vocab | None, untrained
     QA models need the vocabulary of their train file. The untrained model is made with the seed
     the checkpoint records (1, the original default, for original checkpoints).
     """
-    from .train import load_trained_state
-    model = AudioVisualGrounding() if kind == "grounding" else QA_MODELS[kind](len(vocab.questions), len(vocab.answers))
+    def build() -> torch.nn.Module:
+        return AudioVisualGrounding() if kind == "grounding" else QA_MODELS[kind](len(vocab.questions), len(vocab.answers))
+
+    model = build()
     meta = load_trained_state(checkpoint, kind, model, vocab)
-    if not untrained:
-        return model
-    torch.manual_seed(int(meta.get("args", {}).get("seed", 1)))
-    return AudioVisualGrounding() if kind == "grounding" else QA_MODELS[kind](len(vocab.questions), len(vocab.answers))
+    return untrained_model(meta, build) if untrained else model
 
 
 @user_errors

@@ -27,13 +27,14 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-import torch
 from PIL import Image, ImageDraw
 
+from . import checkpoint, stamps
 from .models import LADDER, rung_doc
-from .pipeline import DEMO
-from .utils import (EXIT_CODES, at_least, atomic_save, atomic_write_text, changes, check_writable, fingerprint,
-                    metadata_path, run_lock, sha256, user_errors)
+from .recipes import DEMO
+from .tasks.config import RunConfig
+from .utils import (EXIT_CODES, at_least, atomic_save, atomic_write_text, check_writable, fingerprint, metadata_path,
+                    run_lock, sha256, user_errors)
 
 # The paper's overall test accuracy of each rung (original json), and its AVST row per type.
 PAPER_OVERALL = {"question_only": 54.09, "aq": 64.26, "vq": 65.28, "avq": 67.72, "avq_tg": 70.27, "avst": 71.52}
@@ -61,9 +62,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     g.add_argument("--label_test", help="test annotations, reported once per rung (default: DATA/json/avqa-test.json)")
     g.add_argument("--audio_dir", help="VGGish features (default: DATA/feats/vggish)")
     g.add_argument("--video_res14x14_dir", help="ResNet-18 14x14 features (default: DATA/feats/res18_14x14)")
-    g.add_argument("--pretrained_grounding", default="outputs/grounding/main_grounding_gen_best.pt",
+    main_jobs = checkpoint.trained_path("outputs/grounding", "main_grounding_gen", "grounding").as_posix()
+    g.add_argument("--pretrained_grounding", default=main_jobs,
                    help="the grounding checkpoint the full AVST starts from, as in the main job; 'none' to start it "
-                        "from scratch too (default: the main job's, outputs/grounding/main_grounding_gen_best.pt)")
+                        f"from scratch too (default: the main job's, {main_jobs})")
     r = p.add_argument_group("recipe (defaults: the main job's AVST demo recipe; the original's: --epochs 80 --lr 1e-4 "
                              "--lr_step 8 --batch-size 64)")
     r.add_argument("--epochs", type=at_least(1), default=int(RECIPE["--epochs"]), help="default: %(default)s")
@@ -129,16 +131,6 @@ def recipe_flags(args: argparse.Namespace) -> list[str]:
             "--batch-size", str(args.batch_size), "--seed", str(args.seed)]
 
 
-def common_flags(args: argparse.Namespace, rung: str) -> list[str]:
-    out = Path(args.out)
-    return ["--audio_dir", args.audio_dir, "--video_res14x14_dir", args.video_res14x14_dir,
-            "--label_train", args.label_train, "--label_val", args.label_val, "--label_test", args.label_test,
-            "--model", rung, "--model_save_dir", str(out / rung), "--checkpoint", rung,
-            "--tensorboard_dir", str(out / "runs"),
-            *(["--device", args.device] if args.device else []), *(["--amp"] if args.amp else []),
-            *(["--quiet"] if args.quiet else [])]
-
-
 def report_path(args: argparse.Namespace, rung: str) -> Path:
     return Path(args.out) / f"{rung}_test.json"
 
@@ -147,66 +139,68 @@ def stamp_path(args: argparse.Namespace, rung: str) -> Path:
     return Path(args.out) / "stamps" / f"{rung}.json"
 
 
-def _read_json(path: Path) -> dict | None:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-
-
 def finished(args: argparse.Namespace, rung: str, config: dict, reads: dict) -> str | None:
     """None when the rung finished with this config and these files, and its report is of its checkpoint
     as it is; else why not."""
-    stamp = _read_json(stamp_path(args, rung))
-    if stamp is None:
-        return "not run yet"
-    if stamp.get("config") != config:
-        return "its recipe changed: training it again"
-    changed = changes(stamp.get("reads"), reads)
-    if changed:
-        return f"the files it reads changed ({'; '.join(changed)}): training it again"
-    if not stamp.get("complete"):
-        return "interrupted last time: resuming"
-    report = _read_json(report_path(args, rung))
-    ckpt = Path(args.out) / rung / f"{rung}.pt"
+    stale = stamps.staleness(stamps.read(stamp_path(args, rung)), config, lambda: reads)
+    if stale is not None:
+        return {stamps.NOT_RUN: "not run yet", stamps.SETTINGS: "its recipe changed: training it again",
+                stamps.INTERRUPTED: "interrupted last time: resuming"}.get(stale.reason) or \
+            f"the files it reads changed ({'; '.join(stale.changed)}): training it again"
+    report = stamps.read(report_path(args, rung))
+    ckpt = rung_checkpoint(args, rung)
     if report is None or report.get("model") != rung or report.get("checkpoint_sha256") != _sha(ckpt):
         return "its test report is missing or not of its checkpoint: resuming"
     return None
 
 
+def rung_checkpoint(args: argparse.Namespace, rung: str) -> Path:
+    """The checkpoint a rung's training writes and its test reads: OUT/<rung>/<rung>.pt."""
+    return checkpoint.trained_path(Path(args.out) / rung, rung)
+
+
+def run_config(args: argparse.Namespace, rung: str, **settings) -> RunConfig:
+    """The config of a rung's training or test: main_avst.py's defaults, the ladder's files and ``settings``."""
+    out = Path(args.out)
+    return RunConfig.for_script(
+        "avst", audio_dir=args.audio_dir, video_res14x14_dir=args.video_res14x14_dir, label_train=args.label_train,
+        label_val=args.label_val, label_test=args.label_test, model=rung, model_save_dir=str(out / rung),
+        checkpoint=rung, tensorboard_dir=str(out / "runs"), device=args.device, amp=args.amp, quiet=args.quiet,
+        **settings)
+
+
 def run_rung(args: argparse.Namespace, rung: str, config: dict, reads: dict) -> dict:
     """Train (resuming when the config and files are those it was started with) and test one rung."""
-    from .train import run_qa
-    stamp = _read_json(stamp_path(args, rung))
-    same = stamp is not None and stamp.get("config") == config and not changes(stamp.get("reads"), reads)
+    from .tasks import qa
+    stamp = stamps.read(stamp_path(args, rung))
+    stale = stamps.staleness(stamp, config, lambda: reads)
+    same = stale is None or not stale.fresh
     # same settings: continue its own run (a finished one trains no further); other settings: start over
-    train = [*common_flags(args, rung), *recipe_flags(args), "--resume" if same else "--overwrite"]
+    recipe = dict(epochs=args.epochs, lr=args.lr, lr_step=args.lr_step, batch_size=args.batch_size, seed=args.seed)
     if rung == "avst":
-        train += ["--pretrained_grounding", args.pretrained_grounding]
-    atomic_write_text(stamp_path(args, rung), json.dumps({"config": config, "reads": reads, "complete": False}))
+        recipe["pretrained_grounding"] = args.pretrained_grounding
+    stamps.write(stamp_path(args, rung), config=config, reads=reads, complete=False)
     t0 = time.time()
-    _exit(run_qa("avst", train, description=""), f"training {rung}")
+    _exit(user_errors(qa.run)(run_config(args, rung, resume=same, overwrite=not same, **recipe)), f"training {rung}")
     t1 = time.time()
-    _exit(run_qa("avst", [*common_flags(args, rung), "--mode", "test", "--results", str(report_path(args, rung))],
-                 description=""), f"testing {rung}")
+    _exit(user_errors(qa.run)(run_config(args, rung, mode="test", results=str(report_path(args, rung)))),
+          f"testing {rung}")
     seconds = {"train": round(t1 - t0, 1), "test": round(time.time() - t1, 1)}
     if same and stamp.get("seconds"):  # a resumed rung: its time is the time of all its runs
         seconds = {k: round(v + stamp["seconds"].get(k, 0.0), 1) for k, v in seconds.items()}
-    atomic_write_text(stamp_path(args, rung), json.dumps({"config": config, "reads": reads, "complete": True,
-                                                          "seconds": seconds}))
+    stamps.write(stamp_path(args, rung), config=config, reads=reads, complete=True, seconds=seconds)
     return seconds
 
 
 def rung_row(args: argparse.Namespace, rung: str, status: str) -> dict:
     """A finished rung's row of ladder.json, from its stamp, test report and checkpoint."""
-    out = Path(args.out)
-    stamp = _read_json(stamp_path(args, rung)) or {}
+    stamp = stamps.read(stamp_path(args, rung)) or {}
     report = json.loads(report_path(args, rung).read_text())
-    ckpt = torch.load(out / rung / f"{rung}.pt", map_location="cpu", weights_only=True)
+    ckpt = checkpoint.load_dict(rung_checkpoint(args, rung))
     return {"model": rung, "label": LADDER[rung][0], "computes": rung_doc(rung), "status": status,
             "table": report["table"], "paper_overall": PAPER_OVERALL[rung],
             "best_epoch": ckpt.get("epoch"), "val_accuracy": ckpt.get("val_accuracy"),
-            "seconds": stamp.get("seconds"), "checkpoint": str(out / rung / f"{rung}.pt"),
+            "seconds": stamp.get("seconds"), "checkpoint": str(rung_checkpoint(args, rung)),
             "report": str(report_path(args, rung))}
 
 

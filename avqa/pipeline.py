@@ -20,48 +20,28 @@ import json
 import shutil
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Sequence
 
-import torch
+from . import checkpoint, stamps
+from .utils import EXIT_CODES, atomic_write_text, fingerprint, run_lock, user_errors
 
-from .utils import (EXIT_CODES, atomic_write_text, changes, checkpoint_record, fingerprint, metadata_path, run_lock,
-                    sha256, user_errors)
+if TYPE_CHECKING:
+    from .job import Stage
 
 INTERRUPTED = "interrupted last time: resuming"
 READS_CHANGED = "the files it reads changed"
-# the synthetic-demo recipe (the original recipe stays the scripts' default; see docs/usage.md)
-DEMO = {"grounding": ["--epochs", "30", "--lr", "1e-3", "--lr_step", "30", "--batch-size", "16"],
-        "avst": ["--epochs", "8", "--lr", "5e-4", "--lr_step", "6", "--batch-size", "32"]}
-SYNTHETIC_RES18 = Path(__file__).resolve().parents[1] / "feat_script" / "weights" / "resnet18_synthetic.pth"
-BUNDLED_AVST = Path(__file__).resolve().parents[1] / "net_grd_avst" / "avst_models" / "avst.pt"
-TINY = {"vggish_weights": ["--size", "6", "--heldout", "2", "--epochs", "1"],
-        "clips": ["--num_clips", "16", "--seconds", "4", "--width", "160", "--height", "120", "--fps", "12",
-                  "--split", "0.5,0.25,0.25", "--questions_per_clip", "10"],
-        "grounding": ["--epochs", "1", "--batch-size", "16"],
-        "avst": ["--epochs", "1", "--batch-size", "16"]}
-
-
-@dataclass
-class Stage:
-    name: str
-    what: str
-    needs: list[str]
-    run: Callable[[], None]
-    check: Callable[[], str | None]          # None when the outputs are valid, else why not
-    outputs: list[Path]
-    config: dict = field(default_factory=dict)
-    keep_outputs: bool = False               # True: the stage itself knows which of its old outputs still hold
-    resumes: bool = False                    # True (training): only an interrupted run's outputs are kept, to resume
 
 
 class Pipeline:
+    """Runs the main job's stages (avqa.job) in order: a stage whose stamp holds and whose outputs pass
+    its check is skipped; an interrupted one resumes; any other runs again after its old outputs go."""
+
     def __init__(self, args: argparse.Namespace):
         self.args = args
         self.data = Path(args.data)
         self.out = Path(args.out)
-        self.stamps = self.out / ".stages"
+        self.stamp_dir = self.out / ".stages"
         self.tiny = args.tiny
         self.stages: dict[str, Stage] = {}
         self.report: list[dict] = []
@@ -71,14 +51,10 @@ class Pipeline:
     # ------------------------------------------------------------------ stage bookkeeping
 
     def _stamp_path(self, name: str) -> Path:
-        return self.stamps / f"{name}.json"
+        return self.stamp_dir / f"{name}.json"
 
     def _stamp(self, name: str) -> dict | None:
-        p = self._stamp_path(name)
-        try:
-            return json.loads(p.read_text())
-        except (OSError, ValueError):
-            return None
+        return stamps.read(self._stamp_path(name))
 
     def _upstream(self, stage: Stage) -> dict:
         return {n: (self._stamp(n) or {}).get("run_id") for n in stage.needs}
@@ -93,21 +69,15 @@ class Pipeline:
                 todo += self.stages[name].needs
         return fingerprint(p for name in self.stages if name in seen for p in self.stages[name].outputs)
 
-    def _why_stale(self, stage: Stage) -> str | None:
-        stamp = self._stamp(stage.name)
-        if stamp is None:
-            return "not run yet"
-        if stamp.get("config") != stage.config:
-            return "settings changed"
-        if stamp.get("upstream") != self._upstream(stage):
-            return "an earlier stage was redone"
-        if "reads" in stamp:  # stamps of older versions lack it: their stages are taken as they are
-            changed = changes(stamp["reads"], self._reads(stage))
-            if changed:
-                return f"{READS_CHANGED} ({'; '.join(changed)})"
-        if not stamp.get("complete", True):
-            return INTERRUPTED
-        return stage.check()
+    def _why_stale(self, stage: Stage) -> tuple[stamps.Staleness | None, str | None]:
+        """Why the stage runs again, as a value (None: its stamp holds) and in words (None: it is complete)."""
+        stale = stamps.staleness(self._stamp(stage.name), stage.config, lambda: self._reads(stage),
+                                 upstream=self._upstream(stage), older_without_reads=True)
+        if stale is None:
+            return None, stage.check()
+        words = {stamps.NOT_RUN: "not run yet", stamps.SETTINGS: "settings changed",
+                 stamps.UPSTREAM: "an earlier stage was redone", stamps.INTERRUPTED: INTERRUPTED}
+        return stale, words.get(stale.reason) or f"{READS_CHANGED} ({'; '.join(stale.changed)})"
 
     def _clear(self, stage: Stage) -> None:
         """Outputs made from other inputs or settings (or of unknown origin) are removed before a stage reruns."""
@@ -120,7 +90,7 @@ class Pipeline:
     def run(self) -> int:
         t_all = time.time()
         for stage in self.stages.values():
-            why = self._why_stale(stage)
+            stale, why = self._why_stale(stage)
             t0 = time.time()
             if why is None:
                 status = "skipped (complete)"
@@ -128,15 +98,15 @@ class Pipeline:
             else:
                 print(f"\n== {stage.name}: {stage.what} ({why}) ==", flush=True)
                 self.replaced[stage.name] = self._stamp(stage.name)
-                fresh = why != INTERRUPTED if stage.resumes else why in (
-                    "not run yet", "settings changed", "an earlier stage was redone") or why.startswith(READS_CHANGED)
+                # fresh: the old outputs go first. A training stage keeps only an interrupted run's; the others
+                # keep an interrupted run's and those that merely failed their check
+                fresh = (stale is None or stale.fresh) if stage.resumes else stale is not None and stale.fresh
                 if fresh and not stage.keep_outputs:
                     self._clear(stage)
                 reads = self._reads(stage)  # before the stage runs: a file changed meanwhile redoes it next time
                 # marked as started: a run killed in this stage resumes it next time, keeping what it finished
-                atomic_write_text(self._stamp_path(stage.name), json.dumps(
-                    {"config": stage.config, "upstream": self._upstream(stage), "reads": reads, "run_id": None,
-                     "complete": False}))
+                stamps.write(self._stamp_path(stage.name), config=stage.config, upstream=self._upstream(stage),
+                             reads=reads, run_id=None, complete=False)
                 try:
                     stage.run()
                 except SystemExit as e:
@@ -148,9 +118,8 @@ class Pipeline:
                     print(f"[{stage.name}] produced invalid outputs: {problem}", file=sys.stderr)
                     return 1
                 run_id = hashlib.sha1(f"{stage.name}{time.time()}".encode()).hexdigest()[:12]
-                atomic_write_text(self._stamp_path(stage.name), json.dumps(
-                    {"config": stage.config, "upstream": self._upstream(stage), "reads": reads, "run_id": run_id,
-                     "complete": True}))
+                stamps.write(self._stamp_path(stage.name), config=stage.config, upstream=self._upstream(stage),
+                             reads=reads, run_id=run_id, complete=True)
                 status = "ran"
             self.report.append({"stage": stage.name, "status": status, "seconds": round(time.time() - t0, 1),
                                 "outputs": [str(p) for p in stage.outputs]})
@@ -159,262 +128,9 @@ class Pipeline:
 
     # ------------------------------------------------------------------ the stages
 
-    @staticmethod
-    def _bundle_set_is(flags: dict, shipped: Path) -> bool:
-        """Whether this run generates the set the bundled AVST was trained on (its record names the
-        generator's flags); any other set (--num_clips, --seed) has another vocabulary and split, so the
-        bundle's recorded figure cannot be checked on it."""
-        record = checkpoint_record(shipped)
-        if not (shipped.is_file() and record.is_file()):
-            return False
-        made_on = json.loads(record.read_text()).get("synthetic") or {}
-        if made_on != flags:
-            differ = sorted(k for k in {**flags, **made_on} if made_on.get(k) != flags.get(k))
-            print(f"the bundled {shipped.name} was trained on another synthetic set (differs in: "
-                  f"{', '.join(differ)}), so this run does not test it (stage test_bundled left out)", flush=True)
-            return False
-        return True
-
     def _define(self) -> None:
-        from .features.extract import (extract_audio, extract_frames, extract_vggish, extract_visual, valid_frames,
-                                       valid_npy, valid_wav)
-        from .features.logmel import SAMPLE_RATE
-        from .features.pretrain import BUNDLED_VGGISH, RECIPES
-        from .train import run_grounding
-        from .synthetic.generate import describe, generate, is_complete, parse_args as gen_args, set_flags
-        a, d, o = self.args, self.data, self.out
-        gen_flags = ["--out", str(d), "--seed", str(a.seed), *(TINY["clips"] if self.tiny else []),
-                     *(["--num_clips", str(a.num_clips)] if a.num_clips else [])]
-        gen = gen_args(gen_flags)
-        seconds = gen.seconds
-
-        def videos() -> list[str]:
-            manifest = json.loads((d / "synthetic.json").read_text())
-            return [v for vs in manifest["videos"].values() for v in vs]
-
-        def gen_check():
-            return None if is_complete(gen) else "incomplete set, or made with other flags"
-
-        def each_file(folder: Path, suffix: str, valid: Callable[[Path], bool]) -> str | None:
-            for v in videos():
-                if not valid(folder / f"{v}{suffix}"):
-                    return f"{folder / (v + suffix)} missing or invalid"
-            return None
-
-        def feats_check(name: str, shape: tuple) -> Callable[[], str | None]:
-            def check():
-                meta = metadata_path(d / "feats" / name)
-                if not meta.exists() or json.loads(meta.read_text()).get("seconds") != seconds:
-                    return f"{meta} missing or for another clip length"
-                return each_file(d / "feats" / name, ".npy", lambda p: valid_npy(p, (seconds, *shape)))
-            return check
-
-        def finished(ckpt_dir: Path, name: str, epochs: int, model: str) -> Callable[[], str | None]:
-            def check():
-                last = ckpt_dir / f"{name}_last.pt"
-                best = ckpt_dir / (f"{name}_best.pt" if model == "grounding" else f"{name}.pt")
-                try:
-                    state = torch.load(last, map_location="cpu", weights_only=True)
-                    best_state = torch.load(best, map_location="cpu", weights_only=True)
-                except Exception:  # noqa: BLE001 - missing or unreadable: train again
-                    return f"{last} or {best} missing or unreadable"
-                if state.get("model") != model or state.get("epoch") != epochs or best_state.get("model") != model:
-                    return f"{last} is not a finished {epochs}-epoch {model} run"
-                return None
-            return check
-
-        def tested(results: Path, ckpt: Path,
-                   made_from: Callable[[dict], str | None] | None = None) -> Callable[[], str | None]:
-            """The report exists and was made from the checkpoint as it is now (``made_from``: its hash there)."""
-            made_from = made_from or (lambda r: r.get("checkpoint_sha256"))
-
-            def check():
-                try:
-                    r = json.loads(results.read_text())
-                except (OSError, ValueError):
-                    return f"{results} missing"
-                return None if ckpt.is_file() and made_from(r) == sha256(ckpt) else "the checkpoint changed"
-            return check
-
-        vis_manifest = o / "vis" / "sheets.json"
-
-        def sheets_check() -> str | None:
-            try:
-                m = json.loads(vis_manifest.read_text())
-            except (OSError, ValueError):
-                return f"{vis_manifest} missing"
-            if m.get("checkpoints") != {k: sha256(p) if p.is_file() else None for k, p in vis_ckpts.items()}:
-                return "a checkpoint changed"
-            if not m["sheets"].get("avst") or not m["sheets"].get("grounding"):
-                return "no sheets"
-            for files in m["sheets"].values():
-                for name, digest in files.items():
-                    f = o / "vis" / name
-                    if not f.is_file() or sha256(f) != digest:
-                        return f"{f} missing or changed"
-            return None
-
-        feats = d / "feats"
-
-        def feature_outputs(name: str) -> list[Path]:
-            return [feats / name, metadata_path(feats / name)]
-
-        vggish_weights = d / "weights" / "vggish_synthetic.pth"
-        res18_weights = SYNTHETIC_RES18
-
-        def weights_check(path: Path, remake: str) -> Callable[[], str | None]:
-            """The weights file matches the sha256 its record gives (a damaged or replaced file is remade)."""
-            def check():
-                recorded = _recorded_sha256(path)
-                if recorded is None:
-                    return f"{path} has no record beside it ({remake})"
-                return None if path.is_file() and sha256(path) == recorded else f"{path} missing or damaged ({remake})"
-            return check
-
-        def bundled_weights_ok():
-            problem = weights_check(res18_weights, "restore it with git checkout, or remake it with "
-                                                   "python -m avqa.features.pretrain res18, about 10 minutes")()
-            if problem:
-                raise SystemExit(problem)
-
-        bundled_vggish = not self.tiny and BUNDLED_VGGISH.is_file()  # --tiny trains its own, to check that path
-
-        def make_vggish():
-            from .features.pretrain import main as pretrain_main
-            flags = ["--assemble"] if bundled_vggish else TINY["vggish_weights"] if self.tiny else []
-            _exit(pretrain_main(["vggish", "--out", str(vggish_weights), *flags]))
-
-        def extract_14x14(name: str, bf16: bool):
-            bundled_weights_ok()
-            _report(extract_visual(name, d / "videos", feats / name, seconds, str(res18_weights), 0, a.device, bf16,
-                                   None, 2, False))
-
-        train = lambda: [  # noqa: E731
-            "--audio_dir", str(feats / "vggish"), "--video_res14x14_dir", str(feats / "res18_14x14"),
-            "--label_train", str(d / "json" / "avqa-train.json"), "--label_val", str(d / "json" / "avqa-val.json"),
-            "--label_test", str(d / "json" / "avqa-test.json"), "--tensorboard_dir", str(o / "runs"),
-            *(["--device", a.device] if a.device else [])]
-        grd_flags = TINY["grounding"] if self.tiny else DEMO["grounding"]
-        avst_flags = TINY["avst"] if self.tiny else DEMO["avst"]
-        g_epochs = int(grd_flags[grd_flags.index("--epochs") + 1])
-        a_epochs = int(avst_flags[avst_flags.index("--epochs") + 1])
-        grd_ckpt = o / "grounding" / "main_grounding_gen_best.pt"
-
-        def train_qa(model: str):
-            from .train import run_qa
-            # --resume: continues a run killed in this stage (its outputs are cleared whenever its inputs change)
-            flags = [*train(), *avst_flags, "--model", model, "--model_save_dir", str(o / model), "--checkpoint", model,
-                     "--resume"]
-            if model == "avst":
-                flags += ["--pretrained_grounding", str(grd_ckpt)]
-            _exit(run_qa("avst", flags))
-
-        def test_qa(model: str, save_dir: Path | None = None, results: Path | None = None):
-            from .train import run_qa
-            _exit(run_qa("avst", [*train(), "--mode", "test", "--model", model,
-                                  "--model_save_dir", str(save_dir or o / model), "--checkpoint", model,
-                                  "--results", str(results or o / f"{model}_test.json")]))
-
-        def pretrain():
-            _exit(run_grounding([*train(), *grd_flags, "--model_save_dir", str(o / "grounding"), "--resume"]))
-
-        def score():
-            from .grounding_score import main as score_main
-            _exit(score_main(["--model", "grounding", "--checkpoint", str(grd_ckpt), "--model", "avst", "--checkpoint",
-                              str(o / "avst" / "avst.pt"), "--label_train", str(d / "json" / "avqa-train.json"),
-                              "--label_test", str(d / "json" / "avqa-test.json"), "--ground_truth", str(d / "ground_truth"),
-                              "--audio_dir", str(feats / "vggish"), "--video_res14x14_dir", str(feats / "res18_14x14"),
-                              "--out", str(o / "grounding_score.json")]))
-
-        vis_ckpts = {"avst": o / "avst" / "avst.pt", "grounding": grd_ckpt}
-
-        def vis():
-            from .visualize import main as vis_main
-            common = ["--audio_dir", str(feats / "vggish"), "--video_res14x14_dir", str(feats / "res18_14x14"),
-                      "--frames_dir", str(d / "frames"), "--videos_dir", str(d / "videos"),
-                      "--label_test", str(d / "json" / "avqa-test.json"), "--count", str(a.sheets)]
-            _exit(vis_main(False, [*common, "--label_train", str(d / "json" / "avqa-train.json"),
-                                   "--model_save_dir", str(o / "avst"), "--checkpoint", "avst",
-                                   "--out_dir", str(o / "vis" / "avst")]))
-            _exit(vis_main(True, [*common, "--model_save_dir", str(o / "grounding"), "--out_dir", str(o / "vis" / "grounding")]))
-            written = {k: {str(p.relative_to(o / "vis")): sha256(p) for p in sorted((o / "vis" / k).glob("*.png"))}
-                       for k in ("avst", "grounding")}
-            atomic_write_text(vis_manifest, json.dumps(
-                {"checkpoints": {k: sha256(p) for k, p in vis_ckpts.items()}, "sheets": written}, indent=1))
-
-        def make_set():
-            # a set this pipeline made before (its stamp says so) is its own to replace when the settings change
-            gen.force = gen.force or self.replaced.get("generate") is not None
-            print(describe(gen, generate(gen)))
-
-        defs = [
-            Stage("generate", "synthetic MUSIC-AVQA-format clips, annotations, ground truth", [], make_set, gen_check,
-                  [d / "videos", d / "json", d / "ground_truth"], {"flags": gen_flags}, keep_outputs=True),
-            Stage("audio", "16 kHz wav of every clip", ["generate"],
-                  lambda: _report(extract_audio(d / "videos", d / "audio")),
-                  lambda: each_file(d / "audio", ".wav", lambda p: valid_wav(p, SAMPLE_RATE)), [d / "audio"]),
-            Stage("frames", "1 fps JPEG frames", ["generate"],
-                  lambda: _report(extract_frames(d / "videos", d / "frames", seconds)),
-                  lambda: each_file(d / "frames", "", lambda p: valid_frames(p, seconds)), [d / "frames"]),
-            Stage("vggish_weights", "VGGish taught to name the playing instruments on a synthetic sound corpus"
-                  + (" (assembled from its bundled embedding layer)" if bundled_vggish else ""), [],
-                  make_vggish, weights_check(vggish_weights, "made anew"), [vggish_weights],
-                  {"bundle_sha256": _recorded_sha256(BUNDLED_VGGISH)} if bundled_vggish else
-                  {"flags": TINY["vggish_weights"] if self.tiny else [], "recipe": RECIPES["vggish"]}),
-            Stage("vggish", "VGGish features [T,128] (the weights above)", ["audio", "vggish_weights"],
-                  lambda: _report(extract_vggish(d / "audio", feats / "vggish", seconds, str(vggish_weights), 0,
-                                                 a.device, False, 2, False)),
-                  feats_check("vggish", (128,)), feature_outputs("vggish")),
-            Stage("res18_14x14", f"ResNet-18 14x14 features [T,512,14,14] (the bundled {res18_weights.name})",
-                  ["generate"], lambda: extract_14x14("res18_14x14", False),
-                  feats_check("res18_14x14", (512, 14, 14)), feature_outputs("res18_14x14"),
-                  {"weights_sha256": _recorded_sha256(res18_weights)}),
-            # the two feature kinds no model here reads: --tiny checks their extractors end to end, in bfloat16
-            # (recorded in their metadata); the main job leaves them out to keep within its time
-            Stage("res18", f"ResNet-18 pooled features [T,512] ({res18_weights.name}, bfloat16)", ["generate"],
-                  lambda: extract_14x14("res18", True), feats_check("res18", (512,)), feature_outputs("res18"),
-                  {"weights_sha256": _recorded_sha256(res18_weights)}),
-            Stage("r2plus1d_18", "R(2+1)D-18 features [T,512] (seeded random init, bfloat16)", ["generate"],
-                  lambda: _report(extract_visual("r2plus1d_18", d / "videos", feats / "r2plus1d_18", seconds, None, 0,
-                                                 a.device, True, None, 2, False)),
-                  feats_check("r2plus1d_18", (512,)), feature_outputs("r2plus1d_18")),
-            Stage("grounding", "grounding pre-training", ["vggish", "res18_14x14"],
-                  pretrain, finished(o / "grounding", "main_grounding_gen", g_epochs, "grounding"), [o / "grounding"],
-                  {"flags": grd_flags}, resumes=True),
-            Stage("test_grounding", "grounding's match accuracy on the test split", ["grounding"],
-                  lambda: _exit(run_grounding([*train(), "--mode", "test", "--model_save_dir", str(o / "grounding"),
-                                               "--results", str(o / "grounding_test.json")])),
-                  tested(o / "grounding_test.json", grd_ckpt), [o / "grounding_test.json"]),
-            Stage("avst", "AVST training, starting from the grounding model", ["grounding"],
-                  lambda: train_qa("avst"), finished(o / "avst", "avst", a_epochs, "avst"), [o / "avst"],
-                  {"flags": avst_flags}, resumes=True),
-            Stage("question_only", "question-only reference, trained the same way", ["generate"],
-                  lambda: train_qa("question_only"),
-                  finished(o / "question_only", "question_only", a_epochs, "question_only"), [o / "question_only"],
-                  {"flags": avst_flags}, resumes=True),
-            Stage("test_avst", "AVST on the test split", ["avst"], lambda: test_qa("avst"),
-                  tested(o / "avst_test.json", o / "avst" / "avst.pt"), [o / "avst_test.json"]),
-            Stage("test_question_only", "question-only on the test split", ["question_only"],
-                  lambda: test_qa("question_only"),
-                  tested(o / "question_only_test.json", o / "question_only" / "question_only.pt"),
-                  [o / "question_only_test.json"]),
-            Stage("grounding_score", "where the attention peaks, against the known boxes", ["avst", "grounding"], score,
-                  tested(o / "grounding_score.json", o / "avst" / "avst.pt",
-                         lambda r: r.get("checkpoints", {}).get("avst", {}).get("sha256")),
-                  [o / "grounding_score.json"]),
-            Stage("visualise", "attention sheets", ["avst", "grounding", "frames"], vis,
-                  sheets_check, [o / "vis" / "avst", o / "vis" / "grounding", vis_manifest],
-                  {"sheets": a.sheets}),
-        ]
-        if not self.tiny:
-            defs = [s for s in defs if s.name not in ("res18", "r2plus1d_18")]
-        if not self.tiny and self._bundle_set_is(set_flags(gen), BUNDLED_AVST):
-            # the set the bundle was trained on: it must score as recorded
-            defs.append(Stage("test_bundled", "the bundled AVST checkpoint on this test split", ["vggish", "res18_14x14"],
-                              lambda: test_qa("avst", BUNDLED_AVST.parent, o / "bundled_avst_test.json"),
-                              tested(o / "bundled_avst_test.json", BUNDLED_AVST),
-                              [o / "bundled_avst_test.json"]))
-        self.stages = {s.name: s for s in defs}
+        from .job import MainJob
+        self.stages = {s.name: s for s in MainJob(self.args, self.replaced).stages()}
 
     # ------------------------------------------------------------------ the end
 
@@ -441,9 +157,9 @@ class Pipeline:
                         if None not in (tables["avst"][row]["accuracy"], tables["question_only"][row]["accuracy"])}
                 print("  AVST - question only: " + ", ".join(f"{row} {gap:+.2f}" for row, gap in gaps.items())
                       + " points")
-        grounding = o / "grounding" / "main_grounding_gen_last.pt"
+        grounding = checkpoint.Files(o / "grounding", "main_grounding_gen", "grounding").last
         if grounding.exists():
-            history = torch.load(grounding, map_location="cpu", weights_only=True).get("history", [])
+            history = checkpoint.load_dict(grounding).get("history", [])
             if history:
                 best = max(h["val_accuracy"] for h in history[1:]) if len(history) > 1 else None
                 print(f"\ngrounding pre-training, val match accuracy (chance 50%): before training "
@@ -468,53 +184,6 @@ class Pipeline:
         print(f"\nsummary: {o / 'summary.json'}; TensorBoard: tensorboard --logdir {o / 'runs'}")
 
 
-def bundle(data: Path, out: Path, dest: Path = Path("net_grd_avst/avst_models")) -> None:
-    """Ship the AVST checkpoint of a default run: float16 weights (half the size, same answers) and
-    the test table it scored, which ``main_avst.py --mode test`` compares against."""
-    ckpt = torch.load(out / "avst" / "avst.pt", map_location="cpu", weights_only=True)
-    ckpt["state_dict"] = {k: v.half() if v.is_floating_point() else v for k, v in ckpt["state_dict"].items()}
-    ckpt["args"] = {k: v for k, v in ckpt["args"].items() if k not in ("model_save_dir",)}
-    dest.mkdir(parents=True, exist_ok=True)
-    from .train import run_qa, save_checkpoint
-    save_checkpoint(dest / "avst.pt", ckpt)
-    results = out / "bundled_avst_test.json"  # the shipped float16 weights' own score
-    _exit(run_qa("avst", ["--mode", "test", "--model_save_dir", str(dest), "--checkpoint", "avst", "--quiet",
-                          "--audio_dir", str(data / "feats" / "vggish"),
-                          "--video_res14x14_dir", str(data / "feats" / "res18_14x14"),
-                          "--label_train", str(data / "json" / "avqa-train.json"),
-                          "--label_test", str(data / "json" / "avqa-test.json"), "--results", str(results)]))
-    report = json.loads(results.read_text())
-    feats = {n: json.loads((data / "feats" / f"{n}.json").read_text()) for n in ("vggish", "res18_14x14")}
-    recorded = {"table": report["table"], "made_with": "python -m avqa.pipeline --bundle", "recipe": DEMO,
-                "synthetic": json.loads((data / "synthetic.json").read_text())["flags"],
-                "features": {n: {k: m.get(k) for k in ("init", "weights_sha256", "trained_on", "seconds", "precision",
-                                                       "preprocessing")} for n, m in feats.items()},
-                "torch": torch.__version__, "epoch": ckpt["epoch"], "val_accuracy": ckpt["val_accuracy"]}
-    record = checkpoint_record(dest / "avst.pt")
-    record.unlink(missing_ok=True)
-    atomic_write_text(record, json.dumps(recorded, indent=1))
-    print(f"bundled {dest / 'avst.pt'} (overall test accuracy {report['table']['Overall']['accuracy']:.2f})")
-
-
-def _recorded_sha256(weights: Path) -> str | None:
-    """The sha256 a weights file's record gives (a stage made with other weights is redone)."""
-    from .features.backbones import record_path
-    try:
-        return json.loads(record_path(weights).read_text())["sha256"]
-    except (OSError, ValueError, KeyError):
-        return None
-
-
-def _exit(code: int | None) -> None:
-    if code not in (0, None):
-        raise SystemExit(code)
-
-
-def _report(report) -> None:
-    print(report.summary())
-    _exit(report.exit_code())
-
-
 @user_errors
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, epilog=EXIT_CODES,
@@ -534,6 +203,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     with run_lock(args.data, "pipeline"), run_lock(args.out, "pipeline"):
         code = Pipeline(args).run()
         if code == 0 and args.bundle:
+            from .maintainer import bundle
             bundle(Path(args.data), Path(args.out))
     return code
 

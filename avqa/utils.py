@@ -193,13 +193,6 @@ def metadata_path(feature_dir: str | Path) -> Path:
     return feature_dir.parent / f"{feature_dir.name}.json"
 
 
-def checkpoint_record(checkpoint: str | Path) -> Path:
-    """The record beside a shipped checkpoint (the set, features and figure it was made with):
-    net_grd_avst/avst_models/avst.pt -> net_grd_avst/avst_models/avst_recorded.json."""
-    checkpoint = Path(checkpoint)
-    return checkpoint.with_name(f"{checkpoint.stem}_recorded.json")
-
-
 def at_least(low: float, kind: type = int, above: bool = False) -> Callable[[str], float]:
     """An argparse ``type`` that refuses values below ``low`` (or equal to it, with ``above``), and NaN."""
     def parse(text: str):

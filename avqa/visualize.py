@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
+from .checkpoint import trained_path
 from .annotations import Vocab, load_annotations, tokenize
 from .data import AUDIO_SHAPE, VISUAL_SHAPE, FeatureStore, segment_seconds
 from .media import read_sampled_frames
@@ -225,12 +226,12 @@ def main(grounding: bool, argv: Sequence[str] | None = None, description: str = 
     samples = load_annotations(args.label_test)
     try:
         if grounding:
-            model = load_model("grounding", Path(args.model_save_dir) / f"{args.checkpoint}_best.pt", None)
+            model = load_model("grounding", trained_path(args.model_save_dir, args.checkpoint, "grounding"), None)
             videos = args.video_ids or list(dict.fromkeys(s["video_id"] for s in samples))[:args.count]
             written = grounding_sheets(model, videos, audio, visual, frames_dir, videos_dir, out, args.segments)
         else:
             vocab = Vocab.from_file(args.label_train)
-            model = load_model("avst", Path(args.model_save_dir) / f"{args.checkpoint}.pt", vocab)
+            model = load_model("avst", trained_path(args.model_save_dir, args.checkpoint), vocab)
             chosen = pick(samples, args.question_ids, args.video_ids, args.count)
             written = avst_sheets(model, vocab, chosen, audio, visual, frames_dir, videos_dir, out, args.segments)
     except (ValueError, FileNotFoundError) as e:  # AnnotationError is a ValueError

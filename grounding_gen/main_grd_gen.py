@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from avqa.train import run_grounding  # noqa: E402
+from avqa.tasks.grounding import run_grounding  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(run_grounding(description=__doc__))

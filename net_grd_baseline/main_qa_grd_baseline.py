@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from avqa.train import run_qa  # noqa: E402
+from avqa.tasks.qa import run_qa  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(run_qa("baseline", description=__doc__))

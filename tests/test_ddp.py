@@ -9,7 +9,8 @@ import torch.multiprocessing as mp
 from torch.nn.parallel import DistributedDataParallel
 
 from avqa.models import AVST
-from avqa.train import train_step
+from avqa.engine.loop import train_step
+from avqa.tasks.qa import FAMILIES
 from conftest import AVST as SCRIPT, data_flags, run
 
 
@@ -49,7 +50,7 @@ def _worker(rank, world, port, out):
     batch = make_batch()
     half = len(batch["label"]) // world
     local = {k: v[rank * half:(rank + 1) * half] for k, v in batch.items()}
-    train_step(ddp, local, opt, CPURuntime(), "avst", 0.5)
+    train_step(ddp, local, opt, CPURuntime(), FAMILIES["avst"].objective(0.5))
     if rank == 0:
         torch.save(model.state_dict(), out)
     dist.destroy_process_group()
@@ -63,7 +64,7 @@ def test_two_gloo_processes_equal_one_process(tmp_path):
     mp.spawn(_worker, args=(2, port, str(out)), nprocs=2, join=True)
     single = fresh_model()
     opt = torch.optim.SGD(single.parameters(), lr=LR)
-    train_step(single, make_batch(), opt, CPURuntime(), "avst", 0.5)
+    train_step(single, make_batch(), opt, CPURuntime(), FAMILIES["avst"].objective(0.5))
     ddp_state = torch.load(out, weights_only=True)
     start = fresh_model().state_dict()
     moved = 0

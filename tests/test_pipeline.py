@@ -118,15 +118,15 @@ def test_a_feature_file_changed_in_place_redoes_the_stages_that_read_it(pipeline
 def test_the_bundle_is_tested_only_on_the_set_it_was_trained_on(tmp_path, capsys):
     """The default flags give the set the shipped AVST records, so the main job checks its figure; a
     --num_clips or --seed run makes another set (another vocabulary), where that check cannot hold."""
-    from avqa.pipeline import BUNDLED_AVST, Pipeline
+    from avqa.job import BUNDLED_AVST, bundle_set_is
     from avqa.synthetic.generate import parse_args, set_flags
     default = set_flags(parse_args([]))
-    assert Pipeline._bundle_set_is(default, BUNDLED_AVST)
+    assert bundle_set_is(default, BUNDLED_AVST)
     ckpt = tmp_path / "avst.pt"
     ckpt.write_bytes(b"weights")
     (tmp_path / "avst_recorded.json").write_text(json.dumps({"synthetic": default}))
-    assert Pipeline._bundle_set_is(default, ckpt)
-    assert not Pipeline._bundle_set_is(set_flags(parse_args(["--num_clips", "960", "--seed", "1"])), ckpt)
+    assert bundle_set_is(default, ckpt)
+    assert not bundle_set_is(set_flags(parse_args(["--num_clips", "960", "--seed", "1"])), ckpt)
     assert "differs in: num_clips, seed), so this run does not test it" in capsys.readouterr().out
     (tmp_path / "avst_recorded.json").unlink()
-    assert not Pipeline._bundle_set_is(default, ckpt)
+    assert not bundle_set_is(default, ckpt)

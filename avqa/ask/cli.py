@@ -11,7 +11,7 @@ question:
   official weights given with --vggish_weights / --res18_weights take their place;
 - the question is read with the checkpoint's vocabulary (an original-format checkpoint takes it
   from --label_train, as main_avst.py does) and matched to one of the 33 templates for its type;
-- the checkpoint is loaded by avqa.train.load_trained_state, which refuses another model or
+- the checkpoint is loaded by avqa.checkpoint.load_trained_state, which refuses another model or
   vocabulary; --sheet draws main_avst_vis.py's sheet (avqa.visualize.avst_sheet).
 
 It prints the answer, the top 5 with their probabilities, the question's type and its temporal

@@ -6,12 +6,10 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
-
 from ..annotations import AnnotationError, Vocab
 from ..models import AVST
-from ..train import CHECKPOINT_FORMAT, load_trained_state
-from ..utils import USAGE, checkpoint_record, metadata_path, sha256, torch_load
+from ..checkpoint import is_ours, is_original, load_trained_state, record_path as checkpoint_record, trained_path
+from ..utils import USAGE, metadata_path, sha256, torch_load
 from .errors import AskError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -40,7 +38,7 @@ def checkpoint_path(model_save_dir: str, checkpoint: str) -> Path:
     folder = Path(model_save_dir)
     if not folder.is_absolute() and not folder.exists() and (REPO / folder).exists():
         folder = REPO / folder  # the bundled checkpoint, asked for from another folder
-    return folder / f"{checkpoint}.pt"
+    return trained_path(folder, checkpoint)
 
 
 def load_trained(path: Path, label_train: str | None) -> Trained:
@@ -51,8 +49,7 @@ def load_trained(path: Path, label_train: str | None) -> Trained:
         obj = torch_load(path)
     except ValueError as e:
         raise AskError(str(e)) from None
-    ours = isinstance(obj, dict) and obj.get("format") == CHECKPOINT_FORMAT
-    original = isinstance(obj, dict) and bool(obj) and all(torch.is_tensor(v) for v in obj.values())
+    ours, original = is_ours(obj), is_original(obj)
     if not (ours or original):
         raise AskError(f"{path} is neither a checkpoint of this project nor an original state_dict")
     if ours and obj.get("model") != "avst":

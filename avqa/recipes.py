@@ -1,0 +1,33 @@
+"""The recipes, defined once: the original scripts' (their defaults), the synthetic demo's (the main
+job, the bundled checkpoint and the ladder) and the tiny end-to-end check's.
+
+A recipe is written as the flags of the script it runs (as stage stamps and checkpoint records show
+it); ``fields`` turns it into avqa.tasks.config.RunConfig fields, typed as that script types them.
+"""
+from __future__ import annotations
+
+# the original scripts' epochs and output places; the optimiser's values are RunConfig's defaults
+ORIGINAL = {
+    "avst": dict(epochs=80, model_save_dir="net_grd_avst/avst_models/", checkpoint="avst", model="AVQA_Fusion_Net"),
+    "baseline": dict(epochs=20, model_save_dir="net_grd_baseline/models_grd_baseline/", checkpoint="net_grd_baseline",
+                     model="AVQA_Fusion_Net"),
+    "grounding": dict(epochs=30, model_save_dir="grounding_gen/models_grounding_gen/", checkpoint="main_grounding_gen",
+                      model="AVQA_AVatt_Grounding"),
+}
+# the synthetic demo (see docs/usage.md)
+DEMO = {"grounding": ["--epochs", "30", "--lr", "1e-3", "--lr_step", "30", "--batch-size", "16"],
+        "avst": ["--epochs", "8", "--lr", "5e-4", "--lr_step", "6", "--batch-size", "32"]}
+# python -m avqa.pipeline --tiny: its set, its VGGish pre-training, one epoch of each model
+TINY = {"vggish_weights": ["--size", "6", "--heldout", "2", "--epochs", "1"],
+        "clips": ["--num_clips", "16", "--seconds", "4", "--width", "160", "--height", "120", "--fps", "12",
+                  "--split", "0.5,0.25,0.25", "--questions_per_clip", "10"],
+        "grounding": ["--epochs", "1", "--batch-size", "16"],
+        "avst": ["--epochs", "1", "--batch-size", "16"]}
+
+
+def fields(recipe: list[str], script: str = "avst") -> dict:
+    """A training recipe's flags as RunConfig fields: ["--epochs", "8", "--batch-size", "32"] ->
+    {"epochs": 8, "batch_size": 32}, each checked and typed by ``script``'s command line."""
+    from .tasks.cli import build_parser
+    parsed = vars(build_parser(script, "").parse_args(recipe))
+    return {name: parsed[name] for name in (flag.lstrip("-").replace("-", "_") for flag in recipe[::2])}

@@ -1,0 +1,244 @@
+"""Question answering: train a model family on the answers (net_grd_avst/main_avst.py,
+net_grd_baseline/main_qa_grd_baseline.py and the ablation rungs), or test a checkpoint of it.
+
+A family is registered in FAMILIES: its model class, its loss on a batch and its answer scores.
+The loop (avqa.engine.loop), the checkpoint module and the test table never ask which family runs.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .. import checkpoint
+from ..annotations import Vocab, question_key
+from ..data import AVQADataset, BatchLoader, segment_seconds
+from ..engine.loop import Objective, fit
+from ..engine.ownership import claim_outputs, run_record
+from ..engine.runlog import RunLog, describe_inputs
+from ..engine.runtime import Runtime, make_loader, to_device
+from ..evaluate import format_table, score_table
+from ..models import QA_MODELS, AudioVisualGrounding, transfer_grounding
+from ..utils import atomic_write_text, check_writable, progress, relative_hint, run_lock, sha256, user_errors
+from .cli import parse, resolve_model
+from .config import RunConfig
+from .inputs import feature_stores, load_split
+
+
+def qa_loss(model: nn.Module, batch: dict, match_weight: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """CE(answer) + match_weight * CE(match) over positive (label 1) and negative (label 0) frames."""
+    logits, match_pos, match_neg = model(batch.get("audio"), batch.get("visual_posi"), batch.get("visual_nega"),
+                                         batch["question"])
+    answer_loss = F.cross_entropy(logits.float(), batch["label"])
+    if match_pos is None or match_neg is None:
+        return answer_loss, answer_loss, None
+    match_logits = torch.cat((match_pos, match_neg)).float()
+    match_labels = torch.cat((torch.ones(len(match_pos), dtype=torch.long, device=match_logits.device),
+                              torch.zeros(len(match_neg), dtype=torch.long, device=match_logits.device)))
+    match_loss = F.cross_entropy(match_logits, match_labels)
+    return answer_loss + match_weight * match_loss, answer_loss, match_loss
+
+
+def answer_scores(model: nn.Module, batch: dict) -> torch.Tensor:
+    """The answer logits of the models of avqa.models: forward(audio, visual, negatives, question)[0]."""
+    return model(batch.get("audio"), batch.get("visual_posi"), None, batch["question"])[0]
+
+
+@dataclass(frozen=True)
+class Family:
+    """A question-answering model family as the engine sees it.
+
+    ``cls(question_vocab_size, answer_count)`` builds it and says which inputs it reads (``uses_audio``,
+    ``uses_visual``, ``uses_negatives``) and which original keys it ignores (``unused_keys``);
+    ``loss(model, batch, match_weight)`` and ``scores(model, batch)`` are its training and test steps;
+    ``reports_match``: its epoch log carries the match loss.
+    """
+
+    cls: type[nn.Module]
+    loss: Callable = qa_loss
+    scores: Callable[[nn.Module, dict], torch.Tensor] = answer_scores
+    reports_match: bool = False
+
+    def objective(self, match_weight: float | None) -> Objective:
+        weight = 0.5 if match_weight is None else match_weight
+        return Objective(lambda model, batch: self.loss(model, batch, weight), reports_match=self.reports_match)
+
+
+FAMILIES: dict[str, Family] = {name: Family(cls, reports_match=name == "avst") for name, cls in QA_MODELS.items()}
+
+
+@torch.no_grad()
+def predict_qa(model: nn.Module, loader: BatchLoader, rt: Runtime, quiet: bool = True, desc: str = "eval",
+               scores: Callable[[nn.Module, dict], torch.Tensor] = answer_scores) -> dict:
+    """Predicted and true answer ids, question types, rows and finiteness of every question of ``loader``."""
+    model.eval()
+    preds, labels, types, index, finite = [], [], [], [], []
+    for batch in progress(loader, desc=desc, unit="batch", disable=quiet, leave=False):
+        batch = to_device(batch, rt.device)
+        with rt.autocast():
+            logits = scores(model, batch)
+        preds.append(logits.argmax(1).cpu())
+        finite.append(torch.isfinite(logits).all(1).cpu())
+        labels.append(batch["label"].cpu())
+        types.append(batch["type"].cpu())
+        index.append(batch["index"].cpu())
+    return {k: torch.cat(v) for k, v in (("pred", preds), ("label", labels), ("type", types), ("index", index),
+                                         ("finite", finite))}
+
+
+def load_pretrained_grounding(src: str | None) -> AudioVisualGrounding | None:
+    """--pretrained_grounding, checked before any training; None for 'none'."""
+    if not src or src.lower() == "none":
+        return None
+    if not Path(src).is_file():
+        raise SystemExit(f"--pretrained_grounding {src} not found{relative_hint(src)}: run grounding_gen/main_grd_gen.py "
+                         f"first, or pass --pretrained_grounding none to start from scratch")
+    grounding = AudioVisualGrounding()
+    try:
+        checkpoint.load_trained_state(src, "grounding", grounding, None)
+    except (ValueError, FileNotFoundError) as e:
+        raise SystemExit(f"--pretrained_grounding: {e}. Give the _best.pt of grounding_gen/main_grd_gen.py, or "
+                         f"none to start from scratch") from None
+    return grounding
+
+
+def _feature_dirs(cfg: RunConfig, family: Family) -> list[str]:
+    return [d for d, used in ((cfg.audio_dir, family.cls.uses_audio), (cfg.video_res14x14_dir, family.cls.uses_visual))
+            if used]
+
+
+def _stores(cfg: RunConfig, family: Family, videos: Sequence[str]):
+    return feature_stores(cfg, videos, family.cls.uses_visual, need_audio=family.cls.uses_audio,
+                          reads=lambda T: segment_seconds(T, cfg.segments))
+
+
+def train_qa(cfg: RunConfig, model_kind: str, rt: Runtime, held: ExitStack) -> None:
+    """Train ``model_kind`` as ``cfg`` says; ``held`` keeps the run's lock and log until the caller is done."""
+    family, save_dir = FAMILIES[model_kind], Path(cfg.model_save_dir)
+    train_samples = load_split(cfg.label_train)
+    vocab = Vocab.from_samples(train_samples)
+    splits = {"train": load_split(cfg.label_train, vocab, train_samples), "val": load_split(cfg.label_val, vocab)}
+    videos = [s["video_id"] for sp in splits.values() for s in sp.samples]
+    record = run_record(cfg, model_kind, vocab, _feature_dirs(cfg, family), videos)
+    files = checkpoint.Files(save_dir, cfg.checkpoint, cfg.script)
+    if rt.main:  # one training at a time into one checkpoint (torchrun's ranks are one run)
+        held.enter_context(run_lock(save_dir, cfg.checkpoint, "--model_save_dir"))
+    state = claim_outputs(cfg, files.best, files.last, record, rt)
+    grounding = None
+    if model_kind == "avst" and state is None:  # a resumed run has its weights in _last.pt
+        grounding = load_pretrained_grounding(cfg.pretrained_grounding)
+    audio, visual, total = _stores(cfg, family, videos)
+    log = RunLog(files.log, cfg.tensorboard_dir, f"net_{model_kind}", rt.main, fresh=state is None)
+    held.callback(log.close)
+    model = family.cls(len(vocab.questions), len(vocab.answers)).to(rt.device)
+    meta = {"model": model_kind, "question_vocab": list(vocab.questions), "answer_vocab": list(vocab.answers),
+            "run": record}
+    for line in describe_inputs(cfg.flags(), [cfg.label_train, cfg.label_val], _feature_dirs(cfg, family)):
+        log.line(line, echo=False)
+    log.line(f"{model_kind}: {sum(p.numel() for p in model.parameters()):,} parameters, "
+             f"{len(splits['train'].samples)} train / {len(splits['val'].samples)} val questions, "
+             f"T={total} seconds per video, device {rt.device}, {rt.world} process(es)")
+    if grounding is not None:
+        copied = transfer_grounding(model, grounding.state_dict())
+        log.line(f"started from the grounding model {cfg.pretrained_grounding} ({len(copied)} tensors)")
+    train_set = AVQADataset(splits["train"], audio, visual, total, cfg.segments,
+                            negatives=family.cls.uses_negatives, seed=cfg.seed)
+    val_set = AVQADataset(splits["val"], audio, visual, total, cfg.segments)
+    train_loader = make_loader(train_set, rt.per_process(cfg.batch_size), True, rt, cfg.num_workers, cfg.seed)
+    val_loader = make_loader(val_set, cfg.eval_batch_size, False, rt, cfg.num_workers, cfg.seed)
+
+    def evaluate(m):
+        out = predict_qa(m, val_loader, rt, quiet=cfg.quiet, desc="val", scores=family.scores)
+        return 100.0 * (out["pred"] == out["label"]).float().mean().item()
+
+    best = fit(cfg, family.objective(cfg.match_weight), model, train_loader, evaluate, rt, log, files, meta,
+               cfg.flags(), state)
+    log.line(f"best val accuracy {best:.2f}; checkpoint {files.best}")
+
+
+def test_qa(cfg: RunConfig, model_kind: str, rt: Runtime) -> None:
+    """Test a checkpoint on --label_test: print the table and write the report (rank 0)."""
+    family, save_dir = FAMILIES[model_kind], Path(cfg.model_save_dir)
+    vocab = Vocab.from_samples(load_split(cfg.label_train))
+    split = load_split(cfg.label_test, vocab)
+    model = family.cls(len(vocab.questions), len(vocab.answers))
+    ckpt = checkpoint.trained_path(save_dir, cfg.checkpoint, cfg.script)
+    try:
+        checkpoint.load_trained_state(ckpt, model_kind, model, vocab)
+    except (ValueError, FileNotFoundError) as e:
+        raise SystemExit(str(e)) from None
+    results = Path(cfg.results) if cfg.results else save_dir / f"{cfg.checkpoint}_{Path(cfg.label_test).stem}.json"
+    check_writable(results.parent, "--results" if cfg.results else "--model_save_dir")
+    audio, visual, total = _stores(cfg, family, [s["video_id"] for s in split.samples])
+    model.to(rt.device)
+    if not rt.main:
+        return
+    print(f"protocol: {cfg.label_test} (sha256 {sha256(cfg.label_test)[:16]}, {len(split.samples)} questions), "
+          f"vocabularies from {cfg.label_train} (sha256 {sha256(cfg.label_train)[:16]}), checkpoint {ckpt}")
+    loader = make_loader(AVQADataset(split, audio, visual, total, cfg.segments), cfg.eval_batch_size, False,
+                         rt, cfg.num_workers, cfg.seed)
+    out = predict_qa(model, loader, rt, quiet=cfg.quiet, desc="test", scores=family.scores)
+    table = score_table((out["pred"] == out["label"]).numpy(), out["type"].numpy())
+    print(format_table(table, f"{model_kind} on {cfg.label_test} ({len(split.samples)} questions):"))
+    nonfinite = int((~out["finite"]).sum())
+    if nonfinite:
+        print(f"WARNING: {nonfinite} of {len(split.samples)} predictions come from non-finite scores (NaN or "
+              f"inf), so their answers mean nothing: the features hold NaN or inf"
+              f"{' (--no_feature_check skipped the scan that finds them)' if cfg.no_feature_check else ''}. "
+              f"They are marked in the report.", file=sys.stderr)
+    write_results(results, cfg.label_test, model_kind, ckpt, split, vocab, out, table)
+    print(f"results: {results}")
+    recorded = checkpoint.record_path(ckpt)
+    if recorded.is_file():
+        rec = json.loads(recorded.read_text())["table"]["Overall"]["accuracy"]
+        print(f"recorded overall accuracy of this checkpoint: {rec:.2f} (now {table['Overall']['accuracy']:.2f})")
+
+
+def write_results(path: Path, annotations: str, model_kind: str, ckpt: Path, split, vocab: Vocab, out: dict,
+                  table: dict) -> None:
+    """The test report: the table and every prediction, in the annotation file's order."""
+    order = torch.argsort(out["index"])
+    preds = []
+    for i in order.tolist():
+        row = int(out["index"][i])
+        s = split.samples[row]
+        p = vocab.answers[int(out["pred"][i])]
+        preds.append({"row": row, "key": question_key(s), "question_id": s.get("question_id"), "video_id": s["video_id"],
+                      "type": s["type"],
+                      "prediction": p, "answer": s["anser"], "correct": p == s["anser"],
+                      "scores_finite": bool(out["finite"][i])})
+    atomic_write_text(path, json.dumps({"model": model_kind, "checkpoint": str(ckpt), "checkpoint_sha256": sha256(ckpt),
+                                        "annotations": annotations, "annotations_sha256": sha256(annotations),
+                                        "questions": len(preds),
+                                        "nonfinite_predictions": sum(not p["scores_finite"] for p in preds),
+                                        "table": table, "predictions": preds}, indent=1))
+
+
+def run(cfg: RunConfig) -> int:
+    """Train or test (cfg.mode) the model cfg.model names, with the script cfg.script's defaults."""
+    model_kind = resolve_model(cfg.script, cfg)
+    rt = Runtime(cfg)
+    torch.manual_seed(cfg.seed)
+    held = ExitStack()
+    try:
+        if cfg.mode == "train":
+            train_qa(cfg, model_kind, rt, held)
+        else:
+            test_qa(cfg, model_kind, rt)
+        return 0
+    finally:
+        held.close()
+        rt.close()
+
+
+@user_errors
+def run_qa(kind: str, argv: Sequence[str] | None = None, description: str = "") -> int:
+    """main_avst.py and main_qa_grd_baseline.py: their flags onto a RunConfig, then ``run``."""
+    return run(parse(kind, argv, description))
