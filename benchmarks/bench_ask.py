@@ -26,9 +26,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-from avqa.annotations import tokenize  # noqa: E402
-from avqa.machine import describe_machine  # noqa: E402
+from avqa.annotations import tokenize
+from avqa.machine import describe_machine
 
 
 def make_clips(out: Path, seconds: int) -> tuple[Path, str]:

@@ -23,9 +23,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-from avqa.annotations import INSTRUMENTS, NUMBERS, QUESTION_TYPES, question_key  # noqa: E402
-from avqa.evaluate import main  # noqa: E402
+from avqa.annotations import INSTRUMENTS, NUMBERS, QUESTION_TYPES, question_key
+from avqa.evaluate import main
 
 # one template per kind of answer, as the real files phrase them
 TEMPLATES = {

@@ -26,12 +26,11 @@ import torch
 from PIL import Image
 from torchvision import transforms
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from avqa.features import backbones as B  # noqa: E402
-from avqa.features.extract import extract_visual  # noqa: E402
-from avqa.features.files import list_inputs  # noqa: E402
-from avqa.media import sample_frame_numbers, VIDEO_EXTENSIONS  # noqa: E402
-from avqa.machine import describe_machine  # noqa: E402
+from avqa.features import backbones as B
+from avqa.features.extract import extract_visual
+from avqa.features.files import list_inputs
+from avqa.media import sample_frame_numbers, VIDEO_EXTENSIONS
+from avqa.machine import describe_machine
 
 
 def original_route(videos, seconds, work: Path) -> tuple[float, dict]:

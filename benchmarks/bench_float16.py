@@ -16,10 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from avqa.train import run_qa  # noqa: E402
-from avqa.utils import metadata_path  # noqa: E402
-from avqa.machine import describe_machine  # noqa: E402
+from avqa.train import run_qa
+from avqa.utils import metadata_path
+from avqa.machine import describe_machine
 
 
 def main() -> int:

@@ -11,9 +11,8 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from avqa.synthetic.generate import generate, parse_args  # noqa: E402
-from avqa.machine import describe_machine  # noqa: E402
+from avqa.synthetic.generate import generate, parse_args
+from avqa.machine import describe_machine
 
 
 def main() -> int:

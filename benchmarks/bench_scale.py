@@ -46,29 +46,28 @@ import time
 
 _T_PROCESS = time.perf_counter()  # before the heavy imports: a training process's start-up counts them
 
-import argparse  # noqa: E402
-import io  # noqa: E402
-import json  # noqa: E402
-import os  # noqa: E402
-import random  # noqa: E402
-import resource  # noqa: E402
-import shutil  # noqa: E402
-import signal  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-import tempfile  # noqa: E402
-from pathlib import Path  # noqa: E402
+import argparse
+import io
+import json
+import os
+import random
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import numpy as np
+import torch
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-from avqa.data import AUDIO_SHAPE, VISUAL_SHAPE, FeatureStore, used_seconds  # noqa: E402
-from avqa.store import verified_path  # noqa: E402
-from avqa.utils import metadata_path  # noqa: E402
-from avqa.machine import describe_machine  # noqa: E402
-from bench_train_data import peak_rss_gb  # noqa: E402
+from avqa.data import AUDIO_SHAPE, VISUAL_SHAPE, FeatureStore, used_seconds
+from avqa.store import verified_path
+from avqa.utils import metadata_path
+from avqa.machine import describe_machine
+from bench_train_data import peak_rss_gb
 
 # the real dataset: 9,288 videos of 60 s, 10 sampled seconds (docs/model.md, Inputs and sampling), and
 # the question counts of the original avqa-train/val/test.json

@@ -24,12 +24,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from avqa.annotations import INSTRUMENTS, Vocab, load_annotations  # noqa: E402
-from avqa.data import AUDIO_SHAPE, VISUAL_SHAPE, AVQADataset, BatchLoader, FeatureStore, encode_split  # noqa: E402
-from avqa.models import AVST  # noqa: E402
-from avqa.train import qa_loss  # noqa: E402
-from avqa.machine import describe_machine  # noqa: E402
+from avqa.annotations import INSTRUMENTS, Vocab, load_annotations
+from avqa.data import AUDIO_SHAPE, VISUAL_SHAPE, AVQADataset, BatchLoader, FeatureStore, encode_split
+from avqa.models import AVST
+from avqa.train import qa_loss
+from avqa.machine import describe_machine
 
 
 def make_data(root: Path, n_videos: int) -> None:

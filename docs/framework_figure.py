@@ -6,14 +6,12 @@ times the question picks one of 42 answers.
 """
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from PIL import Image, ImageDraw
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-from avqa.visualize import font  # noqa: E402
+from avqa.visualize import font
 
 W, H = 1200, 430
 COLOURS = {"audio": (214, 234, 248), "visual": (253, 235, 208), "question": (232, 218, 239),

@@ -10,10 +10,8 @@ second s with its own frame (positive) and with one of the first 10 frames of an
 original reused the train list). Defaults: Adam 1e-4, batch 64, 30 epochs, StepLR(8, 0.1).
 """
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from avqa.tasks.grounding import run_grounding  # noqa: E402
+from avqa.tasks.grounding import run_grounding
 
 if __name__ == "__main__":
     sys.exit(run_grounding(description=__doc__))

@@ -7,10 +7,8 @@ Each sampled frame carries the sound-guided 14x14 attention as a heatmap, with t
 that the second's sound belongs to the frame. Sheets go to grounding_gen/models_grd_vis/.
 """
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from avqa.visualize import main  # noqa: E402
+from avqa.visualize import main
 
 if __name__ == "__main__":
     sys.exit(main(grounding=True, description=__doc__))

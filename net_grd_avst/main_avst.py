@@ -8,10 +8,8 @@ read the synthetic default set under ./data. --model question_only trains the qu
 reference the same way. Several GPUs: torchrun --nproc_per_node=N net_grd_avst/main_avst.py ...
 """
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from avqa.tasks.qa import run_qa  # noqa: E402
+from avqa.tasks.qa import run_qa
 
 if __name__ == "__main__":
     sys.exit(run_qa("avst", description=__doc__))

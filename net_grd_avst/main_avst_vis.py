@@ -8,10 +8,8 @@ question's temporal attention on that second for sound (a) and vision (v). The h
 question, the predicted and the true answer. Sheets go to net_grd_avst/avst_vis/.
 """
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from avqa.visualize import main  # noqa: E402
+from avqa.visualize import main
 
 if __name__ == "__main__":
     sys.exit(main(grounding=False, description=__doc__))

@@ -7,10 +7,8 @@ with no spatial grounding and no match loss.
 Defaults are the original recipe (Adam 1e-4, batch 64, 20 epochs, StepLR(8, 0.1), seed 1).
 """
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from avqa.tasks.qa import run_qa  # noqa: E402
+from avqa.tasks.qa import run_qa
 
 if __name__ == "__main__":
     sys.exit(run_qa("baseline", description=__doc__))

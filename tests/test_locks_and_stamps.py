@@ -16,7 +16,7 @@ from avqa.utils import torch_load
 from conftest import AVST, ROOT, data_flags, run
 
 VGG = "feat_script/extract_audio_feat/audio_feature_extractor.py"
-HOLD = ("import sys, time; sys.path.insert(0, sys.argv[3]); from avqa.utils import run_lock\n"
+HOLD = ("import sys, time; from avqa.utils import run_lock\n"
         "with run_lock(sys.argv[1], sys.argv[2]):\n    print('held', flush=True); time.sleep(120)")
 
 
@@ -26,7 +26,7 @@ def holder():
     procs = []
 
     def hold(folder, name):
-        p = subprocess.Popen([sys.executable, "-c", HOLD, str(folder), name, str(ROOT)], stdout=subprocess.PIPE,
+        p = subprocess.Popen([sys.executable, "-c", HOLD, str(folder), name], stdout=subprocess.PIPE,
                              text=True)
         assert p.stdout.readline().strip() == "held"
         procs.append(p)

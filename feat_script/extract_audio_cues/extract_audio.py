@@ -3,10 +3,9 @@ import argparse
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from avqa.features.cli import finish, resolve_shard, shard_flag  # noqa: E402
-from avqa.features.extract import extract_audio  # noqa: E402
-from avqa.utils import EXIT_CODES, at_least  # noqa: E402
+from avqa.features.cli import finish, resolve_shard, shard_flag
+from avqa.features.extract import extract_audio
+from avqa.utils import EXIT_CODES, at_least
 
 
 def main(argv=None) -> int:

@@ -8,11 +8,10 @@ import argparse
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from avqa.features.cli import apply_runtime_flags, common_flags, finish, resolve_shard  # noqa: E402
-from avqa.features.extract import extract_vggish  # noqa: E402
-from avqa.features.files import default_seconds  # noqa: E402
-from avqa.utils import EXIT_CODES, at_least  # noqa: E402
+from avqa.features.cli import apply_runtime_flags, common_flags, finish, resolve_shard
+from avqa.features.extract import extract_vggish
+from avqa.features.files import default_seconds
+from avqa.utils import EXIT_CODES, at_least
 
 
 def main(argv=None) -> int:

@@ -4,10 +4,8 @@ Each 1 fps frame is a 1-frame clip at 112x112. Official weights:
 --weights r2plus1d_18-91a641e6.pth (torchvision, Kinetics-400).
 """
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from _visual import main  # noqa: E402
+from avqa.features.cli import visual_main
 
 if __name__ == "__main__":
-    sys.exit(main("r2plus1d_18", "r2plus1d_18", "./data/feats/r2plus1d_18/", __doc__))
+    sys.exit(visual_main("r2plus1d_18", "r2plus1d_18", "./data/feats/r2plus1d_18/", __doc__))

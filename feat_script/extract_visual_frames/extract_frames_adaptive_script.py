@@ -5,11 +5,10 @@ import argparse
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from avqa.features.cli import finish, resolve_shard, shard_flag  # noqa: E402
-from avqa.features.extract import extract_frames  # noqa: E402
-from avqa.features.files import default_seconds  # noqa: E402
-from avqa.utils import EXIT_CODES, at_least  # noqa: E402
+from avqa.features.cli import finish, resolve_shard, shard_flag
+from avqa.features.extract import extract_frames
+from avqa.features.files import default_seconds
+from avqa.utils import EXIT_CODES, at_least
 
 
 def main(argv=None) -> int:
