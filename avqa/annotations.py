@@ -158,6 +158,19 @@ def video_kind(video_id: str) -> tuple[str, str | None, bool] | None:
     return ("musicavqa" if m["avqa"] else "youtube"), m["segment"], bool(m["flip"])
 
 
+def is_recording(video_id: str) -> bool:
+    """True for a recorded video, False for MUSIC-AVQA's composed ones (ids with a letter prefix:
+    'sa', 'va', 'vv', 'esa', 'eva', 'evv') and for ids of no known form.
+
+    Recordings are the ids of digits only and v2.0's YouTube ids, with or without their ``_#NN``
+    (another segment of the recording) and ``_flip`` (the recording mirrored) suffixes.
+    """
+    if video_id.isdigit():
+        return True
+    kind = video_kind(video_id)
+    return kind is not None and kind[0] == "youtube"
+
+
 def tokenize(sample: dict) -> list[str]:
     """Tokens of a question as the original code builds them (no padding).
 

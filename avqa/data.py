@@ -19,7 +19,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from .annotations import Vocab, type_index
+from .annotations import Vocab, is_recording, type_index
 from .store import FeatureError, FeatureStore  # noqa: F401 - the datasets' error, importable beside them
 
 AUDIO_SHAPE = (128,)
@@ -151,8 +151,9 @@ class AVQADataset:
 
 
 def real_videos(samples: list[dict]) -> list[str]:
-    """Videos of a split in file order, without the dataset's composed ones ('sa', 'va', ... prefixes)."""
-    return list(dict.fromkeys(s["video_id"] for s in samples if s["video_id"].isdigit()))
+    """Videos of a split in file order, without the dataset's composed ones ('sa', 'va', ... prefixes):
+    the recordings grounding pre-training learns from (annotations.is_recording)."""
+    return list(dict.fromkeys(s["video_id"] for s in samples if is_recording(s["video_id"])))
 
 
 class GroundingDataset:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..utils import EXIT_CODES, at_least
 from .extract import extract_visual
-from .files import Report, default_seconds
+from .files import Report, default_seconds, flip_ids
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -43,6 +43,20 @@ def common_flags(p: argparse.ArgumentParser, weights_flag: str = "--weights") ->
     p.add_argument("--overwrite", action="store_true",
                    help="recompute every output, also when the folder holds features made with other settings")
     shard_flag(p)
+    flips_flag(p)
+
+
+def flips_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--annotations", nargs="+", default=None, metavar="FILE",
+                   help="MUSIC-AVQA v2.0: annotation files (.json) or lists of video ids (one per line) whose "
+                        "<id>_flip videos are wanted. Each <id>_flip without an input of its own is made from "
+                        "<id>'s input: frames mirrored left-right, sound unchanged (recorded in the feature "
+                        "metadata as 'flipped'). Default: none; every output comes from an input of its own")
+
+
+def resolve_flips(args: argparse.Namespace) -> list[str]:
+    """The ``_flip`` ids named by --annotations."""
+    return flip_ids(args.annotations)
 
 
 def shard_flag(p: argparse.ArgumentParser) -> None:
@@ -111,4 +125,4 @@ def visual_main(backbone: str, model_name: str, default_out: str, doc: str, argv
                                  jpeg_quality=args.jpeg_quality, prefetch=args.prefetch, overwrite=args.overwrite,
                                  batch_rows=args.batch_frames,
                                  used_segments=args.segments if args.used_seconds else None,
-                                 float16=args.float16, shard=resolve_shard(args)))
+                                 float16=args.float16, shard=resolve_shard(args), flips=resolve_flips(args)))

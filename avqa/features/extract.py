@@ -6,7 +6,9 @@ clip into a backbone's input), metadata.py (what a folder's features were made w
 
 What every extractor shares:
 - inputs are every non-hidden file (or, for frame folders, sub-folder) of the input folder,
-  sorted; each produces ``<output>/<video_id>.<ext>``;
+  sorted; each produces ``<output>/<video_id>.<ext>``; with ``flips`` (the ``<id>_flip`` ids of
+  MUSIC-AVQA v2.0 wanted, files.flip_ids), each one without an input of its own is made from
+  ``<id>``'s input, frames mirrored left-right and sound unchanged, after the others;
 - outputs appear under their final name only when complete (written to a temporary name, then
   renamed), so a killed run never leaves a partial file that a later run would take as done;
   temporaries of dead runs are removed at start;
@@ -25,15 +27,16 @@ import inspect
 import multiprocessing as mp
 import sys
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 
 from ..data import used_seconds
 from ..media import MediaError, audio_seconds_declared, read_audio, read_sampled_frames, truncation_note, write_wav
 from ..utils import atomic_dir, clean_stale_temps, metadata_path, pick_device, progress, run_lock, user_errors
-from .files import Report, is_frame_folder, list_inputs, shard_of, valid_frames, valid_npy, valid_wav
-from .inputs import load_frames, load_sound, short_video_note
+from .files import (Report, flip_record, is_frame_folder, report_missing_flips, shard_of, sources, valid_frames,
+                    valid_npy, valid_wav)
+from .inputs import load_frames, load_sound, mirrored, short_video_note
 from .logmel import SAMPLE_RATE
 from .metadata import check_metadata, feature_metadata
 from .network import Runner, network_jobs, run_network
@@ -74,9 +77,11 @@ def _extract_audio_one(task) -> tuple[str, str | None, str | None]:
 
 
 def _extract_frames_one(task) -> tuple[str, str | None, str | None]:
-    src, dst, seconds, per_second, quality = task
+    src, dst, seconds, per_second, quality, mirror = task
     try:
         frames, info = read_sampled_frames(src, seconds, per_second)
+        if mirror:
+            frames = [mirrored(f) for f in frames]
         from PIL import Image
         with atomic_dir(dst) as tmp:
             for i, f in enumerate(frames):
@@ -106,19 +111,21 @@ def _map(report: Report, tasks: list, fn: Callable, workers: int, desc: str) -> 
 @user_errors
 @one_writer
 def extract_audio(video_dir: Path, out_dir: Path, sample_rate: int = SAMPLE_RATE, workers: int = 2,
-                  shard: tuple[int, int] | None = None) -> Report:
-    """Every video's sound track as a 16-bit wav at ``sample_rate`` (channels kept)."""
+                  shard: tuple[int, int] | None = None, flips: Sequence[str] = ()) -> Report:
+    """Every video's sound track as a 16-bit wav at ``sample_rate`` (channels kept); each of ``flips``
+    without a video of its own gets the sound of its original."""
     report = Report("extract_audio")
-    inputs = shard_of(list_inputs(video_dir), shard)
+    inputs, missing = sources(video_dir, flips=flips)
+    report_missing_flips(report, video_dir, shard_of(missing, shard))
     out_dir.mkdir(parents=True, exist_ok=True)
     clean_stale_temps(out_dir)
     tasks = []
-    for src in inputs:
-        dst = out_dir / f"{src.stem}.wav"
+    for src in shard_of(inputs, shard):
+        dst = out_dir / f"{src.key}.wav"
         if valid_wav(dst, sample_rate):
             report.skipped += 1
         else:
-            tasks.append((src, dst, sample_rate))
+            tasks.append((src.path, dst, sample_rate))
     _map(report, tasks, _extract_audio_one, workers, "extract audio")
     return report
 
@@ -126,21 +133,23 @@ def extract_audio(video_dir: Path, out_dir: Path, sample_rate: int = SAMPLE_RATE
 @user_errors
 @one_writer
 def extract_frames(video_dir: Path, out_dir: Path, seconds: int, per_second: int = 1, workers: int = 2,
-                   quality: int = 75, shard: tuple[int, int] | None = None) -> Report:
+                   quality: int = 75, shard: tuple[int, int] | None = None, flips: Sequence[str] = ()) -> Report:
     """``seconds * per_second`` JPEG frames per video, at the 1 fps frame numbers (00000001.jpg, ...;
-    docs/model.md, Inputs and sampling)."""
+    docs/model.md, Inputs and sampling); each of ``flips`` without a video of its own gets its
+    original's frames mirrored left-right."""
     report = Report("extract_frames")
-    inputs = shard_of(list_inputs(video_dir), shard)
+    inputs, missing = sources(video_dir, flips=flips)
+    report_missing_flips(report, video_dir, shard_of(missing, shard))
     out_dir.mkdir(parents=True, exist_ok=True)
     clean_stale_temps(out_dir)
     tasks = []
     n = seconds * per_second
-    for src in inputs:
-        dst = out_dir / src.stem
+    for src in shard_of(inputs, shard):
+        dst = out_dir / src.key
         if valid_frames(dst, n):
             report.skipped += 1
         else:
-            tasks.append((src, dst, seconds, per_second, quality))
+            tasks.append((src.path, dst, seconds, per_second, quality, src.mirror))
     _map(report, tasks, _extract_frames_one, workers, "extract frames")
     return report
 
@@ -150,15 +159,16 @@ def extract_frames(video_dir: Path, out_dir: Path, seconds: int, per_second: int
 def extract_visual(name: str, video_path: Path, out_dir: Path, seconds: int, weights: str | None, seed: int,
                    device: str | None, bf16: bool, jpeg_quality: int | None, prefetch: int,
                    overwrite: bool, batch_rows: int = 64, used_segments: int | None = None, float16: bool = False,
-                   shard: tuple[int, int] | None = None) -> Report:
+                   shard: tuple[int, int] | None = None, flips: Sequence[str] = ()) -> Report:
     """``used_segments``: compute only the seconds the models read (data.used_seconds) for that many
-    segments; ``float16``: store half precision; ``shard``: (K, N), this process's share of the videos."""
+    segments; ``float16``: store half precision; ``shard``: (K, N), this process's share of the videos;
+    ``flips``: the ``<id>_flip`` ids to make from ``<id>``'s frames mirrored when they have no input."""
     frames_mode = is_frame_folder(video_path)
     rows = used_seconds(seconds, used_segments) if used_segments else None
     device = pick_device(device)
     per_core = not device.startswith("cuda")  # each clip alone through the network: no batch to keep fixed
-    jobs = network_jobs(list_inputs(video_path, want_dirs=frames_mode),
-                        batch_rows if per_core else len(rows) if rows else seconds, batch_rows, shard)
+    inputs, missing = sources(video_path, want_dirs=frames_mode, flips=flips)
+    jobs = network_jobs(inputs, batch_rows if per_core else len(rows) if rows else seconds, batch_rows, shard)
     runner = Runner(name, weights, seed, device, bf16)
     report = Report(name)  # timed from here: the network is built
     spec = runner.spec
@@ -167,6 +177,7 @@ def extract_visual(name: str, video_path: Path, out_dir: Path, seconds: int, wei
     meta["jpeg_roundtrip_quality"] = jpeg_quality
     meta["dtype"] = "float16" if float16 else "float32"
     meta["seconds_computed"] = rows if rows is not None else "all"
+    meta.update(flip_record(inputs))
     if rows is not None:
         meta["used_seconds"] = (f"only the seconds AVST reads with --segments {used_segments} and grounding "
                                 f"pre-training reads (the first {min(10, seconds)}); the others are holes that read "
@@ -175,8 +186,10 @@ def extract_visual(name: str, video_path: Path, out_dir: Path, seconds: int, wei
         print(f"[{name}] no --weights given: using a seeded random init (seed {seed}); "
               f"recorded in {metadata_path(out_dir)}", file=sys.stderr)
     check_metadata(out_dir, meta, overwrite, own=[j.key for j in jobs] if shard else None)
+    report_missing_flips(report, video_path, shard_of(missing, shard))
     return run_network(name, jobs, out_dir, (seconds, *spec.out_shape),
-                       lambda j: load_frames(j.source, seconds, spec, jpeg_quality, rows), runner, prefetch, report,
+                       lambda j: load_frames(j.source, seconds, spec, jpeg_quality, rows, j.mirror), runner,
+                       prefetch, report,
                        batch_rows, per_core=per_core, rows=rows,
                        dtype=np.float16 if float16 else np.float32)
 
@@ -185,16 +198,20 @@ def extract_visual(name: str, video_path: Path, out_dir: Path, seconds: int, wei
 @one_writer
 def extract_vggish(audio_dir: Path, out_dir: Path, seconds: int, weights: str | None, seed: int,
                    device: str | None, bf16: bool, prefetch: int, overwrite: bool, batch_rows: int = 64,
-                   shard: tuple[int, int] | None = None) -> Report:
-    jobs = network_jobs(list_inputs(audio_dir), seconds, batch_rows, shard)
+                   shard: tuple[int, int] | None = None, flips: Sequence[str] = ()) -> Report:
+    """``flips``: the ``<id>_flip`` ids to make from ``<id>``'s sound (unchanged) when they have no input."""
+    inputs, missing = sources(audio_dir, flips=flips)
+    jobs = network_jobs(inputs, seconds, batch_rows, shard)
     device = pick_device(device)
     runner = Runner("vggish", weights, seed, device, bf16)
     report = Report("vggish")  # timed from here: the network is built
     meta = feature_metadata("vggish", runner, seconds, device, bf16)
+    meta.update(flip_record(inputs, sound=True))
     if runner.weights_info["weights"] is None:
         print(f"[vggish] no --checkpoint given: using a seeded random init (seed {seed}); "
               f"recorded in {metadata_path(out_dir)}", file=sys.stderr)
     check_metadata(out_dir, meta, overwrite, own=[j.key for j in jobs] if shard else None)
+    report_missing_flips(report, audio_dir, shard_of(missing, shard))
     return run_network("vggish", jobs, out_dir, (seconds, 128), lambda j: load_sound(j.source, seconds), runner,
                        prefetch, report, batch_rows)
 

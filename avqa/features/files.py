@@ -64,6 +64,77 @@ def list_inputs(folder: Path, want_dirs: bool = False) -> list[Path]:
     return [p for p in entries if p.is_dir()] if want_dirs else [p for p in entries if p.is_file()]
 
 
+@dataclass(frozen=True)
+class Source:
+    """One output of an extraction: its video id, the input it is made from, and whether the input's
+    frames are mirrored left-right (a v2.0 ``<id>_flip`` video made from ``<id>``; its sound is the same)."""
+
+    key: str
+    path: Path
+    mirror: bool = False
+
+
+FLIP = "_flip"
+
+
+def flip_ids(files: Sequence[str | Path] | None, flag: str = "--annotations") -> list[str]:
+    """The ``<id>_flip`` video ids named by annotation files (.json, a list of rows with ``video_id``)
+    or id lists (any other file: one id per line), sorted."""
+    ids: set[str] = set()
+    for f in files or ():
+        path = Path(f)
+        try:
+            text = path.read_text()
+        except OSError as e:
+            raise SystemExit(f"{flag} {path}: cannot be read ({e.strerror}){relative_hint(path)}") from None
+        if path.suffix.lower() == ".json":
+            try:
+                rows = json.loads(text)
+                ids.update(str(r["video_id"]) for r in rows)
+            except (ValueError, TypeError, KeyError):
+                raise SystemExit(f"{flag} {path}: not an annotation file (a JSON list of rows with a 'video_id'); "
+                                 f"give one, or a text file of video ids, one per line") from None
+        else:
+            ids.update(line.strip() for line in text.splitlines() if line.strip())
+    return sorted(v for v in ids if v.endswith(FLIP) and len(v) > len(FLIP))
+
+
+def sources(folder: Path, want_dirs: bool = False, flips: Sequence[str] = ()) -> tuple[list[Source], list[str]]:
+    """The outputs to make from an input folder, and the ``flips`` that have no input to be made from.
+
+    Every input of the folder (list_inputs, in its order) names its own output; then each of ``flips``
+    without an input of its own is made from ``<id>``'s input, mirrored.
+    """
+    out = [Source(p.name if p.is_dir() else p.stem, p) for p in list_inputs(folder, want_dirs)]
+    have = {s.key: s.path for s in out}
+    missing = []
+    for vid in flips:
+        if vid in have:
+            continue
+        base = have.get(vid[:-len(FLIP)])
+        if base is None:
+            missing.append(vid)
+        else:
+            out.append(Source(vid, base, mirror=True))
+    return out, missing
+
+
+def report_missing_flips(report: Report, folder: Path, missing: Sequence[str]) -> None:
+    for vid in missing:
+        report.fail(folder / vid, f"named by --annotations, but {folder} holds no input named {vid} or "
+                                  f"{vid[:-len(FLIP)]} to mirror it from")
+
+
+def flip_record(items: Sequence[Source], sound: bool = False) -> dict:
+    """The metadata entry of the mirrored outputs (none when there are none)."""
+    mirrored = {s.key: s.path.name for s in items if s.mirror}
+    if not mirrored:
+        return {}
+    how = ("the sound of the named input, unchanged" if sound
+           else "the named input's frames mirrored left-right")
+    return {"flipped": mirrored, "flipped_from": how}
+
+
 def is_frame_folder(folder: Path) -> bool:
     """True when the input folder holds one sub-folder of JPEG frames per video (the original layout)."""
     subs = [p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")] if folder.is_dir() else []

@@ -29,12 +29,13 @@ def short_video_note(src: Path, info: dict, seconds: int) -> str | None:
 
 
 def load_frames(source: Path, seconds: int, spec: B.Backbone, jpeg_quality: int | None,
-                rows: Sequence[int] | None = None) -> tuple["torch.Tensor", list[str]]:
+                rows: Sequence[int] | None = None, mirror: bool = False) -> tuple["torch.Tensor", list[str]]:
     """A clip's input to the image backbone ``spec``: its ``seconds`` frames at the 1 fps frame numbers
     (or only those of the seconds in ``rows``), and notes for a short or truncated video.
 
     ``source``: a video, decoded in memory, or a folder of 1 fps JPEG frames (the original layout);
-    ``jpeg_quality``: pass decoded frames through JPEG at this quality, as the original's frame files.
+    ``jpeg_quality``: pass decoded frames through JPEG at this quality, as the original's frame files;
+    ``mirror``: flip every frame left-right first (a v2.0 ``_flip`` video made from its original).
     """
     notes = []
     if source.is_dir():  # the original layout: a folder of 1 fps JPEG frames
@@ -45,15 +46,23 @@ def load_frames(source: Path, seconds: int, spec: B.Backbone, jpeg_quality: int 
         if len(files) != seconds:
             raise MediaError(f"{source}: {len(files)} frames, expected {seconds} (one per second)")
         frames = [np.array(Image.open(files[i]).convert("RGB")) for i in (rows if rows is not None else range(seconds))]
+        frames = [mirrored(f) for f in frames] if mirror else frames
     else:
         frames, info = read_sampled_frames(source, seconds, threads=1)
         if rows is not None:
             frames = [frames[i] for i in rows]
+        if mirror:
+            frames = [mirrored(f) for f in frames]
         if jpeg_quality:
             frames = [jpeg_roundtrip(f, jpeg_quality) for f in frames]
         note = short_video_note(source, info, seconds)
         notes = [note] if note else []
     return B.frames_to_tensor(frames, spec), notes
+
+
+def mirrored(frame: np.ndarray) -> np.ndarray:
+    """A [H, W, 3] frame flipped left-right, as v2.0's ``_flip`` videos are."""
+    return np.ascontiguousarray(frame[:, ::-1])
 
 
 def jpeg_roundtrip(frame: np.ndarray, quality: int) -> np.ndarray:

@@ -12,7 +12,7 @@ import numpy as np
 from ..media import MediaError
 from ..utils import clean_stale_temps, progress
 from . import backbones as B
-from .files import Report, save_npy, valid_npy
+from .files import Report, Source, save_npy, valid_npy
 
 
 @dataclass
@@ -22,15 +22,16 @@ class Job:
     key: str       # video id, the output's stem
     source: Path   # video file, audio file or frame folder
     group: int = 0  # clips of one group go through the network together (batched mode)
+    mirror: bool = False  # the source's frames mirrored left-right (a _flip video)
 
 
-def network_jobs(inputs: list[Path], rows_per_clip: int, batch_rows: int,
+def network_jobs(inputs: list[Source], rows_per_clip: int, batch_rows: int,
                  shard: tuple[int, int] | None) -> list[Job]:
     """Jobs in sorted order, grouped into fixed runs of consecutive clips that fill about ``batch_rows``
     rows; a shard takes whole groups. Each clip then meets the same batch whether one process or N
     shards do the folder, so their outputs are byte for byte the same."""
     size = max(1, batch_rows // max(1, rows_per_clip))
-    jobs = [Job(p.name if p.is_dir() else p.stem, p, i // size) for i, p in enumerate(inputs)]
+    jobs = [Job(s.key, s.path, i // size, s.mirror) for i, s in enumerate(inputs)]
     if shard is None:
         return jobs
     k, n = shard

@@ -64,7 +64,8 @@ def train_grounding(cfg: RunConfig, rt: Runtime, held: ExitStack) -> None:
     train_videos, val_videos = _videos_of(cfg.label_train), _videos_of(cfg.label_val)
     for path, vids in ((cfg.label_train, train_videos), (cfg.label_val, val_videos)):
         if len(vids) < 2:
-            raise SystemExit(f"{path}: grounding needs at least two real (8-digit) videos, found {len(vids)}")
+            raise SystemExit(f"{path}: grounding needs at least two real videos (recordings, not the composed "
+                             f"sa/va/vv/esa/eva/evv ones), found {len(vids)}")
     feature_dirs = [cfg.audio_dir, cfg.video_res14x14_dir]
     record = run_record(cfg, "grounding", None, feature_dirs, train_videos + val_videos)
     files = checkpoint.Files(save_dir, cfg.checkpoint, "grounding")

@@ -8,7 +8,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from avqa.features.cli import apply_runtime_flags, common_flags, finish, resolve_shard
+from avqa.features.cli import apply_runtime_flags, common_flags, finish, resolve_flips, resolve_shard
 from avqa.features.extract import extract_vggish
 from avqa.features.files import default_seconds
 from avqa.utils import EXIT_CODES, at_least
@@ -26,7 +26,7 @@ def main(argv=None) -> int:
     seconds = args.seconds or default_seconds(Path(args.audio_dir))
     return finish(extract_vggish(Path(args.audio_dir), Path(args.save_dir), seconds, args.weights, args.seed,
                                  args.device, args.bf16, args.prefetch, args.overwrite,
-                                 args.batch_frames, resolve_shard(args)))
+                                 args.batch_frames, resolve_shard(args), resolve_flips(args)))
 
 
 if __name__ == "__main__":

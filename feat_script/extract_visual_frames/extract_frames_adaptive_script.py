@@ -5,7 +5,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from avqa.features.cli import finish, resolve_shard, shard_flag
+from avqa.features.cli import finish, flips_flag, resolve_flips, resolve_shard, shard_flag
 from avqa.features.extract import extract_frames
 from avqa.features.files import default_seconds
 from avqa.utils import EXIT_CODES, at_least
@@ -21,10 +21,11 @@ def main(argv=None) -> int:
     p.add_argument("--process_count", type=at_least(1), default=2, help="parallel processes (default: 2)")
     p.add_argument("--quality", type=at_least(1), default=75, help="JPEG quality, as the original's imsave (default: 75)")
     shard_flag(p)
+    flips_flag(p)
     args = p.parse_args(argv)
     seconds = args.seconds or default_seconds(Path(args.dir_path))
     return finish(extract_frames(Path(args.dir_path), Path(args.dst_path), seconds, args.fps_count,
-                                 args.process_count, args.quality, resolve_shard(args)))
+                                 args.process_count, args.quality, resolve_shard(args), resolve_flips(args)))
 
 
 if __name__ == "__main__":
