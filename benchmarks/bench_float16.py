@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from avqa.train import run_qa
+from avqa.tasks.qa import run_qa
 from avqa.utils import metadata_path
 from avqa.machine import describe_machine
 

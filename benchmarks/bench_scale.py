@@ -17,7 +17,7 @@ What it builds (under --work, deleted at the end unless --keep):
   the real train file is not available), every row of them in train so that val and test words
   are in its vocabulary, with 8-digit video ids that use every one of the 9,288 videos.
 
-What it measures, through the project's own training code (avqa.train.build_parser, Runtime,
+What it measures, through the project's own training code (avqa.tasks.cli.build_parser, Runtime,
 feature_stores, make_loader, train_step; avqa.data.AVQADataset; the AVST model), each training in
 its own process, as `python net_grd_avst/main_avst.py` would run on the full set:
 - loader start-up: reading the annotations and building the vocabularies, shape checks of every
@@ -199,14 +199,14 @@ def open_files() -> int:
 
 
 def train_args(a, subset: bool):
-    from avqa.train import build_parser
+    from avqa.tasks.cli import build_parser
     folder = LAYOUTS[a.layout][0]
     suffix = f"-{a.subset}videos" if subset else ""
     ann, feats = Path(a.root) / "json", Path(a.root) / "feats"
     return build_parser("avst", "").parse_args([
         "--audio_dir", str(feats / "vggish"), "--video_res14x14_dir", str(feats / folder),
         "--label_train", str(ann / f"avqa-train{suffix}.json"), "--label_val", str(ann / f"avqa-val{suffix}.json"),
-        # cuda:0, not cuda: avqa.train.Runtime passes the device to torch.cuda.set_device, which refuses an
+        # cuda:0, not cuda: avqa.engine.runtime.Runtime passes the device to torch.cuda.set_device, which refuses an
         # index-less device on recent torch (2.11)
         "--device", "cuda:0" if a.device == "cuda" else a.device, "--quiet"])
 
@@ -214,7 +214,7 @@ def train_args(a, subset: bool):
 def child_startup(a) -> None:
     """A first run's start-up, in stages: annotations, audio check and scan, 14x14 shape checks and scan."""
     from avqa.annotations import Vocab
-    from avqa.train import load_split
+    from avqa.tasks.inputs import load_split
     args = train_args(a, subset=False)
     out = {}
     t = time.perf_counter()
@@ -284,8 +284,10 @@ def child_train(a) -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (a.nofile, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
     from avqa.annotations import Vocab
     from avqa.data import AVQADataset, segment_seconds
-    from avqa.models import QA_MODELS
-    from avqa.train import Runtime, feature_stores, load_split, make_loader, set_loader_epoch, to_device, train_step
+    from avqa.engine.loop import train_step
+    from avqa.engine.runtime import Runtime, make_loader, set_loader_epoch, to_device
+    from avqa.tasks.inputs import feature_stores, load_split
+    from avqa.tasks.qa import FAMILIES
     args = train_args(a, subset=a.set == "subset")
     rt = Runtime(args)
     torch.manual_seed(args.seed)
@@ -303,7 +305,8 @@ def child_train(a) -> None:
     out["checks_s"] = time.perf_counter() - t
     out["scan_cached"] = [c.stat().st_mtime_ns if c.exists() else None for c in caches] == before
     t = time.perf_counter()
-    cls = QA_MODELS["avst"]
+    family = FAMILIES["avst"]
+    cls, objective = family.cls, family.objective(args.match_weight)
     model = cls(len(vocab.questions), len(vocab.answers)).to(rt.device)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
     train_set = AVQADataset(splits["train"], audio, visual, total, args.segments, negatives=cls.uses_negatives,
@@ -323,7 +326,7 @@ def child_train(a) -> None:
             state["it"] = iter(loader)
             batch = next(state["it"])
         batch = to_device(batch, rt.device)
-        train_step(model, batch, optimizer, rt, "avst", args.match_weight)  # returns floats: the step is done
+        train_step(model, batch, optimizer, rt, objective)  # returns floats: the step is done
         return len(batch["label"])
 
     t = time.perf_counter()

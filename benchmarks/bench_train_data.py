@@ -27,7 +27,7 @@ import torch
 from avqa.annotations import INSTRUMENTS, Vocab, load_annotations
 from avqa.data import AUDIO_SHAPE, VISUAL_SHAPE, AVQADataset, BatchLoader, FeatureStore, encode_split
 from avqa.models import AVST
-from avqa.train import qa_loss
+from avqa.tasks.qa import qa_loss
 from avqa.machine import describe_machine
 
 

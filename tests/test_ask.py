@@ -30,7 +30,10 @@ from avqa.data import AUDIO_SHAPE, VISUAL_SHAPE, AVQADataset, FeatureStore, enco
 from avqa.features.pretrain import DEFAULT_OUT
 from avqa.models import AVST, QuestionOnly
 from avqa.synthetic.questions import TEMPLATES
-from avqa.train import Runtime, build_parser, load_trained_state, make_loader, predict_qa
+from avqa.checkpoint import load_trained_state
+from avqa.engine.runtime import Runtime, make_loader
+from avqa.tasks.cli import build_parser
+from avqa.tasks.qa import predict_qa
 from avqa.visualize import sheet_size
 from conftest import ROOT, run
 

@@ -5,7 +5,7 @@ import torchvision
 
 import model_reference as ref
 from avqa.models import AVST, BASELINE_UNUSED, LADDER, QA_MODELS, AudioVisualGrounding, Baseline, rung_doc, transfer_grounding
-from avqa.train import load_trained_state
+from avqa.checkpoint import load_trained_state
 
 AVST_KEYS = {"fc_a1", "fc_a2", "fc_gl", "fc1", "fc2", "fc3", "fc4", "attn_a", "attn_v", "linear11", "linear12",
              "linear21", "linear22", "norm1", "norm2", "fc_fusion", "fc_ans", "question_encoder"}
@@ -213,7 +213,7 @@ def test_each_rung_is_avst_with_parts_switched_off(rung):
     assert (cls.uses_audio, cls.uses_visual) == ("fc_a1" in RUNG_KEYS[rung], rung not in ("question_only", "aq"))
     assert cls.uses_negatives == (rung == "avst")  # the match loss comes with the spatial grounding only
     # main_avst.py --help says what it computes, in the two lines its docstring gives
-    from avqa.train import build_parser
+    from avqa.tasks.cli import build_parser
     doc = rung_doc(rung)
     assert len(doc.splitlines()) == 2
     assert " ".join(f"{rung} ({LADDER[rung][0]}): {doc}".split()) in " ".join(build_parser("avst", "").format_help().split())
@@ -262,7 +262,7 @@ def test_rungs_differ_where_their_parts_differ():
 
 
 def test_a_rungs_checkpoint_is_not_another_rungs(tmp_path):
-    from avqa.train import CHECKPOINT_FORMAT
+    from avqa.checkpoint import FORMAT as CHECKPOINT_FORMAT
     model = LADDER["aq"][1]()
     torch.save({"format": CHECKPOINT_FORMAT, "model": "aq", "state_dict": model.state_dict()}, tmp_path / "aq.pt")
     load_trained_state(tmp_path / "aq.pt", "aq", LADDER["aq"][1](), None)

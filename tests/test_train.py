@@ -160,7 +160,7 @@ def test_real_annotation_files_work_in_test_mode(tmp_path, release):
     """Both releases of the real test file, through test mode, with any batch size (features are stand-ins)."""
     from avqa.annotations import Vocab, load_annotations
     from avqa.models import AVST as AVSTModel
-    from avqa.train import CHECKPOINT_FORMAT
+    from avqa.checkpoint import FORMAT as CHECKPOINT_FORMAT
     rows = load_annotations(REAL / release / "avqa-test.json")[:160]
     train = load_annotations(REAL / release / "avqa-val.json")  # stands in for the train file (not shipped here)
     vocab = Vocab.from_samples(train + rows)

@@ -6,7 +6,6 @@ import shutil
 
 import numpy as np
 import pytest
-import torch
 
 from avqa.annotations import Vocab, question_key
 from avqa.data import real_videos
