@@ -3,8 +3,7 @@
 
 Features stay in their per-video ``.npy`` files, which stay open; a sample reads (pread) only the
 seconds it uses (the sampled seconds of its own video, and one second of another video per
-negative). The original loaded the whole 24 MB 14x14 file of a negative
-video for each of the 10 negatives of each sample.
+negative), never the whole 24 MB 14x14 file of a negative video (docs/differences.md).
 
 Negatives are drawn from a generator seeded by (seed, epoch, sample index), so a run and its
 resumption see the same negatives whatever the number of loader workers.
@@ -82,7 +81,7 @@ def encode_split(samples: list[dict], vocab: Vocab, path: str | Path) -> QASplit
 
 
 class AVQADataset:
-    """Questions with the features of their sampled seconds; batches are filled by slicing.
+    """Questions with the features of their sampled seconds, read into preallocated batch buffers.
 
     ``batch(indices)`` writes each array of the batch once, read from the feature files (FeatureStore's
     pread) straight into preallocated buffers: audio [B,T,128], visual_posi and visual_nega [B,T,512,14,14],

@@ -54,7 +54,7 @@ assert [QUESTION_TYPES[i] for i in (4, 5, 6)] == [("Audio-Visual", "Existential"
 def percent(correct: int, total: int) -> float | None:
     """100 * correct / total rounded to 2 decimals, the fraction taken in single precision.
 
-    Single precision is what test mode (a float tensor's mean) has always used; at a tie in the third
+    Single precision is what test mode computes (a float tensor's mean); at a tie in the third
     decimal it can round the other way from the exact fraction, so this one function serves both.
     """
     if not total:

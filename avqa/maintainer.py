@@ -11,10 +11,11 @@ from pathlib import Path
 import torch
 
 from . import checkpoint
+from .features.metadata import MADE_WITH
 from .recipes import DEMO
 from .tasks import qa
 from .tasks.config import RunConfig
-from .utils import atomic_write_text
+from .utils import atomic_write_text, metadata_path
 
 
 def bundle(data: Path, out: Path, dest: Path = Path("net_grd_avst/avst_models")) -> None:
@@ -33,11 +34,10 @@ def bundle(data: Path, out: Path, dest: Path = Path("net_grd_avst/avst_models"))
                                 label_train=str(data / "json" / "avqa-train.json"),
                                 label_test=str(data / "json" / "avqa-test.json"), results=str(results)))
     report = json.loads(results.read_text())
-    feats = {n: json.loads((data / "feats" / f"{n}.json").read_text()) for n in ("vggish", "res18_14x14")}
+    feats = {n: json.loads(metadata_path(data / "feats" / n).read_text()) for n in ("vggish", "res18_14x14")}
     recorded = {"table": report["table"], "made_with": "python -m avqa.pipeline --bundle", "recipe": DEMO,
                 "synthetic": json.loads((data / "synthetic.json").read_text())["flags"],
-                "features": {n: {k: m.get(k) for k in ("init", "weights_sha256", "trained_on", "seconds", "precision",
-                                                       "preprocessing")} for n, m in feats.items()},
+                "features": {n: {k: m.get(k) for k in (*MADE_WITH, "trained_on")} for n, m in feats.items()},
                 "torch": torch.__version__, "epoch": ckpt["epoch"], "val_accuracy": ckpt["val_accuracy"]}
     record = checkpoint.record_path(shipped)
     record.unlink(missing_ok=True)

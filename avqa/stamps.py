@@ -47,7 +47,7 @@ def staleness(stamp: dict | None, config: dict, reads: Callable[[], dict], upstr
     """None when ``stamp`` finished with ``config`` (and ``upstream``: the runs it built on) and the files
     it read are as they were (``reads()``: their fingerprint now); else why not.
 
-    ``older_without_reads``: a stamp that predates fingerprints is taken as it is.
+    ``older_without_reads``: a stamp without a fingerprint of its reads is taken as it is.
     """
     if stamp is None:
         return Staleness(NOT_RUN)

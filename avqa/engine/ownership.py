@@ -48,7 +48,7 @@ def record_differences(then: dict, now: dict) -> list[str]:
             out.append(f"the contents of --{flag} (sha256 {str(old)[:12]} then, {digest[:12]} now)")
     if then.get("features_metadata_sha256") != now["features_metadata_sha256"]:
         out.append("the feature folders' metadata (other backbone weights or settings)")
-    if "features_read" in then:  # records of older versions lack it
+    if "features_read" in then:  # a record without it is compared on the rest
         changed = changes(then["features_read"], now.get("features_read", {}))
         if changed:
             out.append(f"the feature files ({'; '.join(changed)})")
@@ -59,7 +59,7 @@ def record_differences(then: dict, now: dict) -> list[str]:
 
 
 def _legacy_record(state: dict, now: dict) -> dict:
-    """The record of a checkpoint written before runs were recorded: what it holds, the rest taken as now."""
+    """The record of a checkpoint that carries none: what it holds, the rest taken as now."""
     then = dict(now, model=state.get("model"), recipe={k: state.get("args", {}).get(k, v) for k, v in now["recipe"].items()})
     if "question_vocab" in state:
         then["vocab_sha256"] = hashlib.sha256("\n".join([*state["question_vocab"], "",

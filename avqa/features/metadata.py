@@ -1,4 +1,4 @@
-"""The metadata of a feature folder (``metadata.json``): what its features were made with, and the
+"""The metadata of a feature folder (``<folder>.json`` beside it, utils.metadata_path): what its features were made with, and the
 one list of settings that must agree before features are mixed in a folder or fed to a checkpoint."""
 from __future__ import annotations
 
