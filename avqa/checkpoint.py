@@ -128,18 +128,19 @@ def _check_keys(path: Path, model_kind: str, state: dict, expected: dict) -> Non
         raise ValueError(f"{path}: tensors of other shapes than the model's: {bad[:5]}")
 
 
-def load_trained_state(path: str | Path, model_kind: str, model: nn.Module, vocab=None) -> dict:
+def load_trained_state(path: str | Path, model_kind: str, model: nn.Module, vocab=None, loaded: object = None) -> dict:
     """Load our checkpoint or an original state_dict into ``model``; returns our checkpoint's metadata
     ({} for an original one). Every mismatch is a ValueError that says what differs.
 
     Original checkpoints (keys ``module.*``) may carry the modules the original never used
-    (``model.unused_keys``); those, and only those, are ignored.
+    (``model.unused_keys``); those, and only those, are ignored. ``loaded``: the file's object, when the
+    caller has already read it (the file is then not read again).
     """
     path = Path(path)
-    if not path.is_file():
+    if loaded is None and not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} not found{relative_hint(path)}: train first, or check "
                                 f"--model_save_dir and --checkpoint")
-    obj = load_file(path)
+    obj = load_file(path) if loaded is None else loaded
     meta = {}
     if is_ours(obj):
         if obj.get("model") != model_kind:

@@ -67,7 +67,7 @@ def load_trained(path: Path, label_train: str | None) -> Trained:
                        f"with the train file it was trained with (as main_avst.py --mode test does)", USAGE)
     model = AVST(len(vocab.questions), len(vocab.answers))
     try:
-        meta = load_trained_state(path, "avst", model, vocab)
+        meta = load_trained_state(path, "avst", model, vocab, loaded=obj)
     except (ValueError, FileNotFoundError) as e:
         raise AskError(str(e)) from None
     segments = int(meta.get("args", {}).get("segments", 10))
