@@ -262,3 +262,27 @@ def answer(sd, six, q):
     """The six 512-d vectors [a_grd, a_av, a_kept, v_grd, v_av, v_sp] and the question -> logits."""
     fused = linear(torch.tanh(torch.cat(six)), sd, "av_fusion_fc")
     return linear(torch.tanh(fused * q), sd, "answer_pred_fc")
+
+
+def nearest_frame(seconds, t):
+    """The token frame whose second is nearest t; the earlier frame on a tie."""
+    return min(range(len(seconds)), key=lambda j: (abs(int(seconds[j]) - t), j))
+
+
+def tspm_logits(sd, audio, visual, tokens, question, prompt, k, seconds):
+    """One question, paper reading, eval mode: audio [T,128], visual [T,768], tokens [F,N,1024],
+    question and prompt [768], ``seconds`` the second each token frame shows -> (logits, kept seconds)."""
+    a = linear(audio, sd, "input_a")
+    v = linear(visual, sd, "input_v")
+    q = linear(question, sd, "input_qst")
+    p = linear(prompt, sd, "input_qst_prompt")
+    a_av, v_av = av_layer(sd, a, v), av_layer(sd, v, a)
+    w = segment_weights(sd, p, v)
+    kept = sorted(torch.argsort(w)[-k:].tolist())
+    a_kept = a[kept]
+    v_sp = torch.stack([spatial(sd, a[t], linear(tokens[nearest_frame(seconds, t)], sd, "input_v_patch"))
+                        for t in kept])
+    a_grd = query_block(sd, "QstTempGrd_Module", q, a_kept)
+    v_grd = query_block(sd, "QstTempGrd_Module", q, v_sp)
+    six = [a_grd, a_av.mean(0), a_kept.mean(0), v_grd, v_av.mean(0), v_sp.mean(0)]
+    return answer(sd, six, q), kept
