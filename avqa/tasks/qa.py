@@ -167,6 +167,25 @@ def load_pretrained_grounding(src: str | None) -> AudioVisualGrounding | None:
     return grounding
 
 
+def _other_family(path: Path, model_kind: str) -> str | None:
+    """The sentence for an original state_dict that another registered family's model would load, else None."""
+    try:
+        obj = checkpoint.load_file(path)
+    except (ValueError, OSError):
+        return None
+    if not checkpoint.is_original(obj):
+        return None
+    keys = {k.removeprefix("module.") for k in obj}
+    for kind, family in FAMILIES.items():
+        if kind == model_kind:
+            continue
+        model = family.cls()
+        if {k for k in keys if not k.startswith(model.unused_keys)} == set(model.state_dict()):
+            return (f"{path} is an original '{kind}' state_dict, not a '{model_kind}' checkpoint: test it with the "
+                    f"script and --model of '{kind}', or give a '{model_kind}' checkpoint (--model_save_dir, --checkpoint)")
+    return None
+
+
 def train_qa(cfg: RunConfig, model_kind: str, rt: Runtime, held: ExitStack, family: Family | None = None) -> None:
     """Train ``model_kind`` as ``cfg`` says; ``held`` keeps the run's lock and log until the caller is done.
 
@@ -225,7 +244,7 @@ def test_qa(cfg: RunConfig, model_kind: str, rt: Runtime, family: Family | None 
     try:
         checkpoint.load_trained_state(ckpt, model_kind, model, vocab)
     except (ValueError, FileNotFoundError) as e:
-        raise SystemExit(str(e)) from None
+        raise SystemExit(_other_family(ckpt, model_kind) or str(e)) from None
     results = Path(cfg.results) if cfg.results else save_dir / f"{cfg.checkpoint}_{Path(cfg.label_test).stem}.json"
     check_writable(results.parent, "--results" if cfg.results else "--model_save_dir")
     for folder, flag in family.output_dirs(cfg):

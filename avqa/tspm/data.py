@@ -144,7 +144,7 @@ def open_inputs(cfg, samples: Sequence[dict]) -> TSPMInputs:
         try:
             lengths[flag] = store.check(videos, finite=finite, name=f"{flag} features")
         except FeatureError as e:
-            raise SystemExit(f"{e}\n(point {flag} at the folder of these features, or make them again)") from None
+            raise SystemExit(f"{e} (point {flag} at the folder of these features, or make them again)") from None
     T, frames, F = lengths["--audios_feat_dir"], lengths["--visual_feat_dir"], lengths["--visual_patch_dir"]
     if T != frames:
         raise SystemExit(f"--audios_feat_dir {cfg.audios_feat_dir} holds T={T} seconds per video but --visual_feat_dir "
