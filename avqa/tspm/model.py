@@ -123,9 +123,34 @@ class QueryAttention(nn.Module):
         self.qst_query_visual_norm = nn.LayerNorm(dim)
         self.dropout = nn.Dropout(dropout)
 
+    def head_weights(self, query: torch.Tensor, sequence: torch.Tensor) -> torch.Tensor:
+        """query [S, C] over sequence [S, L, C] -> each head's attention weights [S, H, L].
+
+        The scores are computed without projecting the sequence: q_h . (W_k,h x + b_k,h) equals
+        (W_k,h^T q_h) . x plus a term constant over x, which the softmax ignores. As in
+        nn.MultiheadAttention, the weights pass through attention dropout while training.
+        """
+        attn = self.attn_qst_query
+        C, H = attn.embed_dim, attn.num_heads
+        w_q, w_k = attn.in_proj_weight[:C], attn.in_proj_weight[C:2 * C]
+        q = F.linear(query, w_q, attn.in_proj_bias[:C]).view(-1, H, C // H) * (C // H) ** -0.5   # [S, H, d]
+        q_in = torch.einsum("shd,hdc->shc", q, w_k.view(H, C // H, C))                         # [S, H, C]
+        weights = torch.softmax(torch.einsum("shc,slc->shl", q_in, sequence), dim=-1)          # [S, H, L]
+        return F.dropout(weights, attn.dropout, self.training)
+
     def attend(self, query: torch.Tensor, sequence: torch.Tensor) -> torch.Tensor:
-        """query [S, C], sequence [S, L, C] -> [S, C]."""
-        x = self.attn_qst_query(query.unsqueeze(1), sequence, sequence, need_weights=False)[0].squeeze(1)
+        """query [S, C], sequence [S, L, C] -> [S, C].
+
+        Each head pools the raw sequence and projects the pooled vector once
+        (sum_l w_l (W_v x_l + b_v) = W_v (sum_l w_l x_l) + b_v sum_l w_l), so no sequence element is projected.
+        """
+        attn = self.attn_qst_query
+        C, H = attn.embed_dim, attn.num_heads
+        weights = self.head_weights(query, sequence)                                            # [S, H, L]
+        pooled = torch.einsum("shl,slc->shc", weights, sequence)                                # [S, H, C]
+        w_v, b_v = attn.in_proj_weight[2 * C:].view(H, C // H, C), attn.in_proj_bias[2 * C:].view(H, C // H)
+        heads = torch.einsum("shc,hdc->shd", pooled, w_v) + weights.sum(-1, keepdim=True) * b_v  # [S, H, d]
+        x = attn.out_proj(heads.reshape(-1, C))                                                 # [S, C]
         ffn = self.dropout(self.qst_query_linear2(self.dropout(F.relu(self.qst_query_linear1(x)))))
         return self.qst_query_visual_norm(x + ffn)
 
@@ -134,25 +159,20 @@ class TemporalPerception(QueryAttention):
     """Which seconds does the question's prompt point at? The k seconds its attention weighs most.
 
     Only the attention weights are used (the release discards the attended vector and its
-    feed-forward block; their parameters stay for loading). As in nn.MultiheadAttention, the
-    weights pass through attention dropout while training.
+    feed-forward block; their parameters stay for loading).
     """
 
     def segment_weights(self, prompt: torch.Tensor, visual: torch.Tensor) -> torch.Tensor:
         """prompt [B, C], visual [B, T, C] -> the head-averaged attention weights [B, T]."""
-        attn = self.attn_qst_query
-        C, H = attn.embed_dim, attn.num_heads
-        w_q, w_k = attn.in_proj_weight[:C], attn.in_proj_weight[C:2 * C]
-        b_q, b_k = attn.in_proj_bias[:C], attn.in_proj_bias[C:2 * C]
-        q = F.linear(prompt, w_q, b_q).view(prompt.shape[0], H, 1, C // H)             # [B, H, 1, d]
-        k = F.linear(visual, w_k, b_k).view(*visual.shape[:2], H, C // H).transpose(1, 2)   # [B, H, T, d]
-        scores = torch.softmax((q * (C // H) ** -0.5) @ k.transpose(-1, -2), dim=-1)   # [B, H, 1, T]
-        scores = F.dropout(scores, attn.dropout, self.training)
-        return scores.mean(dim=1).squeeze(1)
+        return self.head_weights(prompt, visual).mean(dim=1)
 
     def forward(self, prompt: torch.Tensor, visual: torch.Tensor, k: int) -> torch.Tensor:
-        """prompt [B, C], visual [B, T, C] -> the kept seconds [B, k], ascending."""
-        return self.segment_weights(prompt, visual).topk(k, dim=1).indices.sort(dim=1).values
+        """prompt [B, C], visual [B, T, C] -> the kept seconds [B, k], ascending.
+
+        Indices carry no gradient, so the weights are computed without building a graph.
+        """
+        with torch.no_grad():
+            return self.segment_weights(prompt, visual).topk(k, dim=1).indices.sort(dim=1).values
 
 
 class SpatioPerception(QueryAttention):

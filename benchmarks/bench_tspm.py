@@ -1,0 +1,84 @@
+"""TSPM training speed: this project's model against the public release's, in one process.
+
+Both train with the release's recipe (batch 64, Adam at 1e-4, cross-entropy over 42 answers) on
+random features of the published shapes held in memory (VGGish [60,128], CLIP frames [60,768], ToMe
+tokens [10,14,1024], CLIP question and prompt [1,768]), so only the model's forward, backward and
+step are timed. The release is tests/tspm_reference.py (its code patched only where it cannot run).
+Ours runs in float32, and again under torch.autocast("cpu", torch.bfloat16).
+
+    python benchmarks/bench_tspm.py                 # 2 warm-up and 5 timed steps of each
+    python benchmarks/bench_tspm.py --steps 10 --token_frames release
+"""
+import argparse
+import contextlib
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from avqa.machine import describe_machine
+from avqa.tspm.model import TOKEN_FRAMES, TSPM
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from tspm_reference import ReleaseTSPM  # noqa: E402  (the release's computation lives with the tests)
+
+
+def batch(size: int, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    return dict(audio=torch.randn(size, 60, 128, generator=g), visual=torch.randn(size, 60, 768, generator=g),
+                tokens=torch.randn(size, 10, 14, 1024, generator=g), question=torch.randn(size, 1, 768, generator=g),
+                prompt=torch.randn(size, 1, 768, generator=g), target=torch.randint(0, 42, (size,), generator=g))
+
+
+def samples_per_second(model, forward, data, warmup: int, steps: int, autocast: bool = False) -> float:
+    """Trains ``steps`` batches after ``warmup`` untimed ones; returns samples per second."""
+    model.train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    for i in range(warmup + steps):
+        if i == warmup:
+            start = time.perf_counter()
+        optimizer.zero_grad()
+        with torch.autocast("cpu", torch.bfloat16) if autocast else contextlib.nullcontext():
+            logits = forward(model, data)
+        loss_fn(logits.float(), data["target"]).backward()
+        optimizer.step()
+    return steps * len(data["target"]) / (time.perf_counter() - start)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--batch_size", type=int, default=64, help="questions per batch (default: 64, the release's)")
+    p.add_argument("--warmup", type=int, default=2, help="untimed steps before timing (default: 2)")
+    p.add_argument("--steps", type=int, default=5, help="timed training steps per model (default: 5)")
+    p.add_argument("--token_frames", choices=TOKEN_FRAMES, default="paper",
+                   help="which token frames our model reads (default: paper; release reads the first top_k)")
+    p.add_argument("--no_bf16", action="store_true", help="skip the bfloat16 autocast run of our model")
+    a = p.parse_args()
+    print(f"machine: {describe_machine()}; torch {torch.__version__}, {torch.get_num_threads()} threads", flush=True)
+    data = batch(a.batch_size)
+    torch.manual_seed(0)
+    release = ReleaseTSPM()
+    ours = TSPM(token_frames=a.token_frames)
+    ours.load_state_dict(release.state_dict())
+    release_fwd = lambda m, d: m(d["audio"], d["visual"], None, d["tokens"], d["question"], d["prompt"])  # noqa: E731
+    ours_fwd = lambda m, d: m(d["audio"], d["visual"], d["tokens"], d["question"], d["prompt"])  # noqa: E731
+    runs = [("release (tests/tspm_reference.py), float32", release, release_fwd, False),
+            (f"avqa.tspm TSPM ({a.token_frames} token frames), float32", ours, ours_fwd, False)]
+    if not a.no_bf16:
+        runs.append((f"avqa.tspm TSPM ({a.token_frames} token frames), bf16 autocast", ours, ours_fwd, True))
+    rows = []
+    for name, model, forward, bf16 in runs:
+        rate = samples_per_second(model, forward, data, a.warmup, a.steps, autocast=bf16)
+        rows.append((name, rate))
+        print(f"  {name}: {rate:.1f} samples/s", flush=True)
+    print(f"\ntraining samples/s, batch {a.batch_size}, {a.steps} timed steps each")
+    print(f"{'model':<58} {'samples/s':>10} {'x release':>10}")
+    for name, rate in rows:
+        print(f"{name:<58} {rate:>10.1f} {rate / rows[0][1]:>10.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
