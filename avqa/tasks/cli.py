@@ -48,10 +48,7 @@ def _data_flags(p: argparse.ArgumentParser, kind: str, d: RunConfig) -> None:
                        help="original flag (frame folders); unused: the frozen ResNet's features are read "
                             "from --video_res14x14_dir instead")
         g.add_argument("--st_dir", default=d.st_dir, help="original flag; unused")
-    g.add_argument("--label_train", default=d.label_train,
-                   help="train annotations; the vocabularies are built from it (test mode too)")
-    g.add_argument("--label_val", default=d.label_val, help="validation annotations (model selection)")
-    g.add_argument("--label_test", default=d.label_test, help="test annotations")
+    annotation_flags(g, d, "train annotations; the vocabularies are built from it (test mode too)")
     g.add_argument("--segments", type=at_least(1), default=d.segments,
                    help="seconds the model sees per video: every (T // segments)-th second ([::6] for T=60)")
     g.add_argument("--no_feature_check", action="store_true",
@@ -67,6 +64,13 @@ def optimiser_flags(o: argparse._ArgumentGroup, d: RunConfig) -> None:
     o.add_argument("--lr", type=at_least(0.0, float), default=d.lr, metavar="LR", help="Adam learning rate")
     o.add_argument("--lr_step", type=at_least(1), default=d.lr_step, help="StepLR step size in epochs")
     o.add_argument("--lr_gamma", type=at_least(0.0, float, above=True), default=d.lr_gamma, help="StepLR decay factor")
+
+
+def annotation_flags(g: argparse._ArgumentGroup, d: RunConfig, train_help: str) -> None:
+    """--label_train, --label_val and --label_test, every QA script's annotation files."""
+    g.add_argument("--label_train", default=d.label_train, help=train_help)
+    g.add_argument("--label_val", default=d.label_val, help="validation annotations (model selection)")
+    g.add_argument("--label_test", default=d.label_test, help="test annotations")
 
 
 def _optimisation_flags(p: argparse.ArgumentParser, kind: str, d: RunConfig) -> None:

@@ -9,7 +9,6 @@ switches, the feature layout (avqa.tspm.data) and the release's result files (``
 from __future__ import annotations
 
 import argparse
-import dataclasses
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -22,7 +21,7 @@ import torch.nn.functional as F
 from ..annotations import Vocab
 from ..data import QASplit
 from ..evaluate import release_acc_text, result_line
-from ..tasks.cli import HelpFormatter, engine_flags, optimiser_flags
+from ..tasks.cli import HelpFormatter, annotation_flags, engine_flags, optimiser_flags
 from ..tasks.config import RunConfig
 from ..tasks.qa import Family, run
 from ..utils import EXIT_CODES, at_least, atomic_write_text, user_errors
@@ -90,11 +89,8 @@ def build_parser(description: str = "") -> argparse.ArgumentParser:
                    help="CLIP text feature of each question, <question_id>.npy [768] or [1,768]")
     g.add_argument("--qst_prompt_dir", default=d.qst_prompt_dir,
                    help="CLIP text feature of each question's QA prompt, <question_id>.npy [768] or [1,768]")
-    g.add_argument("--label_train", default=d.label_train,
-                   help="train annotations; the answer vocabulary is built from it in order of first appearance, "
-                        "as the release's loader builds it (test mode too)")
-    g.add_argument("--label_val", default=d.label_val, help="validation annotations (model selection)")
-    g.add_argument("--label_test", default=d.label_test, help="test annotations")
+    annotation_flags(g, d, "train annotations; the answer vocabulary is built from it in order of first appearance, "
+                           "as the release's loader builds it (test mode too)")
     g.add_argument("--no_feature_check", action="store_true",
                    help="skip the NaN/inf scan of feature files (presence, shapes and lengths are always checked)")
     m = p.add_argument_group("model (each switch also has a --no- form; all on is the paper's TSPM)")
