@@ -144,13 +144,15 @@ def load_trained_state(path: str | Path, model_kind: str, model: nn.Module, voca
     meta = {}
     if is_ours(obj):
         if obj.get("model") != model_kind:
-            raise ValueError(f"{path} holds a '{obj.get('model')}' model, not '{model_kind}'")
+            raise ValueError(f"{path} holds a '{obj.get('model')}' model, not '{model_kind}': test it with the script "
+                             f"(and --model) that trained it, or give a '{model_kind}' checkpoint (--model_save_dir, "
+                             f"--checkpoint)")
         state, meta = obj["state_dict"], metadata(obj)
         if vocab is not None and "question_vocab" in obj:
             _check_vocab(path, obj, vocab)
     elif is_original(obj):
         state = {k.removeprefix("module."): v for k, v in obj.items()}
-        state = {k: v for k, v in state.items() if not k.startswith(model.unused_keys)}
+        state = {k: v for k, v in state.items() if not k.startswith(getattr(model, "unused_keys", ()))}
     else:
         raise ValueError(f"{path} is neither a checkpoint of this project nor an original state_dict")
     _check_keys(path, model_kind, state, model.state_dict())

@@ -87,6 +87,32 @@ def format_table(table: dict[str, dict], title: str = "") -> str:
     return "\n".join(lines)
 
 
+# TSPM's text outputs (its main_test.py): the .acc table's line names, groups separated by a blank line
+RELEASE_ACC_NAMES = [("Audio Counting", "Audio Count"), ("Audio Comparative", "Audio Compt"), ("Audio Avg", "Audio Averg"),
+                     None, ("Visual Counting", "Visual Count"), ("Visual Location", "Visual Local"),
+                     ("Visual Avg", "Visual Averg"), None, ("AV Existential", "Audio-Visual Exist"),
+                     ("AV Counting", "Audio-Visual Count"), ("AV Location", "Audio-Visual Local"),
+                     ("AV Comparative", "Audio-Visual Compt"), ("AV Temporal", "Audio-Visual Templ"),
+                     ("AV Avg", "Audio-Visual Averg")]
+
+
+def release_acc_text(table: dict[str, dict], title: str = "TSPM") -> str:
+    """``table`` in the layout of TSPM's ``results/<checkpoint>.acc`` ("n/a" for a type without questions)."""
+    def acc(name: str) -> str:
+        value = table[name]["accuracy"]
+        return "n/a" if value is None else f"{value:.2f} %"
+    lines = ["", f"--------------- {title} acc --------------- ", "", ""]
+    lines += ["" if row is None else f"{row[1]} Acc: {acc(row[0])}" for row in RELEASE_ACC_NAMES]
+    lines += ["", f"---->Overall Accuracy: {acc('Overall')} ", ""]
+    return "\n".join(lines)
+
+
+def result_line(question_id: object, correct: bool, truth: int, predicted: int) -> str:
+    """One line of TSPM's ``<checkpoint>.result``: question id, True/False, truth and predicted answer index,
+    separated by space-tab-space (read back by :func:`read_predictions`)."""
+    return f"{question_id} \t {bool(correct)} \t {int(truth)} \t {int(predicted)}"
+
+
 def markdown_table(tables: dict[str, dict[str, dict]]) -> str:
     """One column per named table: accuracy in %, question count in brackets."""
     names = list(tables)

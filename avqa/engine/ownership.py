@@ -6,7 +6,7 @@ import hashlib
 import sys
 import time
 from pathlib import Path
-from typing import Sequence
+from typing import Iterable, Sequence
 
 from .. import checkpoint
 from ..annotations import Vocab
@@ -18,9 +18,13 @@ RECIPE_FLAGS = ("batch_size", "lr", "lr_step", "lr_gamma", "match_weight", "seed
 
 
 def run_record(args, model_kind: str, vocab: Vocab | None, feature_dirs: Sequence[str],
-               videos: Sequence[str] = ()) -> dict:
+               videos: Sequence[str] = (), read: Iterable[str | Path] | None = None) -> dict:
     """Model kind, vocabularies, data files and feature settings by sha256, the recipe flags, and the
-    fingerprint of the feature files of ``videos`` (a file changed in place is not resumed over)."""
+    fingerprint of the feature files of ``videos`` (a file changed in place is not resumed over).
+
+    ``read``: the feature files the run reads, when they are not <feature_dir>/<video_id>.npy;
+    ``args.recipe_flags`` (when the config has it): the flags a resumed run must share, instead of RECIPE_FLAGS.
+    """
     vocab_hash = None
     if vocab is not None:
         vocab_hash = hashlib.sha256("\n".join([*vocab.questions, "", *vocab.answers]).encode()).hexdigest()
@@ -29,10 +33,13 @@ def run_record(args, model_kind: str, vocab: Vocab | None, feature_dirs: Sequenc
     for d in feature_dirs:
         meta = metadata_path(d)
         feats[d] = sha256(meta) if meta.is_file() else None
-    read = fingerprint(Path(d) / f"{v}.npy" for d in feature_dirs for v in sorted(set(videos)))
+    if read is None:
+        read = (Path(d) / f"{v}.npy" for d in feature_dirs for v in sorted(set(videos)))
+    read = fingerprint(read)
     return {"model": model_kind, "vocab_sha256": vocab_hash, "data_sha256": data,
             "features_metadata_sha256": list(feats.values()), "features_read": read,
-            "recipe": {k: getattr(args, k) for k in RECIPE_FLAGS if getattr(args, k, None) is not None}}
+            "recipe": {k: getattr(args, k) for k in getattr(args, "recipe_flags", RECIPE_FLAGS)
+                       if getattr(args, k, None) is not None}}
 
 
 def record_differences(then: dict, now: dict) -> list[str]:

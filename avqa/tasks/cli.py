@@ -20,7 +20,7 @@ LADDER_HELP = ("AVQA_Fusion_Net (= avst) is this script's model. The others are 
                            for name, (label, _) in LADDER.items()))
 
 
-class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     """Keeps the line breaks a help text holds (the --model ladder) and wraps each line."""
 
     def _split_lines(self, text, width):
@@ -30,7 +30,7 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 def build_parser(kind: str, description: str) -> argparse.ArgumentParser:
     """The original flags of each script, plus ours; defaults work from the repository root."""
     d = RunConfig.for_script(kind)
-    p = argparse.ArgumentParser(description=description, epilog=EXIT_CODES, formatter_class=_HelpFormatter)
+    p = argparse.ArgumentParser(description=description, epilog=EXIT_CODES, formatter_class=HelpFormatter)
     _data_flags(p, kind, d)
     _optimisation_flags(p, kind, d)
     _run_flags(p, kind, d)
@@ -48,19 +48,15 @@ def _data_flags(p: argparse.ArgumentParser, kind: str, d: RunConfig) -> None:
                        help="original flag (frame folders); unused: the frozen ResNet's features are read "
                             "from --video_res14x14_dir instead")
         g.add_argument("--st_dir", default=d.st_dir, help="original flag; unused")
-    g.add_argument("--label_train", default=d.label_train,
-                   help="train annotations; the vocabularies are built from it (test mode too)")
-    g.add_argument("--label_val", default=d.label_val, help="validation annotations (model selection)")
-    g.add_argument("--label_test", default=d.label_test, help="test annotations")
+    annotation_flags(g, d, "train annotations; the vocabularies are built from it (test mode too)")
     g.add_argument("--segments", type=at_least(1), default=d.segments,
                    help="seconds the model sees per video: every (T // segments)-th second ([::6] for T=60)")
     g.add_argument("--no_feature_check", action="store_true",
                    help="skip the NaN/inf scan of feature files (shapes are always checked)")
 
 
-def _optimisation_flags(p: argparse.ArgumentParser, kind: str, d: RunConfig) -> None:
-    """The recipe: the original's values by default."""
-    o = p.add_argument_group("optimisation (defaults are the original recipe)")
+def optimiser_flags(o: argparse._ArgumentGroup, d: RunConfig) -> None:
+    """The loop's recipe flags every training script has (--seed follows a script's own flags)."""
     o.add_argument("--batch-size", dest="batch_size", type=at_least(1), default=d.batch_size, metavar="N",
                    help="global batch size (split across processes under torchrun)")
     o.add_argument("--epochs", type=at_least(1), default=d.epochs, metavar="N",
@@ -68,6 +64,19 @@ def _optimisation_flags(p: argparse.ArgumentParser, kind: str, d: RunConfig) -> 
     o.add_argument("--lr", type=at_least(0.0, float), default=d.lr, metavar="LR", help="Adam learning rate")
     o.add_argument("--lr_step", type=at_least(1), default=d.lr_step, help="StepLR step size in epochs")
     o.add_argument("--lr_gamma", type=at_least(0.0, float, above=True), default=d.lr_gamma, help="StepLR decay factor")
+
+
+def annotation_flags(g: argparse._ArgumentGroup, d: RunConfig, train_help: str) -> None:
+    """--label_train, --label_val and --label_test, every QA script's annotation files."""
+    g.add_argument("--label_train", default=d.label_train, help=train_help)
+    g.add_argument("--label_val", default=d.label_val, help="validation annotations (model selection)")
+    g.add_argument("--label_test", default=d.label_test, help="test annotations")
+
+
+def _optimisation_flags(p: argparse.ArgumentParser, kind: str, d: RunConfig) -> None:
+    """The recipe: the original's values by default."""
+    o = p.add_argument_group("optimisation (defaults are the original recipe)")
+    optimiser_flags(o, d)
     if kind == "avst":
         o.add_argument("--match_weight", type=at_least(0.0, float), default=d.match_weight, help="weight of the match loss")
         o.add_argument("--pretrained_grounding", default=d.pretrained_grounding,
@@ -87,6 +96,11 @@ def _run_flags(p: argparse.ArgumentParser, kind: str, d: RunConfig) -> None:
                             "grounding": ["AVQA_AVatt_Grounding", "grounding"]}[kind],
                    help=LADDER_HELP if kind == "avst" else
                    "AVQA_Fusion_Net is this script's model; question_only is the question-only reference")
+    engine_flags(r, d)
+
+
+def engine_flags(r: argparse._ArgumentGroup, d: RunConfig) -> None:
+    """Where checkpoints go, resuming, device, precision, loaders and logging: every QA script's run flags."""
     r.add_argument("--model_save_dir", default=d.model_save_dir, help="folder of checkpoints and logs")
     r.add_argument("--checkpoint", default=d.checkpoint, help="checkpoint name (<model_save_dir>/<checkpoint>.pt)")
     r.add_argument("--resume", action="store_true",

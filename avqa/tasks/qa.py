@@ -11,7 +11,7 @@ import sys
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Protocol, Sequence
 
 import torch
 import torch.nn as nn
@@ -19,13 +19,14 @@ import torch.nn.functional as F
 
 from .. import checkpoint
 from ..annotations import Vocab, question_key
-from ..data import AVQADataset, BatchLoader, segment_seconds
+from ..data import AVQADataset, BatchLoader, QASplit, segment_seconds
 from ..engine.loop import Objective, fit
 from ..engine.ownership import claim_outputs, run_record
 from ..engine.runlog import RunLog, describe_inputs
 from ..engine.runtime import Runtime, make_loader, to_device
 from ..evaluate import format_table, score_table
 from ..models import QA_MODELS, AudioVisualGrounding, transfer_grounding
+from ..store import FeatureStore
 from ..utils import atomic_write_text, check_writable, progress, relative_hint, run_lock, sha256, user_errors
 from .cli import parse, resolve_model
 from .config import RunConfig
@@ -51,6 +52,31 @@ def answer_scores(model: nn.Module, batch: dict) -> torch.Tensor:
     return model(batch.get("audio"), batch.get("visual_posi"), None, batch["question"])[0]
 
 
+class QAInputs(Protocol):
+    """A family's checked inputs for one run: ``total`` seconds per video, and its datasets."""
+
+    total: int
+
+    def dataset(self, split: QASplit, train: bool, seed: int): ...
+
+
+@dataclass
+class StoreInputs:
+    """The inputs of the models of avqa.models: VGGish and 14x14 feature stores read at --segments seconds."""
+
+    audio: FeatureStore | None
+    visual: FeatureStore | None
+    total: int
+    segments: int
+    negatives: bool
+
+    def dataset(self, split: QASplit, train: bool, seed: int) -> AVQADataset:
+        if train:
+            return AVQADataset(split, self.audio, self.visual, self.total, self.segments, negatives=self.negatives,
+                               seed=seed)
+        return AVQADataset(split, self.audio, self.visual, self.total, self.segments)
+
+
 @dataclass(frozen=True)
 class Family:
     """A question-answering model family as the engine sees it.
@@ -59,6 +85,10 @@ class Family:
     ``uses_visual``, ``uses_negatives``) and which original keys it ignores (``unused_keys``);
     ``loss(model, batch, match_weight)`` and ``scores(model, batch)`` are its training and test steps;
     ``reports_match``: its epoch log carries the match loss.
+
+    A family whose model is built from other settings, or reads other feature files, overrides
+    ``build``, ``feature_dirs``, ``files_read``, ``open_inputs`` and ``write_outputs``; the defaults are
+    those of the models of avqa.models.
     """
 
     cls: type[nn.Module]
@@ -69,6 +99,34 @@ class Family:
     def objective(self, match_weight: float | None) -> Objective:
         weight = 0.5 if match_weight is None else match_weight
         return Objective(lambda model, batch: self.loss(model, batch, weight), reports_match=self.reports_match)
+
+    def build(self, cfg: RunConfig, vocab: Vocab) -> nn.Module:
+        """The untrained model of this run's settings."""
+        return self.cls(len(vocab.questions), len(vocab.answers))
+
+    def feature_dirs(self, cfg: RunConfig) -> list[str]:
+        """The feature folders the run reads: logged, and their metadata recorded for --resume."""
+        return [d for d, used in ((cfg.audio_dir, self.cls.uses_audio), (cfg.video_res14x14_dir, self.cls.uses_visual))
+                if used]
+
+    def files_read(self, cfg: RunConfig, samples: Sequence[dict]) -> list[Path] | None:
+        """The feature files the run reads (their stamps go into the run's record); None: <dir>/<video_id>.npy."""
+        return None
+
+    def open_inputs(self, cfg: RunConfig, samples: Sequence[dict]) -> QAInputs:
+        """Open and check every feature file the questions ``samples`` read, before any training."""
+        audio, visual, total = feature_stores(cfg, [s["video_id"] for s in samples], self.cls.uses_visual,
+                                              need_audio=self.cls.uses_audio,
+                                              reads=lambda T: segment_seconds(T, cfg.segments))
+        return StoreInputs(audio, visual, total, cfg.segments, self.cls.uses_negatives)
+
+    def output_dirs(self, cfg: RunConfig) -> list[tuple[str, str]]:
+        """Test mode: (folder, flag) of the files ``write_outputs`` writes, checked writable before testing."""
+        return []
+
+    def write_outputs(self, cfg: RunConfig, split: QASplit, vocab: Vocab, out: dict, table: dict) -> list[Path]:
+        """Test mode: the family's own result files beside the JSON report; returns their paths."""
+        return []
 
 
 FAMILIES: dict[str, Family] = {name: Family(cls, reports_match=name == "avst") for name, cls in QA_MODELS.items()}
@@ -109,24 +167,38 @@ def load_pretrained_grounding(src: str | None) -> AudioVisualGrounding | None:
     return grounding
 
 
-def _feature_dirs(cfg: RunConfig, family: Family) -> list[str]:
-    return [d for d, used in ((cfg.audio_dir, family.cls.uses_audio), (cfg.video_res14x14_dir, family.cls.uses_visual))
-            if used]
+def _other_family(path: Path, model_kind: str) -> str | None:
+    """The sentence for an original state_dict that another registered family's model would load, else None."""
+    try:
+        obj = checkpoint.load_file(path)
+    except (ValueError, OSError):
+        return None
+    if not checkpoint.is_original(obj):
+        return None
+    keys = {k.removeprefix("module.") for k in obj}
+    for kind, family in FAMILIES.items():
+        if kind == model_kind:
+            continue
+        model = family.cls()
+        if {k for k in keys if not k.startswith(model.unused_keys)} == set(model.state_dict()):
+            return (f"{path} is an original '{kind}' state_dict, not a '{model_kind}' checkpoint: test it with the "
+                    f"script and --model of '{kind}', or give a '{model_kind}' checkpoint (--model_save_dir, --checkpoint)")
+    return None
 
 
-def _stores(cfg: RunConfig, family: Family, videos: Sequence[str]):
-    return feature_stores(cfg, videos, family.cls.uses_visual, need_audio=family.cls.uses_audio,
-                          reads=lambda T: segment_seconds(T, cfg.segments))
+def train_qa(cfg: RunConfig, model_kind: str, rt: Runtime, held: ExitStack, family: Family | None = None) -> None:
+    """Train ``model_kind`` as ``cfg`` says; ``held`` keeps the run's lock and log until the caller is done.
 
-
-def train_qa(cfg: RunConfig, model_kind: str, rt: Runtime, held: ExitStack) -> None:
-    """Train ``model_kind`` as ``cfg`` says; ``held`` keeps the run's lock and log until the caller is done."""
-    family, save_dir = FAMILIES[model_kind], Path(cfg.model_save_dir)
+    ``family``: the family to train (default: ``FAMILIES[model_kind]``).
+    """
+    family, save_dir = family or FAMILIES[model_kind], Path(cfg.model_save_dir)
     train_samples = load_split(cfg.label_train)
     vocab = Vocab.from_samples(train_samples)
     splits = {"train": load_split(cfg.label_train, vocab, train_samples), "val": load_split(cfg.label_val, vocab)}
-    videos = [s["video_id"] for sp in splits.values() for s in sp.samples]
-    record = run_record(cfg, model_kind, vocab, _feature_dirs(cfg, family), videos)
+    samples = [s for sp in splits.values() for s in sp.samples]
+    videos = [s["video_id"] for s in samples]
+    feature_dirs = family.feature_dirs(cfg)
+    record = run_record(cfg, model_kind, vocab, feature_dirs, videos, family.files_read(cfg, samples))
     files = checkpoint.Files(save_dir, cfg.checkpoint, cfg.script)
     if rt.main:  # one training at a time into one checkpoint (torchrun's ranks are one run)
         held.enter_context(run_lock(save_dir, cfg.checkpoint, "--model_save_dir"))
@@ -134,25 +206,24 @@ def train_qa(cfg: RunConfig, model_kind: str, rt: Runtime, held: ExitStack) -> N
     grounding = None
     if model_kind == "avst" and state is None:  # a resumed run has its weights in _last.pt
         grounding = load_pretrained_grounding(cfg.pretrained_grounding)
-    audio, visual, total = _stores(cfg, family, videos)
+    inputs = family.open_inputs(cfg, samples)
+    model = family.build(cfg, vocab).to(rt.device)
     log = RunLog(files.log, cfg.tensorboard_dir, f"net_{model_kind}", rt.main, fresh=state is None)
     held.callback(log.close)
-    model = family.cls(len(vocab.questions), len(vocab.answers)).to(rt.device)
     meta = {"model": model_kind, "question_vocab": list(vocab.questions), "answer_vocab": list(vocab.answers),
             "run": record}
-    for line in describe_inputs(cfg.flags(), [cfg.label_train, cfg.label_val], _feature_dirs(cfg, family)):
+    for line in describe_inputs(cfg.flags(), [cfg.label_train, cfg.label_val], feature_dirs):
         log.line(line, echo=False)
     log.line(f"{model_kind}: {sum(p.numel() for p in model.parameters()):,} parameters, "
              f"{len(splits['train'].samples)} train / {len(splits['val'].samples)} val questions, "
-             f"T={total} seconds per video, device {rt.device}, {rt.world} process(es)")
+             f"T={inputs.total} seconds per video, device {rt.device}, {rt.world} process(es)")
     if grounding is not None:
         copied = transfer_grounding(model, grounding.state_dict())
         log.line(f"started from the grounding model {cfg.pretrained_grounding} ({len(copied)} tensors)")
-    train_set = AVQADataset(splits["train"], audio, visual, total, cfg.segments,
-                            negatives=family.cls.uses_negatives, seed=cfg.seed)
-    val_set = AVQADataset(splits["val"], audio, visual, total, cfg.segments)
-    train_loader = make_loader(train_set, rt.per_process(cfg.batch_size), True, rt, cfg.num_workers, cfg.seed)
-    val_loader = make_loader(val_set, cfg.eval_batch_size, False, rt, cfg.num_workers, cfg.seed)
+    train_loader = make_loader(inputs.dataset(splits["train"], True, cfg.seed), rt.per_process(cfg.batch_size), True,
+                               rt, cfg.num_workers, cfg.seed)
+    val_loader = make_loader(inputs.dataset(splits["val"], False, cfg.seed), cfg.eval_batch_size, False, rt,
+                             cfg.num_workers, cfg.seed)
 
     def evaluate(m):
         out = predict_qa(m, val_loader, rt, quiet=cfg.quiet, desc="val", scores=family.scores)
@@ -163,27 +234,29 @@ def train_qa(cfg: RunConfig, model_kind: str, rt: Runtime, held: ExitStack) -> N
     log.line(f"best val accuracy {best:.2f}; checkpoint {files.best}")
 
 
-def test_qa(cfg: RunConfig, model_kind: str, rt: Runtime) -> None:
+def test_qa(cfg: RunConfig, model_kind: str, rt: Runtime, family: Family | None = None) -> None:
     """Test a checkpoint on --label_test: print the table and write the report (rank 0)."""
-    family, save_dir = FAMILIES[model_kind], Path(cfg.model_save_dir)
+    family, save_dir = family or FAMILIES[model_kind], Path(cfg.model_save_dir)
     vocab = Vocab.from_samples(load_split(cfg.label_train))
     split = load_split(cfg.label_test, vocab)
-    model = family.cls(len(vocab.questions), len(vocab.answers))
+    model = family.build(cfg, vocab)
     ckpt = checkpoint.trained_path(save_dir, cfg.checkpoint, cfg.script)
     try:
         checkpoint.load_trained_state(ckpt, model_kind, model, vocab)
     except (ValueError, FileNotFoundError) as e:
-        raise SystemExit(str(e)) from None
+        raise SystemExit(_other_family(ckpt, model_kind) or str(e)) from None
     results = Path(cfg.results) if cfg.results else save_dir / f"{cfg.checkpoint}_{Path(cfg.label_test).stem}.json"
     check_writable(results.parent, "--results" if cfg.results else "--model_save_dir")
-    audio, visual, total = _stores(cfg, family, [s["video_id"] for s in split.samples])
+    for folder, flag in family.output_dirs(cfg):
+        check_writable(folder, flag)
+    inputs = family.open_inputs(cfg, split.samples)
     model.to(rt.device)
     if not rt.main:
         return
     print(f"protocol: {cfg.label_test} (sha256 {sha256(cfg.label_test)[:16]}, {len(split.samples)} questions), "
           f"vocabularies from {cfg.label_train} (sha256 {sha256(cfg.label_train)[:16]}), checkpoint {ckpt}")
-    loader = make_loader(AVQADataset(split, audio, visual, total, cfg.segments), cfg.eval_batch_size, False,
-                         rt, cfg.num_workers, cfg.seed)
+    loader = make_loader(inputs.dataset(split, False, cfg.seed), cfg.eval_batch_size, False, rt, cfg.num_workers,
+                         cfg.seed)
     out = predict_qa(model, loader, rt, quiet=cfg.quiet, desc="test", scores=family.scores)
     table = score_table((out["pred"] == out["label"]).numpy(), out["type"].numpy())
     print(format_table(table, f"{model_kind} on {cfg.label_test} ({len(split.samples)} questions):"))
@@ -195,6 +268,8 @@ def test_qa(cfg: RunConfig, model_kind: str, rt: Runtime) -> None:
               f"They are marked in the report.", file=sys.stderr)
     write_results(results, cfg.label_test, model_kind, ckpt, split, vocab, out, table)
     print(f"results: {results}")
+    for path in family.write_outputs(cfg, split, vocab, out, table):
+        print(f"results: {path}")
     recorded = checkpoint.record_path(ckpt)
     if recorded.is_file():
         rec = json.loads(recorded.read_text())["table"]["Overall"]["accuracy"]
@@ -221,17 +296,20 @@ def write_results(path: Path, annotations: str, model_kind: str, ckpt: Path, spl
                                         "table": table, "predictions": preds}, indent=1))
 
 
-def run(cfg: RunConfig) -> int:
-    """Train or test (cfg.mode) the model cfg.model names, with the script cfg.script's defaults."""
-    model_kind = resolve_model(cfg.script, cfg)
+def run(cfg: RunConfig, model_kind: str | None = None, family: Family | None = None) -> int:
+    """Train or test (cfg.mode) the model cfg.model names, with the script cfg.script's defaults.
+
+    ``model_kind`` and ``family``: a family outside FAMILIES (its scripts pass both).
+    """
+    model_kind = model_kind or resolve_model(cfg.script, cfg)
     rt = Runtime(cfg)
     torch.manual_seed(cfg.seed)
     held = ExitStack()
     try:
         if cfg.mode == "train":
-            train_qa(cfg, model_kind, rt, held)
+            train_qa(cfg, model_kind, rt, held, family)
         else:
-            test_qa(cfg, model_kind, rt)
+            test_qa(cfg, model_kind, rt, family)
         return 0
     finally:
         held.close()

@@ -1,0 +1,218 @@
+"""TSPM's inputs as its release lays them out, checked before any training, and its dataset.
+
+Per video (``<video_id>.npy``): VGGish [T,128] in --audios_feat_dir, CLIP frame features [T,768]
+in --visual_feat_dir, ToMe tokens [F,14,1024] in --visual_patch_dir (token frame j shows second
+``token_seconds(T, F)[j]``). Per question (``<question_id>.npy``, avqa.annotations.question_key): the
+CLIP text features [768] or [1,768] of the question in --qst_feat_dir and of its QA prompt in
+--qst_prompt_dir. Files may be float16 or float32; the model reads float32. --audios_patch_dir is
+never read: the release's loader reads it and its model ignores it.
+
+The video features are read with avqa.store.FeatureStore (its checks, its finiteness record); the
+small per-question vectors are read once, checked and held in memory.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from ..annotations import question_key
+from ..data import QASplit
+from ..store import FeatureError, FeatureStore, read_npy_header
+from ..utils import metadata_path
+from .model import token_seconds
+
+AUDIO_SHAPE = (128,)          # per second
+FRAME_SHAPE = (768,)          # per second
+TOKEN_SHAPE = (14, 1024)      # per token frame: 14 merged tokens
+TEXT_DIM = 768
+# metadata settings that must agree between the folders of one run, where more than one folder records them
+SHARED_SETTINGS = ("seconds", "source", "seed")
+
+
+@dataclass
+class TextFeatures:
+    """One CLIP text vector per question key: ``vectors[row_of[key]]`` is [768] float32."""
+
+    vectors: torch.Tensor
+    row_of: dict[str, int]
+
+
+def _sentence(flag: str, folder: Path, what: str, problems: list[str], fix: str) -> str:
+    """The run's refusal: one line for one problem, the first 20 files for more."""
+    if len(problems) == 1:
+        return f"{flag} {folder}: {problems[0]}: {fix}"
+    return (f"{flag} {folder}: {len(problems)} {what} files are unusable: {fix}\n  " + "\n  ".join(problems[:20])
+            + (f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else ""))
+
+
+def load_text_features(folder: str | Path, samples: Sequence[dict], flag: str, finite: bool = True) -> TextFeatures:
+    """Read and check ``<folder>/<question key>.npy`` of every question: [768] or [1,768], float, finite.
+
+    A SystemExit names the flag, the files and the fix; nothing else is read after a problem is found.
+    """
+    folder = Path(folder)
+    keys = list(dict.fromkeys(question_key(s) for s in samples))
+    vectors = torch.empty((len(keys), TEXT_DIM))
+    problems = []
+    for row, key in enumerate(keys):
+        path = folder / f"{key}.npy"
+        if not path.is_file():
+            problems.append(f"{path} is missing")
+            continue
+        try:
+            header = read_npy_header(path)
+            if header.shape not in ((TEXT_DIM,), (1, TEXT_DIM)) or header.dtype.kind != "f":
+                problems.append(f"{path} holds {header.dtype} {list(header.shape)}, expected float [768] or [1, 768]")
+                continue
+            array = np.load(path).reshape(TEXT_DIM)
+        except (ValueError, OSError, EOFError) as e:
+            problems.append(f"{path} is not a readable .npy file ({e})")
+            continue
+        if finite and not np.isfinite(array).all():
+            problems.append(f"{path} holds NaN or infinite values")
+            continue
+        vectors[row] = torch.from_numpy(array.astype(np.float32))
+    if problems:
+        raise SystemExit(_sentence(flag, folder, "question feature", problems,
+                                   f"write one CLIP text feature per question id of the annotation files there, "
+                                   f"or point {flag} at the folder that holds them"))
+    return TextFeatures(vectors, {k: i for i, k in enumerate(keys)})
+
+
+def _check_metadata(folders: dict[str, Path], T: int) -> None:
+    """Folders that carry this project's metadata file: their recorded seconds match the files, and the
+    settings of SHARED_SETTINGS agree between folders (stand-ins of one set and seed are not mixed with others')."""
+    seen: dict[str, tuple[str, object]] = {}
+    for flag, folder in folders.items():
+        path = metadata_path(folder)
+        if not path.is_file():
+            continue  # the release's folders carry none
+        try:
+            meta = json.loads(path.read_text())
+        except (OSError, ValueError) as e:
+            raise SystemExit(f"{flag} {folder}: its metadata {path} cannot be read ({e}): make the folder again, "
+                             f"or delete the metadata file") from None
+        if not isinstance(meta, dict):
+            raise SystemExit(f"{flag} {folder}: its metadata {path} is not a JSON object: make the folder again")
+        if meta.get("seconds") is not None and meta.get("seconds") != T:
+            raise SystemExit(f"{flag} {folder}: its metadata says {meta['seconds']} seconds per video but the feature "
+                             f"files hold T={T}: make every folder from the same clips and --seconds")
+        for key in SHARED_SETTINGS:
+            if meta.get(key) is None:
+                continue
+            if key in seen and seen[key][1] != meta[key]:
+                other, value = seen[key]
+                raise SystemExit(f"{flag} {folder} was made with {key} {meta[key]!r} but {other} with {key} "
+                                 f"{value!r}: features made with other settings are not mixed; make both folders "
+                                 f"with the same settings")
+            seen.setdefault(key, (flag, meta[key]))
+
+
+@dataclass
+class TSPMInputs:
+    """The checked inputs of a run: three feature stores, the text vectors, T seconds and F token frames."""
+
+    audio: FeatureStore
+    visual: FeatureStore
+    tokens: FeatureStore
+    question: TextFeatures
+    prompt: TextFeatures
+    total: int
+    token_frames: int
+
+    def dataset(self, split: QASplit, train: bool = False, seed: int = 1) -> "TSPMDataset":
+        return TSPMDataset(split, self)
+
+
+def open_inputs(cfg, samples: Sequence[dict]) -> TSPMInputs:
+    """Open and check every file the questions ``samples`` read, before any training (SystemExit otherwise).
+
+    ``cfg``: the run's settings (the --*_dir flags, --top_k, --Temp_Selection, --token_frames, --no_feature_check).
+    """
+    finite = not cfg.no_feature_check
+    videos = [s["video_id"] for s in samples]
+    stores = {"--audios_feat_dir": FeatureStore(cfg.audios_feat_dir, AUDIO_SHAPE),
+              "--visual_feat_dir": FeatureStore(cfg.visual_feat_dir, FRAME_SHAPE),
+              "--visual_patch_dir": FeatureStore(cfg.visual_patch_dir, TOKEN_SHAPE)}
+    lengths = {}
+    for flag, store in stores.items():
+        try:
+            lengths[flag] = store.check(videos, finite=finite, name=f"{flag} features")
+        except FeatureError as e:
+            raise SystemExit(f"{e} (point {flag} at the folder of these features, or make them again)") from None
+    T, frames, F = lengths["--audios_feat_dir"], lengths["--visual_feat_dir"], lengths["--visual_patch_dir"]
+    if T != frames:
+        raise SystemExit(f"--audios_feat_dir {cfg.audios_feat_dir} holds T={T} seconds per video but --visual_feat_dir "
+                         f"{cfg.visual_feat_dir} T={frames}: extract both from the same clips at one per second")
+    if F > T:
+        raise SystemExit(f"--visual_patch_dir {cfg.visual_patch_dir} holds {F} token frames per video, more than the "
+                         f"T={T} seconds of the other features: extract at most one token frame per second")
+    if cfg.Temp_Selection and cfg.top_k > T:
+        raise SystemExit(f"--top_k {cfg.top_k} is larger than the T={T} seconds per video of "
+                         f"{cfg.audios_feat_dir}: pass --top_k {T} or less")
+    if cfg.token_frames == "release" and cfg.Spatio_Perception and F < cfg.top_k:
+        raise SystemExit(f"--token_frames release reads the first --top_k {cfg.top_k} token frames, but "
+                         f"{cfg.visual_patch_dir} holds {F} per video: lower --top_k or use --token_frames paper")
+    token_seconds(T, F)  # the frames' seconds are defined (F <= T was checked)
+    question = load_text_features(cfg.qst_feat_dir, samples, "--qst_feat_dir", finite)
+    prompt = load_text_features(cfg.qst_prompt_dir, samples, "--qst_prompt_dir", finite)
+    _check_metadata({**{flag: s.folder for flag, s in stores.items()}, "--qst_feat_dir": Path(cfg.qst_feat_dir),
+                     "--qst_prompt_dir": Path(cfg.qst_prompt_dir)}, T)
+    return TSPMInputs(stores["--audios_feat_dir"], stores["--visual_feat_dir"], stores["--visual_patch_dir"],
+                      question, prompt, T, F)
+
+
+def feature_files(cfg, samples: Sequence[dict]) -> list[Path]:
+    """Every feature file the questions ``samples`` read (their stamps go into a run's record)."""
+    videos = sorted({s["video_id"] for s in samples})
+    keys = sorted({question_key(s) for s in samples})
+    return ([Path(d) / f"{v}.npy" for d in (cfg.audios_feat_dir, cfg.visual_feat_dir, cfg.visual_patch_dir)
+             for v in videos]
+            + [Path(d) / f"{k}.npy" for d in (cfg.qst_feat_dir, cfg.qst_prompt_dir) for k in keys])
+
+
+class TSPMDataset:
+    """Questions with their features, read into preallocated batch buffers (avqa.data.BatchLoader's interface).
+
+    A batch: audio [B,T,128], visual [B,T,768], tokens [B,F,14,1024], question and prompt [B,768],
+    label, type and index [B].
+    """
+
+    def __init__(self, split: QASplit, inputs: TSPMInputs):
+        self.split, self.inputs = split, inputs
+        self.seconds = np.arange(inputs.total)
+        self.frames = np.arange(inputs.token_frames)
+        self.question_rows = torch.tensor([inputs.question.row_of[question_key(s)] for s in split.samples])
+        self.prompt_rows = torch.tensor([inputs.prompt.row_of[question_key(s)] for s in split.samples])
+
+    def __len__(self) -> int:
+        return len(self.split.samples)
+
+    def set_epoch(self, epoch: int) -> None:
+        pass  # nothing is drawn at random
+
+    def buffers(self, batch_size: int, pin: bool = False) -> dict[str, torch.Tensor]:
+        T, F = self.inputs.total, self.inputs.token_frames
+        return {"audio": torch.empty((batch_size, T, *AUDIO_SHAPE), pin_memory=pin),
+                "visual": torch.empty((batch_size, T, *FRAME_SHAPE), pin_memory=pin),
+                "tokens": torch.empty((batch_size, F, *TOKEN_SHAPE), pin_memory=pin)}
+
+    def batch(self, indices: Sequence[int], buffers: dict[str, torch.Tensor] | None = None) -> dict:
+        """The batch of ``indices``; feature arrays are written into ``buffers`` when given."""
+        idx = torch.as_tensor(list(indices), dtype=torch.long)
+        bufs = buffers if buffers is not None else self.buffers(len(idx))
+        out = {k: v[:len(idx)] for k, v in bufs.items()}
+        for b, i in enumerate(idx.tolist()):
+            video = self.split.samples[i]["video_id"]
+            self.inputs.audio.read_into(out["audio"][b], video, self.seconds)
+            self.inputs.visual.read_into(out["visual"][b], video, self.seconds)
+            self.inputs.tokens.read_into(out["tokens"][b], video, self.frames)
+        out.update({"question": self.inputs.question.vectors[self.question_rows[idx]],
+                    "prompt": self.inputs.prompt.vectors[self.prompt_rows[idx]],
+                    "label": self.split.answers[idx], "type": self.split.types[idx], "index": idx})
+        return out
