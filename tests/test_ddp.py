@@ -9,8 +9,10 @@ import torch.multiprocessing as mp
 from torch.nn.parallel import DistributedDataParallel
 
 from avqa.models import AVST
-from avqa.engine.loop import train_step
+from avqa.engine.loop import ddp_wrap, train_step
 from avqa.tasks.qa import FAMILIES
+from avqa.tspm.model import TSPM
+from avqa.tspm.run import FAMILY as TSPM_FAMILY
 from conftest import AVST as SCRIPT, data_flags, run
 
 
@@ -72,6 +74,44 @@ def test_two_gloo_processes_equal_one_process(tmp_path):
         torch.testing.assert_close(ddp_state[k] - start[k], v - start[k], rtol=1e-3, atol=1e-6)
         moved += not torch.equal(v, start[k])
     assert moved > 20  # the step changed the weights
+
+
+def _tspm_batch(B=8, T=6):
+    g = torch.Generator().manual_seed(1)
+    return {"audio": torch.rand(B, T, 128, generator=g), "visual": torch.rand(B, T, 768, generator=g),
+            "tokens": torch.rand(B, 4, 14, 1024, generator=g), "question": torch.rand(B, 768, generator=g),
+            "prompt": torch.rand(B, 768, generator=g), "label": torch.randint(0, 12, (B,), generator=g)}
+
+
+def _tspm_worker(rank, world, port, out):
+    """Two steps: DDP checks on the second that every parameter it waits for got a gradient."""
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    model = TSPM(12, top_k=3)
+    ddp = ddp_wrap(model, torch.device("cpu"))
+    opt = torch.optim.SGD(model.parameters(), lr=LR)
+    for _ in range(2):
+        train_step(ddp, _tspm_batch(), opt, CPURuntime(), TSPM_FAMILY.objective(None))
+    if rank == 0:
+        torch.save(model.state_dict(), out)
+    dist.destroy_process_group()
+
+
+def test_tspm_trains_under_ddp_though_its_selection_gets_no_gradient(tmp_path):
+    """TSPM's temporal module and prompt projection only choose indices, so they never get a gradient
+    (as in the release); DDP must be told, or its second step fails waiting for them."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = tmp_path / "tspm.pt"
+    mp.spawn(_tspm_worker, args=(2, port, str(out)), nprocs=2, join=True)
+    torch.manual_seed(0)
+    start = TSPM(12, top_k=3).state_dict()
+    trained = torch.load(out, weights_only=True)
+    assert not torch.equal(trained["answer_pred_fc.weight"], start["answer_pred_fc.weight"])
+    assert torch.equal(trained["input_qst_prompt.weight"], start["input_qst_prompt.weight"])
 
 
 def test_torchrun_trains_on_two_cpu_processes(tiny_features, tmp_path):

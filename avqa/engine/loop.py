@@ -117,6 +117,13 @@ def _save(files: checkpoint.Files, payload: dict, improved: bool, optimizer, sch
                                          "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}})
 
 
+def ddp_wrap(model: nn.Module, device: torch.device) -> nn.parallel.DistributedDataParallel:
+    """DistributedDataParallel over ``model``; a model whose ``unused_parameters`` is true has parameters
+    that get no gradient in some steps, which DDP must then look for instead of waiting for them."""
+    return nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None,
+                                               find_unused_parameters=getattr(model, "unused_parameters", False))
+
+
 def fit(cfg, objective: Objective, model: nn.Module, train_loader: BatchLoader, evaluate: Callable[[nn.Module], float],
         rt: Runtime, log: RunLog, files: checkpoint.Files, meta: dict, flags: dict, resume_state: dict | None) -> float:
     """Train for cfg.epochs; keep the best-on-val and the last checkpoint; returns the best score.
@@ -126,7 +133,7 @@ def fit(cfg, objective: Objective, model: nn.Module, train_loader: BatchLoader, 
     """
     net = model
     if rt.world > 1:
-        net = nn.parallel.DistributedDataParallel(model, device_ids=[rt.device.index] if rt.device.type == "cuda" else None)
+        net = ddp_wrap(model, rt.device)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.lr_step, gamma=cfg.lr_gamma)
     start, best, history = _resume(cfg, files, model, optimizer, scheduler, resume_state, log)

@@ -211,6 +211,8 @@ class TSPM(nn.Module):
     uses_audio = True
     uses_visual = True
     uses_negatives = False
+    # the temporal module and the prompt's projection only choose indices: they never get a gradient
+    unused_parameters = True
 
     def __init__(self, answer_count: int = 42, *, top_k: int = 10, temp_selection: bool = True,
                  spatio_perception: bool = True, av_attn: bool = True, temp_qtgm: bool = True,
