@@ -35,8 +35,8 @@ from pathlib import Path
 from typing import Sequence
 
 from . import checkpoint, stamps
-from .ladder_families import FAMILIES, TSPM_FEATURES, AVSTFamily, Family
-from .ladder_plot import TITLE, draw_plot
+from .ladder_families import LADDER_FAMILIES, TSPM_FEATURES, AVSTLadder, LadderFamily
+from .ladder_plot import draw_plot
 from .recipes import DEMO
 from .tspm.model import TOKEN_FRAMES
 from .tspm.run import TSPMConfig
@@ -52,7 +52,7 @@ RECIPE = dict(zip(DEMO["avst"][::2], DEMO["avst"][1::2]))   # the main job's AVS
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, epilog=EXIT_CODES,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--family", choices=FAMILIES, default="avst",
+    p.add_argument("--family", choices=LADDER_FAMILIES, default="avst",
                    help="whose rungs: avst (the paper's ladder) or tspm (one rung per TSPM module switched off, then "
                         "the full TSPM) (default: avst)")
     g = p.add_argument_group("data (defaults: the embedded default set under --data)")
@@ -65,7 +65,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     a.add_argument("--video_res14x14_dir", help="ResNet-18 14x14 features (default: DATA/feats/res18_14x14)")
     a.add_argument("--pretrained_grounding",
                    help="the grounding checkpoint the full AVST starts from, as in the main job; 'none' to start it "
-                        f"from scratch too (default: the main job's, {AVSTFamily.main_jobs})")
+                        f"from scratch too (default: the main job's, {AVSTLadder.main_jobs})")
     t = p.add_argument_group("TSPM's features and settings (--family tspm; the layout and shapes: docs/tspm.md; "
                              "stand-ins: python -m avqa.tspm.standin --data DATA --out DATA/feats)")
     for flag, what in zip(TSPM_FEATURES, ("VGGish features, <video_id>.npy [T,128]",
@@ -91,16 +91,16 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     r.add_argument("--seed", type=int, default=1, help="default: %(default)s")
     o = p.add_argument_group("run")
     o.add_argument("--rungs", help="comma-separated rungs to run (default: all of the family's), of "
-                                   + "; ".join(f"{f.name}: {', '.join(f.rungs)}" for f in FAMILIES.values()))
+                                   + "; ".join(f"{f.name}: {', '.join(f.rungs)}" for f in LADDER_FAMILIES.values()))
     o.add_argument("--out", help="the ladder's own folder (default: " + ", ".join(
-        f"{f.out} for {f.name}" for f in FAMILIES.values()) + ")")
+        f"{f.out} for {f.name}" for f in LADDER_FAMILIES.values()) + ")")
     o.add_argument("--plot", default=None, help="where the PNG goes (default: OUT/ladder.png)")
     o.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
     o.add_argument("--amp", action="store_true", help="mixed precision (passed to every rung)")
     o.add_argument("--quiet", action="store_true", help="no progress bars")
     a = p.parse_args(argv)
-    family = a.family = FAMILIES[a.family]
-    for other in FAMILIES.values():
+    family = a.family = LADDER_FAMILIES[a.family]
+    for other in LADDER_FAMILIES.values():
         given = [flag for flag in other.flags if other is not family and getattr(a, flag) is not None]
         if given:
             p.error(f"--{given[0]} is a flag of --family {other.name}'s rungs, not {family.name}'s: add --family "
@@ -213,7 +213,7 @@ def _exit(code: int | None, what: str) -> None:
 # ----------------------------------------------------------------------------- the table
 
 
-def format_ladder(rows: list[dict], title: str, family: Family = FAMILIES["avst"]) -> str:
+def format_ladder(rows: list[dict], title: str, family: LadderFamily = LADDER_FAMILIES["avst"]) -> str:
     """The per-type table of the rungs in ``rows``, with the paper's overall and full-model row where known."""
     lw, mw = max([7] + [len(r["label"]) + 1 for r in rows]), max([15] + [len(r["model"]) + 2 for r in rows])
     paper = family.paper_overall
@@ -244,7 +244,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not Path(getattr(args, flag)).is_file():
             raise SystemExit(f"--{flag} {getattr(args, flag)} not found: make the default set with python -m "
                              f"avqa.pipeline, or point --data / --{flag} at the annotations")
-    for other in FAMILIES.values():  # one folder, one family's ladder.json
+    for other in LADDER_FAMILIES.values():  # one folder, one family's ladder.json
         found = next((stamp_path(args, r) for r in other.rungs if other is not args.family
                       and stamp_path(args, r).is_file()), None)
         if found:
@@ -277,8 +277,7 @@ def _run(args: argparse.Namespace) -> int:
     tables = {r["model"]: r["table"] for r in rows}
     checks = family.orderings(tables)
     n_test = rows[0]["table"]["Overall"]["count"]
-    title = f"the ablation ladder on {args.label_test} ({n_test} questions), test accuracy %:" if family.name == "avst" \
-        else f"{family.title}'s ablation rungs on {args.label_test} ({n_test} questions), test accuracy %:"
+    title = f"{family.heading} on {args.label_test} ({n_test} questions), test accuracy %:"
     print("\n" + format_ladder(rows, title, family))
     for name, c in checks.items():
         print(f"  {'holds ' if c['holds'] else 'BREAKS'}  {name}: {c['values']}")
@@ -291,8 +290,8 @@ def _run(args: argparse.Namespace) -> int:
     atomic_write_text(out / "ladder.json", json.dumps(result, indent=1))
     subtitle = f"{args.label_test}, {n_test} questions; recipe {' '.join(family.recipe_flags(args))}" + \
         ("; paper: real MUSIC-AVQA" if family.paper_overall else "")
-    draw_plot(rows, args.plot, subtitle, TITLE if family.name == "avst" else f"{family.title}'s ablation rungs: test "
-              f"accuracy by rung", family.paper_overall, family.paper_top, family.top, family.title)
+    draw_plot(rows, args.plot, subtitle, f"{family.heading[0].upper()}{family.heading[1:]}: test accuracy by rung",
+              family.paper_overall, family.paper_top, family.top, family.title)
     print(f"\n{len(rows)} rungs in {total:.0f} s; table: {out / 'ladder.json'}; plot: {args.plot}")
     return 0
 

@@ -24,16 +24,17 @@ PAPER_AVST = {"Audio Counting": 78.18, "Audio Comparative": 67.05, "Audio Avg": 
 PAPER_ORDER = [("question_only", "aq"), ("question_only", "vq"), ("aq", "avq"), ("vq", "avq"), ("avq", "avq_tg"),
                ("avq_tg", "avst")]
 # TSPM's feature flags: the folder each names under --data, as net_tspm's defaults name it under data/
-TSPM_FEATURES = {flag: Path(getattr(TSPMConfig, flag)).relative_to("data")
-                 for flag in ("audios_feat_dir", "visual_feat_dir", "visual_patch_dir", "qst_feat_dir", "qst_prompt_dir")}
+TSPM_FEATURES = {flag: Path(getattr(TSPMConfig, flag)).relative_to("data") for flag in
+                 ("audios_feat_dir", "visual_feat_dir", "visual_patch_dir", "qst_feat_dir", "qst_prompt_dir")}
 
 
-class Family:
+class LadderFamily:
     """What the ladder knows of one model family: its rungs (bottom to top, the full model last), how a
     rung's run is configured and run, what it reads, and the paper's figures (None: not known)."""
 
     name: str
     title: str
+    heading: str                   # what the table and the plot are titled
     rungs: dict[str, str]          # rung -> label
     out: str                       # the default --out
     flags: tuple[str, ...]         # the ladder flags only this family has
@@ -91,8 +92,8 @@ class Family:
         """Stop, naming the flag and the fix, when an input the rungs need is missing."""
 
 
-class AVSTFamily(Family):
-    name, title, out = "avst", "AVST", "outputs/ladder"
+class AVSTLadder(LadderFamily):
+    name, title, out, heading = "avst", "AVST", "outputs/ladder", "the ablation ladder"
     rungs = {rung: label for rung, (label, _) in LADDER.items()}
     flags = ("audio_dir", "video_res14x14_dir", "pretrained_grounding")
     paper_overall, paper_top = PAPER_OVERALL, PAPER_AVST
@@ -177,8 +178,8 @@ class AVSTFamily(Family):
                              f"(or grounding_gen/main_grd_gen.py) first, or pass --pretrained_grounding none")
 
 
-class TSPMFamily(Family):
-    name, title, out = "tspm", "TSPM", "outputs/ladder_tspm"
+class TSPMLadder(LadderFamily):
+    name, title, out, heading = "tspm", "TSPM", "outputs/ladder_tspm", "TSPM's ablation rungs"
     rungs = {rung: label for rung, (label, _) in ABLATIONS.items()}
     flags = (*TSPM_FEATURES, "top_k", "token_frames")
     paper_note = "  (no paper column: the paper's TSPM ablation figures are not known to this project)"
@@ -240,10 +241,15 @@ class TSPMFamily(Family):
             seconds = read_npy_header(audio).shape[0] if audio else None
         except (ValueError, OSError, IndexError):  # the run's own checks name a bad file
             seconds = None
-        if "no_temp_selection" in args.rungs and seconds is not None and args.top_k >= seconds:
+        if seconds is None:
+            return
+        if args.top_k > seconds:  # every rung would stop at its run's own check; stop before any of them
+            raise SystemExit(f"--top_k {args.top_k} is larger than the T={seconds} seconds per video of "
+                             f"{args.audios_feat_dir}: pass --top_k {max(seconds - 1, 1)} or less")
+        if args.top_k == seconds and "no_temp_selection" in args.rungs:
             print(f"ladder: --top_k {args.top_k} keeps all T={seconds} seconds of {args.audios_feat_dir}, so temporal "
                   f"selection selects nothing and no_temp_selection computes what tspm does; pass --top_k below "
                   f"{seconds} for a rung that differs", file=sys.stderr, flush=True)
 
 
-FAMILIES = {family.name: family for family in (AVSTFamily(), TSPMFamily())}
+LADDER_FAMILIES = {family.name: family for family in (AVSTLadder(), TSPMLadder())}

@@ -10,10 +10,9 @@ from .utils import atomic_save
 
 SERIES = [("Overall", "Overall", (20, 20, 20)), ("Audio Avg", "Audio", (31, 119, 180)),
           ("Visual Avg", "Visual", (44, 160, 44)), ("AV Avg", "Audio-Visual", (214, 39, 40))]
-TITLE = "The ablation ladder: test accuracy by rung"
 
 
-def draw_plot(rows: list[dict], path: Path, subtitle: str, title: str = TITLE, paper: dict | None = None,
+def draw_plot(rows: list[dict], path: Path, subtitle: str, title: str, paper: dict | None = None,
               paper_top: dict | None = None, top: str | None = None, top_name: str = "") -> None:
     """Accuracy by rung: ours (solid) overall and per modality; the paper's (dashed, hollow) beside.
 

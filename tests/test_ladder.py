@@ -184,8 +184,9 @@ def test_tspm_rungs_are_trained_tested_and_reported_without_a_paper_column(tspm_
     out, _, first = tspm_ladder
     result = json.loads((out / "ladder.json").read_text())
     rows = result["rungs"]
-    assert [r["model"] for r in rows] == ["no_temp_selection", "tspm"] and [r["label"] for r in rows] == ["w/o TS", "TSPM"]
-    assert result["family"] == "tspm" and result["paper"] is None and result["recipe"][-4:] == ["--top_k", "2", "--token_frames", "paper"]
+    assert [(r["model"], r["label"]) for r in rows] == [("no_temp_selection", "w/o TS"), ("tspm", "TSPM")]
+    assert result["family"] == "tspm" and result["paper"] is None
+    assert result["recipe"][-4:] == ["--top_k", "2", "--token_frames", "paper"]
     n_test = len(json.loads((tiny_features / "json" / "avqa-test.json").read_text()))
     for r in rows:
         assert r["status"] == "ran" and "paper_overall" not in r and r["table"]["Overall"]["count"] == n_test
@@ -208,7 +209,24 @@ def test_tspm_rungs_finished_are_skipped(tspm_ladder):
     out, args, _ = tspm_ladder
     before = {r: _sha(out / r / f"{r}.pt") for r in ("tspm", "no_temp_selection")}
     again = run(*args)
-    assert "[TSPM tspm] complete, skipped" in again.stdout and "[w/o TS no_temp_selection] complete, skipped" in again.stdout
+    for line in ("[TSPM tspm] complete, skipped", "[w/o TS no_temp_selection] complete, skipped"):
+        assert line in again.stdout
     assert "epoch 1:" not in again.stdout
     assert {r: _sha(out / r / f"{r}.pt") for r in before} == before
     assert [r["status"] for r in json.loads((out / "ladder.json").read_text())["rungs"]] == ["skipped (complete)"] * 2
+
+
+def test_tspm_inputs_are_checked_before_any_rung(tspm_ladder, tmp_path, capsys):
+    _, args, _ = tspm_ladder
+    argv = [*args[2:args.index("--out")], "--out", str(tmp_path / "out")]
+    audio = args[args.index("--audios_feat_dir") + 1]
+    with pytest.raises(SystemExit) as e:
+        main([*argv, "--top_k", "5"])
+    assert str(e.value) == f"--top_k 5 is larger than the T=4 seconds per video of {audio}: pass --top_k 3 or less"
+    with pytest.raises(SystemExit) as e:
+        main([*argv, "--qst_prompt_dir", str(tmp_path / "prompts")])
+    assert str(e.value).startswith(f"--qst_prompt_dir {tmp_path / 'prompts'} not found: make stand-in features with "
+                                   f"python -m avqa.tspm.standin")
+    assert not (tmp_path / "out" / "stamps").exists()
+    main([*argv, "--top_k", "4", "--rungs", "no_temp_selection", "--epochs", "1"])  # T seconds kept: a warning
+    assert "no_temp_selection computes what tspm does" in capsys.readouterr().err
