@@ -75,8 +75,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                                           "CLIP text feature of each question's QA prompt, <question_id>.npy [768]")):
         t.add_argument(f"--{flag}", help=f"{what} (default: DATA/{TSPM_FEATURES[flag].as_posix()})")
     t.add_argument("--top_k", type=at_least(1), metavar="K",
-                   help=f"seconds temporal selection keeps, at most T; below T, or no_temp_selection computes what "
-                        f"tspm does (default: the release's {TSPMConfig.top_k})")
+                   help=f"seconds temporal selection keeps: at most T, and below T for a no_temp_selection rung that "
+                        f"differs from tspm (default: the release's {TSPMConfig.top_k})")
     t.add_argument("--token_frames", choices=TOKEN_FRAMES,
                    help=f"which token frame a kept second reads, as net_tspm/main_train.py's flag "
                         f"(default: {TSPMConfig.token_frames})")
