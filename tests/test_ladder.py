@@ -1,6 +1,6 @@
 """python -m avqa.ladder on a tiny set: every rung trained and tested, JSON and plot; a rerun skips, a
 rung whose report is gone or whose run was interrupted resumes without training again, a changed
-recipe trains again."""
+recipe trains again. TSPM's rungs (--family tspm) on stand-in features: rows, plot and skip."""
 import json
 import time
 
@@ -11,6 +11,8 @@ from PIL import Image
 
 from avqa.models import AVST, LADDER
 from avqa.evaluate import TABLE_ROWS, score_table
+from avqa.ladder import main, parse_args
+from avqa.tspm.standin import FOLDERS, make_standins
 from conftest import run
 
 RUNGS = list(LADDER)
@@ -138,3 +140,93 @@ def test_a_changed_recipe_trains_the_rung_again(ladder):
     assert torch.load(out / "vq" / "vq.pt", weights_only=True)["args"]["lr"] == 1e-3
     result = json.loads((out / "ladder.json").read_text())
     assert [r["model"] for r in result["rungs"]] == ["vq"] and result["recipe"][3] == "0.001"
+
+
+def test_tspm_flags_default_under_data_and_belong_to_their_family(capsys):
+    a = parse_args(["--family", "tspm", "--data", "d"])
+    assert (a.audios_feat_dir, a.visual_feat_dir, a.visual_patch_dir, a.qst_feat_dir, a.qst_prompt_dir) == tuple(
+        f"d/feats/{FOLDERS[k]}" for k in ("audio", "frames", "tokens", "question", "prompt"))
+    assert a.rungs == ["no_av_attn", "no_temp_selection", "no_spatio_perception", "no_temp_qtgm", "tspm"]
+    assert (a.out, a.top_k, a.token_frames) == ("outputs/ladder_tspm", 10, "paper")
+    assert a.family.recipe_flags(a)[-4:] == ["--top_k", "10", "--token_frames", "paper"]
+    for argv, named in ((["--top_k", "3"], "--top_k is a flag of --family tspm's rungs, not avst's"),
+                        (["--family", "tspm", "--audio_dir", "x"], "--audio_dir is a flag of --family avst's rungs"),
+                        (["--family", "tspm", "--rungs", "aq"], "--rungs: unknown aq; choose from no_av_attn,")):
+        with pytest.raises(SystemExit) as e:
+            parse_args(argv)
+        assert e.value.code == 2 and named in capsys.readouterr().err
+
+
+def test_one_out_folder_holds_one_familys_ladder(tiny_set, tmp_path):
+    (tmp_path / "stamps").mkdir()
+    (tmp_path / "stamps" / "aq.json").write_text("{}")
+    with pytest.raises(SystemExit) as e:
+        main(["--family", "tspm", "--data", str(tiny_set), "--out", str(tmp_path)])
+    assert f"--out {tmp_path} holds the avst ladder ({tmp_path / 'stamps' / 'aq.json'}): pass --family avst" in str(e.value)
+
+
+@pytest.fixture(scope="module")
+def tspm_ladder(tiny_features, tmp_path_factory):
+    """Two of TSPM's rungs, one epoch each, on stand-in features of the tiny set."""
+    root = tmp_path_factory.mktemp("ladder_tspm")
+    make_standins(tiny_features, root / "feats", seed=0)
+    feats = {"audios_feat_dir": "audio", "visual_feat_dir": "frames", "visual_patch_dir": "tokens",
+             "qst_feat_dir": "question", "qst_prompt_dir": "prompt"}
+    args = ["-m", "avqa.ladder", "--family", "tspm", "--data", str(tiny_features),
+            *[x for flag, k in feats.items() for x in (f"--{flag}", str(root / "feats" / FOLDERS[k]))],
+            "--rungs", "tspm,no_temp_selection", "--epochs", "1", "--batch-size", "16", "--top_k", "2",
+            "--out", str(root / "out"), "--quiet"]
+    return root / "out", args, run(*args)
+
+
+@pytest.mark.e2e
+def test_tspm_rungs_are_trained_tested_and_reported_without_a_paper_column(tspm_ladder, tiny_features):
+    out, _, first = tspm_ladder
+    result = json.loads((out / "ladder.json").read_text())
+    rows = result["rungs"]
+    assert [(r["model"], r["label"]) for r in rows] == [("no_temp_selection", "w/o TS"), ("tspm", "TSPM")]
+    assert result["family"] == "tspm" and result["paper"] is None
+    assert result["recipe"][-4:] == ["--top_k", "2", "--token_frames", "paper"]
+    n_test = len(json.loads((tiny_features / "json" / "avqa-test.json").read_text()))
+    for r in rows:
+        assert r["status"] == "ran" and "paper_overall" not in r and r["table"]["Overall"]["count"] == n_test
+        report = json.loads((out / f"{r['model']}_test.json").read_text())
+        assert report["model"] == "tspm" and report["table"] == r["table"]
+        args = torch.load(out / r["model"] / f"{r['model']}.pt", weights_only=True)["args"]
+        assert (args["epochs"], args["top_k"], args["Temp_Selection"]) == (1, 2, r["model"] == "tspm")
+        assert args["AV_Attn_Module"] and args["Spatio_Perception"] and args["Temp_QTGM"]
+        assert (out / r["model"] / f"{r['model']}.result").is_file()  # the release's result files, per rung
+    full, ablated = rows[1]["table"]["Overall"]["accuracy"], rows[0]["table"]["Overall"]["accuracy"]
+    assert result["orderings"] == {"TSPM above w/o TS overall": {"holds": full > ablated, "values": [ablated, full]}}
+    assert "== w/o TS no_temp_selection (not run yet) ==\nTSPM without temporal selection (--no-Temp_Selection)" \
+        in first.stdout
+    assert "paper" not in first.stdout.split("test accuracy %:")[1].splitlines()[1]  # the table's head
+    assert Image.open(out / "ladder.png").size == (980, 600)
+
+
+@pytest.mark.e2e
+def test_tspm_rungs_finished_are_skipped(tspm_ladder):
+    out, args, _ = tspm_ladder
+    before = {r: _sha(out / r / f"{r}.pt") for r in ("tspm", "no_temp_selection")}
+    again = run(*args)
+    for line in ("[TSPM tspm] complete, skipped", "[w/o TS no_temp_selection] complete, skipped"):
+        assert line in again.stdout
+    assert "epoch 1:" not in again.stdout
+    assert {r: _sha(out / r / f"{r}.pt") for r in before} == before
+    assert [r["status"] for r in json.loads((out / "ladder.json").read_text())["rungs"]] == ["skipped (complete)"] * 2
+
+
+def test_tspm_inputs_are_checked_before_any_rung(tspm_ladder, tmp_path, capsys):
+    _, args, _ = tspm_ladder
+    argv = [*args[2:args.index("--out")], "--out", str(tmp_path / "out")]
+    audio = args[args.index("--audios_feat_dir") + 1]
+    with pytest.raises(SystemExit) as e:
+        main([*argv, "--top_k", "5"])
+    assert str(e.value) == f"--top_k 5 is larger than the T=4 seconds per video of {audio}: pass --top_k 3 or less"
+    with pytest.raises(SystemExit) as e:
+        main([*argv, "--qst_prompt_dir", str(tmp_path / "prompts")])
+    assert str(e.value).startswith(f"--qst_prompt_dir {tmp_path / 'prompts'} not found: make stand-in features with "
+                                   f"python -m avqa.tspm.standin")
+    assert not (tmp_path / "out" / "stamps").exists()
+    main([*argv, "--top_k", "4", "--rungs", "no_temp_selection", "--epochs", "1"])  # T seconds kept: a warning
+    assert "no_temp_selection computes what tspm does" in capsys.readouterr().err

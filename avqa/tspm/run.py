@@ -28,11 +28,33 @@ from ..utils import EXIT_CODES, at_least, atomic_write_text, user_errors
 from . import data
 from .model import TOKEN_FRAMES, TSPM
 
-SWITCHES = {"Temp_Selection": "keep the --top_k seconds the QA prompt attends to most (off: all T seconds)",
-            "Spatio_Perception": "each kept second's sound attends over that second's ToMe tokens (off: the kept "
-                                 "seconds' frame features)",
-            "AV_Attn_Module": "audio and visual self- and cross-attention (off: the projected features)",
-            "Temp_QTGM": "the question attends over the kept seconds (off: their means)"}
+# each module switch: its name, what it computes on, what stands in for it off
+SWITCHES = {"Temp_Selection": ("temporal selection", "keep the --top_k seconds the QA prompt attends to most",
+                               "all T seconds"),
+            "Spatio_Perception": ("spatial perception", "each kept second's sound attends over that second's ToMe "
+                                  "tokens", "the kept seconds' frame features"),
+            "AV_Attn_Module": ("audio-visual attention", "audio and visual self- and cross-attention",
+                               "the projected features"),
+            "Temp_QTGM": ("question-as-query temporal grounding", "the question attends over the kept seconds",
+                          "the means over the kept seconds")}
+# the ablation rungs of python -m avqa.ladder --family tspm: label and the switch each turns off (none: TSPM)
+ABLATIONS = {"no_av_attn": ("w/o AVA", "AV_Attn_Module"), "no_temp_selection": ("w/o TS", "Temp_Selection"),
+             "no_spatio_perception": ("w/o SP", "Spatio_Perception"), "no_temp_qtgm": ("w/o QTG", "Temp_QTGM"),
+             "tspm": ("TSPM", None)}
+
+
+def switch_help(switch: str) -> str:
+    name, on, off = SWITCHES[switch]
+    return f"{name}: {on} (off: {off})"
+
+
+def ablation_doc(rung: str) -> str:
+    """The two lines that say what an ablation rung computes."""
+    switch = ABLATIONS[rung][1]
+    if switch is None:
+        return "TSPM with every module on (the paper's model)\n" + "; ".join(name for name, _, _ in SWITCHES.values())
+    name, _, off = SWITCHES[switch]
+    return f"TSPM without {name} (--no-{switch})\nin its place: {off}"
 
 
 @dataclass
@@ -95,15 +117,15 @@ def build_parser(description: str = "") -> argparse.ArgumentParser:
                    help="skip the NaN/inf scan of feature files (presence, shapes and lengths are always checked)")
     m = p.add_argument_group("model (each switch also has a --no- form; all on is the paper's TSPM)")
     m.add_argument("--Temp_Selection", action=argparse.BooleanOptionalAction, default=d.Temp_Selection,
-                   help="temporal selection: " + SWITCHES["Temp_Selection"])
+                   help=switch_help("Temp_Selection"))
     m.add_argument("--top_k", type=at_least(1), default=d.top_k, metavar="K",
                    help="seconds kept by temporal selection (at most the T seconds of the features)")
     m.add_argument("--Spatio_Perception", action=argparse.BooleanOptionalAction, default=d.Spatio_Perception,
-                   help="spatial perception: " + SWITCHES["Spatio_Perception"])
+                   help=switch_help("Spatio_Perception"))
     m.add_argument("--AV_Attn_Module", action=argparse.BooleanOptionalAction, default=d.AV_Attn_Module,
-                   help="audio-visual attention: " + SWITCHES["AV_Attn_Module"])
+                   help=switch_help("AV_Attn_Module"))
     m.add_argument("--Temp_QTGM", action=argparse.BooleanOptionalAction, default=d.Temp_QTGM,
-                   help="question-as-query temporal grounding: " + SWITCHES["Temp_QTGM"])
+                   help=switch_help("Temp_QTGM"))
     m.add_argument("--token_frames", choices=TOKEN_FRAMES, default=d.token_frames,
                    help="paper: each kept second reads the token frame nearest it; release: the first --top_k token "
                         "frames whatever was kept, as the release's code does (docs/model.md, ## TSPM)")
