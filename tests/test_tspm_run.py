@@ -170,3 +170,33 @@ def test_the_answer_vocabulary_is_the_release_loaders_order():
         if s["anser"] not in release_order:
             release_order.append(s["anser"])
     assert list(Vocab.from_samples(samples).answers) == release_order and len(release_order) > 30
+
+
+def test_selection_score_counts_kept_seconds_in_which_the_named_instrument_sounds():
+    from avqa.tspm.selection_score import named_instrument, selection_table, sounding_seconds
+    truth = {"seconds": 6, "instruments": [
+        {"class": "piano", "audible": True, "playing": [[0, 2], [4, 9]]},
+        {"class": "violin", "audible": True, "playing": [[0, 6]]},
+        {"class": "drum", "audible": False, "playing": [[0, 6]]}]}
+    assert sounding_seconds(truth, "piano") == {0, 1, 4, 5}      # [a, b) intervals, clipped to the clip
+    assert sounding_seconds(truth, "drum") == set() and sounding_seconds(truth, "flute") is None
+    one = {"question_content": "Is there a <Object> sound?", "templ_values": '["piano"]'}
+    two = {"question_content": "Is the <Object> louder than the <Object>?", "templ_values": '["piano", "violin"]'}
+    assert named_instrument(one, truth) == "piano" and named_instrument(two, truth) is None
+    questions = [{"row": 0, "sounding": {0, 1, 4, 5}, "T": 6}, {"row": 1, "sounding": set(range(6)), "T": 6}]
+    table = selection_table(questions, trained={0: [0, 1, 2], 1: [3, 4, 5]}, untrained={0: [2, 3, 4], 1: [0, 1, 2]})
+    assert table["all"]["trained"] == pytest.approx(100 * (2 / 3 + 1) / 2)
+    assert table["informative"] == {"questions": 1, "trained": pytest.approx(200 / 3),
+                                    "untrained": pytest.approx(100 / 3), "random": pytest.approx(200 / 3)}
+
+
+@pytest.mark.e2e
+def test_selection_score_of_a_trained_checkpoint(tiny_features, standins, trained_tspm, tmp_path):
+    from avqa.tspm.selection_score import main
+    out = tmp_path / "selection.json"
+    assert main([*tspm_flags(tiny_features, standins), "--model_save_dir", str(trained_tspm / "models"),
+                 "--out", str(out)]) == 0
+    table = json.loads(out.read_text())["table"]
+    assert table["all"]["questions"] > 0
+    for row in table.values():
+        assert all(0 <= row[k] <= 100 for k in ("trained", "untrained", "random"))

@@ -1,0 +1,152 @@
+"""Does TSPM keep the seconds the question is about? Scored on the synthetic set, where it is known
+when every instrument sounds.
+
+For each test question that names exactly one instrument (its template values hold one instrument
+class of its clip), the score is the share of TSPM's kept seconds in which that instrument sounds.
+Three rows, on the same questions:
+- the trained checkpoint;
+- the same model untrained (built with the seed of its training run, not trained);
+- a random choice of k seconds, whose expected score is the share of the clip's seconds in which
+  the instrument sounds (computed exactly, not sampled).
+The informative questions are those whose instrument sounds in some seconds but not all. On the
+others every choice scores the same.
+
+    python -m avqa.tspm.selection_score --top_k 3 --model_save_dir net_tspm/models/ \\
+        --ground_truth data/ground_truth
+
+takes TSPM's test flags (feature folders, --label_test, --checkpoint, the switches) and writes
+``<model_save_dir>/<checkpoint>_selection.json``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from .. import checkpoint
+from ..annotations import Vocab, fillers
+from ..engine.runtime import Runtime, make_loader, to_device
+from ..tasks.inputs import load_split
+from ..utils import atomic_write_text, progress, user_errors
+from .run import FAMILY, TSPMConfig, build_parser
+
+
+def sounding_seconds(truth: dict, instrument: str) -> set[int] | None:
+    """The seconds in which an instrument of this class is heard; None when the clip has none of it."""
+    found = [i for i in truth["instruments"] if i["class"] == instrument]
+    if not found:
+        return None
+    T = int(truth["seconds"])
+    return {s for i in found if i["audible"] for a, b in i["playing"] for s in range(max(0, a), min(b, T))}
+
+
+def named_instrument(sample: dict, truth: dict) -> str | None:
+    """The one instrument class of the clip that the question names, or None (none, or several)."""
+    classes = {i["class"] for i in truth["instruments"]}
+    named = {v for v in fillers(sample) if v in classes}
+    return named.pop() if len(named) == 1 else None
+
+
+@torch.no_grad()
+def kept_seconds(model: torch.nn.Module, loader, rt: Runtime, quiet: bool) -> dict[int, list[int]]:
+    """The kept seconds of every question of ``loader``, by row of its annotation file."""
+    model.eval()
+    kept: dict[int, list[int]] = {}
+    for batch in progress(loader, desc="selection", unit="batch", disable=quiet, leave=False):
+        batch = to_device(batch, rt.device)
+        with rt.autocast():
+            _, k = model(batch["audio"], batch["visual"], batch["tokens"], batch["question"], batch["prompt"],
+                         return_kept=True)
+        for row, seconds in zip(batch["index"].tolist(), k.cpu().tolist()):
+            kept[row] = seconds
+    return kept
+
+
+def score(questions: list[dict], kept: dict[int, list[int]]) -> float:
+    """Mean share, in percent, of a question's kept seconds in which its instrument sounds."""
+    return 100.0 * float(np.mean([len(set(kept[q["row"]]) & q["sounding"]) / len(kept[q["row"]])
+                                  for q in questions]))
+
+
+def selection_table(questions: list[dict], trained: dict, untrained: dict) -> dict:
+    """The three rows on all scored questions and on the informative ones."""
+    table = {}
+    for name, subset in (("all", questions), ("informative", [q for q in questions if 0 < len(q["sounding"]) < q["T"]])):
+        if not subset:
+            continue
+        table[name] = {"questions": len(subset), "trained": score(subset, trained),
+                       "untrained": score(subset, untrained),
+                       "random": 100.0 * float(np.mean([len(q["sounding"]) / q["T"] for q in subset]))}
+    return table
+
+
+def parse_args(argv: Sequence[str] | None) -> tuple[TSPMConfig, argparse.Namespace]:
+    p = build_parser(__doc__)
+    extra = p.add_argument_group("selection score")
+    extra.add_argument("--ground_truth", default=None,
+                       help="the synthetic set's ground_truth/ folder (default: beside --label_test's json/ folder)")
+    extra.add_argument("--out", default=None, help="the JSON written (default: MODEL_SAVE_DIR/CHECKPOINT_selection.json)")
+    ns = vars(p.parse_args(argv))
+    own = argparse.Namespace(ground_truth=ns.pop("ground_truth"), out=ns.pop("out"))
+    cfg = TSPMConfig(**ns, mode="test")
+    own.ground_truth = Path(own.ground_truth or Path(cfg.label_test).resolve().parent.parent / "ground_truth")
+    own.out = Path(own.out or Path(cfg.model_save_dir) / f"{cfg.checkpoint}_selection.json")
+    return cfg, own
+
+
+@user_errors
+def main(argv: Sequence[str] | None = None) -> int:
+    cfg, own = parse_args(argv)
+    if not own.ground_truth.is_dir():
+        raise SystemExit(f"--ground_truth {own.ground_truth} not found: the score needs the synthetic set's "
+                         f"ground_truth/ folder (python -m avqa.synthetic writes it)")
+    if not cfg.Temp_Selection:
+        raise SystemExit("--no-Temp_Selection keeps every second: there is no selection to score")
+    vocab = Vocab.from_samples(load_split(cfg.label_train))
+    split = load_split(cfg.label_test, vocab)
+    ckpt = checkpoint.trained_path(Path(cfg.model_save_dir), cfg.checkpoint, cfg.script)
+    model = FAMILY.build(cfg, vocab)
+    try:
+        meta = checkpoint.load_trained_state(ckpt, "tspm", model, vocab)
+    except (ValueError, FileNotFoundError) as e:
+        raise SystemExit(str(e)) from None
+    fresh = checkpoint.untrained(meta, lambda: FAMILY.build(cfg, vocab))
+
+    questions = []
+    for row, sample in enumerate(split.samples):
+        path = own.ground_truth / f"{sample['video_id']}.json"
+        if not path.is_file():
+            raise SystemExit(f"{path} not found: --ground_truth must be the folder of the set --label_test belongs to")
+        truth = json.loads(path.read_text())
+        instrument = named_instrument(sample, truth)
+        sounding = sounding_seconds(truth, instrument) if instrument else None
+        if sounding:
+            questions.append({"row": row, "instrument": instrument, "sounding": sounding, "T": int(truth["seconds"])})
+    if not questions:
+        raise SystemExit(f"no question of {cfg.label_test} names one instrument that sounds in its clip: nothing to score")
+
+    rt = Runtime(cfg)
+    inputs = FAMILY.open_inputs(cfg, split.samples)
+    loader = make_loader(inputs.dataset(split, False, cfg.seed), cfg.eval_batch_size, False, rt, cfg.num_workers,
+                         cfg.seed)
+    trained = kept_seconds(model.to(rt.device), loader, rt, cfg.quiet)
+    untrained = kept_seconds(fresh.to(rt.device), loader, rt, cfg.quiet)
+    table = selection_table(questions, trained, untrained)
+    print(f"TSPM's kept seconds (--top_k {cfg.top_k}) against when the named instrument sounds, "
+          f"{cfg.label_test}, checkpoint {ckpt}:")
+    for name, r in table.items():
+        print(f"  {name:<12} {r['questions']:5d} questions: trained {r['trained']:6.2f}%  untrained "
+              f"{r['untrained']:6.2f}%  random k seconds {r['random']:6.2f}%")
+    atomic_write_text(own.out, json.dumps({"checkpoint": str(ckpt), "annotations": cfg.label_test, "top_k": cfg.top_k,
+                                           "token_frames": cfg.token_frames, "table": table}, indent=1))
+    print(f"results: {own.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
