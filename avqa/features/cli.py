@@ -21,9 +21,9 @@ def parse_shard(text: str) -> tuple[int, int]:
     return k, n
 
 
-def common_flags(p: argparse.ArgumentParser, weights_flag: str = "--weights") -> None:
+def common_flags(p: argparse.ArgumentParser, weights_flag: str = "--weights", weights_help: str | None = None) -> None:
     p.add_argument(weights_flag, dest="weights", default=None,
-                   help="official weight file; without it a seeded random init is used (and recorded)")
+                   help=weights_help or "official weight file; without it a seeded random init is used (and recorded)")
     p.add_argument("--seed", type=at_least(0), default=0, help="seed of the random init when no weights are given")
     p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when present, else cpu)")
     p.add_argument("--gpu", default=None,

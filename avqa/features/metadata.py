@@ -43,8 +43,9 @@ def feature_metadata(name: str, runner: Runner, seconds: int, device: str, bf16:
     }
 
 
-def check_metadata(out_dir: Path, meta: dict, overwrite: bool, own: Iterable[str] | None = None) -> None:
-    """Refuse to mix features made with different settings (``COMPARED``) in one folder (unless --overwrite).
+def check_metadata(out_dir: Path, meta: dict, overwrite: bool, own: Iterable[str] | None = None,
+                   compared: Iterable[str] = COMPARED) -> None:
+    """Refuse to mix features made with different settings (``compared``) in one folder (unless --overwrite).
 
     ``own``: the stems this process writes (a shard): --overwrite then removes only those, and a
     folder whose metadata already holds these settings keeps its file, so shards never rewrite it.
@@ -59,7 +60,7 @@ def check_metadata(out_dir: Path, meta: dict, overwrite: bool, own: Iterable[str
     same = False
     if path.exists() and existing:
         old = json.loads(path.read_text())
-        diff = {k: (old.get(k), meta.get(k)) for k in COMPARED if old.get(k) != meta.get(k)}
+        diff = {k: (old.get(k), meta.get(k)) for k in compared if old.get(k) != meta.get(k)}
         same = not diff
         if diff:
             if not overwrite:

@@ -169,6 +169,18 @@ class Runner:
             model = model.to(memory_format=torch.channels_last)
         self.model = model
 
+    @classmethod
+    def of(cls, model, spec: B.Backbone, weights_info: dict, device: str, bf16: bool) -> "Runner":
+        """A runner for a network built elsewhere (the ToMe ViT): ``spec`` gives its preprocessing."""
+        import torch
+        runner = cls.__new__(cls)
+        runner.torch, runner.spec, runner.weights_info = torch, spec, weights_info
+        runner.dtype = torch.bfloat16 if bf16 else torch.float32
+        runner.device = torch.device(device)
+        runner.channels_last = spec.channels_last
+        runner.model = model.to(runner.device, runner.dtype)
+        return runner
+
     def __call__(self, x) -> np.ndarray:
         torch = self.torch
         with torch.inference_mode():
