@@ -291,6 +291,20 @@ def record_path(weights: str | Path) -> Path:
     return Path(weights).with_suffix(".json")
 
 
+def weights_record(weights: str | Path) -> dict:
+    """The metadata's account of a loaded weights file: its path and sha256, and the data it was trained
+    on where avqa.features.pretrain made it (its record beside it says so)."""
+    info = {"weights": str(weights), "sha256": sha256(weights) if Path(weights).is_file() else None,
+            "init": "pretrained"}
+    record = record_path(weights)
+    if record.is_file():
+        try:
+            info["trained_on"] = json.loads(record.read_text())["trained_on"]
+        except (ValueError, KeyError):
+            pass
+    return info
+
+
 def build(name: str, weights: str | Path | None, seed: int = 0) -> tuple[nn.Module, dict]:
     """A backbone in eval mode and a description of its weights for the metadata file."""
     spec = BACKBONES[name]
@@ -304,14 +318,7 @@ def build(name: str, weights: str | Path | None, seed: int = 0) -> tuple[nn.Modu
             model = spec.build()
         model = model.to_empty(device="cpu")
         load_weights(name, model, weights)
-        info = {"weights": str(weights), "sha256": sha256(weights) if Path(weights).is_file() else None,
-                "init": "pretrained"}
-        record = record_path(weights)  # weights made by avqa.features.pretrain describe themselves
-        if record.is_file():
-            try:
-                info["trained_on"] = json.loads(record.read_text())["trained_on"]
-            except (ValueError, KeyError):
-                pass
+        info = weights_record(weights)
     else:
         model = spec.build()
         random_init(name, model, seed)

@@ -172,7 +172,7 @@ def clip_frames_main(doc: str, argv=None) -> int:
 
 def clip_text_main(kind: str, default_out: str, doc: str, argv=None) -> int:
     """The command line of TSPM's CLIP question (``kind`` 'question') and QA-prompt ('prompt') extractors."""
-    from .clip import checked_backbone, extract_clip_text  # noqa: F401 - the import checks open_clip is there
+    from .clip import extract_clip_text
     p = argparse.ArgumentParser(description=doc, epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--annotations", nargs="+", metavar="FILE",
                    default=[f"./data/json/avqa-{s}.json" for s in ("train", "val", "test")],

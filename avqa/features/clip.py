@@ -26,7 +26,7 @@ import torchvision.transforms.functional as TF
 from PIL import Image
 
 from ..utils import (atomic_write_text, clean_stale_temps, metadata_path, pick_device, progress, relative_hint,
-                     run_lock, sha256, torch_load, user_errors)
+                     run_lock, torch_load, user_errors)
 from . import backbones as B
 from .extract import one_writer
 from .files import Report, save_npy, shard_of, valid_npy
@@ -124,13 +124,7 @@ def build_clip(weights: str | Path | None, seed: int = 0, arch: str = PUBLISHED)
     architecture, otherwise ``arch`` (a CONFIGS name) with a seeded random init."""
     if weights:
         model = load_clip(weights)
-        info = {"weights": str(weights), "sha256": sha256(weights), "init": "pretrained"}
-        record = B.record_path(weights)
-        if record.is_file():
-            try:
-                info["trained_on"] = json.loads(record.read_text())["trained_on"]
-            except (ValueError, KeyError):
-                pass
+        info = B.weights_record(weights)
     else:
         model = random_clip(arch, seed)
         info = {"weights": None, "init": f"random, seed {seed}"}
