@@ -151,11 +151,18 @@ class Backbone:
     steps: str                          # the input preprocessing, in words (recorded in the metadata)
     input_size: int | None = None       # square frame side the network takes (None: audio)
     channels_last: bool = True          # 2-d convolutions run faster channels-last; R(2+1)D is 3-d
+    # a network built by its own loader (CLIP, avqa.features.clip): (weights, seed) -> (model, weights record)
+    make: Callable[[str | Path | None, int], tuple[nn.Module, dict]] | None = None
 
     @property
     def image(self) -> bool:
         """Image backbones: BatchNorm folded into the convolutions, seeded init checked on a noise probe."""
         return self.input_size is not None
+
+    @property
+    def has_batchnorm(self) -> bool:
+        """The torchvision convolution nets, whose BatchNorm the runner folds (CLIP has none)."""
+        return self.image and self.make is None
 
     def preprocessing(self) -> str:
         return self.steps + (f"; normalised with mean {list(self.mean)} std {list(self.std)}" if self.mean else "")
@@ -284,9 +291,26 @@ def record_path(weights: str | Path) -> Path:
     return Path(weights).with_suffix(".json")
 
 
+def weights_record(weights: str | Path) -> dict:
+    """The metadata's account of a loaded weights file: its path and sha256, and the data it was trained
+    on where avqa.features.pretrain made it (its record beside it says so)."""
+    info = {"weights": str(weights), "sha256": sha256(weights) if Path(weights).is_file() else None,
+            "init": "pretrained"}
+    record = record_path(weights)
+    if record.is_file():
+        try:
+            info["trained_on"] = json.loads(record.read_text())["trained_on"]
+        except (ValueError, KeyError):
+            pass
+    return info
+
+
 def build(name: str, weights: str | Path | None, seed: int = 0) -> tuple[nn.Module, dict]:
     """A backbone in eval mode and a description of its weights for the metadata file."""
     spec = BACKBONES[name]
+    if spec.make is not None:
+        model, info = spec.make(weights, seed)
+        return model.eval(), info
     if weights:
         # no random init for parameters the weights overwrite (VGGish's 72M take most of a second); a
         # parameter the file lacks is an error in load_weights, so none stays uninitialised
@@ -294,14 +318,7 @@ def build(name: str, weights: str | Path | None, seed: int = 0) -> tuple[nn.Modu
             model = spec.build()
         model = model.to_empty(device="cpu")
         load_weights(name, model, weights)
-        info = {"weights": str(weights), "sha256": sha256(weights) if Path(weights).is_file() else None,
-                "init": "pretrained"}
-        record = record_path(weights)  # weights made by avqa.features.pretrain describe themselves
-        if record.is_file():
-            try:
-                info["trained_on"] = json.loads(record.read_text())["trained_on"]
-            except (ValueError, KeyError):
-                pass
+        info = weights_record(weights)
     else:
         model = spec.build()
         random_init(name, model, seed)

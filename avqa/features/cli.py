@@ -91,17 +91,34 @@ def finish(report: Report) -> int:
     return report.exit_code()
 
 
-def visual_main(backbone: str, model_name: str, default_out: str, doc: str, argv=None) -> int:
-    """The command line of the three visual extractors (ResNet-18 pooled, 14x14, R(2+1)D)."""
-    p = argparse.ArgumentParser(description=doc, epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
+def frame_input_flags(p: argparse.ArgumentParser, default_out: str) -> None:
+    """The input folder, output folder and clip length of the extractors that read 1 fps frames."""
     p.add_argument("--video_path", default="./data/videos",
                    help="folder of videos (decoded in memory), or of per-video folders of 1 fps JPEG frames "
                         "as the original expected (default: ./data/videos)")
     p.add_argument("--output_dir", default=default_out, help=f"where the .npy files go (default: {default_out})")
-    p.add_argument("--model", default=model_name, choices=[model_name], help="backbone (kept for compatibility)")
     p.add_argument("--seconds", type=at_least(1), default=None,
                    help="T, frames per video at 1 fps (default: 60, or the clip length of a synthetic set "
                         "beside --video_path)")
+
+
+def float16_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--float16", action="store_true",
+                   help="store the features in float16 (half the disk; computed in float32 or --bf16 as usual); "
+                        "recorded in the metadata and read by the loaders as they are")
+
+
+def jpeg_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--jpeg_quality", type=at_least(1), default=None,
+                   help="pass decoded frames through JPEG at this quality first, as the original's frame files "
+                        "were (75); off by default")
+
+
+def visual_main(backbone: str, model_name: str, default_out: str, doc: str, argv=None) -> int:
+    """The command line of the three visual extractors (ResNet-18 pooled, 14x14, R(2+1)D)."""
+    p = argparse.ArgumentParser(description=doc, epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    frame_input_flags(p, default_out)
+    p.add_argument("--model", default=model_name, choices=[model_name], help="backbone (kept for compatibility)")
     p.add_argument("--n_frame_steps", type=int, default=None, help="original flag; unused (T is --seconds)")
     p.add_argument("--used_seconds", action="store_true",
                    help="compute only the seconds the models read: AVST's every (T // --segments)-th second and "
@@ -110,12 +127,8 @@ def visual_main(backbone: str, model_name: str, default_out: str, doc: str, argv
                         "metadata, and this project's loaders refuse to read a second that was not computed")
     p.add_argument("--segments", type=at_least(1), default=10,
                    help="with --used_seconds: the --segments that AVST will be trained with (default: 10)")
-    p.add_argument("--float16", action="store_true",
-                   help="store the features in float16 (half the disk; computed in float32 or --bf16 as usual); "
-                        "recorded in the metadata and read by the loaders as they are")
-    p.add_argument("--jpeg_quality", type=at_least(1), default=None,
-                   help="pass decoded frames through JPEG at this quality first, as the original's frame files "
-                        "were (75); off by default")
+    float16_flag(p)
+    jpeg_flag(p)
     common_flags(p)
     args = p.parse_args(argv)
     apply_runtime_flags(args)
@@ -126,3 +139,63 @@ def visual_main(backbone: str, model_name: str, default_out: str, doc: str, argv
                                  batch_rows=args.batch_frames,
                                  used_segments=args.segments if args.used_seconds else None,
                                  float16=args.float16, shard=resolve_shard(args), flips=resolve_flips(args)))
+
+
+def _clip_arch_flag(p: argparse.ArgumentParser) -> None:
+    from .clip import CONFIGS, PUBLISHED
+    p.add_argument("--arch", choices=sorted(CONFIGS), default=None,
+                   help=f"CLIP architecture of the seeded random init when no --weights are given (default: "
+                        f"{PUBLISHED}, the published ViT-L/14@336px; 'standin' is the small one for synthetic-world "
+                        f"stand-ins). With --weights the file's shapes decide")
+
+
+def clip_frames_main(doc: str, argv=None) -> int:
+    """The command line of TSPM's CLIP frame extractor (feat_script/extract_clip_feat/)."""
+    from .clip import checked_backbone
+    p = argparse.ArgumentParser(description=doc, epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    frame_input_flags(p, "./data/feats/clip_feats/frame_1fps_ViT-L14@336px")
+    float16_flag(p)
+    jpeg_flag(p)
+    _clip_arch_flag(p)
+    common_flags(p)
+    p.set_defaults(batch_frames=16)
+    args = p.parse_args(argv)
+    apply_runtime_flags(args)
+    seconds = args.seconds or default_seconds(Path(args.video_path))
+    spec = checked_backbone("image", args.weights, args.seed, args.arch)
+    return finish(extract_visual(spec.name, Path(args.video_path), Path(args.output_dir), seconds,
+                                 weights=args.weights, seed=args.seed, device=args.device, bf16=args.bf16,
+                                 jpeg_quality=args.jpeg_quality, prefetch=args.prefetch, overwrite=args.overwrite,
+                                 batch_rows=args.batch_frames, float16=args.float16, shard=resolve_shard(args),
+                                 flips=resolve_flips(args)))
+
+
+def clip_text_main(kind: str, default_out: str, doc: str, argv=None) -> int:
+    """The command line of TSPM's CLIP question (``kind`` 'question') and QA-prompt ('prompt') extractors."""
+    from .clip import extract_clip_text
+    p = argparse.ArgumentParser(description=doc, epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--annotations", nargs="+", metavar="FILE",
+                   default=[f"./data/json/avqa-{s}.json" for s in ("train", "val", "test")],
+                   help="annotation files whose questions get a feature file each, <question_id>.npy "
+                        "(default: ./data/json/avqa-train.json, avqa-val.json, avqa-test.json)")
+    p.add_argument("--output_dir", default=default_out, help=f"where the .npy files go (default: {default_out})")
+    p.add_argument("--batch_size", type=at_least(1), default=64,
+                   help="sentences per network call (each distinct sentence is encoded once; default: 64)")
+    float16_flag(p)
+    _clip_arch_flag(p)
+    p.add_argument("--weights", default=None,
+                   help="OpenAI's ViT-L-14-336px.pt (or a state_dict in its key layout); without it a seeded "
+                        "random init is used (and recorded)")
+    p.add_argument("--seed", type=at_least(0), default=0, help="seed of the random init when no weights are given")
+    p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when present, else cpu)")
+    p.add_argument("--bf16", action="store_true", help="compute in bfloat16 (about 1%% relative difference); "
+                                                       "features are saved as float32 (float16 with --float16)")
+    p.add_argument("--threads", type=at_least(1), default=None, help="CPU threads (default: all cores)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="recompute every output, also when the folder holds features made with other settings")
+    shard_flag(p)
+    args = p.parse_args(argv)
+    apply_runtime_flags(args)
+    return finish(extract_clip_text(kind, args.annotations, Path(args.output_dir), args.weights, args.seed, args.arch,
+                                    args.device, args.bf16, args.float16, args.overwrite, resolve_shard(args),
+                                    args.batch_size))

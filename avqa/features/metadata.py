@@ -37,7 +37,7 @@ def feature_metadata(name: str, runner: Runner, seconds: int, device: str, bf16:
         "precision": "bfloat16 compute" if bf16 else "float32",
         "preprocessing": runner.spec.preprocessing(),
         "device": device,
-        "batchnorm_folded": runner.spec.image,
+        "batchnorm_folded": runner.spec.has_batchnorm,
         "torch": torch.__version__,
         "written": time.strftime("%Y-%m-%d %H:%M:%S"),
     }

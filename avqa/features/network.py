@@ -145,6 +145,12 @@ def run_network(name: str, jobs: list[Job], out_dir: Path, shape: tuple[int, ...
     return report
 
 
+def weights_error(flag: str, error: Exception) -> SystemExit:
+    """The message for a weights file that is missing or does not fit, naming the flag that gave it."""
+    return SystemExit(f"{flag}: {error}. Give the official weight file (see --help), or leave {flag} out for "
+                      f"a seeded random init")
+
+
 class Runner:
     """A backbone on a device, with optional bfloat16, channels-last and folded BatchNorm."""
 
@@ -156,10 +162,8 @@ class Runner:
         try:
             model, self.weights_info = B.build(name, weights, seed)
         except (FileNotFoundError, ValueError) as e:
-            flag = flag or ("--checkpoint" if name == "vggish" else "--weights")
-            raise SystemExit(f"{flag}: {e}. Give the official weight file (see --help), or leave {flag} out for "
-                             f"a seeded random init") from None
-        if self.spec.image:
+            raise weights_error(flag or ("--checkpoint" if name == "vggish" else "--weights"), e) from None
+        if self.spec.has_batchnorm:
             model = B.fuse_batchnorm(model)
         self.dtype = torch.bfloat16 if bf16 else torch.float32
         self.device = torch.device(device)
@@ -187,7 +191,7 @@ class Runner:
             x = x.to(self.device, non_blocking=True)
             if x.dtype == torch.uint8:
                 x = B.normalise(x, self.spec, self.dtype)
-            else:
+            elif x.is_floating_point():  # token ids (CLIP's text) stay integers
                 x = x.to(self.dtype)
             if self.channels_last and x.dim() == 4:
                 x = x.contiguous(memory_format=torch.channels_last)

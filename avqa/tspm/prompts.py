@@ -1,0 +1,96 @@
+"""TSPM's sentences per question: the question with its fillers in place, and the declarative "QA
+prompt" of its template (docs/tspm.md, "CLIP features"). The CLIP text extractors encode these.
+
+The prompt table maps each of MUSIC-AVQA's 33 question templates to a sentence pattern and the
+fillers it takes (by position in ``templ_values``; -1 is the last). The sentences are TSPM's, word
+for word. Templates are matched after stripping trailing spaces and reading the full-width '？' as
+'?': three templates of the annotation files differ from TSPM's list only in that way, and TSPM's
+exact-string lookup would give them no prompt at all.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping
+
+from ..annotations import fillers, tokenize
+
+ANY_PLAYING = "There are musical instruments playing in the video."
+DIFFERENT_SOUNDS = "The sounds of musical instruments in the video are different."
+IS_PLAYING = "The {} is playing in this video."
+
+# template -> (sentence with one {} per filler used, positions of those fillers in templ_values)
+PROMPTS: Mapping[str, tuple[str, tuple[int, ...]]] = {
+    "Is this sound from the instrument in the video?": ("The sound is from the instrument in the video.", ()),
+    "Is the <Object> in the video always playing?": ("The {} is not playing in this video.", (0,)),
+    "Is there a voiceover?": ("There are sounds other than musical instruments in the video.", ()),
+    "How many instruments are sounding in the video?": (ANY_PLAYING, ()),
+    "How many types of musical instruments sound in the video?": (ANY_PLAYING, ()),
+    "How many instruments in the video did not sound from beginning to end?":
+        ("The instrument is not playing in the video.", ()),
+    "How many sounding <Object> in the video?": (IS_PLAYING, (0,)),
+    "Where is the <LL> instrument?": (DIFFERENT_SOUNDS, ()),
+    "Is the <FL> sound coming from the <LR> instrument?":
+        ("The instruments in the video are not sounding simultaneously.", ()),
+    "Which is the musical instrument that sounds at the same time as the <Object>?": (IS_PLAYING, (0,)),
+    "What is the <LR> instrument of the <FL> sounding instrument?":
+        ("There are musical instruments on the {} that are not being played.", (-1,)),
+    "Is the instrument on the <LR> more rhythmic than the instrument on the <LR>?":
+        ("Inconsistent rhythmic sense of instrumental performance in the video.", ()),
+    "Is the instrument on the <LR> louder than the instrument on the <LR>?": (DIFFERENT_SOUNDS, ()),
+    "Is the <Object> on the <LR> more rhythmic than the <Object> on the <LR>?":
+        ("The {} on the {} plays a different rhythm than the {} on the {}.", (0, 1, 2, -1)),
+    "Is the <Object> on the <LR> louder than the <Object> on the <LR>?":
+        ("The {} on the {} and the {} on the {} produce different volumes of sound.", (0, 1, 2, -1)),
+    "Where is the <FL> sounding instrument?": ("The instruments in the video do not sound simultaneously.", ()),
+    "Which <Object> makes the sound <FL>?": ("The {} in the video are not sounding at the same time.", (0,)),
+    "What is the <TH> instrument that comes in?": (ANY_PLAYING, ()),
+    "Which instrument makes sounds <BA> the <Object>?": (IS_PLAYING, (-1,)),
+    "Is there a <Object> in the entire video?": ("The {} is not in this video.", (0,)),
+    "Are there <Object> and <Object> instruments in the video?":
+        ("There are instruments other than {} or {} in this video.", (0, -1)),
+    "How many types of musical instruments appeared in the entire video?": (ANY_PLAYING, ()),
+    "How many <Object> are in the entire video?": ("The {} is in this video.", (0,)),
+    "Where is the performance?": (ANY_PLAYING, ()),
+    "What is the instrument on the <LR> of <Object>?":
+        ("There is a musical instrument on the {} side of the {}.", (0, -1)),
+    "What kind of musical instrument is it?": (ANY_PLAYING, ()),
+    "What kind of instrument is the <LRer> instrument?": (ANY_PLAYING, ()),
+    "Is there a <Object> sound?": ("There are sounds of instruments other than the {} in the video.", (0,)),
+    "Are there <Object> and <Object> sound?":
+        ("There are sounds of instruments other than the {} or the {} in the video.", (0, -1)),
+    "How many musical instruments were heard throughout the video?": (ANY_PLAYING, ()),
+    "Is the <Object> more rhythmic than the <Object>?": ("The {} and {} have different rhythms in the video.", (0, -1)),
+    "Is the <Object> louder than the <Object>?": ("The {} and {} have different sounds in the video.", (0, -1)),
+    "Is the <Object> playing longer than the <Object>?":
+        ("The {} and {} are not played at the same time in the video.", (0, -1)),
+}
+
+
+class PromptError(ValueError):
+    """A question whose template is none of the 33, or whose fillers the prompt cannot take."""
+
+
+def template_key(question_content: str) -> str:
+    """The template as the prompt table spells it: trailing spaces stripped, '？' read as '?'."""
+    return question_content.rstrip().replace("？", "?")
+
+
+def qa_prompt(sample: dict, source: str | Path = "<memory>") -> str:
+    """TSPM's QA prompt of an annotation row; PromptError names ``source`` and the question otherwise."""
+    key = template_key(sample["question_content"])
+    if key not in PROMPTS:
+        raise PromptError(f"{source}: question {sample.get('question_id')}: template {sample['question_content']!r} "
+                          f"is none of the 33 MUSIC-AVQA templates that TSPM has a QA prompt for")
+    pattern, positions = PROMPTS[key]
+    values = [v.replace(" ", "") for v in fillers(sample)]  # TSPM drops spaces inside the fillers
+    try:
+        return pattern.format(*(values[i] for i in positions))
+    except IndexError:
+        raise PromptError(f"{source}: question {sample.get('question_id')}: {len(values)} template values for "
+                          f"{sample['question_content']!r}, which needs {max(positions) + 1}") from None
+
+
+def question_sentence(sample: dict) -> str:
+    """The question as TSPM's question extractor encodes it: the fillers in place, one space between
+    words, ending in '?' (also where the annotation has '？')."""
+    return " ".join(tokenize(sample)) + "?"
