@@ -1,4 +1,9 @@
-"""Shared fixtures: the real annotation files (when present) and one tiny synthetic set per session."""
+"""Shared fixtures: the real annotation files (when present) and one tiny synthetic set per session.
+
+Tests that train or extract (seconds each, mostly through a script in a subprocess) carry the marker
+``e2e``; ``python -m pytest -q -m "not e2e"`` is the fast tier. A fixture made with ``e2e_fixture``
+trains or extracts, so every test that uses it, directly or through another fixture, is marked too.
+"""
 from __future__ import annotations
 
 import os
@@ -18,6 +23,23 @@ def _real_dir() -> Path | None:
         if c and (Path(c) / "json" / "avqa-test.json").is_file():
             return Path(c)
     return None
+
+
+E2E_FIXTURES: set[str] = set()
+
+
+def e2e_fixture(*args, **kwargs):
+    """``pytest.fixture`` for a fixture that trains or extracts: the tests that use it are marked e2e."""
+    def wrap(fn):
+        E2E_FIXTURES.add(fn.__name__)
+        return pytest.fixture(*args, **kwargs)(fn)
+    return wrap
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if E2E_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.e2e)
 
 
 REAL = _real_dir()
@@ -47,7 +69,7 @@ def tiny_set(tmp_path_factory) -> Path:
     return out
 
 
-@pytest.fixture(scope="session")
+@e2e_fixture(scope="session")
 def tiny_features(tiny_set: Path) -> Path:
     """The tiny set with wavs, VGGish and 14x14 features (random init), extracted once."""
     d = tiny_set
@@ -70,7 +92,7 @@ def data_flags(d, feats=None):
             "--label_test", str(d / "json" / "avqa-test.json"), "--quiet"]
 
 
-@pytest.fixture(scope="session")
+@e2e_fixture(scope="session")
 def trained(tiny_features, tmp_path_factory):
     """Grounding pre-training then AVST, 2 epochs each, with TensorBoard on."""
     out = tmp_path_factory.mktemp("trained")

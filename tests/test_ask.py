@@ -35,7 +35,7 @@ from avqa.engine.runtime import Runtime, make_loader
 from avqa.tasks.cli import build_parser
 from avqa.tasks.qa import predict_qa
 from avqa.visualize import sheet_size
-from conftest import ROOT, run
+from conftest import ROOT, e2e_fixture, run
 
 BUNDLED = ROOT / "net_grd_avst" / "avst_models"
 RES18 = ROOT / DEFAULT_OUT["res18"]
@@ -61,7 +61,7 @@ def run_script(script: str, *args) -> None:
         sys.argv = argv
 
 
-@pytest.fixture(scope="module")
+@e2e_fixture(scope="module")
 def clip(tmp_path_factory):
     """One 10 s synthetic clip, its questions the bundled vocabulary can read, and its extracted features."""
     d = tmp_path_factory.mktemp("ask")

@@ -11,12 +11,12 @@ from PIL import Image
 
 from avqa.models import AVST, LADDER
 from avqa.evaluate import TABLE_ROWS, score_table
-from conftest import run
+from conftest import e2e_fixture, run
 
 RUNGS = list(LADDER)
 
 
-@pytest.fixture(scope="module")
+@e2e_fixture(scope="module")
 def ladder(tiny_set, tmp_path_factory):
     """The whole ladder, one epoch per rung, on the tiny set with random features of its own."""
     root = tmp_path_factory.mktemp("ladder")

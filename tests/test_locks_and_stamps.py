@@ -44,6 +44,7 @@ def _refused(proc, pid, folder):
     assert f"{folder} is being written by another run, process {pid}" in proc.stderr, proc.stderr[-2000:]
 
 
+@pytest.mark.e2e
 def test_a_second_main_job_is_refused_naming_the_first(tmp_path):
     argv = ["-m", "avqa.pipeline", "--tiny", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "out")]
     first = subprocess.Popen([sys.executable, *argv], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,

@@ -8,14 +8,14 @@ import pytest
 import torch
 
 from avqa.machine import describe_machine
-from conftest import run
+from conftest import e2e_fixture, run
 
 STAGES = ["generate", "audio", "frames", "vggish_weights", "vggish", "res18_14x14", "res18", "r2plus1d_18", "grounding",
           "test_grounding", "avst",
           "question_only", "test_avst", "test_question_only", "grounding_score", "visualise"]
 
 
-@pytest.fixture(scope="module")
+@e2e_fixture(scope="module")
 def pipeline(tmp_path_factory):
     root = tmp_path_factory.mktemp("pipeline")
     args = ["-m", "avqa.pipeline", "--tiny", "--data", str(root / "data"), "--out", str(root / "out")]

@@ -9,7 +9,7 @@ from avqa.annotations import INSTRUMENTS
 from avqa.features import backbones as B
 from avqa.features.pretrain import frame_example, heldout_figures, mean_average_precision, sound_examples
 from avqa.utils import sha256
-from conftest import ROOT, run
+from conftest import ROOT, e2e_fixture, run
 
 BUNDLED = ROOT / "feat_script" / "weights" / "resnet18_synthetic.pth"
 
@@ -64,6 +64,7 @@ def test_bundled_resnet_tells_the_classes_apart_where_the_random_init_does_not()
     assert margins["trained"] > 0.1 and margins["trained"] > 3 * margins["random"], margins
 
 
+@pytest.mark.e2e
 def test_vggish_pretraining_writes_port_weights_that_the_extractor_records(tmp_path):
     out = tmp_path / "weights" / "vggish_synthetic.pth"
     layer = tmp_path / "bundle" / "vggish_embedding.pth"
@@ -115,7 +116,7 @@ def test_pretrain_refuses_bad_flags(argv):
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
 
 
-@pytest.fixture(scope="module")
+@e2e_fixture(scope="module")
 def small_world(tmp_path_factory):
     """120 small clips of 10 s, with features from backbones taught the synthetic world (VGGish made here, small)."""
     d = tmp_path_factory.mktemp("small_world")
