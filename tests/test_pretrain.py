@@ -9,7 +9,7 @@ from avqa.annotations import INSTRUMENTS
 from avqa.features import backbones as B
 from avqa.features.pretrain import frame_example, heldout_figures, mean_average_precision, sound_examples
 from avqa.utils import sha256
-from conftest import ROOT, e2e_fixture, run
+from conftest import ROOT, e2e_fixture, run, run_here
 
 BUNDLED = ROOT / "feat_script" / "weights" / "resnet18_synthetic.pth"
 
@@ -104,7 +104,7 @@ def test_the_shipped_vggish_bundle_assembles_into_the_weights_it_records(tmp_pat
     bundle = json.loads(B.record_path(BUNDLED_VGGISH).read_text())
     assert bundle["sha256"] == sha256(BUNDLED_VGGISH)  # the shipped file is the one recorded
     out = tmp_path / "vggish_synthetic.pth"
-    run("-m", "avqa.features.pretrain", "vggish", "--assemble", "--out", str(out))
+    run_here("-m", "avqa.features.pretrain", "vggish", "--assemble", "--out", str(out))
     record = json.loads(B.record_path(out).read_text())
     assert record["matches_bundle"] and sha256(out) == record["sha256"] == bundle["weights"]["sha256"]
     assert record["heldout"]["trained (its own head)"]["mAP"] > record["heldout"]["seeded random init (linear probe)"]["mAP"] + 20
@@ -112,7 +112,7 @@ def test_the_shipped_vggish_bundle_assembles_into_the_weights_it_records(tmp_pat
 
 @pytest.mark.parametrize("argv", [["res18", "--size", "0"], ["vggish", "--lr", "0"], ["alexnet"]])
 def test_pretrain_refuses_bad_flags(argv):
-    proc = run("-m", "avqa.features.pretrain", *argv, check=False)
+    proc = run_here("-m", "avqa.features.pretrain", *argv, check=False)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
 
 

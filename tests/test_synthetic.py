@@ -148,6 +148,7 @@ def test_same_seed_same_bytes_and_frames(tmp_path, tiny_set):
     assert len(fa) == len(fb) == 48 and all(np.array_equal(x, y) for x, y in zip(fa, fb))
 
 
+@pytest.mark.e2e
 def test_encoding_a_clip_again_gives_the_same_bytes(tmp_path, default_plan):
     """With libx264's macroblock tree on, clip 90000040 of the demo set encodes differently run to run
     (2-3 distinct files in 40 encodes, features up to 0.18 apart); the generator turns it off."""
