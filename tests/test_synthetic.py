@@ -196,6 +196,7 @@ def test_real_annotations_are_never_overwritten(tmp_path):
     assert (tmp_path / "json" / "avqa-train.json").read_text() == "[]"
 
 
+@pytest.mark.e2e
 def test_sixty_second_clips_as_in_the_real_data(tmp_path):
     out = tmp_path / "long"
     run("-m", "avqa.synthetic", "--out", str(out), "--num_clips", "3", "--seconds", "60", "--width", "160",

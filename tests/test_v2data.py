@@ -12,7 +12,7 @@ from avqa.data import real_videos
 from avqa.features import backbones as B
 from avqa.features.network import Runner
 from avqa.media import read_sampled_frames, read_wav
-from conftest import e2e_fixture, run
+from conftest import e2e_fixture, run, run_here
 
 AUDIO = "feat_script/extract_audio_cues/extract_audio.py"
 FRAMES = "feat_script/extract_visual_frames/extract_frames_adaptive_script.py"
@@ -136,8 +136,8 @@ def test_flipped_features_are_those_of_the_mirrored_frames_with_the_original_sou
 def test_a_flip_without_its_original_fails_naming_it(v2_set, tmp_path):
     ids = tmp_path / "ids.txt"
     ids.write_text("Zz_zzzzzzzz_flip\n")
-    proc = run(AUDIO, "--video_dir", str(v2_set / "videos"), "--audio_dir", str(tmp_path / "a"),
-               "--annotations", str(ids), check=False)
+    proc = run_here(AUDIO, "--video_dir", str(v2_set / "videos"), "--audio_dir", str(tmp_path / "a"),
+                    "--annotations", str(ids), check=False)
     assert proc.returncode == 1 and "Zz_zzzzzzzz_flip" in proc.stdout and "Zz_zzzzzzzz to mirror" in proc.stdout
 
 
