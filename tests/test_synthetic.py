@@ -11,7 +11,7 @@ import pytest
 from avqa.annotations import ANSWERS, INSTRUMENTS, QUESTION_TYPES, load_annotations, question_type, tokenize
 from avqa.synthetic.generate import parse_args, plan
 from avqa.synthetic.questions import TEMPLATES
-from conftest import TINY_FLAGS, run
+from conftest import TINY_FLAGS, run, run_here
 
 
 @pytest.fixture(scope="module")
@@ -183,7 +183,7 @@ def test_rerun_with_same_flags_does_nothing(tiny_set):
     (["--max_instruments", "5"], "more than the 4 positions"),
 ])
 def test_impossible_settings_are_refused(tmp_path, flags, message):
-    proc = run("-m", "avqa.synthetic", "--out", str(tmp_path / "x"), *flags, check=False)
+    proc = run_here("-m", "avqa.synthetic", "--out", str(tmp_path / "x"), *flags, check=False)
     assert proc.returncode == 2 and message in proc.stderr
     assert not (tmp_path / "x").exists()
 
@@ -191,7 +191,7 @@ def test_impossible_settings_are_refused(tmp_path, flags, message):
 def test_real_annotations_are_never_overwritten(tmp_path):
     (tmp_path / "json").mkdir()
     (tmp_path / "json" / "avqa-train.json").write_text("[]")
-    proc = run("-m", "avqa.synthetic", "--out", str(tmp_path), "--num_clips", "2", check=False)
+    proc = run_here("-m", "avqa.synthetic", "--out", str(tmp_path), "--num_clips", "2", check=False)
     assert proc.returncode != 0 and "did not write" in proc.stderr
     assert (tmp_path / "json" / "avqa-train.json").read_text() == "[]"
 
