@@ -1,9 +1,18 @@
-"""Shared fixtures: the real annotation files (when present) and one tiny synthetic set per session."""
+"""Shared fixtures: the real annotation files (when present) and one tiny synthetic set per session.
+
+Tests that train or extract (seconds each, mostly through a script in a subprocess) carry the marker
+``e2e``; ``python -m pytest -q -m "not e2e"`` is the fast tier. A fixture made with ``e2e_fixture``
+trains or extracts, so every test that uses it, directly or through another fixture, is marked too.
+"""
 from __future__ import annotations
 
+import contextlib
+import io
 import os
+import runpy
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -18,6 +27,23 @@ def _real_dir() -> Path | None:
         if c and (Path(c) / "json" / "avqa-test.json").is_file():
             return Path(c)
     return None
+
+
+E2E_FIXTURES: set[str] = set()
+
+
+def e2e_fixture(*args, **kwargs):
+    """``pytest.fixture`` for a fixture that trains or extracts: the tests that use it are marked e2e."""
+    def wrap(fn):
+        E2E_FIXTURES.add(fn.__name__)
+        return pytest.fixture(*args, **kwargs)(fn)
+    return wrap
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if E2E_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.e2e)
 
 
 REAL = _real_dir()
@@ -35,6 +61,33 @@ def run(*args: str, cwd: Path = ROOT, check: bool = True, env: dict | None = Non
     return proc
 
 
+def run_here(*args: str | Path, check: bool = True) -> subprocess.CompletedProcess:
+    """``run`` in this process (no new Python and PyTorch start-up): for command lines refused while
+    parsed, ``--help`` and other quick ones. A script path or ``-m module``; SystemExit gives the status."""
+    module = args[0] == "-m"
+    target, rest = (args[1], args[2:]) if module else (str(ROOT / args[0]), args[1:])
+    out, err, code = io.StringIO(), io.StringIO(), 0
+    argv, sys.argv = sys.argv, [target, *map(str, rest)]
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", ".* found in sys.modules", RuntimeWarning)  # a module run again
+            if module:
+                runpy.run_module(target, run_name="__main__", alter_sys=True)
+            else:
+                runpy.run_path(target, run_name="__main__")
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else int(e.code is not None)
+        if isinstance(e.code, str):
+            err.write(e.code + "\n")  # what the interpreter prints for SystemExit("message")
+    finally:
+        sys.argv = argv
+    proc = subprocess.CompletedProcess([sys.executable, *args], code, out.getvalue(), err.getvalue())
+    if check and code != 0:
+        raise AssertionError(f"{' '.join(map(str, args))} exited {code}\nstdout:\n{proc.stdout[-3000:]}\n"
+                             f"stderr:\n{proc.stderr[-3000:]}")
+    return proc
+
+
 TINY_FLAGS = ["--num_clips", "14", "--seconds", "4", "--seed", "3", "--questions_per_clip", "12",
               "--width", "160", "--height", "120", "--fps", "12", "--sample_rate", "16000", "--split", "0.6,0.2,0.2"]
 
@@ -47,7 +100,7 @@ def tiny_set(tmp_path_factory) -> Path:
     return out
 
 
-@pytest.fixture(scope="session")
+@e2e_fixture(scope="session")
 def tiny_features(tiny_set: Path) -> Path:
     """The tiny set with wavs, VGGish and 14x14 features (random init), extracted once."""
     d = tiny_set
@@ -70,13 +123,21 @@ def data_flags(d, feats=None):
             "--label_test", str(d / "json" / "avqa-test.json"), "--quiet"]
 
 
-@pytest.fixture(scope="session")
+TRAINED_RECIPE = ["--epochs", "2", "--batch-size", "16"]
+
+
+def trained_avst_flags(features: Path, trained: Path) -> list[str]:
+    """The flags that trained the shared AVST (the trained fixture), less its output folders."""
+    return [*data_flags(features), *TRAINED_RECIPE, "--pretrained_grounding",
+            str(trained / "grd" / "main_grounding_gen_best.pt")]
+
+
+@e2e_fixture(scope="session")
 def trained(tiny_features, tmp_path_factory):
-    """Grounding pre-training then AVST, 2 epochs each, with TensorBoard on."""
+    """Grounding pre-training then AVST, 2 epochs each, with TensorBoard on. Tests read it, or work on copies."""
     out = tmp_path_factory.mktemp("trained")
-    d = data_flags(tiny_features)
-    run(GRD, *d, "--model_save_dir", str(out / "grd"), "--epochs", "2", "--batch-size", "16",
+    run(GRD, *data_flags(tiny_features), *TRAINED_RECIPE, "--model_save_dir", str(out / "grd"),
         "--tensorboard_dir", str(out / "runs"))
-    run(AVST, *d, "--model_save_dir", str(out / "avst"), "--epochs", "2", "--batch-size", "16",
-        "--pretrained_grounding", str(out / "grd" / "main_grounding_gen_best.pt"), "--tensorboard_dir", str(out / "runs"))
+    run(AVST, *trained_avst_flags(tiny_features, out), "--model_save_dir", str(out / "avst"),
+        "--tensorboard_dir", str(out / "runs"))
     return out

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import runpy
 import shutil
-import sys
 from pathlib import Path
 
 import av
@@ -35,7 +33,7 @@ from avqa.engine.runtime import Runtime, make_loader
 from avqa.tasks.cli import build_parser
 from avqa.tasks.qa import predict_qa
 from avqa.visualize import sheet_size
-from conftest import ROOT, run
+from conftest import ROOT, e2e_fixture, run, run_here
 
 BUNDLED = ROOT / "net_grd_avst" / "avst_models"
 RES18 = ROOT / DEFAULT_OUT["res18"]
@@ -49,19 +47,7 @@ def bundled_vocab() -> Vocab:
     return Vocab(tuple(obj["question_vocab"]), tuple(obj["answer_vocab"]))
 
 
-def run_script(script: str, *args) -> None:
-    """A feat_script tool as its command line runs it, in this process (PyTorch is imported once)."""
-    argv = sys.argv
-    sys.argv = [script, *map(str, args)]
-    try:
-        runpy.run_path(str(ROOT / script), run_name="__main__")
-    except SystemExit as e:
-        assert e.code in (0, None), f"{script} exited {e.code}"
-    finally:
-        sys.argv = argv
-
-
-@pytest.fixture(scope="module")
+@e2e_fixture(scope="module")
 def clip(tmp_path_factory):
     """One 10 s synthetic clip, its questions the bundled vocabulary can read, and its extracted features."""
     d = tmp_path_factory.mktemp("ask")
@@ -74,12 +60,12 @@ def clip(tmp_path_factory):
     assert rows, "the clip should have questions the bundled checkpoint can read"
     # the feature scripts: the sound as wav, VGGish with its seeded init and with the synthetic weights, and
     # 14x14 with the bundled ResNet-18
-    run_script("feat_script/extract_audio_cues/extract_audio.py", "--video_dir", d / "videos", "--audio_dir", d / "audio")
-    run_script(VGG, "--audio_dir", d / "audio", "--save_dir", d / "feats" / "vggish_seeded", "--seconds", "10")
+    run_here("feat_script/extract_audio_cues/extract_audio.py", "--video_dir", d / "videos", "--audio_dir", d / "audio")
+    run_here(VGG, "--audio_dir", d / "audio", "--save_dir", d / "feats" / "vggish_seeded", "--seconds", "10")
     if VGGISH.is_file():
-        run_script(VGG, "--audio_dir", d / "audio", "--save_dir", d / "feats" / "vggish", "--checkpoint", VGGISH,
+        run_here(VGG, "--audio_dir", d / "audio", "--save_dir", d / "feats" / "vggish", "--checkpoint", VGGISH,
                    "--seconds", "10")
-    run_script(X14, "--video_path", d / "videos", "--output_dir", d / "feats" / "res18_14x14", "--weights", RES18,
+    run_here(X14, "--video_path", d / "videos", "--output_dir", d / "feats" / "res18_14x14", "--weights", RES18,
                "--seconds", "10")
     # the bundled checkpoint with a record that names the seeded VGGish init (the extractor's default)
     seeded = d / "seeded_model"

@@ -9,12 +9,12 @@ import torchvision
 
 from avqa.features import backbones as B
 from avqa.features.tf_checkpoint import read_checkpoint
-from conftest import ROOT, run
+from conftest import ROOT, e2e_fixture, run
 
 HAS_TF = importlib.util.find_spec("tensorflow") is not None and importlib.util.find_spec("tf_slim") is not None
 
 
-@pytest.fixture(scope="module")
+@e2e_fixture(scope="module")
 def tf_reference(tmp_path_factory):
     if not HAS_TF:
         pytest.skip("TensorFlow and tf-slim are not installed (optional test extra: pip install tensorflow-cpu tf-slim)")

@@ -8,7 +8,7 @@ import torch
 
 from avqa.annotations import QUESTION_TYPES, fillers, question_key
 from avqa.evaluate import EvaluationError, main, read_predictions, score_table
-from conftest import REAL, ROOT, data_flags, run
+from conftest import REAL, ROOT, data_flags, run, run_here
 
 V2 = next((p for p in ([REAL.parent / "music_avqa_v2"] if REAL else []) + [ROOT.parent / "shared" / "data" / "music_avqa_v2"]
            if (p / "test_balance.json").is_file()), None)
@@ -69,7 +69,7 @@ def small(tmp_path):
 
 
 def _evaluate(*args, check=True):
-    return run("-m", "avqa.evaluate", *map(str, args), check=check)
+    return run_here("-m", "avqa.evaluate", *map(str, args), check=check)
 
 
 def test_a_row_without_question_id_gets_the_documented_key(small):

@@ -97,6 +97,7 @@ def messy_folder(tiny_set, tmp_path):
     return folder
 
 
+@pytest.mark.e2e
 def test_bad_videos_get_a_message_each_and_the_run_goes_on(messy_folder, tmp_path):
     proc = run("feat_script/extract_audio_cues/extract_audio.py", "--video_dir", str(messy_folder),
                "--audio_dir", str(tmp_path / "audio"), check=False)
@@ -113,6 +114,7 @@ def test_bad_videos_get_a_message_each_and_the_run_goes_on(messy_folder, tmp_pat
     assert {p.name for p in (tmp_path / "v14").glob("*.npy")} == {"good.npy", "silent.npy"}
 
 
+@pytest.mark.e2e
 def test_mono_stereo_and_short_sound(tmp_path):
     folder = tmp_path / "audio"
     folder.mkdir()
@@ -128,6 +130,7 @@ def test_mono_stereo_and_short_sound(tmp_path):
         assert np.load(tmp_path / "vggish" / f"{name}.npy").shape == (4, 128)
 
 
+@pytest.mark.e2e
 def test_frames_are_spec_frames_as_jpeg(tiny_set, tmp_path):
     run("feat_script/extract_visual_frames/extract_frames_adaptive_script.py", "--dir_path",
         str(tiny_set / "videos"), "--dst_path", str(tmp_path / "frames"))
@@ -141,6 +144,7 @@ def test_frames_are_spec_frames_as_jpeg(tiny_set, tmp_path):
         assert np.abs(jpg - frame).mean() < 4
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("script, name", [("feat_script/extract_visual_feat/extract_rgb_feat.py", "res18"),
                                           ("feat_script/extract_visual_feat/extract_3D_feat.py", "r2plus1d_18")])
 def test_pooled_and_3d_features(tiny_set, tmp_path, script, name):

@@ -13,12 +13,12 @@ from avqa.models import AVST, LADDER
 from avqa.evaluate import TABLE_ROWS, score_table
 from avqa.ladder import main, parse_args
 from avqa.tspm.standin import FOLDERS, make_standins
-from conftest import run
+from conftest import e2e_fixture, run
 
 RUNGS = list(LADDER)
 
 
-@pytest.fixture(scope="module")
+@e2e_fixture(scope="module")
 def ladder(tiny_set, tmp_path_factory):
     """The whole ladder, one epoch per rung, on the tiny set with random features of its own."""
     root = tmp_path_factory.mktemp("ladder")
@@ -165,7 +165,7 @@ def test_one_out_folder_holds_one_familys_ladder(tiny_set, tmp_path):
     assert f"--out {tmp_path} holds the avst ladder ({tmp_path / 'stamps' / 'aq.json'}): pass --family avst" in str(e.value)
 
 
-@pytest.fixture(scope="module")
+@e2e_fixture(scope="module")
 def tspm_ladder(tiny_features, tmp_path_factory):
     """Two of TSPM's rungs, one epoch each, on stand-in features of the tiny set."""
     root = tmp_path_factory.mktemp("ladder_tspm")

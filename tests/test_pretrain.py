@@ -9,7 +9,7 @@ from avqa.annotations import INSTRUMENTS
 from avqa.features import backbones as B
 from avqa.features.pretrain import frame_example, heldout_figures, mean_average_precision, sound_examples
 from avqa.utils import sha256
-from conftest import ROOT, run
+from conftest import ROOT, e2e_fixture, run, run_here
 
 BUNDLED = ROOT / "feat_script" / "weights" / "resnet18_synthetic.pth"
 
@@ -64,6 +64,7 @@ def test_bundled_resnet_tells_the_classes_apart_where_the_random_init_does_not()
     assert margins["trained"] > 0.1 and margins["trained"] > 3 * margins["random"], margins
 
 
+@pytest.mark.e2e
 def test_vggish_pretraining_writes_port_weights_that_the_extractor_records(tmp_path):
     out = tmp_path / "weights" / "vggish_synthetic.pth"
     layer = tmp_path / "bundle" / "vggish_embedding.pth"
@@ -103,7 +104,7 @@ def test_the_shipped_vggish_bundle_assembles_into_the_weights_it_records(tmp_pat
     bundle = json.loads(B.record_path(BUNDLED_VGGISH).read_text())
     assert bundle["sha256"] == sha256(BUNDLED_VGGISH)  # the shipped file is the one recorded
     out = tmp_path / "vggish_synthetic.pth"
-    run("-m", "avqa.features.pretrain", "vggish", "--assemble", "--out", str(out))
+    run_here("-m", "avqa.features.pretrain", "vggish", "--assemble", "--out", str(out))
     record = json.loads(B.record_path(out).read_text())
     assert record["matches_bundle"] and sha256(out) == record["sha256"] == bundle["weights"]["sha256"]
     assert record["heldout"]["trained (its own head)"]["mAP"] > record["heldout"]["seeded random init (linear probe)"]["mAP"] + 20
@@ -111,11 +112,11 @@ def test_the_shipped_vggish_bundle_assembles_into_the_weights_it_records(tmp_pat
 
 @pytest.mark.parametrize("argv", [["res18", "--size", "0"], ["vggish", "--lr", "0"], ["alexnet"]])
 def test_pretrain_refuses_bad_flags(argv):
-    proc = run("-m", "avqa.features.pretrain", *argv, check=False)
+    proc = run_here("-m", "avqa.features.pretrain", *argv, check=False)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
 
 
-@pytest.fixture(scope="module")
+@e2e_fixture(scope="module")
 def small_world(tmp_path_factory):
     """120 small clips of 10 s, with features from backbones taught the synthetic world (VGGish made here, small)."""
     d = tmp_path_factory.mktemp("small_world")

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import AVST, GRD, ROOT, data_flags, run
+from conftest import AVST, GRD, ROOT, data_flags, run, run_here
 
 X14 = "feat_script/extract_visual_feat_14x14/extract_14x14_feat.py"
 VGG = "feat_script/extract_audio_feat/audio_feature_extractor.py"
@@ -35,11 +35,9 @@ def _bytes(folder):
 
 
 @pytest.fixture(scope="module")
-def one_run(tiny_features, tmp_path_factory):
-    """Two epochs of AVST, as a user's earlier run."""
-    save = tmp_path_factory.mktemp("run") / "avst"
-    _train(tiny_features, save, "--epochs", "2")
-    return save
+def one_run(trained):
+    """A user's earlier run: the shared two-epoch AVST (the tests work on copies of it)."""
+    return trained / "avst"
 
 
 def test_resume_refuses_other_inputs_and_leaves_the_run_intact(one_run, tiny_features, tmp_path):
@@ -137,7 +135,7 @@ BAD_FLAGS = [
 
 @pytest.mark.parametrize("script, flags, words", BAD_FLAGS)
 def test_degenerate_flags_are_refused_when_parsed(script, flags, words, tmp_path):
-    proc = run(script, *flags, check=False)  # refused while parsing: nothing is read or written
+    proc = run_here(script, *flags, check=False)  # refused while parsing: nothing is read or written
     assert proc.returncode == 2 and words in proc.stderr and "Traceback" not in proc.stderr
 
 
@@ -200,6 +198,7 @@ def _faststart_clip(path, seconds=6):
                    check=True)
 
 
+@pytest.mark.e2e
 def test_truncated_video_is_told_from_a_short_one_and_named_once(tmp_path):
     videos = tmp_path / "videos"
     videos.mkdir()

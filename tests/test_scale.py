@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from avqa.data import VISUAL_SHAPE, FeatureError, FeatureStore, used_seconds
-from conftest import AVST, GRD, ROOT, run
+from conftest import AVST, GRD, ROOT, e2e_fixture, run
 
 X14 = "feat_script/extract_visual_feat_14x14/extract_14x14_feat.py"
 VGG = "feat_script/extract_audio_feat/audio_feature_extractor.py"
@@ -16,14 +16,22 @@ T = 24  # the tiny set's 4 s clips, read as 24 s (their last second repeats): AV
         # reads seconds 0 and 12, grounding the first 10, so 11 of 24 seconds are used
 
 
-def test_used_seconds(tiny_features, tmp_path):
+@e2e_fixture(scope="module")
+def used_feats(tiny_features, tmp_path_factory):
+    """14x14 features of the used seconds alone (float16, AVST with --segments 2), and VGGish, as 24 s clips."""
+    feats = tmp_path_factory.mktemp("used") / "feats"
+    run(X14, "--video_path", str(tiny_features / "videos"), "--output_dir", str(feats / "res18_14x14"), "--seconds",
+        str(T), "--used_seconds", "--segments", "2", "--float16")
+    run(VGG, "--audio_dir", str(tiny_features / "audio"), "--save_dir", str(feats / "vggish"), "--seconds", str(T))
+    return feats
+
+
+def test_used_seconds(tiny_features, used_feats, tmp_path):
     assert used_seconds(60, 10) == [*range(10), 12, 18, 24, 30, 36, 42, 48, 54]
     assert used_seconds(T, 2) == [*range(10), 12]
-    full, used = tmp_path / "full", tmp_path / "used"
+    full, used = tmp_path / "full", used_feats / "res18_14x14"
     run(X14, "--video_path", str(tiny_features / "videos"), "--output_dir", str(full), "--seconds", str(T))
-    run(X14, "--video_path", str(tiny_features / "videos"), "--output_dir", str(used), "--seconds", str(T),
-        "--used_seconds", "--segments", "2", "--float16")
-    meta = json.loads((tmp_path / "used.json").read_text())
+    meta = json.loads((used_feats / "res18_14x14.json").read_text())
     assert meta["seconds_computed"] == used_seconds(T, 2) and meta["dtype"] == "float16"
     assert json.loads((tmp_path / "full.json").read_text())["seconds_computed"] == "all"
     kept = used_seconds(T, 2)
@@ -42,12 +50,8 @@ def test_used_seconds(tiny_features, tmp_path):
         store.read(vid, [12, 13])
 
 
-def test_training_reads_used_second_files_and_refuses_other_segments(tiny_features, tmp_path):
-    d = tiny_features
-    feats = tmp_path / "feats"
-    run(X14, "--video_path", str(d / "videos"), "--output_dir", str(feats / "res18_14x14"), "--seconds", str(T),
-        "--used_seconds", "--segments", "2", "--float16")
-    run(VGG, "--audio_dir", str(d / "audio"), "--save_dir", str(feats / "vggish"), "--seconds", str(T))
+def test_training_reads_used_second_files_and_refuses_other_segments(tiny_features, used_feats, tmp_path):
+    d, feats = tiny_features, used_feats
     flags = ["--audio_dir", str(feats / "vggish"), "--video_res14x14_dir", str(feats / "res18_14x14"),
              "--label_train", str(d / "json" / "avqa-train.json"), "--label_val", str(d / "json" / "avqa-val.json"),
              "--label_test", str(d / "json" / "avqa-test.json"), "--quiet", "--tensorboard_dir", "", "--epochs", "1"]

@@ -11,7 +11,7 @@ import pytest
 from avqa.annotations import ANSWERS, INSTRUMENTS, QUESTION_TYPES, load_annotations, question_type, tokenize
 from avqa.synthetic.generate import parse_args, plan
 from avqa.synthetic.questions import TEMPLATES
-from conftest import TINY_FLAGS, run
+from conftest import TINY_FLAGS, run, run_here
 
 
 @pytest.fixture(scope="module")
@@ -148,6 +148,7 @@ def test_same_seed_same_bytes_and_frames(tmp_path, tiny_set):
     assert len(fa) == len(fb) == 48 and all(np.array_equal(x, y) for x, y in zip(fa, fb))
 
 
+@pytest.mark.e2e
 def test_encoding_a_clip_again_gives_the_same_bytes(tmp_path, default_plan):
     """With libx264's macroblock tree on, clip 90000040 of the demo set encodes differently run to run
     (2-3 distinct files in 40 encodes, features up to 0.18 apart); the generator turns it off."""
@@ -182,7 +183,7 @@ def test_rerun_with_same_flags_does_nothing(tiny_set):
     (["--max_instruments", "5"], "more than the 4 positions"),
 ])
 def test_impossible_settings_are_refused(tmp_path, flags, message):
-    proc = run("-m", "avqa.synthetic", "--out", str(tmp_path / "x"), *flags, check=False)
+    proc = run_here("-m", "avqa.synthetic", "--out", str(tmp_path / "x"), *flags, check=False)
     assert proc.returncode == 2 and message in proc.stderr
     assert not (tmp_path / "x").exists()
 
@@ -190,11 +191,12 @@ def test_impossible_settings_are_refused(tmp_path, flags, message):
 def test_real_annotations_are_never_overwritten(tmp_path):
     (tmp_path / "json").mkdir()
     (tmp_path / "json" / "avqa-train.json").write_text("[]")
-    proc = run("-m", "avqa.synthetic", "--out", str(tmp_path), "--num_clips", "2", check=False)
+    proc = run_here("-m", "avqa.synthetic", "--out", str(tmp_path), "--num_clips", "2", check=False)
     assert proc.returncode != 0 and "did not write" in proc.stderr
     assert (tmp_path / "json" / "avqa-train.json").read_text() == "[]"
 
 
+@pytest.mark.e2e
 def test_sixty_second_clips_as_in_the_real_data(tmp_path):
     out = tmp_path / "long"
     run("-m", "avqa.synthetic", "--out", str(out), "--num_clips", "3", "--seconds", "60", "--width", "160",

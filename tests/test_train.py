@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from avqa.annotations import INSTRUMENTS
-from conftest import REAL, ROOT, data_flags, needs_real, run
+from conftest import REAL, ROOT, data_flags, needs_real, run, run_here, trained_avst_flags
 
 AVST = "net_grd_avst/main_avst.py"
 GRD = "grounding_gen/main_grd_gen.py"
@@ -56,20 +56,21 @@ def test_grounding_test_mode(trained, tiny_features):
     assert "match accuracy on" in out
 
 
-@pytest.mark.parametrize("script, model", [(BASE, "AVQA_Fusion_Net"), (AVST, "question_only")])
-def test_baseline_and_question_only_train_and_test(tiny_features, tmp_path, script, model):
+def test_baseline_trains_and_tests(tiny_features, tmp_path):
+    """(Question-only through main_avst.py trains and tests in test_tspm_run.py and in the main job's test.)"""
     d = data_flags(tiny_features)
-    run(script, *d, "--model", model, "--model_save_dir", str(tmp_path), "--checkpoint", "m", "--epochs", "1",
-        "--tensorboard_dir", "")
-    out = run(script, *d, "--model", model, "--model_save_dir", str(tmp_path), "--checkpoint", "m", "--mode", "test").stdout
+    run(BASE, *d, "--model", "AVQA_Fusion_Net", "--model_save_dir", str(tmp_path), "--checkpoint", "m", "--epochs",
+        "1", "--tensorboard_dir", "")
+    out = run(BASE, *d, "--model", "AVQA_Fusion_Net", "--model_save_dir", str(tmp_path), "--checkpoint", "m",
+              "--mode", "test").stdout
     assert "Overall" in out
 
 
-def test_resume_after_a_kill_gives_the_weights_of_an_unbroken_run(tiny_features, tmp_path):
-    d = data_flags(tiny_features) + ["--batch-size", "8", "--pretrained_grounding", "none", "--tensorboard_dir", ""]
-    run(AVST, *d, "--model_save_dir", str(tmp_path / "whole"), "--epochs", "3")
+def test_resume_after_a_kill_gives_the_weights_of_an_unbroken_run(trained, tiny_features, tmp_path):
+    """The shared trained AVST is the unbroken run; the same flags, killed after its first epoch and resumed."""
+    d = [*trained_avst_flags(tiny_features, trained), "--tensorboard_dir", ""]
     broken = tmp_path / "broken"
-    proc = subprocess.Popen([sys.executable, AVST, *d, "--model_save_dir", str(broken), "--epochs", "3"], cwd=ROOT,
+    proc = subprocess.Popen([sys.executable, AVST, *d, "--model_save_dir", str(broken)], cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
     while time.time() < deadline and not (broken / "avst_last.pt").exists() and proc.poll() is None:
@@ -78,10 +79,10 @@ def test_resume_after_a_kill_gives_the_weights_of_an_unbroken_run(tiny_features,
     proc.wait()
     assert proc.returncode == -9, "the run should be killed before it ends"
     first = torch.load(broken / "avst_last.pt", weights_only=True)["epoch"]
-    assert first < 3
-    out = run(AVST, *d, "--model_save_dir", str(broken), "--epochs", "3", "--resume").stdout
+    assert first < 2
+    out = run(AVST, *d, "--model_save_dir", str(broken), "--resume").stdout
     assert "resumed from" in out and f"after epoch {first}" in out
-    a = torch.load(tmp_path / "whole" / "avst_last.pt", weights_only=True)["state_dict"]
+    a = torch.load(trained / "avst" / "avst_last.pt", weights_only=True)["state_dict"]
     b = torch.load(broken / "avst_last.pt", weights_only=True)["state_dict"]
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-6)
@@ -174,7 +175,7 @@ def test_real_annotation_files_work_in_test_mode(tmp_path, release):
     model = AVSTModel(len(vocab.questions), len(vocab.answers))
     torch.save({"format": CHECKPOINT_FORMAT, "model": "avst", "state_dict": model.state_dict(),
                 "question_vocab": list(vocab.questions), "answer_vocab": list(vocab.answers)}, tmp_path / "avst.pt")
-    out = run(AVST, "--mode", "test", "--audio_dir", str(tmp_path / "vggish"), "--video_res14x14_dir",
+    out = run_here(AVST, "--mode", "test", "--audio_dir", str(tmp_path / "vggish"), "--video_res14x14_dir",
               str(tmp_path / "res18_14x14"), "--label_train", str(tmp_path / "train.json"), "--label_test",
               str(tmp_path / "test.json"), "--model_save_dir", str(tmp_path), "--eval_batch_size", "13",
               "--results", str(tmp_path / "r.json"), "--quiet").stdout

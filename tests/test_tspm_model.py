@@ -33,6 +33,7 @@ def release_pair():
     return release, from_release(release, token_frames="release").eval()
 
 
+@pytest.mark.e2e  # a full-size model, seconds
 def test_same_answers_as_the_release_on_320_questions(release_pair):
     release, model = release_pair
     kept_by_release = []

@@ -16,7 +16,7 @@ from avqa.annotations import Vocab, load_annotations
 from avqa.evaluate import read_predictions
 from avqa.tspm.run import FAMILY, build_parser, parse
 from avqa.tspm.standin import FOLDERS, make_standins
-from conftest import AVST, REAL, ROOT, needs_real, run
+from conftest import AVST, REAL, ROOT, e2e_fixture, needs_real, run
 
 TRAIN, TEST = "net_tspm/main_train.py", "net_tspm/main_test.py"
 RECIPE = ["--epochs", "6", "--lr", "1e-3", "--batch-size", "32", "--seed", "1"]
@@ -35,7 +35,7 @@ def tspm_flags(d: Path, feats: Path) -> list[str]:
             "--label_test", str(d / "json" / "avqa-test.json"), "--top_k", "2", "--quiet", "--tensorboard_dir", ""]
 
 
-@pytest.fixture(scope="module")
+@e2e_fixture(scope="module")
 def qa_set(tmp_path_factory) -> Path:
     """A small synthetic set with features from the bundled synthetic-world ResNet-18 and VGGish."""
     d = tmp_path_factory.mktemp("tspm_set") / "data"
@@ -50,14 +50,14 @@ def qa_set(tmp_path_factory) -> Path:
     return d
 
 
-@pytest.fixture(scope="module")
+@e2e_fixture(scope="module")
 def standins(qa_set, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("tspm_feats")
     make_standins(qa_set, out, seed=0)
     return out
 
 
-@pytest.fixture(scope="module")
+@e2e_fixture(scope="module")
 def trained_tspm(qa_set, standins, tmp_path_factory) -> Path:
     """TSPM trained with the stand-ins and tested once; its model folder and result folder."""
     out = tmp_path_factory.mktemp("tspm_run")

@@ -12,7 +12,7 @@ from avqa.data import real_videos
 from avqa.features import backbones as B
 from avqa.features.network import Runner
 from avqa.media import read_sampled_frames, read_wav
-from conftest import run
+from conftest import e2e_fixture, run, run_here
 
 AUDIO = "feat_script/extract_audio_cues/extract_audio.py"
 FRAMES = "feat_script/extract_visual_frames/extract_frames_adaptive_script.py"
@@ -60,7 +60,7 @@ def v2_set(tiny_set, tmp_path_factory):
     return d
 
 
-@pytest.fixture(scope="module")
+@e2e_fixture(scope="module")
 def v2_features(v2_set):
     d, labels = v2_set, [str(v2_set / "json" / f"avqa-{s}.json") for s in ("train", "val", "test")]
     run(AUDIO, "--video_dir", str(d / "videos"), "--audio_dir", str(d / "audio"))  # no _flip sound yet
@@ -89,6 +89,7 @@ def test_vocabulary_from_a_v2_train_file(v2_set):
     assert len({question_key(r) for r in rows}) == len(rows)
 
 
+@pytest.mark.e2e
 def test_flipped_sound_is_the_original_sound(v2_set, tmp_path):
     out = tmp_path / "audio"
     labels = [str(v2_set / "json" / "avqa-test.json"), str(v2_set / "json" / "avqa-train.json")]
@@ -99,6 +100,7 @@ def test_flipped_sound_is_the_original_sound(v2_set, tmp_path):
         assert a[1] == b[1] and np.array_equal(a[0], b[0])
 
 
+@pytest.mark.e2e
 def test_flipped_frames_are_the_original_frames_mirrored(v2_set, tmp_path):
     out = tmp_path / "frames"
     ids = tmp_path / "ids.txt"
@@ -134,8 +136,8 @@ def test_flipped_features_are_those_of_the_mirrored_frames_with_the_original_sou
 def test_a_flip_without_its_original_fails_naming_it(v2_set, tmp_path):
     ids = tmp_path / "ids.txt"
     ids.write_text("Zz_zzzzzzzz_flip\n")
-    proc = run(AUDIO, "--video_dir", str(v2_set / "videos"), "--audio_dir", str(tmp_path / "a"),
-               "--annotations", str(ids), check=False)
+    proc = run_here(AUDIO, "--video_dir", str(v2_set / "videos"), "--audio_dir", str(tmp_path / "a"),
+                    "--annotations", str(ids), check=False)
     assert proc.returncode == 1 and "Zz_zzzzzzzz_flip" in proc.stdout and "Zz_zzzzzzzz to mirror" in proc.stdout
 
 
