@@ -61,6 +61,7 @@ class PortVGGish(nn.Module):
         return self.embeddings(x.view(x.size(0), -1))
 
 
+@pytest.mark.e2e  # full-size networks: seconds each
 def test_vggish_from_pytorch_port_state_dict(tmp_path):
     torch.manual_seed(0)
     port = PortVGGish().eval()
@@ -80,6 +81,7 @@ def _torchvision_14x14(net, x):
     return net.layer4(net.layer3(net.layer2(net.layer1(y))))
 
 
+@pytest.mark.e2e  # full-size networks: seconds each
 @pytest.mark.parametrize("prefix", ["", "module.visual_net."])
 def test_resnet18_from_torchvision_state_dict(tmp_path, prefix):
     torch.manual_seed(1)
@@ -107,6 +109,7 @@ def _pooled(net, x):
     return net.avgpool(net.layer4(net.layer3(net.layer2(net.layer1(y))))).flatten(1)
 
 
+@pytest.mark.e2e  # full-size networks: seconds each
 def test_r2plus1d_from_torchvision_state_dict(tmp_path):
     torch.manual_seed(2)
     reference = torchvision.models.video.r2plus1d_18().eval()
@@ -126,6 +129,7 @@ def test_weights_of_another_network_are_refused(tmp_path):
         B.build("vggish", tmp_path / "resnet.pth")
 
 
+@pytest.mark.e2e  # full-size networks: seconds each
 @pytest.mark.parametrize("name, shape", [("vggish", (2, 96, 64)), ("res18_14x14", (2, 3, 224, 224)),
                                          ("r2plus1d_18", (2, 3, 112, 112))])
 def test_random_init_is_seeded_and_keeps_activations_alive(name, shape):

@@ -101,6 +101,7 @@ def _tspm_worker(rank, world, port, out):
     dist.destroy_process_group()
 
 
+@pytest.mark.e2e  # two processes
 def test_tspm_trains_under_ddp_though_its_selection_gets_no_gradient(tmp_path):
     """TSPM's temporal module and prompt projection only choose indices, so they never get a gradient
     (as in the release); DDP must be told, or its second step fails waiting for them."""
