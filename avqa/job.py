@@ -136,6 +136,10 @@ class MainJob:
         self.bundled_vggish = not self.tiny and BUNDLED_VGGISH.is_file()  # --tiny trains its own, to check that path
         self.vis_manifest = o / "vis" / "sheets.json"
         self.vis_ckpts = {"avst": self.avst_ckpt, "grounding": self.grd_ckpt}
+        # --bf16: features in bfloat16; the figures differ from float32's, so the stamps of the two
+        # extraction stages record the precision (switching redoes them and everything after)
+        self.bf16 = a.bf16
+        self.precision = {"precision": "bfloat16"} if self.bf16 else {}
 
     # ------------------------------------------------------------------ checks of this job's outputs
 
@@ -193,7 +197,7 @@ class MainJob:
 
     def extract_vggish(self) -> None:
         _report(extract_vggish(self.data / "audio", self.feats / "vggish", self.seconds, str(self.vggish_weights), 0,
-                               self.args.device, False, 2, False))
+                               self.args.device, self.bf16, 2, False))
 
     def extract_visual(self, name: str, bf16: bool, weights: Path | None) -> None:
         if weights is not None:
@@ -288,11 +292,12 @@ class MainJob:
                   {"bundle_sha256": _recorded_sha256(BUNDLED_VGGISH)} if self.bundled_vggish else
                   {"flags": TINY["vggish_weights"] if self.tiny else [], "recipe": RECIPES["vggish"]}),
             Stage("vggish", "VGGish features [T,128] (the weights above)", ["audio", "vggish_weights"],
-                  self.extract_vggish, self.feats_check("vggish", (128,)), self.feature_outputs("vggish")),
+                  self.extract_vggish, self.feats_check("vggish", (128,)), self.feature_outputs("vggish"),
+                  dict(self.precision)),
             Stage("res18_14x14", f"ResNet-18 14x14 features [T,512,14,14] (the bundled {res18.name})",
-                  ["generate"], lambda: self.extract_visual("res18_14x14", False, res18),
+                  ["generate"], lambda: self.extract_visual("res18_14x14", self.bf16, res18),
                   self.feats_check("res18_14x14", (512, 14, 14)), self.feature_outputs("res18_14x14"),
-                  {"weights_sha256": _recorded_sha256(res18)}),
+                  {"weights_sha256": _recorded_sha256(res18), **self.precision}),
             # the two feature kinds no model here reads: --tiny checks their extractors end to end, in bfloat16
             # (recorded in their metadata); the main job leaves them out to keep within its time
             Stage("res18", f"ResNet-18 pooled features [T,512] ({res18.name}, bfloat16)", ["generate"],

@@ -17,6 +17,15 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine() or "unknown CPU"
 
 
+def native_bf16(device: str) -> bool:
+    """Whether ``device`` computes bfloat16 in hardware (a GPU, or a CPU with AVX-512 bfloat16 or AMX),
+    where bfloat16 runs faster than float32; elsewhere it is emulated and slower."""
+    import torch
+    if device.startswith("cuda"):
+        return torch.cuda.is_bf16_supported()
+    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
 def describe_machine() -> str:
     """One line naming the machine, e.g. 'AMD EPYC, 2 cores; no GPU'."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()

@@ -55,6 +55,8 @@ def test_every_stage_runs_and_leaves_valid_outputs(pipeline):
     for name in ("vggish", "res18_14x14"):
         meta = json.loads((d / "feats" / f"{name}.json").read_text())
         assert meta["init"] == "pretrained" and meta["trained_on"].startswith("synthetic world")
+    for name in ("vggish", "res18_14x14"):  # float32 unless --bf16 is given
+        assert json.loads((d / "feats" / f"{name}.json").read_text())["precision"] == "float32"
     assert "avqa-train.json:" in first.stdout and "per template:" in first.stdout  # the set's statistics
 
 
@@ -146,3 +148,29 @@ def test_the_bundle_is_tested_only_on_the_set_it_was_trained_on(tmp_path, capsys
     assert "differs in: num_clips, seed), so this run does not test it" in capsys.readouterr().out
     (tmp_path / "avst_recorded.json").unlink()
     assert not bundle_set_is(default, ckpt)
+
+
+def test_bf16_computes_the_features_in_bfloat16_and_their_stamps_say_so(tmp_path, monkeypatch, capsys):
+    """--bf16 extracts both feature kinds in bfloat16 and their stamps record it, so adding or leaving
+    it out redoes them (and, through them, the stages after); a CPU without bfloat16 instructions refuses it."""
+    import argparse
+    from avqa import job as job_module, machine, pipeline
+    extracted = []
+    monkeypatch.setattr(job_module, "extract_visual", lambda name, **kw: extracted.append((name, kw["bf16"])))
+    monkeypatch.setattr(job_module, "extract_vggish", lambda *a: extracted.append(("vggish", a[6])))
+    monkeypatch.setattr(job_module, "_report", lambda report: None)
+    monkeypatch.setattr(job_module, "weights_check", lambda *a: lambda: None)
+    for bf16 in (False, True):
+        args = argparse.Namespace(data=str(tmp_path / "data"), out=str(tmp_path / "out"), tiny=False, num_clips=None,
+                                  seed=0, sheets=6, device="cpu", bundle=False, bf16=bf16)
+        stages = {s.name: s for s in job_module.MainJob(args, {}).stages()}
+        for name in stages:
+            assert (stages[name].config.get("precision") == "bfloat16") is (bf16 and name in ("vggish", "res18_14x14"))
+        stages["vggish"].run()
+        stages["res18_14x14"].run()
+        assert extracted[-2:] == [("vggish", bf16), ("res18_14x14", bf16)]
+    monkeypatch.setattr(machine, "native_bf16", lambda device: False)
+    with pytest.raises(SystemExit) as e:
+        pipeline.main(["--bf16", "--device", "cpu", "--data", str(tmp_path / "d"), "--out", str(tmp_path / "o")])
+    assert e.value.code == 2 and "--bf16: this cpu has no bfloat16 instructions" in capsys.readouterr().err
+    assert not (tmp_path / "d").exists()

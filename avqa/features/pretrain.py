@@ -48,6 +48,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..annotations import INSTRUMENTS
+from ..machine import native_bf16
 from ..utils import EXIT_CODES, atomic_path, atomic_write_text, pick_device, progress, sha256, user_errors
 from . import backbones as B
 from .logmel import SAMPLE_RATE, examples
@@ -175,8 +176,7 @@ def linear_probe(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Ten
 
 def _autocast(device: torch.device):
     """bfloat16 autocast where the device computes it natively, else float32."""
-    native = device.type == "cuda" or torch.ops.mkldnn._is_mkldnn_bf16_supported()
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=native)
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=native_bf16(str(device)))
 
 
 def _batched(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, batch: int) -> torch.Tensor:

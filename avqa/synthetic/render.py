@@ -99,6 +99,13 @@ def sprite(cls: str, height: int) -> tuple[np.ndarray, np.ndarray]:
     return rgb, mask
 
 
+@functools.lru_cache(maxsize=256)
+def _sprite_mask3(cls: str, height: int) -> np.ndarray:
+    """A sprite's mask repeated over the three colour channels: pasting with it (np.copyto's ``where``)
+    is several times faster than boolean indexing, the frames' slowest step, with the same pixels."""
+    return np.repeat(sprite(cls, height)[1][..., None], 3, axis=2)
+
+
 def background(scene: Scene, width: int, height: int) -> np.ndarray:
     rng = np.random.default_rng(scene.seed)
     uu, vv = _grid(height, width)
@@ -144,7 +151,7 @@ def background(scene: Scene, width: int, height: int) -> np.ndarray:
 
 def _placement(inst: Instance, width: int, height: int, t: float) -> tuple[int, int, np.ndarray, np.ndarray]:
     """Top-left corner and sprite of an instrument at time t (it bobs while playing)."""
-    rgb, mask = sprite(inst.cls, int(round(inst.scale * height)))
+    rgb, mask = sprite(inst.cls, _sprite_height(inst, height))
     h, w = mask.shape
     bob = 0
     if inst.playing_at(t):
@@ -155,14 +162,19 @@ def _placement(inst: Instance, width: int, height: int, t: float) -> tuple[int, 
     return x0, y0, rgb, mask
 
 
-def _paste(frame: np.ndarray, x0: int, y0: int, rgb: np.ndarray, mask: np.ndarray) -> None:
+def _sprite_height(inst: Instance, height: int) -> int:
+    return int(round(inst.scale * height))
+
+
+def _paste(frame: np.ndarray, x0: int, y0: int, rgb: np.ndarray, mask3: np.ndarray) -> None:
+    """Copy the sprite's pixels under ``mask3`` (its mask over the three channels) into the frame, clipped at the edges."""
     H, W = frame.shape[:2]
-    h, w = mask.shape
+    h, w = mask3.shape[:2]
     fx0, fy0, fx1, fy1 = max(x0, 0), max(y0, 0), min(x0 + w, W), min(y0 + h, H)
     if fx0 >= fx1 or fy0 >= fy1:
         return
-    m = mask[fy0 - y0:fy1 - y0, fx0 - x0:fx1 - x0]
-    frame[fy0:fy1, fx0:fx1][m] = rgb[fy0 - y0:fy1 - y0, fx0 - x0:fx1 - x0][m]
+    inside = np.s_[fy0 - y0:fy1 - y0, fx0 - x0:fx1 - x0]
+    np.copyto(frame[fy0:fy1, fx0:fx1], rgb[inside], where=mask3[inside])
 
 
 def _tight_box(x0: int, y0: int, mask: np.ndarray, width: int, height: int) -> list[int]:
@@ -178,7 +190,7 @@ def compose_frame(scene: Scene, bg: np.ndarray, t: float, with_boxes: bool = Tru
     boxes = []
     for inst in scene.instances:
         x0, y0, rgb, mask = _placement(inst, width, height, t)
-        _paste(frame, x0, y0, rgb, mask)
+        _paste(frame, x0, y0, rgb, _sprite_mask3(inst.cls, _sprite_height(inst, height)))
         if with_boxes:
             boxes.append(_tight_box(x0, y0, mask, width, height))
     return frame, boxes
