@@ -380,12 +380,12 @@ def child_train(a) -> None:
 
 
 class Child:
-    """A child process of this script that answers with @@-prefixed JSON lines."""
+    """A child process of ``script`` (this one unless given) that answers with @@-prefixed JSON lines."""
 
-    def __init__(self, name: str, argv: list[str], logs: Path):
+    def __init__(self, name: str, argv: list[str], logs: Path, script: str | Path = __file__):
         self.name = name
         self.log = logs / f"{name}.log"
-        self.proc = subprocess.Popen([sys.executable, __file__, *argv], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        self.proc = subprocess.Popen([sys.executable, str(script), *argv], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=open(self.log, "w"), text=True, bufsize=1, cwd=REPO)
 
     def reply(self) -> dict:
