@@ -53,8 +53,8 @@ from avqa.store import verified_path
 from avqa.tspm.data import AUDIO_SHAPE, FRAME_SHAPE, TEXT_DIM, TOKEN_SHAPE
 from avqa.tspm.run import TSPMConfig
 from avqa.utils import metadata_path
-from bench_scale import (QUESTIONS, SECONDS, VIDEOS, Child, duration, emit, gb, make_annotations, note, npy_header,
-                         open_files, vid)
+from bench_scale import (QUESTIONS, SECONDS, VIDEOS, Child, Formatter, duration, emit, gb, make_annotations, npy_header,
+                         open_files, simulated_set_flags, take_turns, vid)
 from bench_train_data import peak_rss_gb
 
 TOKEN_FRAMES = 10  # token frames per video in the release's ToMe files
@@ -284,26 +284,7 @@ def measure_training(a, root: Path, logs: Path) -> dict:
             results[tokens] = {"startup": r, "samples": 0, "seconds": 0.0, "waited_s": 0.0, "blocks": [],
                                "cpu_user_s": 0.0, "cpu_sys_s": 0.0}
             print(f"  later run, {tokens} tokens: {startup_line(r)}", flush=True)
-        for child in children.values():
-            child.turn(f"warm {a.warmup}")
-        done = 0
-        while done < a.batches:
-            n = min(a.block, a.batches - done)
-            line = []
-            for tokens, child in children.items():
-                r = child.turn(f"run {n}")
-                res = results[tokens]
-                for k in ("samples", "seconds", "waited_s", "cpu_user_s", "cpu_sys_s"):
-                    res[k] += r[k]
-                res["blocks"].append(r["samples"] / r["seconds"])
-                res["max_fds"] = r["max_fds"]
-                line.append(f"{tokens} {r['samples'] / r['seconds']:6.1f}")
-            done += n
-            print(f"    batches {done:3d}/{a.batches}: samples/s  " + "   ".join(line), flush=True)
-        for tokens, child in children.items():
-            child.resume()
-            results[tokens].update(child.ask("done"))
-            results[tokens]["rate"] = results[tokens]["samples"] / results[tokens]["seconds"]
+        take_turns(children, results, a.warmup, a.batches, a.block)
     finally:
         for child in children.values():
             child.close()
@@ -363,19 +344,8 @@ def report(a, disk: dict, made: dict, ann: dict, first: dict, trained: dict) -> 
 
 
 def main() -> int:
-    class Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
-        pass
-
     p = argparse.ArgumentParser(description=__doc__, formatter_class=Formatter)
-    g = p.add_argument_group("the simulated set")
-    g.add_argument("--work", default=None, metavar="DIR",
-                   help="folder to build the simulated set in (a new folder is made inside it; None: the system's "
-                        "temporary folder); it needs about 2.8 GB of real disk for the full set")
-    g.add_argument("--keep", action="store_true", help="keep the simulated set instead of deleting it at the end")
-    g.add_argument("--videos", type=int, default=VIDEOS, metavar="N", help="videos to simulate (the real set has 9,288)")
-    g.add_argument("--annotations", default=str(REPO.parent / "shared/data/music_avqa/json"), metavar="DIR",
-                   help="folder of the real avqa-val.json and avqa-test.json the questions are sampled from")
-    g.add_argument("--seed", type=int, default=1, help="seed of the sampling and of training")
+    simulated_set_flags(p, "about 2.8 GB of real disk for the full set")
     m = p.add_argument_group("measurements")
     m.add_argument("--batches", type=int, default=30, metavar="N", help="timed training batches of 64 per process")
     m.add_argument("--block", type=int, default=10, metavar="N", help="batches each process runs in its turn")
