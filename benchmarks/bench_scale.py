@@ -380,12 +380,12 @@ def child_train(a) -> None:
 
 
 class Child:
-    """A child process of this script that answers with @@-prefixed JSON lines."""
+    """A child process of ``script`` (this one unless given) that answers with @@-prefixed JSON lines."""
 
-    def __init__(self, name: str, argv: list[str], logs: Path):
+    def __init__(self, name: str, argv: list[str], logs: Path, script: str | Path = __file__):
         self.name = name
         self.log = logs / f"{name}.log"
-        self.proc = subprocess.Popen([sys.executable, __file__, *argv], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        self.proc = subprocess.Popen([sys.executable, str(script), *argv], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=open(self.log, "w"), text=True, bufsize=1, cwd=REPO)
 
     def reply(self) -> dict:
@@ -428,6 +428,33 @@ def child_argv(a, root: Path, mode: str, layout: str, which: str, device: str, e
             "--subset", str(a.subset), "--seed", str(a.seed), "--scan_sample", str(a.scan_sample), *extra]
 
 
+def take_turns(children: dict, results: dict, warmup: int, batches: int, block: int) -> None:
+    """Training processes run ``warmup`` untimed batches, then ``batches`` timed ones in turns of ``block``
+    (the others stopped meanwhile); each reply's figures are summed into ``results[name]``, which holds
+    "samples", "seconds", "blocks" and any other sums the children report (e.g. "cpu_user_s")."""
+    for child in children.values():
+        child.turn(f"warm {warmup}")
+    done = 0
+    while done < batches:
+        n = min(block, batches - done)
+        line = []
+        for name, child in children.items():
+            r = child.turn(f"run {n}")
+            res = results[name]
+            for k, v in r.items():
+                if k in res and k not in ("blocks", "max_fds") and isinstance(v, (int, float)):
+                    res[k] += v
+            res["blocks"].append(r["samples"] / r["seconds"])
+            res["max_fds"] = r["max_fds"]
+            line.append(f"{name} {r['samples'] / r['seconds']:6.1f}")
+        done += n
+        print(f"    batches {done:4d}/{batches}: samples/s  " + "   ".join(line), flush=True)
+    for name, child in children.items():
+        child.resume()
+        results[name].update(child.ask("done"))
+        results[name]["rate"] = results[name]["samples"] / results[name]["seconds"]
+
+
 def measure_training(a, root: Path, device: str, logs: Path) -> dict:
     """Full-set processes (one per --measure layout) and the subset one, in turns of --block batches."""
     runs = [(f"full {layout}", layout, "full") for layout in a.measure] + [(f"{a.subset} videos all_f32", "all_f32", "subset")]
@@ -447,28 +474,7 @@ def measure_training(a, root: Path, device: str, logs: Path) -> dict:
                   f"{r['build_s']:.1f}, first step {r['first_step_s']:.1f}); "
                   + ("each second read is dropped from the page cache (more features than it holds)"
                      if r["drop_pages"] else "features kept in the page cache"), flush=True)
-        for name in children:
-            children[name].turn(f"warm {a.warmup}")
-        done = 0
-        while done < a.batches:
-            n = min(a.block, a.batches - done)
-            line = []
-            for name, child in children.items():
-                r = child.turn(f"run {n}")
-                res = results[name]
-                res["samples"] += r["samples"]
-                res["seconds"] += r["seconds"]
-                res["cpu_user_s"] += r["cpu_user_s"]
-                res["cpu_sys_s"] += r["cpu_sys_s"]
-                res["blocks"].append(r["samples"] / r["seconds"])
-                res["max_fds"] = r["max_fds"]
-                line.append(f"{name} {r['samples'] / r['seconds']:6.1f}")
-            done += n
-            print(f"    batches {done:4d}/{a.batches}: samples/s  " + "   ".join(line), flush=True)
-        for name, child in children.items():
-            child.resume()
-            results[name].update(child.ask("done"))
-            results[name]["rate"] = results[name]["samples"] / results[name]["seconds"]
+        take_turns(children, results, a.warmup, a.batches, a.block)
     finally:
         for child in children.values():
             child.close()
@@ -522,20 +528,26 @@ def projection(a, rates: dict, original_rate: float | None, fps: dict, note: str
     return table("", rows)
 
 
-def main() -> int:
-    class Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
-        pass
+class Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    pass
 
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=Formatter)
+
+def simulated_set_flags(p: argparse.ArgumentParser, disk: str) -> None:
+    """The flags of the simulated set, shared with bench_tspm_scale.py; ``disk``: the real disk it needs."""
     g = p.add_argument_group("the simulated set")
     g.add_argument("--work", default=None, metavar="DIR",
                    help="folder to build the simulated set in (a new folder is made inside it; None: the system's "
-                        "temporary folder); it needs about 200 MB of real disk for 671 GB of sparse files")
+                        f"temporary folder); it needs {disk}")
     g.add_argument("--keep", action="store_true", help="keep the simulated set instead of deleting it at the end")
     g.add_argument("--videos", type=int, default=VIDEOS, metavar="N", help="videos to simulate (the real set has 9,288)")
     g.add_argument("--annotations", default=str(REPO.parent / "shared/data/music_avqa/json"), metavar="DIR",
                    help="folder of the real avqa-val.json and avqa-test.json the questions are sampled from")
     g.add_argument("--seed", type=int, default=1, help="seed of the sampling and of training")
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=Formatter)
+    simulated_set_flags(p, "about 200 MB of real disk for 671 GB of sparse files")
     m = p.add_argument_group("measurements")
     m.add_argument("--batches", type=int, default=100, metavar="N", help="timed training batches of 64 per process")
     m.add_argument("--block", type=int, default=20, metavar="N", help="batches each process runs in its turn")
