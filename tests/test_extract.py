@@ -32,9 +32,14 @@ def test_features_have_spec_shapes_and_metadata(tiny_features):
 
 
 def test_rerun_skips_complete_outputs(tiny_features):
+    meta = tiny_features / "feats" / "res18_14x14.json"
+    before = (meta.read_bytes(), meta.stat().st_mtime_ns)
     out = run(X14, "--video_path", str(tiny_features / "videos"),
               "--output_dir", str(tiny_features / "feats" / "res18_14x14")).stdout
     assert "0 written, 14 already complete" in out
+    # nothing to do, nothing touched: a rewritten metadata file would make every training that read
+    # the folder refuse --resume ("other settings")
+    assert (meta.read_bytes(), meta.stat().st_mtime_ns) == before
 
 
 def test_other_settings_are_not_mixed_into_a_folder(tiny_features, tmp_path):

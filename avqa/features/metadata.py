@@ -47,8 +47,8 @@ def check_metadata(out_dir: Path, meta: dict, overwrite: bool, own: Iterable[str
                    compared: Iterable[str] = COMPARED) -> None:
     """Refuse to mix features made with different settings (``compared``) in one folder (unless --overwrite).
 
-    ``own``: the stems this process writes (a shard): --overwrite then removes only those, and a
-    folder whose metadata already holds these settings keeps its file, so shards never rewrite it.
+    ``own``: the stems this process writes (a shard): --overwrite then removes only those. A folder
+    whose metadata already holds these settings keeps its file (shards and reruns never rewrite it).
     """
     path = metadata_path(out_dir)
     existing = [p for p in out_dir.glob("*.npy")] if out_dir.is_dir() else []
@@ -71,6 +71,8 @@ def check_metadata(out_dir: Path, meta: dict, overwrite: bool, own: Iterable[str
         for p in removable:
             p.unlink()
     out_dir.mkdir(parents=True, exist_ok=True)
-    if not (same and own is not None):
+    # same settings: the file stays as it is, so a rerun with nothing to do changes no stamp that a
+    # training run's --resume or a main-job stage compares
+    if not same or (overwrite and own is None):
         atomic_write_text(path, json.dumps(meta, indent=1))
 
