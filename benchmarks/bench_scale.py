@@ -285,7 +285,7 @@ def child_train(a) -> None:
     from avqa.annotations import Vocab
     from avqa.data import AVQADataset, segment_seconds
     from avqa.engine.loop import train_step
-    from avqa.engine.runtime import Runtime, make_loader, set_loader_epoch, to_device
+    from avqa.engine.runtime import Runtime, make_loader, to_device
     from avqa.tasks.inputs import feature_stores, load_split
     from avqa.tasks.qa import FAMILIES
     args = train_args(a, subset=a.set == "subset")
@@ -312,20 +312,11 @@ def child_train(a) -> None:
     train_set = AVQADataset(splits["train"], audio, visual, total, args.segments, negatives=cls.uses_negatives,
                             seed=args.seed)
     loader = make_loader(train_set, rt.per_process(args.batch_size), True, rt, args.num_workers, args.seed)
-    state = {"epoch": 1, "it": None}
-    set_loader_epoch(loader, 1, args.seed)
-    state["it"] = iter(loader)
+    batches = endless(loader, args.seed)
     out["build_s"] = time.perf_counter() - t
 
     def step() -> int:
-        try:
-            batch = next(state["it"])
-        except StopIteration:
-            state["epoch"] += 1
-            set_loader_epoch(loader, state["epoch"], args.seed)
-            state["it"] = iter(loader)
-            batch = next(state["it"])
-        batch = to_device(batch, rt.device)
+        batch = to_device(next(batches), rt.device)
         train_step(model, batch, optimizer, rt, objective)  # returns floats: the step is done
         return len(batch["label"])
 
@@ -340,7 +331,7 @@ def child_train(a) -> None:
         if a.loader_only:  # the open-files check: only the loader, until it has opened more files than the limit
             seen = 0
             for n in range(a.batches):
-                batch = next(state["it"])
+                batch = next(batches)
                 seen += len(batch["label"])
                 max_fds = max(max_fds, open_files())
             out.update(batches=a.batches + 1, samples=seen, max_fds=max_fds, error=None)
@@ -370,7 +361,7 @@ def child_train(a) -> None:
         max_fds = max(max_fds, open_files())
         emit({"samples": seen, "seconds": dt, "max_fds": max_fds, "cpu_user_s": cpu1.ru_utime - cpu0.ru_utime,
               "cpu_sys_s": cpu1.ru_stime - cpu0.ru_stime})
-    del state, loader
+    del batches, loader
     main_gb, _ = peak_rss_gb()
     emit({"peak_rss_gb": main_gb, "max_fds": max_fds, "nofile_soft": resource.getrlimit(resource.RLIMIT_NOFILE)[0],
           "gpu_peak_gb": torch.cuda.max_memory_allocated() / 2**30 if rt.device.type == "cuda" else None})
@@ -545,13 +536,63 @@ def simulated_set_flags(p: argparse.ArgumentParser, disk: str) -> None:
     g.add_argument("--seed", type=int, default=1, help="seed of the sampling and of training")
 
 
+
+
+def endless(loader, seed: int):
+    """The loader's batches epoch after epoch, each epoch's order set as training sets it."""
+    from avqa.engine.runtime import set_loader_epoch
+    epoch = 1
+    while True:
+        set_loader_epoch(loader, epoch, seed)
+        yield from loader
+        epoch += 1
+
+def check_annotations_and_device(p: argparse.ArgumentParser, a: argparse.Namespace) -> None:
+    """The flags both full-size benchmarks share: the real annotation folder and the device."""
+    if not (Path(a.annotations) / "avqa-val.json").is_file() or not (Path(a.annotations) / "avqa-test.json").is_file():
+        p.error(f"--annotations {a.annotations}: avqa-val.json and avqa-test.json not found there")
+    if a.device == "cuda" and not torch.cuda.is_available():
+        p.error("--device cuda: no CUDA GPU is present")
+
+
+def work_root(work: str | None, prefix: str, title: str) -> tuple[Path, Path, float]:
+    """A fresh folder for a simulated set (under --work), its logs/ folder and the start time; prints
+    what the timings depend on (cores, threads, load, the open-files limit)."""
+    if work:
+        Path(work).mkdir(parents=True, exist_ok=True)
+    root = Path(tempfile.mkdtemp(prefix=prefix, dir=work))
+    logs = root / "logs"
+    logs.mkdir()
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    print(f"{title}, simulated in {root}; {os.cpu_count()} CPU cores, torch threads "
+          f"{torch.get_num_threads()}, load average {os.getloadavg()[0]:.1f}, open-files limit {soft} (hard {hard})")
+    print("  (other processes share this machine: timings may be depressed and samples/s noisy)", flush=True)
+    return root, logs, time.time()
+
+
+def clean_up(root: Path, keep: bool, t_all: float) -> None:
+    """Remove the simulated set (unless --keep) and say how long the whole benchmark took."""
+    if keep:
+        print(f"kept: {root}")
+    else:
+        shutil.rmtree(root, ignore_errors=True)
+        print(f"removed {root}")
+    print(f"total time {duration(time.time() - t_all)}")
+
+
+def measurement_flags(p: argparse.ArgumentParser, batches: int, block: int, warmup: int) -> argparse._ArgumentGroup:
+    """The training-speed flags both full-size benchmarks take (each with its own defaults)."""
+    m = p.add_argument_group("measurements")
+    m.add_argument("--batches", type=int, default=batches, metavar="N", help="timed training batches of 64 per process")
+    m.add_argument("--block", type=int, default=block, metavar="N", help="batches each process runs in its turn")
+    m.add_argument("--warmup", type=int, default=warmup, metavar="N", help="untimed batches per process before timing")
+    return m
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=Formatter)
     simulated_set_flags(p, "about 200 MB of real disk for 671 GB of sparse files")
-    m = p.add_argument_group("measurements")
-    m.add_argument("--batches", type=int, default=100, metavar="N", help="timed training batches of 64 per process")
-    m.add_argument("--block", type=int, default=20, metavar="N", help="batches each process runs in its turn")
-    m.add_argument("--warmup", type=int, default=5, metavar="N", help="untimed batches per process before timing")
+    m = measurement_flags(p, batches=100, block=20, warmup=5)
     m.add_argument("--subset", type=int, default=100, metavar="N",
                    help="videos of the small set the full-set speed is compared with (bench_train_data.py's 100)")
     m.add_argument("--measure", nargs="+", default=["all_f32", "used_f16"], choices=list(LAYOUTS), metavar="LAYOUT",
@@ -597,23 +638,11 @@ def main() -> int:
             p.error(f"--{flag} must be at least 1")
     if a.subset >= a.videos:
         p.error("--subset must be smaller than --videos")
-    if not (Path(a.annotations) / "avqa-val.json").is_file() or not (Path(a.annotations) / "avqa-test.json").is_file():
-        p.error(f"--annotations {a.annotations}: avqa-val.json and avqa-test.json not found there")
-    if a.device == "cuda" and not torch.cuda.is_available():
-        p.error("--device cuda: no CUDA GPU is present")
+    check_annotations_and_device(p, a)
     devices = {"auto": ["cpu"] + (["cuda"] if torch.cuda.is_available() else []), "cpu": ["cpu"], "cuda": ["cuda"]}[a.device]
     if a.measure[0] != "all_f32":
         a.measure = ["all_f32"] + [m for m in a.measure if m != "all_f32"]
-    if a.work:
-        Path(a.work).mkdir(parents=True, exist_ok=True)
-    root = Path(tempfile.mkdtemp(prefix="avqa-bench-scale-", dir=a.work))
-    logs = root / "logs"
-    logs.mkdir()
-    t_all = time.time()
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    print(f"MUSIC-AVQA at full size, simulated in {root}; {os.cpu_count()} CPU cores, torch threads "
-          f"{torch.get_num_threads()}, load average {os.getloadavg()[0]:.1f}, open-files limit {soft} (hard {hard})")
-    print("  (other processes share this machine: timings may be depressed and samples/s noisy)", flush=True)
+    root, logs, t_all = work_root(a.work, "avqa-bench-scale-", "MUSIC-AVQA at full size")
     try:
         print(f"[1/5] sparse feature files of {a.videos} videos ...", flush=True)
         made = make_features(root / "feats", a.videos)
@@ -648,14 +677,9 @@ def main() -> int:
             print(f"[5/5] AVST training on {device}: {a.batches} timed batches of 64 per process, in turns of "
                   f"{a.block}, after {a.warmup} untimed ...", flush=True)
             trained[device] = measure_training(a, root, device, logs)
-        report(a, made, ann, first, limit, trained, soft)
+        report(a, made, ann, first, limit, trained, resource.getrlimit(resource.RLIMIT_NOFILE)[0])
     finally:
-        if a.keep:
-            print(f"kept: {root}")
-        else:
-            shutil.rmtree(root, ignore_errors=True)
-            print(f"removed {root}")
-        print(f"total time {duration(time.time() - t_all)}")
+        clean_up(root, a.keep, t_all)
     return 0
 
 

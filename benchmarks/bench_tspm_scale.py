@@ -39,9 +39,7 @@ import argparse
 import json
 import os
 import resource
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -53,8 +51,9 @@ from avqa.store import verified_path
 from avqa.tspm.data import AUDIO_SHAPE, FRAME_SHAPE, TEXT_DIM, TOKEN_SHAPE
 from avqa.tspm.run import TSPMConfig
 from avqa.utils import metadata_path
-from bench_scale import (QUESTIONS, SECONDS, VIDEOS, Child, Formatter, duration, emit, gb, make_annotations, npy_header,
-                         open_files, simulated_set_flags, take_turns, vid)
+from bench_scale import (QUESTIONS, SECONDS, VIDEOS, Child, Formatter, check_annotations_and_device, clean_up, duration,
+                         emit, endless, gb, make_annotations, measurement_flags, npy_header, open_files, simulated_set_flags,
+                         take_turns, vid, work_root)
 from bench_train_data import peak_rss_gb
 
 TOKEN_FRAMES = 10  # token frames per video in the release's ToMe files
@@ -148,7 +147,7 @@ def child_train(a) -> None:
     from avqa.annotations import Vocab
     from avqa.engine.loop import train_step
     from avqa.engine.ownership import run_record
-    from avqa.engine.runtime import Runtime, make_loader, set_loader_epoch, to_device
+    from avqa.engine.runtime import Runtime, make_loader, to_device
     from avqa.tasks.inputs import load_split
     from avqa.tspm import data as tspm_data
     from avqa.tspm.run import FAMILY, parse
@@ -189,21 +188,13 @@ def child_train(a) -> None:
     loader = make_loader(inputs.dataset(splits["train"], True, cfg.seed), rt.per_process(cfg.batch_size), True, rt,
                          cfg.num_workers, cfg.seed)
     make_loader(inputs.dataset(splits["val"], False, cfg.seed), cfg.eval_batch_size, False, rt, cfg.num_workers, cfg.seed)
-    state = {"epoch": 1}
-    set_loader_epoch(loader, 1, cfg.seed)
-    state["it"] = iter(loader)
+    batches = endless(loader, cfg.seed)
     out["build_s"] = time.perf_counter() - t
 
     def step() -> tuple[int, float]:
         """One optimiser step; returns its samples and the seconds it waited for the batch."""
         t0 = time.perf_counter()
-        try:
-            batch = next(state["it"])
-        except StopIteration:
-            state["epoch"] += 1
-            set_loader_epoch(loader, state["epoch"], cfg.seed)
-            state["it"] = iter(loader)
-            batch = next(state["it"])
+        batch = next(batches)
         waited = time.perf_counter() - t0
         batch = to_device(batch, rt.device)
         train_step(model, batch, optimizer, rt, objective)  # returns floats: the step is done
@@ -239,7 +230,7 @@ def child_train(a) -> None:
         cpu1 = resource.getrusage(resource.RUSAGE_SELF)
         emit({"samples": seen, "seconds": dt, "waited_s": waited, "max_fds": max_fds,
               "cpu_user_s": cpu1.ru_utime - cpu0.ru_utime, "cpu_sys_s": cpu1.ru_stime - cpu0.ru_stime})
-    del state, loader
+    del batches, loader
     emit({"peak_rss_gb": peak_rss_gb()[0], "max_fds": max_fds,
           "gpu_peak_gb": torch.cuda.max_memory_allocated() / 2**30 if rt.device.type == "cuda" else None})
 
@@ -346,10 +337,7 @@ def report(a, disk: dict, made: dict, ann: dict, first: dict, trained: dict) -> 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=Formatter)
     simulated_set_flags(p, "about 2.8 GB of real disk for the full set")
-    m = p.add_argument_group("measurements")
-    m.add_argument("--batches", type=int, default=30, metavar="N", help="timed training batches of 64 per process")
-    m.add_argument("--block", type=int, default=10, metavar="N", help="batches each process runs in its turn")
-    m.add_argument("--warmup", type=int, default=3, metavar="N", help="untimed batches per process before timing")
+    m = measurement_flags(p, batches=30, block=10, warmup=3)
     m.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="where the training processes run")
     m.add_argument("--disk_mb_s", type=float, default=500, metavar="MB_S",
                    help="read speed of a real disk, for the first NaN scan of real (not sparse) token files")
@@ -367,20 +355,8 @@ def main() -> int:
             p.error(f"--{flag} must be at least 1")
     if a.warmup < 0:
         p.error("--warmup must be 0 or more")
-    if not (Path(a.annotations) / "avqa-val.json").is_file() or not (Path(a.annotations) / "avqa-test.json").is_file():
-        p.error(f"--annotations {a.annotations}: avqa-val.json and avqa-test.json not found there")
-    if a.device == "cuda" and not torch.cuda.is_available():
-        p.error("--device cuda: no CUDA GPU is present")
-    if a.work:
-        Path(a.work).mkdir(parents=True, exist_ok=True)
-    root = Path(tempfile.mkdtemp(prefix="avqa-bench-tspm-scale-", dir=a.work))
-    logs = root / "logs"
-    logs.mkdir()
-    t_all = time.time()
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    print(f"TSPM's inputs at full size, simulated in {root}; {os.cpu_count()} CPU cores, torch threads "
-          f"{torch.get_num_threads()}, load average {os.getloadavg()[0]:.1f}, open-files limit {soft} (hard {hard})")
-    print("  (other processes share this machine: timings may be depressed and samples/s noisy)", flush=True)
+    check_annotations_and_device(p, a)
+    root, logs, t_all = work_root(a.work, "avqa-bench-tspm-scale-", "TSPM's inputs at full size")
     try:
         print("[1/5] annotation files of the real sizes ...", flush=True)
         (root / "json").mkdir()
@@ -406,12 +382,7 @@ def main() -> int:
         trained = measure_training(a, root, logs)
         report(a, disk, made, ann, first, trained)
     finally:
-        if a.keep:
-            print(f"kept: {root}")
-        else:
-            shutil.rmtree(root, ignore_errors=True)
-            print(f"removed {root}")
-        print(f"total time {duration(time.time() - t_all)}")
+        clean_up(root, a.keep, t_all)
     return 0
 
 
