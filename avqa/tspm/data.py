@@ -24,7 +24,6 @@ from ..annotations import question_key
 from ..data import QASplit
 from ..store import FeatureError, FeatureStore, read_npy_header
 from ..utils import metadata_path
-from .model import token_seconds
 
 AUDIO_SHAPE = (128,)          # per second
 FRAME_SHAPE = (768,)          # per second
@@ -158,7 +157,6 @@ def open_inputs(cfg, samples: Sequence[dict]) -> TSPMInputs:
     if cfg.token_frames == "release" and cfg.Spatio_Perception and F < cfg.top_k:
         raise SystemExit(f"--token_frames release reads the first --top_k {cfg.top_k} token frames, but "
                          f"{cfg.visual_patch_dir} holds {F} per video: lower --top_k or use --token_frames paper")
-    token_seconds(T, F)  # the frames' seconds are defined (F <= T was checked)
     question = load_text_features(cfg.qst_feat_dir, samples, "--qst_feat_dir", finite)
     prompt = load_text_features(cfg.qst_prompt_dir, samples, "--qst_prompt_dir", finite)
     _check_metadata({**{flag: s.folder for flag, s in stores.items()}, "--qst_feat_dir": Path(cfg.qst_feat_dir),
