@@ -221,7 +221,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "question and QA-prompt features and ToMe tokens from the synthetic-world stand-ins in "
                         "feat_script/weights/, under DATA/feats in the release's layout; TSPM trained, tested on the "
                         "test split beside AVST and question-only, and its kept seconds scored against the ground "
-                        "truth (about 15 more minutes on 2 CPU cores)")
+                        "truth (12 more minutes on 2 shared CPU cores; docs/tspm.md)")
     p.add_argument("--bundle", action="store_true",
                    help="maintainers: afterwards, ship the AVST checkpoint to net_grd_avst/avst_models/")
     args = p.parse_args(argv)

@@ -78,6 +78,8 @@ def test_tspm_stages_run_after_the_main_job_and_write_the_table_report_and_selec
     video = sorted(p.stem for p in (d / "videos").glob("*.mp4"))[0]
     assert np.load(feats / "clip_feats" / "frame_1fps_ViT-L14@336px" / f"{video}.npy").shape == (4, 768)
     assert np.load(feats / "ToMe_feat" / "tome14" / f"{video}.npy").shape == (4, 14, 192)
+    # the stand-in ViT's 4 blocks cannot leave 14 of 197 tokens at the release's r = 25: the fewest that do
+    assert json.loads((feats / "ToMe_feat" / "tome14.json").read_text())["merging"]["r"] == 92
     test = load_annotations(d / "json" / "avqa-test.json")
     for folder in ("qst_ViT-L14@336px", "qaPrompt_ViT-L14@336px"):
         assert np.load(feats / "clip_feats" / folder / f"{test[0]['question_id']}.npy").shape == (1, 768)
