@@ -30,7 +30,7 @@ WEIGHTS = REPO / "feat_script" / "weights"
 # the synthetic-world stand-ins the features are extracted with, and the command that makes each
 STANDIN_CLIP = WEIGHTS / "clip_synthetic.pt"
 STANDIN_VIT = WEIGHTS / "vit_tokens_synthetic.safetensors"
-MAKE = {"clip": "python -m avqa.features.pretrain clip", "vit": "python -m avqa.features.pretrain vit_tokens"}
+MAKE = {"clip": "python -m avqa.features.pretrain clip", "vit": "python -m avqa.features.pretrain vit"}
 TOKENS = 14          # tokens per frame after merging, as the release's extractor leaves
 MAX_TOKEN_FRAMES = 10  # the release's --sample_frames
 
