@@ -4,6 +4,7 @@
                                        # test, score, visualise
     python -m avqa.pipeline --tiny     # a handful of short clips and one epoch (what CI runs); also
                                        # the pooled ResNet-18 and R(2+1)D features no model here reads
+    python -m avqa.pipeline --tspm     # then TSPM: its features, training, test and selection score
 
 Every stage checks its own outputs (not just that they exist), the runs of the stages it depends
 on and every file it reads (by size and modification time); a finished stage is skipped, deleting a
@@ -130,17 +131,24 @@ class Pipeline:
 
     def _define(self) -> None:
         from .job import MainJob
-        self.stages = {s.name: s for s in MainJob(self.args, self.replaced).stages()}
+        job = MainJob(self.args, self.replaced)
+        stages = job.stages()
+        if getattr(self.args, "tspm", False):
+            from .tspm.stages import TSPMStages
+            stages += TSPMStages(job).stages()
+        self.stages = {s.name: s for s in stages}
 
     # ------------------------------------------------------------------ the end
 
     def _summary(self, total: float) -> None:
         from .grounding_score import format_scores
+        from .tspm.selection_score import format_selection
         from .machine import describe_machine
         o = self.out
         print("\n" + "=" * 78)
         tables = {}
-        for model in ("avst", "question_only"):
+        tspm = getattr(self.args, "tspm", False)
+        for model in ("avst", "question_only", *(("tspm",) if tspm else ())):
             p = o / f"{model}_test.json"
             if p.exists():
                 tables[model] = json.loads(p.read_text())["table"]
@@ -151,7 +159,7 @@ class Pipeline:
                 print(f"  {row:<20}" + "".join(
                     f"{tables[m][row]['accuracy']:>15.2f}%" if tables[m][row]["accuracy"] is not None else f"{'-':>16}"
                     for m in tables))
-            if len(tables) == 2:
+            if "avst" in tables and "question_only" in tables:
                 gaps = {row: tables["avst"][row]["accuracy"] - tables["question_only"][row]["accuracy"]
                         for row in ("Overall", "AV Location", "AV Temporal")
                         if None not in (tables["avst"][row]["accuracy"], tables["question_only"][row]["accuracy"])}
@@ -175,12 +183,21 @@ class Pipeline:
             print("\nwhere the sound-guided attention peaks on the test clips (untrained: the same model and seed, "
                   "no training;\nchance: uniform attention):")
             print(format_scores(json.loads(score.read_text())["scores"]))
+        selection = o / "tspm_selection.json"
+        extra = {}
+        if tspm and selection.exists():
+            extra["tspm_selection"] = json.loads(selection.read_text())
+            print(f"\nTSPM's kept seconds (--top_k {extra['tspm_selection']['top_k']}) against when the question's "
+                  f"instrument sounds (share of kept seconds in which it sounds;\nuntrained: the same model and seed, "
+                  f"no training; random: k seconds drawn at random, expected):")
+            print(format_selection(extra["tspm_selection"]["table"]))
         print(f"\nstages, on {describe_machine()}:")
         for r in self.report:
             print(f"  {r['stage']:<20} {r['status']:<20} {r['seconds']:>7.1f} s   {', '.join(r['outputs'])}")
         print(f"  {'total':<20} {'':<20} {total:>7.1f} s")
         atomic_write_text(o / "summary.json", json.dumps({"machine": describe_machine(), "stages": self.report,
-                                                          "seconds": round(total, 1), "tables": tables}, indent=1))
+                                                          "seconds": round(total, 1), "tables": tables, **extra},
+                                                         indent=1))
         print(f"\nsummary: {o / 'summary.json'}; TensorBoard: tensorboard --logdir {o / 'runs'}")
 
 
@@ -199,6 +216,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                    help="compute the VGGish and 14x14 features in bfloat16 (CPUs with bfloat16 instructions, and "
                         "GPUs): faster extraction, slightly other features and so other figures than the float32 "
                         "ones the docs and the bundled checkpoint report")
+    p.add_argument("--tspm", action="store_true",
+                   help="afterwards, TSPM on the same set (docs/tspm.md, On the embedded default): its CLIP frame, "
+                        "question and QA-prompt features and ToMe tokens from the synthetic-world stand-ins in "
+                        "feat_script/weights/, under DATA/feats in the release's layout; TSPM trained, tested on the "
+                        "test split beside AVST and question-only, and its kept seconds scored against the ground "
+                        "truth (12 more minutes on 2 shared CPU cores; docs/tspm.md)")
     p.add_argument("--bundle", action="store_true",
                    help="maintainers: afterwards, ship the AVST checkpoint to net_grd_avst/avst_models/")
     args = p.parse_args(argv)

@@ -4,7 +4,8 @@ Per video (``<video_id>.npy``): VGGish [T,128] in --audios_feat_dir, CLIP frame 
 in --visual_feat_dir, ToMe tokens [F,14,1024] in --visual_patch_dir (token frame j shows second
 ``token_seconds(T, F)[j]``). Per question (``<question_id>.npy``, avqa.annotations.question_key): the
 CLIP text features [768] or [1,768] of the question in --qst_feat_dir and of its QA prompt in
---qst_prompt_dir. Files may be float16 or float32; the model reads float32. --audios_patch_dir is
+--qst_prompt_dir. Files may be float16 or float32; the model reads float32. The widths 768, 1024 and 768 are the
+published extractors'; --visual_dim, --token_dim and --text_dim name others (stand-in features). --audios_patch_dir is
 never read: the release's loader reads it and its model ignores it.
 
 The video features are read with avqa.store.FeatureStore (its checks, its finiteness record); the
@@ -26,16 +27,16 @@ from ..store import FeatureError, FeatureStore, read_npy_header
 from ..utils import metadata_path
 
 AUDIO_SHAPE = (128,)          # per second
-FRAME_SHAPE = (768,)          # per second
-TOKEN_SHAPE = (14, 1024)      # per token frame: 14 merged tokens
-TEXT_DIM = 768
+FRAME_SHAPE = (768,)          # per second, at the published --visual_dim
+TOKEN_SHAPE = (14, 1024)      # per token frame: 14 merged tokens, at the published --token_dim
+TEXT_DIM = 768                # the published --text_dim
 # metadata settings that must agree between the folders of one run, where more than one folder records them
 SHARED_SETTINGS = ("seconds", "source", "seed")
 
 
 @dataclass
 class TextFeatures:
-    """One CLIP text vector per question key: ``vectors[row_of[key]]`` is [768] float32."""
+    """One CLIP text vector per question key: ``vectors[row_of[key]]`` is [D] float32."""
 
     vectors: torch.Tensor
     row_of: dict[str, int]
@@ -49,14 +50,31 @@ def _sentence(flag: str, folder: Path, what: str, problems: list[str], fix: str)
             + (f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else ""))
 
 
-def load_text_features(folder: str | Path, samples: Sequence[dict], flag: str, finite: bool = True) -> TextFeatures:
-    """Read and check ``<folder>/<question key>.npy`` of every question: [768] or [1,768], float, finite.
+def width_mismatch(flag: str, folder: str | Path, first: str, ndim: int, width: int, width_flag: str) -> None:
+    """SystemExit when the folder's first file ``<first>.npy`` has ``ndim`` dimensions but its last one is not
+    ``width``: features of another extractor, read with the published width (its own width is the fix)."""
+    path = Path(folder) / f"{first}.npy"
+    try:
+        shape = read_npy_header(path).shape
+    except (ValueError, OSError, EOFError):
+        return  # missing or unreadable: the full check names it
+    if len(shape) == ndim and shape[-1] != width:
+        raise SystemExit(f"{flag} {folder}: {path} holds features of width {shape[-1]}, but the model is built for "
+                         f"{width_flag} {width}: pass {width_flag} {shape[-1]} (to test, the width it was trained with)")
+
+
+def load_text_features(folder: str | Path, samples: Sequence[dict], flag: str, finite: bool = True,
+                       dim: int = TEXT_DIM) -> TextFeatures:
+    """Read and check ``<folder>/<question key>.npy`` of every question: [dim] or [1,dim], float, finite.
 
     A SystemExit names the flag, the files and the fix; nothing else is read after a problem is found.
     """
     folder = Path(folder)
     keys = list(dict.fromkeys(question_key(s) for s in samples))
-    vectors = torch.empty((len(keys), TEXT_DIM))
+    if keys:
+        width_mismatch(flag, folder, keys[0], 2, dim, "--text_dim")
+        width_mismatch(flag, folder, keys[0], 1, dim, "--text_dim")
+    vectors = torch.empty((len(keys), dim))
     problems = []
     for row, key in enumerate(keys):
         path = folder / f"{key}.npy"
@@ -65,10 +83,10 @@ def load_text_features(folder: str | Path, samples: Sequence[dict], flag: str, f
             continue
         try:
             header = read_npy_header(path)
-            if header.shape not in ((TEXT_DIM,), (1, TEXT_DIM)) or header.dtype.kind != "f":
-                problems.append(f"{path} holds {header.dtype} {list(header.shape)}, expected float [768] or [1, 768]")
+            if header.shape not in ((dim,), (1, dim)) or header.dtype.kind != "f":
+                problems.append(f"{path} holds {header.dtype} {list(header.shape)}, expected float [{dim}] or [1, {dim}]")
                 continue
-            array = np.load(path).reshape(TEXT_DIM)
+            array = np.load(path).reshape(dim)
         except (ValueError, OSError, EOFError) as e:
             problems.append(f"{path} is not a readable .npy file ({e})")
             continue
@@ -131,13 +149,17 @@ class TSPMInputs:
 def open_inputs(cfg, samples: Sequence[dict]) -> TSPMInputs:
     """Open and check every file the questions ``samples`` read, before any training (SystemExit otherwise).
 
-    ``cfg``: the run's settings (the --*_dir flags, --top_k, --Temp_Selection, --token_frames, --no_feature_check).
+    ``cfg``: the run's settings (the --*_dir flags, --top_k, --Temp_Selection, --token_frames, the widths,
+    --no_feature_check).
     """
     finite = not cfg.no_feature_check
     videos = [s["video_id"] for s in samples]
     stores = {"--audios_feat_dir": FeatureStore(cfg.audios_feat_dir, AUDIO_SHAPE),
-              "--visual_feat_dir": FeatureStore(cfg.visual_feat_dir, FRAME_SHAPE),
-              "--visual_patch_dir": FeatureStore(cfg.visual_patch_dir, TOKEN_SHAPE)}
+              "--visual_feat_dir": FeatureStore(cfg.visual_feat_dir, (cfg.visual_dim,)),
+              "--visual_patch_dir": FeatureStore(cfg.visual_patch_dir, (TOKEN_SHAPE[0], cfg.token_dim))}
+    if videos:
+        width_mismatch("--visual_feat_dir", cfg.visual_feat_dir, videos[0], 2, cfg.visual_dim, "--visual_dim")
+        width_mismatch("--visual_patch_dir", cfg.visual_patch_dir, videos[0], 3, cfg.token_dim, "--token_dim")
     lengths = {}
     for flag, store in stores.items():
         try:
@@ -157,8 +179,8 @@ def open_inputs(cfg, samples: Sequence[dict]) -> TSPMInputs:
     if cfg.token_frames == "release" and cfg.Spatio_Perception and F < cfg.top_k:
         raise SystemExit(f"--token_frames release reads the first --top_k {cfg.top_k} token frames, but "
                          f"{cfg.visual_patch_dir} holds {F} per video: lower --top_k or use --token_frames paper")
-    question = load_text_features(cfg.qst_feat_dir, samples, "--qst_feat_dir", finite)
-    prompt = load_text_features(cfg.qst_prompt_dir, samples, "--qst_prompt_dir", finite)
+    question = load_text_features(cfg.qst_feat_dir, samples, "--qst_feat_dir", finite, cfg.text_dim)
+    prompt = load_text_features(cfg.qst_prompt_dir, samples, "--qst_prompt_dir", finite, cfg.text_dim)
     _check_metadata({**{flag: s.folder for flag, s in stores.items()}, "--qst_feat_dir": Path(cfg.qst_feat_dir),
                      "--qst_prompt_dir": Path(cfg.qst_prompt_dir)}, T)
     return TSPMInputs(stores["--audios_feat_dir"], stores["--visual_feat_dir"], stores["--visual_patch_dir"],
@@ -177,7 +199,8 @@ def feature_files(cfg, samples: Sequence[dict]) -> list[Path]:
 class TSPMDataset:
     """Questions with their features, read into preallocated batch buffers (avqa.data.BatchLoader's interface).
 
-    A batch: audio [B,T,128], visual [B,T,768], tokens [B,F,14,1024], question and prompt [B,768],
+    A batch: audio [B,T,128], visual [B,T,--visual_dim], tokens [B,F,14,--token_dim], question and prompt
+    [B,--text_dim],
     label, type and index [B].
     """
 
@@ -197,8 +220,8 @@ class TSPMDataset:
     def buffers(self, batch_size: int, pin: bool = False) -> dict[str, torch.Tensor]:
         T, F = self.inputs.total, self.inputs.token_frames
         return {"audio": torch.empty((batch_size, T, *AUDIO_SHAPE), pin_memory=pin),
-                "visual": torch.empty((batch_size, T, *FRAME_SHAPE), pin_memory=pin),
-                "tokens": torch.empty((batch_size, F, *TOKEN_SHAPE), pin_memory=pin)}
+                "visual": torch.empty((batch_size, T, *self.inputs.visual.per_second_shape), pin_memory=pin),
+                "tokens": torch.empty((batch_size, F, *self.inputs.tokens.per_second_shape), pin_memory=pin)}
 
     def batch(self, indices: Sequence[int], buffers: dict[str, torch.Tensor] | None = None) -> dict:
         """The batch of ``indices``; feature arrays are written into ``buffers`` when given."""

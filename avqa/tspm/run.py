@@ -73,6 +73,9 @@ class TSPMConfig(RunConfig):
     AV_Attn_Module: bool = True
     Temp_QTGM: bool = True
     token_frames: str = "paper"
+    visual_dim: int = data.FRAME_SHAPE[0]
+    token_dim: int = data.TOKEN_SHAPE[1]
+    text_dim: int = data.TEXT_DIM
     result_dir: str = "net_tspm/results/"
     epochs: int = 30
     match_weight: float | None = None
@@ -85,7 +88,7 @@ class TSPMConfig(RunConfig):
     # what a resumed run must share with the run it continues: the recipe and the model's settings
     recipe_flags: ClassVar[tuple[str, ...]] = ("batch_size", "lr", "lr_step", "lr_gamma", "seed", "top_k",
                                                "Temp_Selection", "Spatio_Perception", "AV_Attn_Module", "Temp_QTGM",
-                                               "token_frames")
+                                               "token_frames", "visual_dim", "token_dim", "text_dim")
 
     def flags(self) -> dict:
         """The run's flags as the TSPM scripts have them: the checkpoint's "args" and the log's flags line."""
@@ -129,6 +132,14 @@ def build_parser(description: str = "") -> argparse.ArgumentParser:
     m.add_argument("--token_frames", choices=TOKEN_FRAMES, default=d.token_frames,
                    help="paper: each kept second reads the token frame nearest it; release: the first --top_k token "
                         "frames whatever was kept, as the release's code does (docs/model.md, ## TSPM)")
+    m.add_argument("--visual_dim", type=at_least(1), default=d.visual_dim, metavar="D",
+                   help="width of the frame features in --visual_feat_dir (CLIP ViT-L/14@336px: 768)")
+    m.add_argument("--token_dim", type=at_least(1), default=d.token_dim, metavar="D",
+                   help="width of the ToMe tokens in --visual_patch_dir (ViT-L/16: 1024; the synthetic stand-in "
+                        "ViT: 192)")
+    m.add_argument("--text_dim", type=at_least(1), default=d.text_dim, metavar="D",
+                   help="width of the question and QA-prompt features in --qst_feat_dir and --qst_prompt_dir "
+                        "(CLIP ViT-L/14@336px: 768)")
     o = p.add_argument_group("optimisation (defaults are the release's recipe: Adam, StepLR(8, 0.1))")
     optimiser_flags(o, d)
     o.add_argument("--seed", type=int, default=d.seed, metavar="S", help="random seed")
@@ -174,7 +185,8 @@ class TSPMFamily(Family):
         try:
             return TSPM(len(vocab.answers), top_k=cfg.top_k, temp_selection=cfg.Temp_Selection,
                         spatio_perception=cfg.Spatio_Perception, av_attn=cfg.AV_Attn_Module, temp_qtgm=cfg.Temp_QTGM,
-                        token_frames=cfg.token_frames)
+                        token_frames=cfg.token_frames, visual_dim=cfg.visual_dim, token_dim=cfg.token_dim,
+                        text_dim=cfg.text_dim)
         except ValueError as e:
             raise SystemExit(str(e)) from None
 

@@ -32,7 +32,7 @@ from .. import checkpoint
 from ..annotations import Vocab, fillers
 from ..engine.runtime import Runtime, make_loader, to_device
 from ..tasks.inputs import load_split
-from ..utils import atomic_write_text, progress, user_errors
+from ..utils import atomic_write_text, progress, sha256, user_errors
 from .run import FAMILY, TSPMConfig, build_parser
 
 
@@ -83,6 +83,12 @@ def selection_table(questions: list[dict], trained: dict, untrained: dict) -> di
                        "untrained": score(subset, untrained),
                        "random": 100.0 * float(np.mean([len(q["sounding"]) / q["T"] for q in subset]))}
     return table
+
+
+def format_selection(table: dict) -> str:
+    """The table's rows as the score prints them."""
+    return "\n".join(f"  {name:<12} {r['questions']:5d} questions: trained {r['trained']:6.2f}%  untrained "
+                     f"{r['untrained']:6.2f}%  random k seconds {r['random']:6.2f}%" for name, r in table.items())
 
 
 def parse_args(argv: Sequence[str] | None) -> tuple[TSPMConfig, argparse.Namespace]:
@@ -139,10 +145,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     table = selection_table(questions, trained, untrained)
     print(f"TSPM's kept seconds (--top_k {cfg.top_k}) against when the named instrument sounds, "
           f"{cfg.label_test}, checkpoint {ckpt}:")
-    for name, r in table.items():
-        print(f"  {name:<12} {r['questions']:5d} questions: trained {r['trained']:6.2f}%  untrained "
-              f"{r['untrained']:6.2f}%  random k seconds {r['random']:6.2f}%")
-    atomic_write_text(own.out, json.dumps({"checkpoint": str(ckpt), "annotations": cfg.label_test, "top_k": cfg.top_k,
+    print(format_selection(table))
+    atomic_write_text(own.out, json.dumps({"checkpoint": str(ckpt), "checkpoint_sha256": sha256(ckpt),
+                                           "annotations": cfg.label_test, "top_k": cfg.top_k,
                                            "token_frames": cfg.token_frames, "table": table}, indent=1))
     print(f"results: {own.out}")
     return 0
