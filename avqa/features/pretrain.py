@@ -69,8 +69,8 @@ EMBEDDING = ("embeddings.4.weight", "embeddings.4.bias")  # VGGish's layer that 
 RECIPES = {  # the defaults of each backbone's flags
     "res18": dict(size=8000, heldout=500, epochs=3, lr=2e-3, batch=64, seed=20221),
     "vggish": dict(size=2000, heldout=60, epochs=20, lr=3e-3, batch=64, seed=20222),
-    "clip": dict(size=5000, heldout=500, epochs=4, lr=1e-3, batch=64, seed=20223),
-    "vit": dict(size=6000, heldout=500, epochs=4, lr=2e-3, batch=64, seed=20224),
+    "clip": dict(size=3000, heldout=300, epochs=4, lr=1e-3, batch=32, seed=20223),
+    "vit": dict(size=4000, heldout=300, epochs=4, lr=2e-3, batch=64, seed=20224),
 }
 
 
@@ -208,12 +208,15 @@ def _log(text: str) -> None:
 
 def train_multilabel(net: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, epochs: int, lr: float,
                      batch: int, device: torch.device, prepare: Callable[[torch.Tensor], torch.Tensor],
-                     augment: Callable[[torch.Tensor], torch.Tensor] | None = None, log=_log) -> None:
-    """Binary cross-entropy per class; AdamW with a one-cycle schedule; ``prepare`` moves a batch to the device."""
-    opt = torch.optim.AdamW([p for p in net.parameters() if p.requires_grad], lr=lr, weight_decay=1e-4)
+                     augment: Callable[[torch.Tensor], torch.Tensor] | None = None, log=_log,
+                     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = F.binary_cross_entropy_with_logits,
+                     weight_decay: float = 1e-4, order_seed: int = 0) -> None:
+    """Binary cross-entropy per class (or ``loss_fn`` of the float32 outputs and the labels); AdamW with
+    a one-cycle schedule; ``prepare`` moves a batch to the device; ``order_seed`` draws the batches."""
+    opt = torch.optim.AdamW([p for p in net.parameters() if p.requires_grad], lr=lr, weight_decay=weight_decay)
     steps = epochs * ((len(inputs) + batch - 1) // batch)
     schedule = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.15)
-    generator = torch.Generator().manual_seed(0)
+    generator = torch.Generator().manual_seed(order_seed)
     for epoch in range(1, epochs + 1):
         net.train()
         order = torch.randperm(len(inputs), generator=generator)
@@ -225,7 +228,7 @@ def train_multilabel(net: nn.Module, inputs: torch.Tensor, labels: torch.Tensor,
             if augment is not None:
                 x = augment(x)
             with _autocast(device):
-                loss = F.binary_cross_entropy_with_logits(net(x).float(), labels[idx].to(device))
+                loss = loss_fn(net(x).float(), labels[idx].to(device))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -385,11 +388,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                                                + ")")
     p.add_argument("--size", type=int, default=None,
                    help="corpus size: frames (res18, default 8000), scenes of 10 one-second sounds (vggish, 2000), "
-                        "scenes of one frame (clip 5000, vit 6000)")
-    p.add_argument("--heldout", type=int, default=None, help="held-out corpus, drawn with --seed + 1 (500 / 60 / 500 / 500)")
+                        "scenes of one frame (clip 3000, vit 4000)")
+    p.add_argument("--heldout", type=int, default=None, help="held-out corpus, drawn with --seed + 1 (500 / 60 / 300 / 300)")
     p.add_argument("--epochs", type=int, default=None, help="passes over the corpus (3 / 20 / 4 / 4)")
     p.add_argument("--lr", type=float, default=None, help="peak learning rate of the one-cycle schedule (2e-3 / 3e-3 / 1e-3 / 2e-3)")
-    p.add_argument("--batch", type=int, default=None, help="batch size (64)")
+    p.add_argument("--batch", type=int, default=None, help="batch size (64; clip 32)")
     p.add_argument("--seed", type=int, default=None, help="seed of the corpus and of the init (20221 / 20222 / 20223 / 20224)")
     p.add_argument("--init_seed", type=int, default=0,
                    help="vggish: seed of the fixed lower layers, the extractor's random init (default: 0)")

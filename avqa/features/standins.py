@@ -35,7 +35,7 @@ from ..utils import pick_device, progress
 from . import clip as C
 from . import vit as V
 from .pretrain import (CLASS_INDEX, _autocast, _batched, _log, _multi_hot, corpus, fresh_scene, heldout_figures,
-                       linear_probe, scene_frame)
+                       linear_probe, scene_frame, train_multilabel)
 from .tome import TokenMerging, merge_layers, working_r
 
 CLIP_ARCH = "standin"
@@ -254,28 +254,14 @@ def pretrain_vit(args: argparse.Namespace, log=_log) -> tuple[dict[str, torch.Te
     del untrained
 
     net = TokenHead(TokenMerging(_seeded_vit(arch, args.seed), schedule), arch["embed_dim"]).to(device)
-    opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=0.05)
-    steps = args.epochs * ((len(x) + args.batch - 1) // args.batch)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=steps, pct_start=0.15)
-    generator = torch.Generator().manual_seed(args.seed)
-    for epoch in range(1, args.epochs + 1):
-        net.train()
-        order = torch.randperm(len(x), generator=generator)
-        total, t0 = 0.0, time.time()
-        for start in progress(range(0, len(x), args.batch), desc=f"epoch {epoch}/{args.epochs}", unit="batch",
-                              leave=False):
-            idx = order[start:start + args.batch]
-            lab = y[idx].to(device)
-            with _autocast(device):
-                classes, places = _split(net(prepare(x[idx])).float())
-            loss = (F.binary_cross_entropy_with_logits(classes, lab[:, :k])
-                    + F.cross_entropy(places.flatten(0, 1), lab[:, k:].long().flatten()))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            total += loss.item() * len(idx)
-        log(f"epoch {epoch}: loss {total / len(x):.4f}, {len(x) / (time.time() - t0):.1f} frames/s")
+
+    def loss_fn(logits: torch.Tensor, lab: torch.Tensor) -> torch.Tensor:
+        classes, places = _split(logits)
+        return (F.binary_cross_entropy_with_logits(classes, lab[:, :k])
+                + F.cross_entropy(places.flatten(0, 1), lab[:, k:].long().flatten()))
+
+    train_multilabel(net, x, y, args.epochs, args.lr, args.batch, device, prepare, None, log, loss_fn,
+                     weight_decay=0.05, order_seed=args.seed)
     net.eval()
     with _autocast(device):
         logits = _batched(lambda b: net(prepare(b)), test_x, 100)
