@@ -13,7 +13,7 @@ from PIL import Image
 from avqa.features import backbones as B
 from avqa.features.clip import build_clip, load_clip, tokenize
 from avqa.features.pretrain import DEFAULT_OUT, fresh_scene, main
-from avqa.features.standins import captions
+from avqa.features.standins import IN_VIEW, captions, named, positives, scene_sentences
 from avqa.features.tokens import extract_tokens
 from avqa.features.vit import build_vit
 from avqa.utils import sha256
@@ -28,7 +28,8 @@ TINY = ["--size", "8", "--heldout", "4", "--epochs", "1", "--batch", "4", "--wor
 def _clip_features(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
     model = load_clip(path)
     with torch.no_grad():
-        return model.encode_image(torch.zeros(2, 3, 224, 224)), model.encode_text(tokenize(["The cello is in this video."]))
+        image = model.encode_image(torch.zeros(2, 3, 224, 224))
+        return image, model.encode_text(tokenize(["The cello is in this video."]))
 
 
 def _frame_folder(root: Path, seconds: int) -> Path:
@@ -92,6 +93,18 @@ def test_captions_name_the_classes_left_to_right():
     first = captions(scene)[0]
     assert [first.index(c) for c in order] == sorted(first.index(c) for c in order)
     assert all(f"The {c} is in this video." in captions(scene) for c in scene.classes_seen())
+
+
+def test_clip_sentences_name_only_classes_in_view_and_true_sentences_are_positives():
+    scenes = [fresh_scene(3, i)[1] for i in range(30)]
+    for i, scene in enumerate(scenes):
+        caps, asked = scene_sentences(3, i)
+        assert all(named(t) <= set(scene.classes_seen()) for t in caps + asked)
+    a, b = next((a, b) for a in scenes for b in scenes if set(a.classes_seen()).isdisjoint(b.classes_seen()))
+    cls = a.classes_seen()[0]
+    texts = [IN_VIEW.format(cls), "There are musical instruments playing in the video.", IN_VIEW.format(cls)]
+    seen = [set(a.classes_seen()), set(b.classes_seen()), set(b.classes_seen())]
+    assert positives(texts, seen).tolist() == [[1, 0, 1], [0, 1, 0], [1, 0, 1]]
 
 
 @pytest.mark.parametrize("name", ["clip", "vit"])

@@ -89,21 +89,54 @@ def captions(scene) -> list[str]:
     if sided:
         out.append(_listed([f"the {i.cls} is {'in' if i.side == 'middle' else 'on'} the {i.side}" for i in sided])
                    .capitalize() + ".")
-    out += [f"The {c} is in this video." for c in counts]
+    out += [IN_VIEW.format(c) for c in counts]
     return out
 
 
+IN_VIEW = "The {} is in this video."   # a caption, and the zero-shot sentence of each class
+
+
+def named(sentence: str) -> set[str]:
+    """The classes a sentence names."""
+    words = set(sentence.rstrip(".?").replace(",", " ").split())
+    return {c for c in INSTRUMENTS if c in words}
+
+
 def scene_sentences(seed: int, index: int) -> tuple[list[str], list[str]]:
-    """The captions of a corpus scene, and its questions and TSPM QA prompts with its values in place."""
+    """The captions of a corpus scene, and its questions and TSPM QA prompts with its values in place,
+    those that name only classes in view (a question about an absent class would pair its name with
+    a frame that does not show it)."""
     from ..synthetic.questions import ask
     _, scene = fresh_scene(seed, index)
+    seen = set(scene.classes_seen())
     asked = []
     for row in ask(scene, np.random.default_rng((seed, index, 1)), per_clip=8):
         try:
-            asked += [question_sentence(row), qa_prompt(row)]
+            asked += [t for t in (question_sentence(row), qa_prompt(row)) if named(t) <= seen]
         except PromptError:  # pragma: no cover - every generated template has a prompt
             continue
     return captions(scene), asked
+
+
+def _pick_sentence(rng: np.random.Generator, pool: tuple[list[str], list[str]], seen: list[str]) -> str:
+    """A scene's sentence for one step: 40% IN_VIEW of one of its classes (shared by every scene that
+    shows it, so these steps teach the class names), 30% another caption, 30% one of its questions
+    and prompts (a caption where it has none)."""
+    caps, asked = pool
+    draw = rng.random()
+    if draw < 0.4:
+        return IN_VIEW.format(seen[rng.integers(len(seen))])
+    if draw < 0.7 or not asked:
+        return caps[rng.integers(len(caps))]
+    return asked[rng.integers(len(asked))]
+
+
+def positives(texts: list[str], classes: list[set[str]]) -> torch.Tensor:
+    """[i, j] = 1 where sentence j is true of scene i as far as the batch knows: the same text as its
+    own, or IN_VIEW of a class it shows (many scenes share a prompt or a class)."""
+    in_view = {IN_VIEW.format(c): c for c in INSTRUMENTS}
+    return torch.tensor([[a == b or in_view.get(b) in seen for b in texts] for a, seen in zip(texts, classes)],
+                        dtype=torch.float32)
 
 
 # ----------------------------------------------------------------------------- clip
@@ -126,7 +159,7 @@ def clip_figures(model: nn.Module, images: torch.Tensor, captions_: list[str], c
                                    images, 64), dim=-1)
         cap = F.normalize(_batched(lambda t: model.encode_text(t.to(device)), C.tokenize(captions_), 256), dim=-1)
         names = F.normalize(_batched(lambda t: model.encode_text(t.to(device)),
-                                     C.tokenize([f"The {c} is in this video." for c in INSTRUMENTS]), 256), dim=-1)
+                                     C.tokenize([IN_VIEW.format(c) for c in INSTRUMENTS]), 256), dim=-1)
     top = (img @ cap.T).argmax(1).tolist()
     retrieval = np.mean([captions_[j] == captions_[i] for i, j in enumerate(top)])
     named = (img @ names.T).argmax(1).tolist()
@@ -141,6 +174,7 @@ def pretrain_clip(args: argparse.Namespace, log=_log) -> tuple[dict[str, torch.T
     images, _ = corpus(clip_example, args.seed, args.size, args.workers, "render frames")
     test_images, _ = corpus(clip_example, args.seed + 1, args.heldout, args.workers, "render held-out")
     pools = [scene_sentences(args.seed, i) for i in range(args.size)]
+    classes = [set(fresh_scene(args.seed, i)[1].classes_seen()) for i in range(args.size)]
     test = [fresh_scene(args.seed + 1, i)[1] for i in range(args.heldout)]
     test_captions, test_classes = [captions(s)[0] for s in test], [s.classes_seen() for s in test]
     x, test_x = torch.from_numpy(images), torch.from_numpy(test_images)
@@ -158,17 +192,15 @@ def pretrain_clip(args: argparse.Namespace, log=_log) -> tuple[dict[str, torch.T
         for start in progress(range(0, len(x), args.batch), desc=f"epoch {epoch}/{args.epochs}", unit="batch",
                               leave=False):
             idx = order[start:start + args.batch].tolist()
-            # half captions, half the scene's questions and prompts (captions where it has none)
-            texts = [caps[picks.integers(len(caps))] if picks.random() < 0.5 or not asked
-                     else asked[picks.integers(len(asked))] for caps, asked in (pools[i] for i in idx)]
-            same = torch.tensor([[a == b for b in texts] for a in texts], dtype=torch.float32, device=device)
-            target = same / same.sum(1, keepdim=True)
+            texts = [_pick_sentence(picks, pools[i], sorted(classes[i])) for i in idx]
+            same = positives(texts, [classes[i] for i in idx]).to(device)
             with _autocast(device):
                 img = F.normalize(model.encode_image(_pixels(x[idx], device, C.OPENAI_MEAN, C.OPENAI_STD)).float(),
                                   dim=-1)
                 txt = F.normalize(model.encode_text(C.tokenize(texts).to(device)).float(), dim=-1)
             logits = model.logit_scale.exp() * img @ txt.T
-            loss = (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2
+            loss = (F.cross_entropy(logits, same / same.sum(1, keepdim=True))
+                    + F.cross_entropy(logits.T, same.T / same.T.sum(1, keepdim=True))) / 2
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
