@@ -69,7 +69,7 @@ EMBEDDING = ("embeddings.4.weight", "embeddings.4.bias")  # VGGish's layer that 
 RECIPES = {  # the defaults of each backbone's flags
     "res18": dict(size=8000, heldout=500, epochs=3, lr=2e-3, batch=64, seed=20221),
     "vggish": dict(size=2000, heldout=60, epochs=20, lr=3e-3, batch=64, seed=20222),
-    "clip": dict(size=3000, heldout=300, epochs=4, lr=3e-4, batch=32, seed=20223),
+    "clip": dict(size=3000, heldout=300, epochs=3, lr=3e-4, batch=32, seed=20223),
     "vit": dict(size=4000, heldout=300, epochs=4, lr=2e-3, batch=64, seed=20224),
 }
 
@@ -391,7 +391,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         "scenes of one frame (clip 3000, vit 4000)")
     p.add_argument("--heldout", type=int, default=None,
                    help="held-out corpus, drawn with --seed + 1 (res18 / vggish / clip / vit: 500 / 60 / 300 / 300)")
-    p.add_argument("--epochs", type=int, default=None, help="passes over the corpus (3 / 20 / 4 / 4)")
+    p.add_argument("--epochs", type=int, default=None, help="passes over the corpus (3 / 20 / 3 / 4)")
     p.add_argument("--lr", type=float, default=None,
                    help="peak learning rate of the one-cycle schedule (2e-3 / 3e-3 / 3e-4 / 2e-3)")
     p.add_argument("--batch", type=int, default=None, help="batch size (64 / 64 / 32 / 64)")

@@ -36,7 +36,8 @@ from . import clip as C
 from . import vit as V
 from .pretrain import (CLASS_INDEX, _autocast, _batched, _log, _multi_hot, corpus, fresh_scene, heldout_figures,
                        linear_probe, scene_frame, train_multilabel)
-from .tome import TokenMerging, merge_layers, working_r
+from .tokens import merge_r
+from .tome import TokenMerging, merge_layers
 
 CLIP_ARCH = "standin"
 FRAME_SIZE = (320, 240)     # the generator's default frame
@@ -229,7 +230,7 @@ def vit_schedule(depth: int) -> list[int]:
     """The merge schedule the ToMe extractor runs on the stand-in: its default r over the fewest blocks
     that leave 14 tokens of 197 (tokens.merge_r's choice)."""
     tokens_in = (VIT_ARCH["img_size"] // VIT_ARCH["patch_size"]) ** 2 + 1
-    r = working_r(tokens_in, TOKENS, depth)[0]
+    r = merge_r(tokens_in, TOKENS, depth, None)
     return [r] * merge_layers(tokens_in, TOKENS, r, depth)
 
 
