@@ -115,8 +115,15 @@ def test_shipped_standins_match_their_records_and_beat_the_untrained(name):
     if name == "clip":
         image, text = _clip_features(path)
         assert image.shape == (2, 768) and text.shape == (1, 768)
-        assert trained["zero_shot_instrument_top1"] > untrained["zero_shot_instrument_top1"] + 20
+        assert trained["zero_shot_instrument_top1"] > untrained["zero_shot_instrument_top1"] + 40
         assert trained["caption_retrieval_top1"] > untrained["caption_retrieval_top1"] + 5
+        # and on frames it has never seen, it names an instrument in view far above chance (about 11%)
+        from avqa.features.standins import clip_example, clip_figures
+        frames = torch.from_numpy(np.stack([clip_example(99, i)[0] for i in range(24)]))
+        scenes = [fresh_scene(99, i)[1] for i in range(24)]
+        fresh = clip_figures(load_clip(path), frames, [captions(s)[0] for s in scenes],
+                             [s.classes_seen() for s in scenes], torch.device("cpu"))
+        assert fresh["zero_shot_instrument_top1"] > 40, fresh
     else:
         vit, _ = build_vit(weights=path)
         assert vit.embed_dim == 192
