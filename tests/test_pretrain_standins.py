@@ -127,5 +127,5 @@ def test_shipped_standins_match_their_records_and_beat_the_untrained(name):
     else:
         vit, _ = build_vit(weights=path)
         assert vit.embed_dim == 192
-        assert trained["mAP"] > untrained["mAP"] + 10
+        assert trained["mAP"] > untrained["mAP"] + 30 and trained["place_accuracy"] > untrained["place_accuracy"] + 5
     assert sum(p.stat().st_size for p in SHIPPED.values()) <= 25 * 2**20

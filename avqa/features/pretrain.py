@@ -70,7 +70,7 @@ RECIPES = {  # the defaults of each backbone's flags
     "res18": dict(size=8000, heldout=500, epochs=3, lr=2e-3, batch=64, seed=20221),
     "vggish": dict(size=2000, heldout=60, epochs=20, lr=3e-3, batch=64, seed=20222),
     "clip": dict(size=3000, heldout=300, epochs=3, lr=3e-4, batch=32, seed=20223),
-    "vit": dict(size=4000, heldout=300, epochs=4, lr=2e-3, batch=64, seed=20224),
+    "vit": dict(size=6000, heldout=300, epochs=6, lr=2e-3, batch=64, seed=20224),
 }
 
 
@@ -388,10 +388,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                                                + ")")
     p.add_argument("--size", type=int, default=None,
                    help="corpus size: frames (res18, default 8000), scenes of 10 one-second sounds (vggish, 2000), "
-                        "scenes of one frame (clip 3000, vit 4000)")
+                        "scenes of one frame (clip 3000, vit 6000)")
     p.add_argument("--heldout", type=int, default=None,
                    help="held-out corpus, drawn with --seed + 1 (res18 / vggish / clip / vit: 500 / 60 / 300 / 300)")
-    p.add_argument("--epochs", type=int, default=None, help="passes over the corpus (3 / 20 / 3 / 4)")
+    p.add_argument("--epochs", type=int, default=None, help="passes over the corpus (3 / 20 / 3 / 6)")
     p.add_argument("--lr", type=float, default=None,
                    help="peak learning rate of the one-cycle schedule (2e-3 / 3e-3 / 3e-4 / 2e-3)")
     p.add_argument("--batch", type=int, default=None, help="batch size (64 / 64 / 32 / 64)")
