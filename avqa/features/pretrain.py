@@ -10,6 +10,8 @@ the clips of a generated set), rendered in memory.
     python -m avqa.features.pretrain res18    # -> feat_script/weights/resnet18_synthetic.pth (bundled)
     python -m avqa.features.pretrain vggish   # -> data/weights/vggish_synthetic.pth (3.5 minutes)
     python -m avqa.features.pretrain vggish --assemble   # the same file from the shipped layer, in seconds
+    python -m avqa.features.pretrain clip     # -> feat_script/weights/clip_synthetic.pt (bundled, TSPM)
+    python -m avqa.features.pretrain vit      # -> feat_script/weights/vit_tokens_synthetic.safetensors (bundled)
 
 - res18: one frame of each scene, labelled with the classes in view. ResNet-18 is trained from
   scratch with a multi-label linear head, layer4 at stride 2 as for ImageNet (the 14x14 extractor
@@ -24,6 +26,8 @@ the clips of a generated set), rendered in memory.
   float16 (1 MB, shipped as feat_script/weights/vggish_synthetic_embedding.pth), and
   ``assemble_vggish`` rebuilds the same full file, byte for byte, from it and the seed (the main
   job does so in a few seconds instead of training).
+
+- clip, vit: TSPM's CLIP and ToMe-token backbones, small (avqa/features/standins.py says how).
 
 The linear head used for training is dropped. Each weights file gets a record beside it
 (``<name>.json``): its sha256, what it was trained on, the recipe, and held-out figures on a fresh
@@ -49,6 +53,7 @@ import torch.nn.functional as F
 
 from ..annotations import INSTRUMENTS
 from ..machine import native_bf16
+from ..synthetic.scene import Scene
 from ..utils import EXIT_CODES, atomic_path, atomic_write_text, pick_device, progress, sha256, user_errors
 from . import backbones as B
 from .logmel import SAMPLE_RATE, examples
@@ -56,12 +61,16 @@ from .logmel import SAMPLE_RATE, examples
 CLASS_INDEX = {c: i for i, c in enumerate(INSTRUMENTS)}
 FRAME_SIZES = ((320, 240), (320, 240), (426, 240))  # the default set's 4:3, and 16:9 as most real videos
 SCENE_SECONDS = 10
-DEFAULT_OUT = {"res18": "feat_script/weights/resnet18_synthetic.pth", "vggish": "data/weights/vggish_synthetic.pth"}
+DEFAULT_OUT = {"res18": "feat_script/weights/resnet18_synthetic.pth", "vggish": "data/weights/vggish_synthetic.pth",
+               "clip": "feat_script/weights/clip_synthetic.pt",
+               "vit": "feat_script/weights/vit_tokens_synthetic.safetensors"}
 BUNDLED_VGGISH = Path(__file__).resolve().parents[2] / "feat_script" / "weights" / "vggish_synthetic_embedding.pth"
 EMBEDDING = ("embeddings.4.weight", "embeddings.4.bias")  # VGGish's layer that pretrain_vggish trains
 RECIPES = {  # the defaults of each backbone's flags
     "res18": dict(size=8000, heldout=500, epochs=3, lr=2e-3, batch=64, seed=20221),
     "vggish": dict(size=2000, heldout=60, epochs=20, lr=3e-3, batch=64, seed=20222),
+    "clip": dict(size=3000, heldout=300, epochs=3, lr=3e-4, batch=32, seed=20223),
+    "vit": dict(size=6000, heldout=300, epochs=6, lr=2e-3, batch=64, seed=20224),
 }
 
 
@@ -75,34 +84,43 @@ def _multi_hot(classes) -> np.ndarray:
     return y
 
 
-def frame_example(seed: int, index: int) -> tuple[np.ndarray, np.ndarray]:
-    """One frame of a fresh scene as the 14x14 extractor sees it ([224,224,3] uint8), and its classes in view.
+def fresh_scene(seed: int, index: int) -> tuple[np.random.Generator, Scene]:
+    """Scene ``index`` of a corpus drawn by the generator's scene sampler under ``seed``, and the
+    generator that drew it (its next draws decide how the scene is shown)."""
+    from ..synthetic.scene import sample_scene
+    rng = np.random.default_rng((seed, index))
+    return rng, sample_scene(rng, f"corpus{index}", "train", SCENE_SECONDS)
 
-    The frame goes through a JPEG round trip at a random quality (30-95), a stand-in for the
-    compression of the videos the extractor decodes.
-    """
+
+def scene_frame(scene: Scene, rng: np.random.Generator, size: tuple[int, int] | None,
+                resize: Callable) -> tuple[np.ndarray, float]:
+    """A frame of ``scene`` at a random second, JPEG round trip at a random quality (30-95) as a
+    stand-in for the compression of the videos the extractors decode, through ``resize`` (a
+    backbone's PIL preprocessing): the image as uint8 [S, S, 3] and the second it shows. ``size``
+    None draws the frame size from FRAME_SIZES."""
     from PIL import Image
 
     from ..synthetic.render import background, compose_frame
-    from ..synthetic.scene import sample_scene
-    rng = np.random.default_rng((seed, index))
-    scene = sample_scene(rng, f"corpus{index}", "train", SCENE_SECONDS)
-    width, height = FRAME_SIZES[rng.integers(len(FRAME_SIZES))]
-    frame, _ = compose_frame(scene, background(scene, width, height), float(rng.uniform(0, SCENE_SECONDS)),
-                             with_boxes=False)
+    width, height = size or FRAME_SIZES[rng.integers(len(FRAME_SIZES))]
+    t = float(rng.uniform(0, SCENE_SECONDS))
+    frame, _ = compose_frame(scene, background(scene, width, height), t, with_boxes=False)
     buf = io.BytesIO()
     Image.fromarray(frame).save(buf, format="JPEG", quality=int(rng.integers(30, 96)))
     buf.seek(0)
-    image = np.array(B.BACKBONES["res18_14x14"].resize(Image.open(buf).convert("RGB")))
+    return np.array(resize(Image.open(buf).convert("RGB"))), t
+
+
+def frame_example(seed: int, index: int) -> tuple[np.ndarray, np.ndarray]:
+    """One frame of a fresh scene as the 14x14 extractor sees it ([224,224,3] uint8), and its classes in view."""
+    rng, scene = fresh_scene(seed, index)
+    image, _ = scene_frame(scene, rng, None, B.BACKBONES["res18_14x14"].resize)
     return image, _multi_hot(scene.classes_seen())
 
 
 def sound_examples(seed: int, index: int) -> tuple[np.ndarray, np.ndarray]:
     """The VGGish examples of a fresh scene's sound ([10,96,64]) and the classes playing in each second."""
     from ..synthetic.render import scene_sound
-    from ..synthetic.scene import sample_scene
-    rng = np.random.default_rng((seed, index))
-    scene = sample_scene(rng, f"corpus{index}", "train", SCENE_SECONDS)
+    _, scene = fresh_scene(seed, index)
     mix, _ = scene_sound(scene, SAMPLE_RATE)
     pcm = np.round(mix.T * 32767).astype(np.int16)  # as the wav files the extractor reads
     labels = np.stack([_multi_hot([i.cls for i in scene.instances if i.playing_at(s)]) for s in range(SCENE_SECONDS)])
@@ -190,12 +208,15 @@ def _log(text: str) -> None:
 
 def train_multilabel(net: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, epochs: int, lr: float,
                      batch: int, device: torch.device, prepare: Callable[[torch.Tensor], torch.Tensor],
-                     augment: Callable[[torch.Tensor], torch.Tensor] | None = None, log=_log) -> None:
-    """Binary cross-entropy per class; AdamW with a one-cycle schedule; ``prepare`` moves a batch to the device."""
-    opt = torch.optim.AdamW([p for p in net.parameters() if p.requires_grad], lr=lr, weight_decay=1e-4)
+                     augment: Callable[[torch.Tensor], torch.Tensor] | None = None, log=_log,
+                     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = F.binary_cross_entropy_with_logits,
+                     weight_decay: float = 1e-4, order_seed: int = 0) -> None:
+    """Binary cross-entropy per class (or ``loss_fn`` of the float32 outputs and the labels); AdamW with
+    a one-cycle schedule; ``prepare`` moves a batch to the device; ``order_seed`` draws the batches."""
+    opt = torch.optim.AdamW([p for p in net.parameters() if p.requires_grad], lr=lr, weight_decay=weight_decay)
     steps = epochs * ((len(inputs) + batch - 1) // batch)
     schedule = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.15)
-    generator = torch.Generator().manual_seed(0)
+    generator = torch.Generator().manual_seed(order_seed)
     for epoch in range(1, epochs + 1):
         net.train()
         order = torch.randperm(len(inputs), generator=generator)
@@ -207,7 +228,7 @@ def train_multilabel(net: nn.Module, inputs: torch.Tensor, labels: torch.Tensor,
             if augment is not None:
                 x = augment(x)
             with _autocast(device):
-                loss = F.binary_cross_entropy_with_logits(net(x).float(), labels[idx].to(device))
+                loss = loss_fn(net(x).float(), labels[idx].to(device))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -301,15 +322,28 @@ def pretrain_vggish(args: argparse.Namespace, log=_log) -> tuple[dict[str, torch
                    "heldout": {"trained (its own head)": own, "seeded random init (linear probe)": reference}}
 
 
-PRETRAIN = {"res18": pretrain_res18, "vggish": pretrain_vggish}
+def _standin(name: str) -> Callable:
+    def pretrain(args: argparse.Namespace, log=_log) -> tuple[dict[str, torch.Tensor], dict]:
+        from . import standins
+        return getattr(standins, f"pretrain_{name}")(args, log)
+    return pretrain
+
+
+PRETRAIN = {"res18": pretrain_res18, "vggish": pretrain_vggish, "clip": _standin("clip"), "vit": _standin("vit")}
 
 
 def save_state(state: dict, path: Path) -> None:
-    """torch.save, atomically, with the same bytes for the same state (a file's name would go into its zip)."""
-    buffer = io.BytesIO()
-    torch.save(state, buffer)
+    """torch.save (safetensors for a .safetensors path), atomically, with the same bytes for the same
+    state (a file's name would go into torch's zip)."""
+    if path.suffix == ".safetensors":
+        from safetensors.torch import save
+        data = save(state)
+    else:
+        buffer = io.BytesIO()
+        torch.save(state, buffer)
+        data = buffer.getvalue()
     with atomic_path(path) as tmp:
-        tmp.write_bytes(buffer.getvalue())
+        tmp.write_bytes(data)
 
 
 def assemble_vggish(layer: str | Path, out: str | Path) -> dict:
@@ -335,7 +369,14 @@ def assemble_vggish(layer: str | Path, out: str | Path) -> dict:
 
 def load_check(backbone: str, path: Path) -> None:
     """The written file must load through the loader of the official files."""
-    B.build("res18_14x14" if backbone == "res18" else "vggish", path)
+    if backbone == "clip":
+        from .clip import load_clip
+        load_clip(path)
+    elif backbone == "vit":
+        from .vit import build_vit
+        build_vit(weights=path)
+    else:
+        B.build("res18_14x14" if backbone == "res18" else "vggish", path)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -343,14 +384,19 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("backbone", choices=sorted(PRETRAIN), help="which backbone to train")
     p.add_argument("--out", default=None, help="weights file to write; its record goes beside it as .json "
-                                               f"(default: {DEFAULT_OUT['res18']} or {DEFAULT_OUT['vggish']})")
+                                               "(default: " + ", ".join(f"{k} {v}" for k, v in DEFAULT_OUT.items())
+                                               + ")")
     p.add_argument("--size", type=int, default=None,
-                   help="corpus size: frames (res18, default 8000) or scenes of 10 one-second sounds (vggish, 2000)")
-    p.add_argument("--heldout", type=int, default=None, help="held-out corpus, drawn with --seed + 1 (500 / 60)")
-    p.add_argument("--epochs", type=int, default=None, help="passes over the corpus (3 / 20)")
-    p.add_argument("--lr", type=float, default=None, help="peak learning rate of the one-cycle schedule (2e-3 / 3e-3)")
-    p.add_argument("--batch", type=int, default=None, help="batch size (64)")
-    p.add_argument("--seed", type=int, default=None, help="seed of the corpus and of the init (20221 / 20222)")
+                   help="corpus size: frames (res18, default 8000), scenes of 10 one-second sounds (vggish, 2000), "
+                        "scenes of one frame (clip 3000, vit 6000)")
+    p.add_argument("--heldout", type=int, default=None,
+                   help="held-out corpus, drawn with --seed + 1 (res18 / vggish / clip / vit: 500 / 60 / 300 / 300)")
+    p.add_argument("--epochs", type=int, default=None, help="passes over the corpus (3 / 20 / 3 / 6)")
+    p.add_argument("--lr", type=float, default=None,
+                   help="peak learning rate of the one-cycle schedule (2e-3 / 3e-3 / 3e-4 / 2e-3)")
+    p.add_argument("--batch", type=int, default=None, help="batch size (64 / 64 / 32 / 64)")
+    p.add_argument("--seed", type=int, default=None,
+                   help="seed of the corpus and of the init (20221 / 20222 / 20223 / 20224)")
     p.add_argument("--init_seed", type=int, default=0,
                    help="vggish: seed of the fixed lower layers, the extractor's random init (default: 0)")
     p.add_argument("--bundle", default=None, metavar="PATH",
@@ -363,7 +409,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--workers", type=int, default=2, help="processes that render the corpus (default: 2)")
     args = p.parse_args(argv)
     if (args.bundle or args.assemble) and args.backbone != "vggish":
-        p.error("--bundle and --assemble are for vggish (the ResNet-18 file is small enough to ship whole)")
+        p.error("--bundle and --assemble are for vggish (the other files are small enough to ship whole)")
     for k, v in RECIPES[args.backbone].items():
         if getattr(args, k) is None:
             setattr(args, k, v)
@@ -411,8 +457,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"bundle: {bundle} ({bundle.stat().st_size / 2**20:.1f} MB), which assembles into {args.out.name}")
     print(f"{args.out} ({record['bytes'] / 2**20:.1f} MB, sha256 {record['sha256'][:16]}...), in {record['seconds']} s")
     for name, f in figures["heldout"].items():
-        print(f"  held-out, {name}: mAP {f['mAP']:.2f}%, exact class set {f['exact_set']:.2f}% "
-              f"({f['examples']} examples)")
+        if "mAP" in f:
+            print(f"  held-out, {name}: mAP {f['mAP']:.2f}%, exact class set {f['exact_set']:.2f}% "
+                  f"({f['examples']} examples)" + (f", place accuracy {f['place_accuracy']:.2f}%"
+                                                   if "place_accuracy" in f else ""))
+        else:
+            print(f"  held-out, {name}: image -> caption top-1 {f['caption_retrieval_top1']:.2f}%, zero-shot "
+                  f"instrument in view top-1 {f['zero_shot_instrument_top1']:.2f}% ({f['scenes']} scenes)")
     print(f"record: {B.record_path(args.out)}")
     return 0
 

@@ -22,13 +22,23 @@ from .files import Report, default_seconds, flip_record, is_frame_folder, report
 from .inputs import load_frames
 from .metadata import COMPARED, check_metadata, feature_metadata
 from .network import Runner, network_jobs, run_network
-from .tome import TokenMerging, merge_layers, token_counts
+from .tome import TokenMerging, merge_layers, token_counts, working_r
 from .vit import DEFAULT_MODEL, build_vit, frame_spec
 
 DEFAULT_OUT = "./data/feats/ToMe_feat/tome14"
 RELEASE_R = 25  # tokens merged per block by the release's extractor
 # besides the settings every feature folder compares: the network and how its tokens are merged
 TOKEN_COMPARED = (*COMPARED, "model_name", "architecture", "merging")
+
+
+def merge_r(tokens_in: int, keep: int, depth: int, layers: int | None, class_token: bool = True) -> int:
+    """The ``r`` of a run that names none: the release's where it leaves ``keep`` tokens (or where
+    --layers is given), else the smallest that does in the ViT's blocks (a shallow stand-in ViT:
+    197 tokens to 14 in 4 blocks takes r >= 92)."""
+    if layers is not None:
+        return RELEASE_R
+    working = working_r(tokens_in, keep, depth, class_token)
+    return RELEASE_R if RELEASE_R in working or not working else working[0]
 
 
 def merge_plan(tokens_in: int, keep: int, r: int, depth: int, layers: int | None, class_token: bool = True) -> int:
@@ -51,12 +61,13 @@ def merge_plan(tokens_in: int, keep: int, r: int, depth: int, layers: int | None
 
 @user_errors
 @one_writer
-def extract_tokens(video_path: Path, out_dir: Path, seconds: int, frames: int, tokens: int = 14, r: int = RELEASE_R,
+def extract_tokens(video_path: Path, out_dir: Path, seconds: int, frames: int, tokens: int = 14, r: int | None = None,
                    layers: int | None = None, model_name: str = DEFAULT_MODEL, weights: str | None = None,
                    seed: int = 0, device: str | None = None, bf16: bool = False, jpeg_quality: int | None = None,
                    prefetch: int = 2, overwrite: bool = False, batch_rows: int = 64, float16: bool = False,
                    shard: tuple[int, int] | None = None, flips: Sequence[str] = ()) -> Report:
-    """[frames, tokens, width] per video at the seconds ``token_seconds(seconds, frames)``."""
+    """[frames, tokens, width] per video at the seconds ``token_seconds(seconds, frames)``; ``r`` None
+    is merge_r's choice."""
     try:
         chosen = token_seconds(seconds, frames)
     except ValueError as e:
@@ -68,6 +79,8 @@ def extract_tokens(video_path: Path, out_dir: Path, seconds: int, frames: int, t
                          f"for a seeded random init") from None
     class_token = vit.cls_token is not None
     tokens_in = vit.patch_embed.num_patches + int(class_token)
+    if r is None:
+        r = merge_r(tokens_in, tokens, len(vit.blocks), layers, class_token)
     n_layers = merge_plan(tokens_in, tokens, r, len(vit.blocks), layers, class_token)
     schedule = [r] * n_layers
     frames_mode = is_frame_folder(video_path)
@@ -123,9 +136,10 @@ def tokens_main(doc: str, argv: Sequence[str] | None = None) -> int:
                    help="F, frames per video, at the seconds avqa.tspm.model.token_seconds(T, F): "
                         "linspace(0, T - 2, F) truncated, in time order (default: 10, or T for shorter clips)")
     p.add_argument("--tokens", type=at_least(1), default=14, help="tokens left per frame after merging (default: 14)")
-    p.add_argument("--r", type=at_least(1), default=RELEASE_R,
+    p.add_argument("--r", type=at_least(1), default=None,
                    help=f"tokens merged in each merging block, capped at half the tokens (default: {RELEASE_R}, the "
-                        f"release's)")
+                        f"release's; for a ViT too shallow to leave --tokens with it, such as the synthetic-world "
+                        f"stand-in, the smallest r that does; recorded)")
     p.add_argument("--layers", type=at_least(0), default=None,
                    help="blocks that merge (the first ones); default: the fewest that leave exactly --tokens "
                         "(23 of ViT-L/16@384's 24 with --r 25 and --tokens 14); a value that leaves another "

@@ -34,12 +34,6 @@ def token_counts(tokens: int, schedule: Sequence[int], class_token: bool = True)
     return counts
 
 
-def smallest_r(tokens: int, keep: int, depth: int, class_token: bool = True) -> int | None:
-    """The fewest tokens merged per block that leave exactly ``keep`` of ``tokens`` within ``depth`` blocks
-    (None: no r does)."""
-    return next((q for q in range(1, tokens) if keep in token_counts(tokens, [q] * depth, class_token)), None)
-
-
 def merge_layers(tokens: int, keep: int, r: int, depth: int, class_token: bool = True) -> int:
     """The number of leading blocks that merge ``r`` tokens each so that exactly ``keep`` of ``tokens``
     remain: the fewest that get there, the later blocks merge none.
@@ -51,10 +45,15 @@ def merge_layers(tokens: int, keep: int, r: int, depth: int, class_token: bool =
         return counts.index(keep) + 1
     if keep == tokens:
         return 0
-    working = smallest_r(tokens, keep, depth, class_token)
-    hint = f"; r = {working} does" if working else "; no r does"
+    working = working_r(tokens, keep, depth, class_token)
+    hint = f"; r = {working[0]} does" if working else "; no r does"
     raise ValueError(f"merging r = {r} tokens per block never leaves exactly {keep} of {tokens} tokens in "
                      f"{depth} blocks (it leaves {counts[-1] if counts else tokens} after all){hint}")
+
+
+def working_r(tokens: int, keep: int, depth: int, class_token: bool = True) -> list[int]:
+    """Every ``r`` with which some number of the ``depth`` blocks leaves exactly ``keep`` of ``tokens``."""
+    return [q for q in range(1, tokens) if keep in token_counts(tokens, [q] * depth, class_token)]
 
 
 def bipartite_soft_matching(metric: torch.Tensor, r: int, class_token: bool = True) -> Callable[[torch.Tensor], torch.Tensor]:

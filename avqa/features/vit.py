@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Callable
 
 import torch
 import torchvision.transforms.functional as TF
@@ -136,6 +137,17 @@ def build_vit(model_name: str = DEFAULT_MODEL, weights: str | Path | None = None
     return model.eval(), info
 
 
+def frame_resize(side: int) -> Callable[[Image.Image], Image.Image]:
+    """The release's resize of a PIL frame for a ViT of input ``side``: bicubic resize of the shorter
+    side to int(256 / 224 * side), centre crop ``side``."""
+    resized = int(256 / 224 * side)
+
+    def resize(img: Image.Image) -> Image.Image:
+        return TF.center_crop(TF.resize(img, resized, interpolation=TF.InterpolationMode.BICUBIC), side)
+
+    return resize
+
+
 def frame_spec(vit: nn.Module, out_shape: tuple[int, ...], description: str) -> Backbone:
     """The frames' preprocessing for ``vit``, as the release's extractor does it: bicubic resize of the
     shorter side to int(256 / 224 * S), centre crop S, the model's mean and std (its timm config)."""
@@ -143,10 +155,6 @@ def frame_spec(vit: nn.Module, out_shape: tuple[int, ...], description: str) -> 
     cfg = getattr(vit, "pretrained_cfg", None) or {}
     mean, std = tuple(cfg.get("mean", (0.5, 0.5, 0.5))), tuple(cfg.get("std", (0.5, 0.5, 0.5)))
     resized = int(256 / 224 * side)
-
-    def resize(img: Image.Image) -> Image.Image:
-        return TF.center_crop(TF.resize(img, resized, interpolation=TF.InterpolationMode.BICUBIC), side)
-
-    return Backbone("tome", description, lambda: vit, resize, mean, std, out_shape,
+    return Backbone("tome", description, lambda: vit, frame_resize(side), mean, std, out_shape,
                     f"PIL bicubic resize of the shorter side to {resized}, centre crop {side}", side,
                     channels_last=False)

@@ -55,21 +55,6 @@ def _weights_id(path: Path) -> str | None:
     return sha256(path) if path.is_file() else None
 
 
-def merge_r(weights: Path, keep: int = TOKENS) -> int:
-    """The fewest tokens per block that leave exactly ``keep`` in the token ViT of ``weights``: the release's
-    r = 25 where its 24 blocks get there, more for a shallower stand-in (r = 92 for 4 blocks of 197 tokens)."""
-    from ..features.tokens import RELEASE_R
-    from ..features.tome import merge_layers, smallest_r
-    from ..features.vit import read_state_dict, shape_config
-    arch = shape_config(read_state_dict(weights), weights)
-    tokens = (arch["img_size"] // arch["patch_size"]) ** 2 + int(arch["class_token"])
-    try:
-        merge_layers(tokens, keep, RELEASE_R, arch["depth"], arch["class_token"])
-        return RELEASE_R
-    except ValueError:
-        return smallest_r(tokens, keep, arch["depth"], arch["class_token"])
-
-
 def train_in_child(cfg: TSPMConfig) -> int:
     """Train in a fresh process whose OpenMP threads sleep when they wait (OMP_WAIT_POLICY=PASSIVE, unless
     set): TSPM's step is thousands of small operations, and on a shared machine a thread spinning at
@@ -137,7 +122,7 @@ class TSPMStages:
         from ..job import _report
         weights = self._weights(STANDIN_VIT, MAKE["vit"])
         _report(extract_tokens(self.data / "videos", self.dirs["visual_patch_dir"], self.seconds, self.frames, TOKENS,
-                               merge_r(STANDIN_VIT), weights=weights, device=self.job.args.device))
+                               weights=weights, device=self.job.args.device))
 
     def config(self, **settings) -> TSPMConfig:
         """TSPM's settings on this set: its feature folders, the recipe, the widths of the files."""
