@@ -63,7 +63,9 @@ def run(*args: str, cwd: Path = ROOT, check: bool = True, env: dict | None = Non
 
 def run_here(*args: str | Path, check: bool = True) -> subprocess.CompletedProcess:
     """``run`` in this process (no new Python and PyTorch start-up): for command lines refused while
-    parsed, ``--help`` and other quick ones. A script path or ``-m module``; SystemExit gives the status."""
+    parsed or while their inputs are checked, ``--help``, test mode and reruns of a finished command,
+    where the test is not about a process of its own (a kill, a lock, shards). A script path or
+    ``-m module``, run from the current folder; SystemExit gives the status."""
     module = args[0] == "-m"
     target, rest = (args[1], args[2:]) if module else (str(ROOT / args[0]), args[1:])
     out, err, code = io.StringIO(), io.StringIO(), 0
@@ -109,6 +111,28 @@ def tiny_features(tiny_set: Path) -> Path:
         "--save_dir", str(d / "feats" / "vggish"))
     run("feat_script/extract_visual_feat_14x14/extract_14x14_feat.py", "--video_path", str(d / "videos"),
         "--output_dir", str(d / "feats" / "res18_14x14"))
+    return d
+
+
+SYNTHETIC_RES18 = ROOT / "feat_script" / "weights" / "resnet18_synthetic.pth"
+
+
+@e2e_fixture(scope="session")
+def synthetic_vggish(tmp_path_factory) -> Path:
+    """The synthetic world's VGGish, assembled once from its shipped layer (the command is tested in test_pretrain)."""
+    from avqa.features.pretrain import BUNDLED_VGGISH, assemble_vggish
+    out = tmp_path_factory.mktemp("synthetic_vggish") / "vggish_synthetic.pth"
+    assemble_vggish(BUNDLED_VGGISH, out)
+    return out
+
+
+def extract_taught(d: Path, vggish: Path) -> Path:
+    """Sound, VGGish and 14x14 features of the set in ``d`` from the backbones taught the synthetic world."""
+    run("feat_script/extract_audio_cues/extract_audio.py", "--video_dir", str(d / "videos"), "--audio_dir", str(d / "audio"))
+    run("feat_script/extract_audio_feat/audio_feature_extractor.py", "--audio_dir", str(d / "audio"),
+        "--save_dir", str(d / "feats" / "vggish"), "--checkpoint", str(vggish))
+    run("feat_script/extract_visual_feat_14x14/extract_14x14_feat.py", "--video_path", str(d / "videos"),
+        "--output_dir", str(d / "feats" / "res18_14x14"), "--weights", str(SYNTHETIC_RES18))
     return d
 
 

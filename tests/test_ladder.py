@@ -13,7 +13,7 @@ from avqa.models import AVST, LADDER
 from avqa.evaluate import TABLE_ROWS, score_table
 from avqa.ladder import main, parse_args
 from avqa.tspm.standin import FOLDERS, make_standins
-from conftest import e2e_fixture, run
+from conftest import e2e_fixture, run, run_here
 
 RUNGS = list(LADDER)
 
@@ -80,7 +80,7 @@ def test_a_finished_ladder_is_skipped(ladder):
     out, args, _, _ = ladder
     before = {r: _sha(out / r / f"{r}.pt") for r in RUNGS}
     t0 = time.time()
-    again = run(*args)
+    again = run_here(*args)
     assert time.time() - t0 < 60
     for rung in RUNGS:
         assert f"[{LADDER[rung][0]} {rung}] complete, skipped" in again.stdout
@@ -95,7 +95,7 @@ def test_a_lost_report_or_an_interrupted_rung_resumes_without_training_again(lad
     (out / "aq_test.json").unlink()
     stamp = out / "stamps" / "avq_tg.json"
     stamp.write_text(json.dumps(dict(json.loads(stamp.read_text()), complete=False)))
-    again = run(*args)
+    again = run_here(*args)
     assert "== A+Q aq (its test report is missing or not of its checkpoint: resuming) ==" in again.stdout
     assert "== +TG avq_tg (interrupted last time: resuming) ==" in again.stdout
     assert again.stdout.count("complete, skipped") == 4
@@ -107,7 +107,7 @@ def test_a_lost_report_or_an_interrupted_rung_resumes_without_training_again(lad
 
 def test_one_rung_asked_for_keeps_every_finished_rungs_row(ladder):
     out, args, _, _ = ladder
-    again = run(*args, "--rungs", "aq")
+    again = run_here(*args, "--rungs", "aq")
     assert again.stdout.count("complete, skipped") == 1
     rows = json.loads((out / "ladder.json").read_text())["rungs"]
     assert [r["model"] for r in rows] == RUNGS
@@ -121,7 +121,7 @@ def test_feature_files_changed_in_place_retrain_the_rungs_that_read_them(ladder)
     before = _sha(out / "aq" / "aq.pt")
     for f in audio:  # other values, the same shapes and sizes
         np.save(f, np.load(f)[::-1].copy())
-    again = run(*args, "--rungs", "aq")
+    again = run_here(*args, "--rungs", "aq")
     assert (f"== A+Q aq (the files it reads changed ({len(audio)} file(s) changed since (size or modification time): "
             f"{audio[0]}") in again.stdout
     assert "epoch 1:" in again.stdout and _sha(out / "aq" / "aq.pt") != before
@@ -133,8 +133,8 @@ def test_feature_files_changed_in_place_retrain_the_rungs_that_read_them(ladder)
 def test_a_changed_recipe_trains_the_rung_again(ladder):
     out, args, _, _ = ladder
     before = _sha(out / "vq" / "vq.pt")
-    again = run(*args[:args.index("--epochs")], "--epochs", "1", "--lr", "1e-3", "--batch-size", "16",
-                *args[args.index("--pretrained_grounding"):], "--rungs", "vq")
+    again = run_here(*args[:args.index("--epochs")], "--epochs", "1", "--lr", "1e-3", "--batch-size", "16",
+                     *args[args.index("--pretrained_grounding"):], "--rungs", "vq")
     assert "== V+Q vq (its recipe changed: training it again) ==" in again.stdout
     assert "epoch 1:" in again.stdout and _sha(out / "vq" / "vq.pt") != before
     assert torch.load(out / "vq" / "vq.pt", weights_only=True)["args"]["lr"] == 1e-3
@@ -208,7 +208,7 @@ def test_tspm_rungs_are_trained_tested_and_reported_without_a_paper_column(tspm_
 def test_tspm_rungs_finished_are_skipped(tspm_ladder):
     out, args, _ = tspm_ladder
     before = {r: _sha(out / r / f"{r}.pt") for r in ("tspm", "no_temp_selection")}
-    again = run(*args)
+    again = run_here(*args)
     for line in ("[TSPM tspm] complete, skipped", "[w/o TS no_temp_selection] complete, skipped"):
         assert line in again.stdout
     assert "epoch 1:" not in again.stdout

@@ -9,9 +9,7 @@ from avqa.annotations import INSTRUMENTS
 from avqa.features import backbones as B
 from avqa.features.pretrain import frame_example, heldout_figures, mean_average_precision, sound_examples
 from avqa.utils import sha256
-from conftest import ROOT, e2e_fixture, run, run_here
-
-BUNDLED = ROOT / "feat_script" / "weights" / "resnet18_synthetic.pth"
+from conftest import SYNTHETIC_RES18, e2e_fixture, extract_taught, run, run_here
 
 
 def test_mean_average_precision_on_hand_made_scores():
@@ -35,14 +33,14 @@ def test_corpus_examples_are_seeded_and_labelled_from_the_scene():
 
 
 def test_bundled_resnet_matches_its_record_and_loads_as_the_official_file():
-    record = json.loads(B.record_path(BUNDLED).read_text())
-    assert sha256(BUNDLED) == record["sha256"], "the bundled weights differ from their record"
-    assert BUNDLED.stat().st_size < 25 * 2**20
-    state = torch.load(BUNDLED, weights_only=True)
+    record = json.loads(B.record_path(SYNTHETIC_RES18).read_text())
+    assert sha256(SYNTHETIC_RES18) == record["sha256"], "the bundled weights differ from their record"
+    assert SYNTHETIC_RES18.stat().st_size < 25 * 2**20
+    state = torch.load(SYNTHETIC_RES18, weights_only=True)
     # torchvision's ResNet-18 state_dict (without its classifier): the official file's names and shapes
     official = {k: v.shape for k, v in B.ResNet18Features(pooled=True).net.state_dict().items() if not k.startswith("fc.")}
     assert {k: v.shape for k, v in state.items()} == official
-    model, info = B.build("res18_14x14", BUNDLED)
+    model, info = B.build("res18_14x14", SYNTHETIC_RES18)
     assert info["init"] == "pretrained" and info["trained_on"].startswith("synthetic world")
     assert record["heldout"]["trained (its own head)"]["mAP"] > record["heldout"]["seeded random init (linear probe)"]["mAP"] + 20
 
@@ -57,7 +55,7 @@ def test_bundled_resnet_tells_the_classes_apart_where_the_random_init_does_not()
     disjoint = np.array([[a @ b == 0 for b in classes] for a in classes])
     assert shared.any() and disjoint.any()
     margins = {}
-    for name, weights in (("trained", BUNDLED), ("random", None)):
+    for name, weights in (("trained", SYNTHETIC_RES18), ("random", None)):
         f = torch.nn.functional.normalize(B.build("res18", weights, 0)[0](x), dim=1)
         sim = (f @ f.T).numpy()
         margins[name] = sim[shared].mean() - sim[disjoint].mean()
@@ -117,26 +115,20 @@ def test_pretrain_refuses_bad_flags(argv):
 
 
 @e2e_fixture(scope="module")
-def small_world(tmp_path_factory):
-    """120 small clips of 10 s, with features from backbones taught the synthetic world (VGGish made here, small)."""
+def small_world(tmp_path_factory, synthetic_vggish):
+    """120 small clips of 10 s, with features from the backbones taught the synthetic world (the bundled
+    ResNet-18 and the shipped VGGish; training a VGGish is tested above)."""
     d = tmp_path_factory.mktemp("small_world")
     run("-m", "avqa.synthetic", "--out", str(d), "--num_clips", "120", "--width", "160", "--height", "120", "--fps", "8",
         "--sample_rate", "16000", "--questions_per_clip", "3", "--split", "0.7,0.1,0.2", "--seed", "5")
-    weights = d / "weights" / "vggish_synthetic.pth"
-    run("-m", "avqa.features.pretrain", "vggish", "--out", str(weights), "--size", "150", "--heldout", "4")
-    run("feat_script/extract_audio_cues/extract_audio.py", "--video_dir", str(d / "videos"), "--audio_dir", str(d / "audio"))
-    run("feat_script/extract_audio_feat/audio_feature_extractor.py", "--audio_dir", str(d / "audio"),
-        "--save_dir", str(d / "feats" / "vggish"), "--checkpoint", str(weights))
-    run("feat_script/extract_visual_feat_14x14/extract_14x14_feat.py", "--video_path", str(d / "videos"),
-        "--output_dir", str(d / "feats" / "res18_14x14"), "--weights", str(BUNDLED))
-    return d
+    return extract_taught(d, synthetic_vggish)
 
 
 def test_grounding_learns_the_match_on_features_of_the_synthetic_backbones(small_world, tmp_path):
     """On seeded random features this stays at ln 2 and 50%; on features of the taught backbones it learns."""
     from conftest import GRD, data_flags
     flags = [*data_flags(small_world), "--model_save_dir", str(tmp_path), "--tensorboard_dir", ""]
-    run(GRD, *flags, "--epochs", "15", "--batch-size", "16", "--lr", "1e-3", "--lr_step", "15")
+    run(GRD, *flags, "--epochs", "8", "--batch-size", "16", "--lr", "1e-3", "--lr_step", "8")
     history = torch.load(tmp_path / "main_grounding_gen_last.pt", weights_only=True)["history"]
     assert history[0]["epoch"] == 0 and 35 <= history[0]["val_accuracy"] <= 65  # untrained: chance
     assert min(h["loss"] for h in history[1:6]) < 0.62  # leaves ln 2 = 0.693 within 5 epochs

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from avqa.data import VISUAL_SHAPE, FeatureError, FeatureStore, used_seconds
-from conftest import AVST, GRD, ROOT, e2e_fixture, run
+from conftest import AVST, GRD, ROOT, e2e_fixture, run, run_here
 
 X14 = "feat_script/extract_visual_feat_14x14/extract_14x14_feat.py"
 VGG = "feat_script/extract_audio_feat/audio_feature_extractor.py"
@@ -58,8 +58,9 @@ def test_training_reads_used_second_files_and_refuses_other_segments(tiny_featur
     run(GRD, *flags, "--model_save_dir", str(tmp_path / "g"))
     run(AVST, *flags, "--segments", "2", "--model_save_dir", str(tmp_path / "a"), "--pretrained_grounding",
         str(tmp_path / "g" / "main_grounding_gen_best.pt"))
-    run(AVST, *flags, "--segments", "2", "--mode", "test", "--model_save_dir", str(tmp_path / "a"))
-    proc = run(AVST, *flags, "--model_save_dir", str(tmp_path / "b"), "--pretrained_grounding", "none", check=False)
+    run_here(AVST, *flags, "--segments", "2", "--mode", "test", "--model_save_dir", str(tmp_path / "a"))
+    proc = run_here(AVST, *flags, "--model_save_dir", str(tmp_path / "b"), "--pretrained_grounding", "none",
+                    check=False)
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
     assert "holds only seconds" in proc.stderr and "reads second(s) [10, 14, 16, 18]" in proc.stderr
     assert "--used_seconds --segments 10" in proc.stderr

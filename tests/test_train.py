@@ -34,8 +34,8 @@ def test_test_mode_reports_every_type_in_order_with_any_batch_size(trained, tiny
     tables = []
     for bs in ("1", "7"):
         res = trained / f"test_{bs}.json"
-        out = run(AVST, *d, "--mode", "test", "--model_save_dir", str(trained / "avst"), "--eval_batch_size", bs,
-                  "--results", str(res)).stdout
+        out = run_here(AVST, *d, "--mode", "test", "--model_save_dir", str(trained / "avst"), "--eval_batch_size",
+                       bs, "--results", str(res)).stdout
         names = [line[2:20].strip() for line in out.splitlines() if line.startswith("  ") and "questions)" in line]
         assert names == ["Audio Counting", "Audio Comparative", "Audio Avg", "Visual Counting", "Visual Location",
                          "Visual Avg", "AV Existential", "AV Location", "AV Counting", "AV Comparative",
@@ -52,7 +52,7 @@ def test_test_mode_reports_every_type_in_order_with_any_batch_size(trained, tiny
 
 
 def test_grounding_test_mode(trained, tiny_features):
-    out = run(GRD, *data_flags(tiny_features), "--mode", "test", "--model_save_dir", str(trained / "grd")).stdout
+    out = run_here(GRD, *data_flags(tiny_features), "--mode", "test", "--model_save_dir", str(trained / "grd")).stdout
     assert "match accuracy on" in out
 
 
@@ -61,8 +61,8 @@ def test_baseline_trains_and_tests(tiny_features, tmp_path):
     d = data_flags(tiny_features)
     run(BASE, *d, "--model", "AVQA_Fusion_Net", "--model_save_dir", str(tmp_path), "--checkpoint", "m", "--epochs",
         "1", "--tensorboard_dir", "")
-    out = run(BASE, *d, "--model", "AVQA_Fusion_Net", "--model_save_dir", str(tmp_path), "--checkpoint", "m",
-              "--mode", "test").stdout
+    out = run_here(BASE, *d, "--model", "AVQA_Fusion_Net", "--model_save_dir", str(tmp_path), "--checkpoint", "m",
+                   "--mode", "test").stdout
     assert "Overall" in out
 
 
@@ -97,8 +97,8 @@ def _copy_set(tiny_features, tmp_path):
 
 def _expect_refusal(d, tmp_path, *extra, words=()):
     save = tmp_path / "save"
-    proc = run(AVST, *data_flags(d), "--model_save_dir", str(save), "--epochs", "1", "--pretrained_grounding", "none",
-               "--tensorboard_dir", "", *extra, check=False)
+    proc = run_here(AVST, *data_flags(d), "--model_save_dir", str(save), "--epochs", "1", "--pretrained_grounding",
+                    "none", "--tensorboard_dir", "", *extra, check=False)
     assert proc.returncode != 0
     for w in words:
         assert w in proc.stderr, proc.stderr[-2000:]
@@ -145,13 +145,13 @@ def test_words_and_answers_outside_the_vocabulary_are_named(tiny_features, tmp_p
 def test_checkpoint_of_another_model_or_vocabulary_is_refused(trained, tiny_features, tmp_path):
     d = data_flags(tiny_features)
     shutil.copy(trained / "grd" / "main_grounding_gen_best.pt", tmp_path / "avst.pt")
-    proc = run(AVST, *d, "--mode", "test", "--model_save_dir", str(tmp_path), check=False)
+    proc = run_here(AVST, *d, "--mode", "test", "--model_save_dir", str(tmp_path), check=False)
     assert proc.returncode != 0 and "holds a 'grounding' model, not 'avst'" in proc.stderr
     other_train = tmp_path / "train.json"
     rows = json.loads((tiny_features / "json" / "avqa-train.json").read_text())
     other_train.write_text(json.dumps(rows[::-1]))  # same words, another order: another vocabulary
-    proc = run(AVST, *d, "--label_train", str(other_train), "--mode", "test", "--model_save_dir",
-               str(trained / "avst"), "--results", str(tmp_path / "r.json"), check=False)
+    proc = run_here(AVST, *d, "--label_train", str(other_train), "--mode", "test", "--model_save_dir",
+                    str(trained / "avst"), "--results", str(tmp_path / "r.json"), check=False)
     assert proc.returncode != 0 and "another question vocabulary" in proc.stderr
 
 

@@ -16,7 +16,7 @@ from avqa.annotations import Vocab, load_annotations
 from avqa.evaluate import read_predictions
 from avqa.tspm.run import FAMILY, build_parser, parse
 from avqa.tspm.standin import FOLDERS, make_standins
-from conftest import AVST, REAL, ROOT, e2e_fixture, needs_real, run
+from conftest import AVST, REAL, e2e_fixture, extract_taught, needs_real, run, run_here
 
 TRAIN, TEST = "net_tspm/main_train.py", "net_tspm/main_test.py"
 RECIPE = ["--epochs", "6", "--lr", "1e-3", "--batch-size", "32", "--seed", "1"]
@@ -36,18 +36,11 @@ def tspm_flags(d: Path, feats: Path) -> list[str]:
 
 
 @e2e_fixture(scope="module")
-def qa_set(tmp_path_factory) -> Path:
+def qa_set(tmp_path_factory, synthetic_vggish) -> Path:
     """A small synthetic set with features from the bundled synthetic-world ResNet-18 and VGGish."""
     d = tmp_path_factory.mktemp("tspm_set") / "data"
     run("-m", "avqa.synthetic", "--out", str(d), *QA_SET)
-    run("-m", "avqa.features.pretrain", "vggish", "--assemble", "--out", str(d / "weights" / "vggish.pth"))
-    run("feat_script/extract_audio_cues/extract_audio.py", "--video_dir", str(d / "videos"), "--audio_dir", str(d / "audio"))
-    run("feat_script/extract_audio_feat/audio_feature_extractor.py", "--audio_dir", str(d / "audio"),
-        "--save_dir", str(d / "feats" / "vggish"), "--checkpoint", str(d / "weights" / "vggish.pth"))
-    run("feat_script/extract_visual_feat_14x14/extract_14x14_feat.py", "--video_path", str(d / "videos"),
-        "--output_dir", str(d / "feats" / "res18_14x14"), "--weights", str(ROOT / "feat_script" / "weights" /
-                                                                           "resnet18_synthetic.pth"))
-    return d
+    return extract_taught(d, synthetic_vggish)
 
 
 @e2e_fixture(scope="module")
@@ -85,7 +78,7 @@ def test_tspm_learns_and_beats_question_only(qa_set, trained_tspm, tmp_path):
           "--model", "question_only", "--model_save_dir", str(tmp_path), "--checkpoint", "qo",
           "--audio_dir", str(d / "feats" / "vggish"), "--video_res14x14_dir", str(d / "feats" / "res18_14x14")]
     run(AVST, *qo, *RECIPE)
-    run(AVST, *qo, "--mode", "test")
+    run_here(AVST, *qo, "--mode", "test")
     question_only = json.loads((tmp_path / "qo_avqa-test.json").read_text())["table"]["Overall"]["accuracy"]
     print(f"TSPM loss by epoch {losses}; test accuracy TSPM {tspm:.2f} vs question-only {question_only:.2f}")
     assert losses[-1] < 0.8 * losses[0]
@@ -149,7 +142,8 @@ def test_bad_inputs_stop_with_one_sentence_and_nothing_written(case, qa_set, sta
         extra, named = ["--top_k", "5"], "--top_k 5"
     flags = [*tspm_flags(qa_set, feats), *extra]  # a later --top_k wins
     before = _listing(models, results)
-    proc = run(script, *flags, *RECIPE, "--model_save_dir", str(models), "--result_dir", str(results), check=False)
+    proc = run_here(script, *flags, *RECIPE, "--model_save_dir", str(models), "--result_dir", str(results),
+                    check=False)
     message = proc.stderr.strip()
     print(f"{case}: exit {proc.returncode}: {message}")
     assert proc.returncode == 1 and str(named) in message and "Traceback" not in message

@@ -155,7 +155,8 @@ def test_grounding_and_avst_train_and_test_on_v2_ids(v2_features, tmp_path):
     run(AVST, *flags, "--model_save_dir", str(tmp_path / "avst"), "--epochs", "1", "--batch-size", "16",
         "--pretrained_grounding", str(tmp_path / "grd" / "main_grounding_gen_best.pt"))
     results = tmp_path / "test.json"
-    out = run(AVST, *flags, "--mode", "test", "--model_save_dir", str(tmp_path / "avst"), "--results", str(results)).stdout
+    out = run_here(AVST, *flags, "--mode", "test", "--model_save_dir", str(tmp_path / "avst"), "--results",
+                   str(results)).stdout
     assert "Overall" in out
     rows = json.loads((d / "json" / "avqa-test.json").read_text())
     preds = json.loads(results.read_text())["predictions"]
