@@ -5,7 +5,8 @@ merging), in the published size with seeded random weights (speed does not depen
 in the synthetic-world stand-in's size read from the shipped file (feat_script/weights/):
 
 - FLOPs per frame (per sentence for text), counted by torch.utils.flop_counter, a multiply-add = 2;
-- frames per second here, float32 and bfloat16, best of --repeats timed calls on a batch;
+- frames per second here, float32 and bfloat16 (weights and inputs, as the extractors' --bf16), best of
+  --repeats timed calls on a batch;
 - the share of this CPU's roofline that reaches: the roofline is the best rate of a large square
   matrix product in the same dtype on the same threads, measured in this run (the networks are
   matrix products; attention and the MLP of a ViT sit well above the memory-bound knee);
@@ -59,17 +60,23 @@ def roofline(dtype: torch.dtype, n: int = 2048, repeats: int = 5) -> float:
 
 
 def counted_flops(net: torch.nn.Module, x: torch.Tensor) -> float:
-    """FLOPs of one item, attention computed as plain matrix products so the counter sees it."""
+    """FLOPs of one item. With autograd on and attention in plain matrix products: the fused kernels
+    (nn.MultiheadAttention's inference path, the CPU's flash attention) are invisible to the counter."""
     from torch.nn.attention import SDPBackend, sdpa_kernel
-    with FlopCounterMode(display=False) as counter, torch.no_grad(), sdpa_kernel(SDPBackend.MATH):
+    with FlopCounterMode(display=False) as counter, torch.enable_grad(), sdpa_kernel(SDPBackend.MATH):
         net(x)
     return counter.get_total_flops()
 
 
 class Text(torch.nn.Module):
+    """CLIP's text tower as a module of its own (encode_text of token ids)."""
+
     def __init__(self, clip: torch.nn.Module):
         super().__init__()
         self.clip = clip
+
+    def parameters_of_tower(self) -> int:
+        return sum(q.numel() for q in self.clip.parameters()) - sum(q.numel() for q in self.clip.visual.parameters())
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         return self.clip.encode_text(tokens)
@@ -118,11 +125,14 @@ def main() -> int:
     for label, net, batch_of, real_items in networks(args.skip_published):
         batch = args.batch if "stand-in" in label else args.published_batch
         flops = counted_flops(net, batch_of(1))
-        print(f"{label}: {sum(q.numel() for q in net.parameters()) / 1e6:.1f} M parameters, "
+        params = net.parameters_of_tower() if isinstance(net, Text) else sum(q.numel() for q in net.parameters())
+        print(f"{label}: {params / 1e6:.1f} M parameters, "
               f"{flops / 1e9:.3f} GFLOPs per item", flush=True)
-        for name, dtype in DTYPES.items():
+        for name, dtype in DTYPES.items():  # as the extractors' --bf16 runs: weights and inputs in bfloat16
+            net = net.to(dtype)
             x = batch_of(batch)
-            with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype is torch.bfloat16):
+            x = x.to(dtype) if x.is_floating_point() else x  # token ids stay integers
+            with torch.inference_mode():
                 rate = best_rate(lambda: net(x), batch, args.repeats)
             achieved = rate * flops / 1e9
             line = (f"  {name:8s} {rate:9.2f} items/s, {achieved:6.1f} GFLOP/s = {100 * achieved / peaks[name]:4.1f}% "
