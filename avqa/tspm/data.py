@@ -50,15 +50,17 @@ def _sentence(flag: str, folder: Path, what: str, problems: list[str], fix: str)
             + (f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else ""))
 
 
-def width_mismatch(flag: str, folder: str | Path, first: str, ndim: int, width: int, width_flag: str) -> None:
-    """SystemExit when the folder's first file ``<first>.npy`` has ``ndim`` dimensions but its last one is not
-    ``width``: features of another extractor, read with the published width (its own width is the fix)."""
+def width_mismatch(flag: str, folder: str | Path, first: str, ndims: tuple[int, ...], width: int,
+                   width_flag: str) -> None:
+    """SystemExit when the folder's first file ``<first>.npy`` has one of the ranks ``ndims`` but its last
+    dimension is not ``width``: features of another extractor, read with the published width (its own width
+    is the fix)."""
     path = Path(folder) / f"{first}.npy"
     try:
         shape = read_npy_header(path).shape
     except (ValueError, OSError, EOFError):
         return  # missing or unreadable: the full check names it
-    if len(shape) == ndim and shape[-1] != width:
+    if len(shape) in ndims and shape[-1] != width:
         raise SystemExit(f"{flag} {folder}: {path} holds features of width {shape[-1]}, but the model is built for "
                          f"{width_flag} {width}: pass {width_flag} {shape[-1]} (to test, the width it was trained with)")
 
@@ -72,8 +74,7 @@ def load_text_features(folder: str | Path, samples: Sequence[dict], flag: str, f
     folder = Path(folder)
     keys = list(dict.fromkeys(question_key(s) for s in samples))
     if keys:
-        width_mismatch(flag, folder, keys[0], 2, dim, "--text_dim")
-        width_mismatch(flag, folder, keys[0], 1, dim, "--text_dim")
+        width_mismatch(flag, folder, keys[0], (1, 2), dim, "--text_dim")
     vectors = torch.empty((len(keys), dim))
     problems = []
     for row, key in enumerate(keys):
@@ -158,8 +159,8 @@ def open_inputs(cfg, samples: Sequence[dict]) -> TSPMInputs:
               "--visual_feat_dir": FeatureStore(cfg.visual_feat_dir, (cfg.visual_dim,)),
               "--visual_patch_dir": FeatureStore(cfg.visual_patch_dir, (TOKEN_SHAPE[0], cfg.token_dim))}
     if videos:
-        width_mismatch("--visual_feat_dir", cfg.visual_feat_dir, videos[0], 2, cfg.visual_dim, "--visual_dim")
-        width_mismatch("--visual_patch_dir", cfg.visual_patch_dir, videos[0], 3, cfg.token_dim, "--token_dim")
+        width_mismatch("--visual_feat_dir", cfg.visual_feat_dir, videos[0], (2,), cfg.visual_dim, "--visual_dim")
+        width_mismatch("--visual_patch_dir", cfg.visual_patch_dir, videos[0], (3,), cfg.token_dim, "--token_dim")
     lengths = {}
     for flag, store in stores.items():
         try:
