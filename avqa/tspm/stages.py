@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Sequence
 
 from .. import checkpoint, recipes
 from ..features.files import valid_npy
+from ..features.pretrain import DEFAULT_OUT
 from ..recipes import DEMO, TINY
 from ..utils import metadata_path, sha256
 from .run import TSPMConfig
@@ -26,11 +27,10 @@ if TYPE_CHECKING:
     from ..job import MainJob, Stage
 
 REPO = Path(__file__).resolve().parents[2]
-WEIGHTS = REPO / "feat_script" / "weights"
-# the synthetic-world stand-ins the features are extracted with, and the command that makes each
-STANDIN_CLIP = WEIGHTS / "clip_synthetic.pt"
-STANDIN_VIT = WEIGHTS / "vit_tokens_synthetic.safetensors"
-MAKE = {"clip": "python -m avqa.features.pretrain clip", "vit": "python -m avqa.features.pretrain vit"}
+# the synthetic-world stand-ins the features are extracted with (where avqa.features.pretrain writes them),
+# and the command that makes each
+STANDIN_CLIP, STANDIN_VIT = REPO / DEFAULT_OUT["clip"], REPO / DEFAULT_OUT["vit"]
+MAKE = {name: f"python -m avqa.features.pretrain {name}" for name in ("clip", "vit")}
 TOKENS = 14          # tokens per frame after merging, as the release's extractor leaves
 MAX_TOKEN_FRAMES = 10  # the release's --sample_frames
 
