@@ -191,11 +191,13 @@ class Pipeline:
                   f"instrument sounds (share of kept seconds in which it sounds;\nuntrained: the same model and seed, "
                   f"no training; random: k seconds drawn at random, expected):")
             print(format_selection(extra["tspm_selection"]["table"]))
-        print(f"\nstages, on {describe_machine()}:")
+        precision = "bfloat16" if self.args.bf16 else "float32"
+        print(f"\nstages, on {describe_machine()} (VGGish and 14x14 features in {precision}):")
         for r in self.report:
             print(f"  {r['stage']:<20} {r['status']:<20} {r['seconds']:>7.1f} s   {', '.join(r['outputs'])}")
         print(f"  {'total':<20} {'':<20} {total:>7.1f} s")
-        atomic_write_text(o / "summary.json", json.dumps({"machine": describe_machine(), "stages": self.report,
+        atomic_write_text(o / "summary.json", json.dumps({"machine": describe_machine(), "feature_precision": precision,
+                                                          "stages": self.report,
                                                           "seconds": round(total, 1), "tables": tables, **extra},
                                                          indent=1))
         print(f"\nsummary: {o / 'summary.json'}; TensorBoard: tensorboard --logdir {o / 'runs'}")
@@ -212,10 +214,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0, help="seed of the synthetic set")
     p.add_argument("--sheets", type=int, default=6, help="attention sheets to write")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
-    p.add_argument("--bf16", action="store_true",
-                   help="compute the VGGish and 14x14 features in bfloat16 (CPUs with bfloat16 instructions, and "
-                        "GPUs): faster extraction, slightly other features and so other figures than the float32 "
-                        "ones the docs and the bundled checkpoint report")
+    p.add_argument("--precision", choices=("auto", "float32", "bfloat16"), default="auto",
+                   help="what the VGGish and 14x14 features are computed in (trainings stay float32): auto "
+                        "(default) is bfloat16 where the device computes it natively (a CPU with AVX-512 bfloat16 "
+                        "or AMX, a GPU; about twice as fast) and float32 elsewhere; the two give slightly other "
+                        "features and figures (docs/speed.md, bfloat16)")
+    p.add_argument("--bf16", dest="precision", action="store_const", const="bfloat16",
+                   help="the same as --precision bfloat16")
     p.add_argument("--tspm", action="store_true",
                    help="afterwards, TSPM on the same set (docs/tspm.md, On the embedded default): its CLIP frame, "
                         "question and QA-prompt features and ToMe tokens from the synthetic-world stand-ins in "
@@ -227,13 +232,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.bundle and (args.tiny or args.num_clips):
         p.error("--bundle ships the checkpoint of the default set only")
-    if args.bf16:
-        from .machine import native_bf16
-        from .utils import pick_device
-        device = pick_device(args.device)
-        if not native_bf16(device):
-            p.error(f"--bf16: this {device} has no bfloat16 instructions (it would be emulated, slower than float32); "
-                    f"leave --bf16 out")
+    from .machine import native_bf16
+    from .utils import pick_device
+    native = native_bf16(pick_device(args.device))
+    if args.precision == "bfloat16" and not native:
+        p.error(f"--precision bfloat16: this {pick_device(args.device)} has no bfloat16 instructions (it would be "
+                f"emulated, slower than float32); use --precision float32 or auto")
+    args.bf16 = args.precision == "bfloat16" or (args.precision == "auto" and native)
     with run_lock(args.data, "pipeline"), run_lock(args.out, "pipeline"):
         code = Pipeline(args).run()
         if code == 0 and args.bundle:

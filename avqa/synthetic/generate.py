@@ -47,7 +47,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seconds", type=int, default=10,
                    help="clip length in seconds; 60 matches the real data (default: 10)")
     p.add_argument("--seed", type=int, default=0, help="random seed; same seed and flags give the same set")
-    p.add_argument("--fps", type=float, default=25.0, help="video frame rate (default: 25)")
+    p.add_argument("--fps", type=float, default=10.0,
+                   help="video frame rate (default: 10; the features read one frame per second, and encoding "
+                        "fewer frames makes the set faster)")
     p.add_argument("--width", type=int, default=320, help="frame width in pixels (default: 320)")
     p.add_argument("--height", type=int, default=240, help="frame height in pixels (default: 240)")
     p.add_argument("--sample_rate", type=int, default=22050, help="audio sample rate in Hz (default: 22050)")
