@@ -32,7 +32,7 @@ from .questions import ask, balance
 from .render import render_clip
 from .scene import MAX_POSITIONS, Scene, sample_scene, swap_sound_tracks
 
-GENERATOR_VERSION = 4  # 3: composed clips carry the 'va' prefix; 4: x264 without mbtree (same bytes every run)
+GENERATOR_VERSION = 5  # 3: composed clips carry the 'va' prefix; 4: x264 without mbtree (same bytes every run); 5: fast AAC coder
 SPLITS = ("train", "val", "test")
 FIRST_VIDEO_ID = 90000001  # 8 digits, far from the real dataset's ids
 
