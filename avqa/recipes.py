@@ -15,7 +15,7 @@ ORIGINAL = {
                       model="AVQA_AVatt_Grounding"),
 }
 # the synthetic demo (see docs/usage.md)
-DEMO = {"grounding": ["--epochs", "20", "--lr", "1e-3", "--lr_step", "20", "--batch-size", "16"],
+DEMO = {"grounding": ["--epochs", "30", "--lr", "1e-3", "--lr_step", "30", "--batch-size", "16"],
         "avst": ["--epochs", "5", "--lr", "5e-4", "--lr_step", "4", "--batch-size", "32"],
         # AVST's demo recipe run 12 epochs (decay after 9): on the stand-in CLIP and ViT features TSPM's loss
         # still falls at epoch 8 (1.15), and 12 epochs reach a better validation accuracy (48.50 against

@@ -55,8 +55,10 @@ def test_every_stage_runs_and_leaves_valid_outputs(pipeline):
     for name in ("vggish", "res18_14x14"):
         meta = json.loads((d / "feats" / f"{name}.json").read_text())
         assert meta["init"] == "pretrained" and meta["trained_on"].startswith("synthetic world")
-    for name in ("vggish", "res18_14x14"):  # float32 unless --bf16 is given
-        assert json.loads((d / "feats" / f"{name}.json").read_text())["precision"] == "float32"
+    from avqa.machine import native_bf16
+    for name in ("vggish", "res18_14x14"):  # --precision auto: bfloat16 where this CPU computes it natively
+        expected = "bfloat16" if native_bf16("cpu") else "float32"
+        assert json.loads((d / "feats" / f"{name}.json").read_text())["precision"] == expected
     assert "avqa-train.json:" in first.stdout and "per template:" in first.stdout  # the set's statistics
 
 
@@ -151,8 +153,9 @@ def test_the_bundle_is_tested_only_on_the_set_it_was_trained_on(tmp_path, capsys
 
 
 def test_bf16_computes_the_features_in_bfloat16_and_their_stamps_say_so(tmp_path, monkeypatch, capsys):
-    """--bf16 extracts both feature kinds in bfloat16 and their stamps record it, so adding or leaving
-    it out redoes them (and, through them, the stages after); a CPU without bfloat16 instructions refuses it."""
+    """Features in bfloat16 are recorded in both extraction stages' stamps, so switching precision redoes
+    them (and, through them, the stages after); --precision auto picks bfloat16 where the CPU has it, and
+    a CPU without bfloat16 instructions refuses it when asked for."""
     import argparse
     from avqa import job as job_module, machine, pipeline
     extracted = []
@@ -169,8 +172,20 @@ def test_bf16_computes_the_features_in_bfloat16_and_their_stamps_say_so(tmp_path
         stages["vggish"].run()
         stages["res18_14x14"].run()
         assert extracted[-2:] == [("vggish", bf16), ("res18_14x14", bf16)]
-    monkeypatch.setattr(machine, "native_bf16", lambda device: False)
-    with pytest.raises(SystemExit) as e:
-        pipeline.main(["--bf16", "--device", "cpu", "--data", str(tmp_path / "d"), "--out", str(tmp_path / "o")])
-    assert e.value.code == 2 and "--bf16: this cpu has no bfloat16 instructions" in capsys.readouterr().err
-    assert not (tmp_path / "d").exists()
+    # --precision auto is bfloat16 exactly where the device computes it natively; bfloat16 asked for where
+    # it would be emulated is refused, before anything is written
+    seen = []
+    monkeypatch.setattr(pipeline, "Pipeline", lambda args: seen.append(args.bf16) or argparse.Namespace(run=lambda: 0))
+    common = ["--device", "cpu", "--data", str(tmp_path / "d"), "--out", str(tmp_path / "o")]
+    for native in (True, False):
+        monkeypatch.setattr(machine, "native_bf16", lambda device, native=native: native)
+        cases = [([], native), (["--precision", "auto"], native), (["--precision", "float32"], False)]
+        if native:
+            cases += [(["--bf16"], True), (["--precision", "bfloat16"], True)]
+        for flags, bf16 in cases:
+            assert pipeline.main([*flags, *common]) == 0 and seen[-1] is bf16, (native, flags)
+    for flags in (["--bf16"], ["--precision", "bfloat16"]):
+        with pytest.raises(SystemExit) as e:
+            pipeline.main([*flags, "--device", "cpu", "--data", str(tmp_path / "d2"), "--out", str(tmp_path / "o2")])
+        assert e.value.code == 2 and "--precision bfloat16: this cpu has no bfloat16 instructions" in capsys.readouterr().err
+    assert not (tmp_path / "d2").exists()
