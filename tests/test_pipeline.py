@@ -31,7 +31,11 @@ def test_every_stage_runs_and_leaves_valid_outputs(pipeline):
     summary = json.loads((root / "out" / "summary.json").read_text())
     assert [s["stage"] for s in summary["stages"]] == STAGES
     assert all(s["status"] == "ran" for s in summary["stages"])
-    assert summary["machine"] == describe_machine() and f"on {describe_machine()}:" in first.stdout  # names the CPU
+    from avqa.machine import native_bf16
+    precision = "bfloat16" if native_bf16("cpu") else "float32"  # --precision auto
+    # the summary names the CPU and the precision of the features
+    assert summary["machine"] == describe_machine() and summary["feature_precision"] == precision
+    assert f"on {describe_machine()} (VGGish and 14x14 features in {precision}):" in first.stdout
     d, o = root / "data", root / "out"
     videos = sorted(p.stem for p in (d / "videos").glob("*.mp4"))
     assert len(videos) == 16
@@ -55,10 +59,8 @@ def test_every_stage_runs_and_leaves_valid_outputs(pipeline):
     for name in ("vggish", "res18_14x14"):
         meta = json.loads((d / "feats" / f"{name}.json").read_text())
         assert meta["init"] == "pretrained" and meta["trained_on"].startswith("synthetic world")
-    from avqa.machine import native_bf16
-    for name in ("vggish", "res18_14x14"):  # --precision auto: bfloat16 where this CPU computes it natively
-        expected = "bfloat16" if native_bf16("cpu") else "float32"
-        assert json.loads((d / "feats" / f"{name}.json").read_text())["precision"] == expected
+    for name in ("vggish", "res18_14x14"):
+        assert json.loads((d / "feats" / f"{name}.json").read_text())["precision"].startswith(precision)
     assert "avqa-train.json:" in first.stdout and "per template:" in first.stdout  # the set's statistics
 
 
