@@ -1,4 +1,4 @@
-"""What `python -m avqa.pipeline --bf16` gains, part by part: VGGish and ResNet-18 14x14 extraction,
+"""What bfloat16 gains in the main job (`python -m avqa.pipeline --precision`), part by part: VGGish and ResNet-18 14x14 extraction,
 one grounding and one AVST training step (the main job's batch sizes), in float32 and in bfloat16
 (the features' bfloat16 weights; autocast for training), on random inputs of the real shapes.
 
@@ -73,7 +73,7 @@ def main() -> int:
     a = p.parse_args()
     print(f"machine: {describe_machine()}", flush=True)  # every timing names its machine
     if not native_bf16("cpu"):
-        print("this CPU has no bfloat16 instructions: --bf16 is refused here, nothing to measure")
+        print("this CPU has no bfloat16 instructions: the main job computes in float32 here, nothing to measure")
         return 0
     print(f"{'part':<38}{'float32 /s':>12}{'/CPU-s':>9}{'bfloat16 /s':>13}{'/CPU-s':>9}{'speed-up':>10}")
     for what, (items, make) in parts().items():
