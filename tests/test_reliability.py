@@ -17,9 +17,14 @@ VGG = "feat_script/extract_audio_feat/audio_feature_extractor.py"
 AUDIO = "feat_script/extract_audio_cues/extract_audio.py"
 
 
-def _train(d, save, *extra, check=True):
-    return run(AVST, *data_flags(d), "--model_save_dir", str(save), "--pretrained_grounding", "none",
+def _train(d, save, *extra, check=True, how=run):
+    return how(AVST, *data_flags(d), "--model_save_dir", str(save), "--pretrained_grounding", "none",
                "--tensorboard_dir", "", "--batch-size", "16", *extra, check=check)
+
+
+def _refused(d, save, *extra):
+    """The train command expected to stop at its checks: in this process, as it needs none of its own."""
+    return _train(d, save, *extra, check=False, how=run_here)
 
 
 def _sentence(proc, *words):
@@ -47,11 +52,11 @@ def test_resume_refuses_other_inputs_and_leaves_the_run_intact(one_run, tiny_fea
     rows = json.loads((tiny_features / "json" / "avqa-train.json").read_text())
     shuffled = tmp_path / "train.json"
     shuffled.write_text(json.dumps(rows[::-1]))  # the same questions in another order
-    proc = _train(tiny_features, save, "--epochs", "3", "--resume", "--label_train", str(shuffled), check=False)
+    proc = _refused(tiny_features, save, "--epochs", "3", "--resume", "--label_train", str(shuffled))
     _sentence(proc, "cannot resume", "--label_train", "vocabularies", "--overwrite")
-    proc = _train(tiny_features, save, "--epochs", "3", "--resume", "--lr", "1e-3", check=False)
+    proc = _refused(tiny_features, save, "--epochs", "3", "--resume", "--lr", "1e-3")
     _sentence(proc, "cannot resume", "--lr (0.0001 then, 0.001 now)")
-    proc = _train(tiny_features, save, "--epochs", "3", "--resume", "--model", "question_only", check=False)
+    proc = _refused(tiny_features, save, "--epochs", "3", "--resume", "--model", "question_only")
     _sentence(proc, "the model ('avst' then, 'question_only' now)")
     assert _bytes(save) == before
     # the same inputs resume
@@ -68,7 +73,7 @@ def test_resume_refuses_feature_files_changed_in_place(tiny_features, tmp_path):
     before = _bytes(save)
     changed = sorted((feats / "vggish").glob("*.npy"))[0]
     np.save(changed, np.load(changed)[::-1].copy())  # other values, the same shape and size
-    proc = _train(tiny_features, save, "--epochs", "2", "--resume", *flags, check=False)
+    proc = _refused(tiny_features, save, "--epochs", "2", "--resume", *flags)
     _sentence(proc, "cannot resume", f"the feature files (1 file(s) changed since (size or modification time): "
                                      f"{changed})", "--overwrite")
     assert _bytes(save) == before
@@ -80,7 +85,7 @@ def test_a_damaged_last_checkpoint_is_named_and_the_best_is_kept(one_run, tiny_f
     best = (save / "avst.pt").read_bytes()
     last = save / "avst_last.pt"
     last.write_bytes(last.read_bytes()[: last.stat().st_size // 3])
-    proc = _train(tiny_features, save, "--epochs", "3", "--resume", check=False)
+    proc = _refused(tiny_features, save, "--epochs", "3", "--resume")
     _sentence(proc, "cannot resume", str(last), "damaged", "avst.pt is kept", "--overwrite")
     assert (save / "avst.pt").read_bytes() == best
 
@@ -92,7 +97,7 @@ def test_training_never_writes_over_a_checkpoint_it_did_not_make(one_run, tiny_f
     shutil.copy(ROOT / "net_grd_avst" / "avst_models" / "avst.pt", bundled / "avst.pt")
     shutil.copy(ROOT / "net_grd_avst" / "avst_models" / "avst_recorded.json", bundled / "avst_recorded.json")
     before = _bytes(bundled)
-    proc = _train(tiny_features, bundled, "--epochs", "1", check=False)
+    proc = _refused(tiny_features, bundled, "--epochs", "1")
     _sentence(proc, "is the bundled checkpoint", "--checkpoint NAME", "--overwrite")
     assert _bytes(bundled) == before
     # another run's checkpoint, with or without --resume (its _last.pt is gone: nothing to continue)
@@ -101,7 +106,7 @@ def test_training_never_writes_over_a_checkpoint_it_did_not_make(one_run, tiny_f
     (other / "avst_last.pt").unlink()
     before = _bytes(other)
     for extra in ([], ["--resume", "--lr", "1e-3"]):
-        proc = _train(tiny_features, other, "--epochs", "1", *extra, check=False)
+        proc = _refused(tiny_features, other, "--epochs", "1", *extra)
         _sentence(proc, "of another run", "--overwrite")
     assert _bytes(other) == before
     # --overwrite replaces it, and says so
@@ -139,7 +144,7 @@ def test_degenerate_flags_are_refused_when_parsed(script, flags, words, tmp_path
     assert proc.returncode == 2 and words in proc.stderr and "Traceback" not in proc.stderr
 
 
-def test_bad_files_and_folders_are_one_sentence(trained, tiny_features, tmp_path):
+def test_bad_files_and_folders_are_one_sentence(trained, tiny_features, tmp_path, monkeypatch):
     d = data_flags(tiny_features)
     not_ckpt = tmp_path / "weights.pt"
     not_ckpt.write_text('{"not": "a checkpoint"}')
@@ -148,25 +153,27 @@ def test_bad_files_and_folders_are_one_sentence(trained, tiny_features, tmp_path
     empty = tmp_path / "empty.json"
     empty.write_text("[]")
     cases = [
-        (_train(tiny_features, tmp_path / "s1", "--pretrained_grounding", str(not_ckpt), "--epochs", "1", check=False),
+        (_refused(tiny_features, tmp_path / "s1", "--pretrained_grounding", str(not_ckpt), "--epochs", "1"),
          ["--pretrained_grounding", str(not_ckpt), "cannot be read"]),
-        (run(X14, "--video_path", str(tiny_features / "videos"), "--output_dir", str(tmp_path / "f1"),
-             "--weights", str(not_ckpt), check=False), ["--weights", str(not_ckpt), "cannot be read"]),
-        (run(VGG, "--audio_dir", str(tiny_features / "audio"), "--save_dir", str(tmp_path / "f2"),
-             "--checkpoint", str(tmp_path / "absent.pth"), check=False), ["--checkpoint", "absent.pth", "not found"]),
-        (_train(tiny_features, a_file / "sub", "--epochs", "1", check=False), ["--model_save_dir", "not a folder"]),
-        (run(AVST, *d, "--model_save_dir", str(tmp_path / "s2"), "--epochs", "1", "--pretrained_grounding", "none",
-             "--tensorboard_dir", str(a_file / "tb"), check=False), ["--tensorboard_dir", "not a folder"]),
-        (run(GRD, *d, "--mode", "test", "--model_save_dir", str(trained / "grd"), "--results",
-             str(a_file / "r.json"), check=False), ["--results", "cannot write there"]),
-        (run(VGG, "--audio_dir", str(tiny_features / "audio"), "--save_dir", str(a_file / "x"), check=False),
+        (run_here(X14, "--video_path", str(tiny_features / "videos"), "--output_dir", str(tmp_path / "f1"),
+                  "--weights", str(not_ckpt), check=False), ["--weights", str(not_ckpt), "cannot be read"]),
+        (run_here(VGG, "--audio_dir", str(tiny_features / "audio"), "--save_dir", str(tmp_path / "f2"),
+                  "--checkpoint", str(tmp_path / "absent.pth"), check=False),
+         ["--checkpoint", "absent.pth", "not found"]),
+        (_refused(tiny_features, a_file / "sub", "--epochs", "1"), ["--model_save_dir", "not a folder"]),
+        (run_here(AVST, *d, "--model_save_dir", str(tmp_path / "s2"), "--epochs", "1", "--pretrained_grounding",
+                  "none", "--tensorboard_dir", str(a_file / "tb"), check=False), ["--tensorboard_dir", "not a folder"]),
+        (run_here(GRD, *d, "--mode", "test", "--model_save_dir", str(trained / "grd"), "--results",
+                  str(a_file / "r.json"), check=False), ["--results", "cannot write there"]),
+        (run_here(VGG, "--audio_dir", str(tiny_features / "audio"), "--save_dir", str(a_file / "x"), check=False),
          [str(a_file / "x"), "not a folder"]),
-        (_train(tiny_features, tmp_path / "s3", "--label_val", str(empty), "--epochs", "1", check=False),
+        (_refused(tiny_features, tmp_path / "s3", "--label_val", str(empty), "--epochs", "1"),
          [str(empty), "holds no questions"]),
-        # run from another folder: the default paths are relative to it, and the message says so
-        (run(str(ROOT / AVST), "--mode", "test", cwd=tmp_path, check=False),
-         ["data/json/avqa-train.json", f"relative paths are read from the current folder, {tmp_path}"]),
     ]
+    with monkeypatch.context() as m:
+        m.chdir(tmp_path)  # run from another folder: the default paths are relative to it, and the message says so
+        cases.append((run_here(str(ROOT / AVST), "--mode", "test", check=False),
+                      ["data/json/avqa-train.json", f"relative paths are read from the current folder, {tmp_path}"]))
     for proc, words in cases:
         _sentence(proc, *words)
     assert not (tmp_path / "s1").exists() or not list((tmp_path / "s1").glob("*.pt"))
@@ -179,15 +186,15 @@ def test_nonfinite_predictions_are_counted_and_flagged(trained, tiny_features, t
         np.save(p, np.full((4, 128), np.nan, np.float32))
     d = data_flags(tiny_features, feats)
     res = tmp_path / "r.json"
-    proc = run(AVST, *d, "--mode", "test", "--model_save_dir", str(trained / "avst"), "--no_feature_check",
-               "--results", str(res))
+    proc = run_here(AVST, *d, "--mode", "test", "--model_save_dir", str(trained / "avst"), "--no_feature_check",
+                    "--results", str(res))
     n = len(json.loads((tiny_features / "json" / "avqa-test.json").read_text()))
     assert f"WARNING: {n} of {n} predictions come from non-finite scores" in proc.stderr
     report = json.loads(res.read_text())
     assert report["nonfinite_predictions"] == n and not any(p["scores_finite"] for p in report["predictions"])
     # and without the opt-out, the NaN files stop the run before any prediction
-    _sentence(run(AVST, *d, "--mode", "test", "--model_save_dir", str(trained / "avst"), "--results",
-                  str(tmp_path / "r2.json"), check=False), "NaN")
+    _sentence(run_here(AVST, *d, "--mode", "test", "--model_save_dir", str(trained / "avst"), "--results",
+                       str(tmp_path / "r2.json"), check=False), "NaN")
 
 
 def _faststart_clip(path, seconds=6):
@@ -207,12 +214,13 @@ def test_truncated_video_is_told_from_a_short_one_and_named_once(tmp_path):
     (videos / "cut.mp4").write_bytes(data[: len(data) * 2 // 5])
     _faststart_clip(videos / "short.mp4", seconds=2)
     (videos / "empty.mp4").write_bytes(b"")
-    proc = run(X14, "--video_path", str(videos), "--output_dir", str(tmp_path / "v14"), "--seconds", "6", check=False)
+    proc = run_here(X14, "--video_path", str(videos), "--output_dir", str(tmp_path / "v14"), "--seconds", "6",
+                    check=False)
     assert "cut.mp4: truncated or damaged: it declares 6.0 s of video but only" in proc.stderr
     assert "short.mp4: 2.0 s long, the last second is repeated" in proc.stderr
     assert "truncated" not in next(line for line in proc.stderr.splitlines() if "short.mp4" in line).split("short.mp4")[1]
     failed = next(line for line in proc.stderr.splitlines() if "empty.mp4" in line)
     assert failed.count("empty.mp4") == 1, failed
-    proc = run(AUDIO, "--video_dir", str(videos), "--audio_dir", str(tmp_path / "audio"), check=False)
+    proc = run_here(AUDIO, "--video_dir", str(videos), "--audio_dir", str(tmp_path / "audio"), check=False)
     assert "cut.mp4: truncated or damaged: it declares 6.0 s of sound" in proc.stderr
     assert "short.mp4" not in proc.stderr  # its sound is as long as it says
