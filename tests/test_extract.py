@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from avqa.media import read_sampled_frames, write_wav
-from conftest import ROOT, run
+from conftest import ROOT, run_here
 
 X14 = "feat_script/extract_visual_feat_14x14/extract_14x14_feat.py"
 VGG = "feat_script/extract_audio_feat/audio_feature_extractor.py"
@@ -34,8 +34,8 @@ def test_features_have_spec_shapes_and_metadata(tiny_features):
 def test_rerun_skips_complete_outputs(tiny_features):
     meta = tiny_features / "feats" / "res18_14x14.json"
     before = (meta.read_bytes(), meta.stat().st_mtime_ns)
-    out = run(X14, "--video_path", str(tiny_features / "videos"),
-              "--output_dir", str(tiny_features / "feats" / "res18_14x14")).stdout
+    out = run_here(X14, "--video_path", str(tiny_features / "videos"),
+                   "--output_dir", str(tiny_features / "feats" / "res18_14x14")).stdout
     assert "0 written, 14 already complete" in out
     # nothing to do, nothing touched: a rewritten metadata file would make every training that read
     # the folder refuse --resume ("other settings")
@@ -46,11 +46,12 @@ def test_other_settings_are_not_mixed_into_a_folder(tiny_features, tmp_path):
     folder = tmp_path / "res18_14x14"
     shutil.copytree(tiny_features / "feats" / "res18_14x14", folder)
     shutil.copy(tiny_features / "feats" / "res18_14x14.json", tmp_path / "res18_14x14.json")
-    proc = run(X14, "--video_path", str(tiny_features / "videos"), "--output_dir", str(folder), "--seed", "9",
-               check=False)
+    proc = run_here(X14, "--video_path", str(tiny_features / "videos"), "--output_dir", str(folder), "--seed", "9",
+                    check=False)
     assert proc.returncode != 0 and "other settings" in proc.stderr and "--overwrite" in proc.stderr
     before = np.load(next(folder.glob("*.npy")))
-    run(X14, "--video_path", str(tiny_features / "videos"), "--output_dir", str(folder), "--seed", "9", "--overwrite")
+    run_here(X14, "--video_path", str(tiny_features / "videos"), "--output_dir", str(folder), "--seed", "9",
+             "--overwrite")
     after = np.load(next(folder.glob("*.npy")))
     assert not np.allclose(before, after)
     assert json.loads((tmp_path / "res18_14x14.json").read_text())["init"] == "random, seed 9"
@@ -70,7 +71,7 @@ def test_killed_run_resumes_to_complete_valid_outputs(tiny_features, tmp_path):
     assert 0 < len(done_before) < 14, "the kill should land mid-run"
     for f in done_before:  # whatever is under a final name is complete
         assert np.load(f).shape == (4, 512, 14, 14)
-    result = run(X14, "--video_path", str(tiny_features / "videos"), "--output_dir", str(out)).stdout
+    result = run_here(X14, "--video_path", str(tiny_features / "videos"), "--output_dir", str(out)).stdout
     assert f"{len(done_before)} already complete" in result
     assert not [p for p in out.iterdir() if p.name.startswith(".")], "temporary files were left behind"
     for ref in (tiny_features / "feats" / "res18_14x14").glob("*.npy"):
@@ -104,8 +105,8 @@ def messy_folder(tiny_set, tmp_path):
 
 @pytest.mark.e2e
 def test_bad_videos_get_a_message_each_and_the_run_goes_on(messy_folder, tmp_path):
-    proc = run("feat_script/extract_audio_cues/extract_audio.py", "--video_dir", str(messy_folder),
-               "--audio_dir", str(tmp_path / "audio"), check=False)
+    proc = run_here("feat_script/extract_audio_cues/extract_audio.py", "--video_dir", str(messy_folder),
+                    "--audio_dir", str(tmp_path / "audio"), check=False)
     assert proc.returncode == 1
     for name in ("truncated.mp4", "empty.mp4", "notes.txt", "silent.mp4"):
         assert f"FAILED {messy_folder / name}" in proc.stderr
@@ -113,8 +114,8 @@ def test_bad_videos_get_a_message_each_and_the_run_goes_on(messy_folder, tmp_pat
     assert "1 written" in proc.stdout and "4 failed" in proc.stdout
     assert (tmp_path / "audio" / "good.wav").exists()
 
-    proc = run(X14, "--video_path", str(messy_folder), "--output_dir", str(tmp_path / "v14"), "--seconds", "4",
-               check=False)
+    proc = run_here(X14, "--video_path", str(messy_folder), "--output_dir", str(tmp_path / "v14"), "--seconds", "4",
+                    check=False)
     assert proc.returncode == 1 and "2 written" in proc.stdout and "3 failed" in proc.stdout
     assert {p.name for p in (tmp_path / "v14").glob("*.npy")} == {"good.npy", "silent.npy"}
 
@@ -128,7 +129,7 @@ def test_mono_stereo_and_short_sound(tmp_path):
     write_wav(folder / "mono.wav", tone, 16000)
     write_wav(folder / "stereo.wav", np.stack([tone, tone // 2], axis=1), 16000)
     write_wav(folder / "short.wav", np.stack([tone, tone], axis=1)[: 2 * 16000], 16000)
-    proc = run(VGG, "--audio_dir", str(folder), "--save_dir", str(tmp_path / "vggish"), "--num_secs", "4")
+    proc = run_here(VGG, "--audio_dir", str(folder), "--save_dir", str(tmp_path / "vggish"), "--num_secs", "4")
     assert "3 written" in proc.stdout and "1 warning(s)" in proc.stdout
     assert "short.wav: 2.00 s of sound for 4 s; padded with silence" in proc.stderr
     for name in ("mono", "stereo", "short"):
@@ -137,8 +138,8 @@ def test_mono_stereo_and_short_sound(tmp_path):
 
 @pytest.mark.e2e
 def test_frames_are_spec_frames_as_jpeg(tiny_set, tmp_path):
-    run("feat_script/extract_visual_frames/extract_frames_adaptive_script.py", "--dir_path",
-        str(tiny_set / "videos"), "--dst_path", str(tmp_path / "frames"))
+    run_here("feat_script/extract_visual_frames/extract_frames_adaptive_script.py", "--dir_path",
+             str(tiny_set / "videos"), "--dst_path", str(tmp_path / "frames"))
     video = sorted((tiny_set / "videos").glob("*.mp4"))[0]
     folder = tmp_path / "frames" / video.stem
     assert sorted(p.name for p in folder.iterdir()) == [f"{i:08d}.jpg" for i in range(1, 5)]
@@ -153,15 +154,16 @@ def test_frames_are_spec_frames_as_jpeg(tiny_set, tmp_path):
 @pytest.mark.parametrize("script, name", [("feat_script/extract_visual_feat/extract_rgb_feat.py", "res18"),
                                           ("feat_script/extract_visual_feat/extract_3D_feat.py", "r2plus1d_18")])
 def test_pooled_and_3d_features(tiny_set, tmp_path, script, name):
-    run(script, "--video_path", str(tiny_set / "videos"), "--output_dir", str(tmp_path / name))
+    run_here(script, "--video_path", str(tiny_set / "videos"), "--output_dir", str(tmp_path / name))
     files = list((tmp_path / name).glob("*.npy"))
     assert len(files) == 14 and all(np.load(f).shape == (4, 512) for f in files)
 
 
 def test_frame_folders_are_accepted_as_input(tiny_features, tmp_path):
-    run("feat_script/extract_visual_frames/extract_frames_adaptive_script.py", "--dir_path",
-        str(tiny_features / "videos"), "--dst_path", str(tmp_path / "frames"))
-    run(X14, "--video_path", str(tmp_path / "frames"), "--output_dir", str(tmp_path / "from_frames"), "--seconds", "4")
+    run_here("feat_script/extract_visual_frames/extract_frames_adaptive_script.py", "--dir_path",
+             str(tiny_features / "videos"), "--dst_path", str(tmp_path / "frames"))
+    run_here(X14, "--video_path", str(tmp_path / "frames"), "--output_dir", str(tmp_path / "from_frames"),
+             "--seconds", "4")
     meta = json.loads((tmp_path / "from_frames.json").read_text())
     assert meta["input"].startswith("1 fps JPEG")
     for ref in list((tiny_features / "feats" / "res18_14x14").glob("*.npy"))[:3]:
