@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from avqa.machine import describe_machine
-from conftest import ROOT, e2e_fixture, run
+from conftest import ROOT, e2e_fixture, run, run_here
 
 STAGES = ["generate", "audio", "frames", "vggish_weights", "vggish", "res18_14x14", "res18", "r2plus1d_18", "grounding",
           "test_grounding", "avst",
@@ -22,7 +22,7 @@ STAGES = ["generate", "audio", "frames", "vggish_weights", "vggish", "res18_14x1
 def pipeline(tmp_path_factory):
     root = tmp_path_factory.mktemp("pipeline")
     args = ["-m", "avqa.pipeline", "--tiny", "--data", str(root / "data"), "--out", str(root / "out")]
-    first = run(*args, timeout=900)
+    first = run(*args, timeout=900)  # a first run's output, from a process of its own; reruns go through run_here
     return root, args, first
 
 
@@ -67,7 +67,7 @@ def test_every_stage_runs_and_leaves_valid_outputs(pipeline):
 def test_second_run_skips_everything_quickly(pipeline):
     _, args, _ = pipeline
     t0 = time.time()
-    out = run(*args).stdout
+    out = run_here(*args).stdout
     assert time.time() - t0 < 60
     assert all(f"[{s}] complete, skipped" in out for s in STAGES)
 
@@ -75,11 +75,11 @@ def test_second_run_skips_everything_quickly(pipeline):
 def test_deleting_a_stage_redoes_it_and_what_follows(pipeline):
     root, args, _ = pipeline
     shutil.rmtree(root / "out" / "avst")
-    out = run(*args).stdout
+    out = run_here(*args).stdout
     redone = [s for s in STAGES if f"== {s}:" in out]
     assert redone == ["avst", "test_avst", "grounding_score", "visualise"]
     next((root / "out" / "vis" / "grounding").glob("*.png")).unlink()  # one sheet of the last stage
-    out = run(*args).stdout
+    out = run_here(*args).stdout
     assert [s for s in STAGES if f"== {s}:" in out] == ["visualise"]
 
 
@@ -118,7 +118,7 @@ def test_an_interrupted_training_stage_resumes_and_says_so(pipeline):
     stamp = o / ".stages" / "avst.json"
     stamp.write_text(json.dumps({**json.loads(stamp.read_text()), "complete": False}))  # as a kill leaves it
     best = (o / "avst" / "avst.pt").read_bytes()
-    out = run(*args).stdout
+    out = run_here(*args).stdout
     assert "== avst: AVST training, starting from the grounding model (interrupted last time: resuming) ==" in out
     assert f"resumed from {o / 'avst' / 'avst_last.pt'} after epoch 1" in out
     assert (o / "avst" / "avst.pt").read_bytes() == best
@@ -129,7 +129,7 @@ def test_a_feature_file_changed_in_place_redoes_the_stages_that_read_it(pipeline
     root, args, _ = pipeline
     changed = sorted((root / "data" / "feats" / "vggish").glob("*.npy"))[0]
     np.save(changed, np.load(changed)[::-1].copy())  # other values, the same shape and size
-    out = run(*args).stdout
+    out = run_here(*args).stdout
     assert ("== grounding: grounding pre-training (the files it reads changed (1 file(s) changed since (size or "
             f"modification time): {changed})) ==") in out
     assert [s for s in STAGES if f"== {s}:" in out] == ["grounding", "test_grounding", "avst", "test_avst",
