@@ -6,7 +6,7 @@ from PIL import Image
 
 from avqa.grounding_score import cells_in_box, next_to, score_map, peak_regions, scored_seconds, where_peak
 from avqa.visualize import sheet_size
-from conftest import run
+from conftest import run_here
 
 
 def test_cells_in_box_uses_cell_centres():
@@ -75,12 +75,12 @@ def test_a_cell_shared_by_a_playing_and_a_silent_box_is_no_hit():
 
 def test_grounding_score_command(trained, tiny_features):
     d = tiny_features
-    out = run("-m", "avqa.grounding_score", "--model", "grounding", "--checkpoint",
-              str(trained / "grd" / "main_grounding_gen_best.pt"), "--model", "avst", "--checkpoint",
-              str(trained / "avst" / "avst.pt"), "--label_train", str(d / "json" / "avqa-train.json"),
-              "--label_test", str(d / "json" / "avqa-train.json"), "--ground_truth", str(d / "ground_truth"),
-              "--audio_dir", str(d / "feats" / "vggish"), "--video_res14x14_dir", str(d / "feats" / "res18_14x14"),
-              "--out", str(trained / "score.json")).stdout
+    out = run_here("-m", "avqa.grounding_score", "--model", "grounding", "--checkpoint",
+                   str(trained / "grd" / "main_grounding_gen_best.pt"), "--model", "avst", "--checkpoint",
+                   str(trained / "avst" / "avst.pt"), "--label_train", str(d / "json" / "avqa-train.json"),
+                   "--label_test", str(d / "json" / "avqa-train.json"), "--ground_truth", str(d / "ground_truth"),
+                   "--audio_dir", str(d / "feats" / "vggish"), "--video_res14x14_dir",
+                   str(d / "feats" / "res18_14x14"), "--out", str(trained / "score.json")).stdout
     assert "pointing game" in out and "chance" in out and "sounding vs silent" in out
     scores = json.loads((trained / "score.json").read_text())["scores"]
     assert set(scores) == {"grounding", "grounding, untrained", "avst", "avst, untrained"}
@@ -98,9 +98,9 @@ def _common(d):
 
 
 def test_avst_sheets_have_the_layout_size(trained, tiny_features, tmp_path):
-    run("net_grd_avst/main_avst_vis.py", *_common(tiny_features), "--label_train",
-        str(tiny_features / "json" / "avqa-train.json"), "--model_save_dir", str(trained / "avst"),
-        "--out_dir", str(tmp_path), "--count", "3")
+    run_here("net_grd_avst/main_avst_vis.py", *_common(tiny_features), "--label_train",
+             str(tiny_features / "json" / "avqa-train.json"), "--model_save_dir", str(trained / "avst"),
+             "--out_dir", str(tmp_path), "--count", "3")
     sheets = sorted(tmp_path.glob("*.png"))
     assert len(sheets) == 3
     for p in sheets:
@@ -110,8 +110,8 @@ def test_avst_sheets_have_the_layout_size(trained, tiny_features, tmp_path):
 
 
 def test_grounding_sheets(trained, tiny_features, tmp_path):
-    run("grounding_gen/main_grd_gen_vis.py", *_common(tiny_features), "--model_save_dir", str(trained / "grd"),
-        "--out_dir", str(tmp_path), "--count", "2")
+    run_here("grounding_gen/main_grd_gen_vis.py", *_common(tiny_features), "--model_save_dir", str(trained / "grd"),
+             "--out_dir", str(tmp_path), "--count", "2")
     sheets = sorted(tmp_path.glob("*.png"))
     assert len(sheets) == 2 and Image.open(sheets[0]).size == sheet_size(4, 160, 120)
 
@@ -122,13 +122,13 @@ def test_avst_sheets_from_frame_folders_keep_repeated_question_ids_apart(trained
     labels = tmp_path / "repeated.json"
     labels.write_text(json.dumps([row, {**row, "anser": "zero" if row["anser"] != "zero" else "one"}]))
     frames = tmp_path / "frames"
-    run("feat_script/extract_visual_frames/extract_frames_adaptive_script.py", "--dir_path",
-        str(tiny_features / "videos"), "--dst_path", str(frames))
+    run_here("feat_script/extract_visual_frames/extract_frames_adaptive_script.py", "--dir_path",
+             str(tiny_features / "videos"), "--dst_path", str(frames))
     out = tmp_path / "sheets"
-    run("net_grd_avst/main_avst_vis.py", *_common(tiny_features), "--label_test", str(labels), "--frames_dir",
-        str(frames), "--videos_dir", str(tmp_path / "no_videos"), "--label_train",
-        str(tiny_features / "json" / "avqa-train.json"), "--model_save_dir", str(trained / "avst"),
-        "--out_dir", str(out), "--question_ids", str(row["question_id"]))
+    run_here("net_grd_avst/main_avst_vis.py", *_common(tiny_features), "--label_test", str(labels), "--frames_dir",
+             str(frames), "--videos_dir", str(tmp_path / "no_videos"), "--label_train",
+             str(tiny_features / "json" / "avqa-train.json"), "--model_save_dir", str(trained / "avst"),
+             "--out_dir", str(out), "--question_ids", str(row["question_id"]))
     names = sorted(p.name for p in out.glob("*.png"))
     assert names == [f"{row['video_id']}_q{row['question_id']}.png", f"{row['video_id']}_q{row['question_id']}_2.png"]
     assert Image.open(out / names[0]).size == sheet_size(4, 160, 120)
