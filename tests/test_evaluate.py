@@ -8,7 +8,7 @@ import torch
 
 from avqa.annotations import QUESTION_TYPES, fillers, question_key
 from avqa.evaluate import EvaluationError, main, read_predictions, score_table
-from conftest import REAL, ROOT, data_flags, run, run_here
+from conftest import REAL, ROOT, data_flags, run_here
 
 V2 = next((p for p in ([REAL.parent / "music_avqa_v2"] if REAL else []) + [ROOT.parent / "shared" / "data" / "music_avqa_v2"]
            if (p / "test_balance.json").is_file()), None)
@@ -167,8 +167,8 @@ def test_several_files_are_parts_of_one_set(small, tmp_path):
 
 def test_an_avst_test_report_round_trips_to_the_same_table(trained, tiny_features, tmp_path):
     report = tmp_path / "avst_test.json"
-    out = run("net_grd_avst/main_avst.py", *data_flags(tiny_features), "--mode", "test", "--model_save_dir",
-              str(trained / "avst"), "--results", str(report)).stdout
+    out = run_here("net_grd_avst/main_avst.py", *data_flags(tiny_features), "--mode", "test", "--model_save_dir",
+                   str(trained / "avst"), "--results", str(report)).stdout
     ann = tiny_features / "json" / "avqa-test.json"
     again = _evaluate(report, "--annotations", ann).stdout
     printed = [line for line in out.splitlines() if line.startswith("  ")]
@@ -191,7 +191,7 @@ def _real_files():
 @pytest.mark.skipif(not _real_files(), reason="no real annotation files here (../shared/data/music_avqa*/)")
 def test_every_real_file_validates_and_is_described():
     files = _real_files()
-    out = run("-m", "avqa.annotations", "--brief", *map(str, files)).stdout
+    out = run_here("-m", "avqa.annotations", "--brief", *map(str, files)).stdout
     assert out.count(" QA over ") == len(files)
     if V2:
         assert "1,724 questions have no question_id" in out and "YouTube ids" in out and "_flip" in out
