@@ -65,8 +65,12 @@ def run_here(*args: str | Path, check: bool = True) -> subprocess.CompletedProce
     """``run`` in this process (no new Python and PyTorch start-up): for command lines refused while
     parsed or while their inputs are checked, ``--help``, test mode and reruns of a finished command,
     where the test is not about a process of its own (a kill, a lock, shards). A script path or
-    ``-m module``, run from the current folder; SystemExit gives the status."""
+    ``-m module``, run from the current folder; SystemExit gives the status. What a script may change
+    in the process (torch's thread count and global random state, the environment) is put back, as a
+    subprocess leaves it untouched."""
+    import torch
     module = args[0] == "-m"
+    threads, rng, environ = torch.get_num_threads(), torch.random.get_rng_state(), dict(os.environ)
     target, rest = (args[1], args[2:]) if module else (str(ROOT / args[0]), args[1:])
     out, err, code = io.StringIO(), io.StringIO(), 0
     argv, sys.argv = sys.argv, [target, *map(str, rest)]
@@ -83,6 +87,10 @@ def run_here(*args: str | Path, check: bool = True) -> subprocess.CompletedProce
             err.write(e.code + "\n")  # what the interpreter prints for SystemExit("message")
     finally:
         sys.argv = argv
+        torch.set_num_threads(threads)
+        torch.random.set_rng_state(rng)
+        os.environ.clear()
+        os.environ.update(environ)
     proc = subprocess.CompletedProcess([sys.executable, *args], code, out.getvalue(), err.getvalue())
     if check and code != 0:
         raise AssertionError(f"{' '.join(map(str, args))} exited {code}\nstdout:\n{proc.stdout[-3000:]}\n"
