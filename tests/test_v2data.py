@@ -63,10 +63,11 @@ def v2_set(tiny_set, tmp_path_factory):
 @e2e_fixture(scope="module")
 def v2_features(v2_set):
     d, labels = v2_set, [str(v2_set / "json" / f"avqa-{s}.json") for s in ("train", "val", "test")]
-    run(AUDIO, "--video_dir", str(d / "videos"), "--audio_dir", str(d / "audio"))  # no _flip sound yet
-    run(VGG, "--audio_dir", str(d / "audio"), "--save_dir", str(d / "feats" / "vggish"), "--annotations", *labels)
-    run(X14, "--video_path", str(d / "videos"), "--output_dir", str(d / "feats" / "res18_14x14"),
-        "--annotations", *labels)
+    run_here(AUDIO, "--video_dir", str(d / "videos"), "--audio_dir", str(d / "audio"))  # no _flip sound yet
+    run_here(VGG, "--audio_dir", str(d / "audio"), "--save_dir", str(d / "feats" / "vggish"), "--annotations",
+             *labels)
+    run_here(X14, "--video_path", str(d / "videos"), "--output_dir", str(d / "feats" / "res18_14x14"),
+             "--annotations", *labels)
     return d
 
 
@@ -93,7 +94,8 @@ def test_vocabulary_from_a_v2_train_file(v2_set):
 def test_flipped_sound_is_the_original_sound(v2_set, tmp_path):
     out = tmp_path / "audio"
     labels = [str(v2_set / "json" / "avqa-test.json"), str(v2_set / "json" / "avqa-train.json")]
-    printed = run(AUDIO, "--video_dir", str(v2_set / "videos"), "--audio_dir", str(out), "--annotations", *labels).stdout
+    printed = run_here(AUDIO, "--video_dir", str(v2_set / "videos"), "--audio_dir", str(out), "--annotations",
+                       *labels).stdout
     assert "16 written" in printed  # 14 videos and 2 mirrored copies
     for flip in FLIPPED:
         a, b = read_wav(out / f"{flip}.wav"), read_wav(out / f"{flip[:-len('_flip')]}.wav")
@@ -105,7 +107,7 @@ def test_flipped_frames_are_the_original_frames_mirrored(v2_set, tmp_path):
     out = tmp_path / "frames"
     ids = tmp_path / "ids.txt"
     ids.write_text("\n".join(FLIPPED + ["Ab_cd-EF12g"]) + "\n")
-    run(FRAMES, "--dir_path", str(v2_set / "videos"), "--dst_path", str(out), "--annotations", str(ids))
+    run_here(FRAMES, "--dir_path", str(v2_set / "videos"), "--dst_path", str(out), "--annotations", str(ids))
     from PIL import Image
     for flip in FLIPPED:
         frames = sorted((out / flip).glob("*.jpg"))
