@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from avqa.annotations import INSTRUMENTS
-from conftest import REAL, ROOT, data_flags, needs_real, run, run_here, trained_avst_flags
+from conftest import REAL, ROOT, data_flags, needs_real, run_here, trained_avst_flags
 
 AVST = "net_grd_avst/main_avst.py"
 GRD = "grounding_gen/main_grd_gen.py"
@@ -59,8 +59,8 @@ def test_grounding_test_mode(trained, tiny_features):
 def test_baseline_trains_and_tests(tiny_features, tmp_path):
     """(Question-only through main_avst.py trains and tests in test_tspm_run.py and in the main job's test.)"""
     d = data_flags(tiny_features)
-    run(BASE, *d, "--model", "AVQA_Fusion_Net", "--model_save_dir", str(tmp_path), "--checkpoint", "m", "--epochs",
-        "1", "--tensorboard_dir", "")
+    run_here(BASE, *d, "--model", "AVQA_Fusion_Net", "--model_save_dir", str(tmp_path), "--checkpoint", "m",
+             "--epochs", "1", "--tensorboard_dir", "")
     out = run_here(BASE, *d, "--model", "AVQA_Fusion_Net", "--model_save_dir", str(tmp_path), "--checkpoint", "m",
                    "--mode", "test").stdout
     assert "Overall" in out
@@ -80,7 +80,7 @@ def test_resume_after_a_kill_gives_the_weights_of_an_unbroken_run(trained, tiny_
     assert proc.returncode == -9, "the run should be killed before it ends"
     first = torch.load(broken / "avst_last.pt", weights_only=True)["epoch"]
     assert first < 2
-    out = run(AVST, *d, "--model_save_dir", str(broken), "--resume").stdout
+    out = run_here(AVST, *d, "--model_save_dir", str(broken), "--resume").stdout
     assert "resumed from" in out and f"after epoch {first}" in out
     a = torch.load(trained / "avst" / "avst_last.pt", weights_only=True)["state_dict"]
     b = torch.load(broken / "avst_last.pt", weights_only=True)["state_dict"]
