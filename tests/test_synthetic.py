@@ -134,7 +134,7 @@ def test_answers_follow_the_ground_truth(tiny_set):
 
 def test_same_seed_same_bytes_and_frames(tmp_path, tiny_set):
     again = tmp_path / "again"
-    run("-m", "avqa.synthetic", "--out", str(again), *TINY_FLAGS)
+    run_here("-m", "avqa.synthetic", "--out", str(again), *TINY_FLAGS)
     for split in ("train", "val", "test"):
         assert (again / "json" / f"avqa-{split}.json").read_bytes() == (tiny_set / "json" / f"avqa-{split}.json").read_bytes()
     for gt in (tiny_set / "ground_truth").glob("*.json"):
@@ -204,7 +204,7 @@ def test_stock_ffmpeg_decodes_picture_and_sound(tiny_set):
 
 
 def test_rerun_with_same_flags_does_nothing(tiny_set):
-    out = run("-m", "avqa.synthetic", "--out", str(tiny_set), *TINY_FLAGS).stdout
+    out = run_here("-m", "avqa.synthetic", "--out", str(tiny_set), *TINY_FLAGS).stdout
     assert "nothing to do" in out
 
 
