@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from avqa.data import VISUAL_SHAPE, FeatureError, FeatureStore, used_seconds
-from conftest import AVST, GRD, ROOT, e2e_fixture, run, run_here
+from conftest import AVST, GRD, ROOT, e2e_fixture, run_here
 
 X14 = "feat_script/extract_visual_feat_14x14/extract_14x14_feat.py"
 VGG = "feat_script/extract_audio_feat/audio_feature_extractor.py"
@@ -20,9 +20,10 @@ T = 24  # the tiny set's 4 s clips, read as 24 s (their last second repeats): AV
 def used_feats(tiny_features, tmp_path_factory):
     """14x14 features of the used seconds alone (float16, AVST with --segments 2), and VGGish, as 24 s clips."""
     feats = tmp_path_factory.mktemp("used") / "feats"
-    run(X14, "--video_path", str(tiny_features / "videos"), "--output_dir", str(feats / "res18_14x14"), "--seconds",
-        str(T), "--used_seconds", "--segments", "2", "--float16")
-    run(VGG, "--audio_dir", str(tiny_features / "audio"), "--save_dir", str(feats / "vggish"), "--seconds", str(T))
+    run_here(X14, "--video_path", str(tiny_features / "videos"), "--output_dir", str(feats / "res18_14x14"),
+             "--seconds", str(T), "--used_seconds", "--segments", "2", "--float16")
+    run_here(VGG, "--audio_dir", str(tiny_features / "audio"), "--save_dir", str(feats / "vggish"), "--seconds",
+             str(T))
     return feats
 
 
@@ -30,7 +31,7 @@ def test_used_seconds(tiny_features, used_feats, tmp_path):
     assert used_seconds(60, 10) == [*range(10), 12, 18, 24, 30, 36, 42, 48, 54]
     assert used_seconds(T, 2) == [*range(10), 12]
     full, used = tmp_path / "full", used_feats / "res18_14x14"
-    run(X14, "--video_path", str(tiny_features / "videos"), "--output_dir", str(full), "--seconds", str(T))
+    run_here(X14, "--video_path", str(tiny_features / "videos"), "--output_dir", str(full), "--seconds", str(T))
     meta = json.loads((used_feats / "res18_14x14.json").read_text())
     assert meta["seconds_computed"] == used_seconds(T, 2) and meta["dtype"] == "float16"
     assert json.loads((tmp_path / "full.json").read_text())["seconds_computed"] == "all"
@@ -55,9 +56,9 @@ def test_training_reads_used_second_files_and_refuses_other_segments(tiny_featur
     flags = ["--audio_dir", str(feats / "vggish"), "--video_res14x14_dir", str(feats / "res18_14x14"),
              "--label_train", str(d / "json" / "avqa-train.json"), "--label_val", str(d / "json" / "avqa-val.json"),
              "--label_test", str(d / "json" / "avqa-test.json"), "--quiet", "--tensorboard_dir", "", "--epochs", "1"]
-    run(GRD, *flags, "--model_save_dir", str(tmp_path / "g"))
-    run(AVST, *flags, "--segments", "2", "--model_save_dir", str(tmp_path / "a"), "--pretrained_grounding",
-        str(tmp_path / "g" / "main_grounding_gen_best.pt"))
+    run_here(GRD, *flags, "--model_save_dir", str(tmp_path / "g"))
+    run_here(AVST, *flags, "--segments", "2", "--model_save_dir", str(tmp_path / "a"), "--pretrained_grounding",
+             str(tmp_path / "g" / "main_grounding_gen_best.pt"))
     run_here(AVST, *flags, "--segments", "2", "--mode", "test", "--model_save_dir", str(tmp_path / "a"))
     proc = run_here(AVST, *flags, "--model_save_dir", str(tmp_path / "b"), "--pretrained_grounding", "none",
                     check=False)
@@ -71,7 +72,7 @@ def test_two_shards_make_what_one_process_makes(tiny_features, tmp_path, script,
     # --batch_frames 8: VGGish batches 2 clips of 4 s together, 7 fixed groups for the shards to share
     src = ["--video_path" if script == X14 else "--audio_dir", str(tiny_features / inputs), "--batch_frames", "8"]
     out = "--output_dir" if script == X14 else "--save_dir"
-    run(script, *src, out, str(tmp_path / "one"))
+    run_here(script, *src, out, str(tmp_path / "one"))
     shards = [subprocess.Popen([sys.executable, script, *src, out, str(tmp_path / "two"), "--shard", f"{k}/2",
                                 "--threads", "1"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
               for k in range(2)]
@@ -85,7 +86,7 @@ def test_two_shards_make_what_one_process_makes(tiny_features, tmp_path, script,
     a, b = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("one", "two"))
     assert {k: v for k, v in a.items() if k != "written"} == {k: v for k, v in b.items() if k != "written"}
     # resumable like a single process: a rerun of one shard finds its share complete
-    again = run(script, *src, out, str(tmp_path / "two"), "--shard", "1/2").stdout
+    again = run_here(script, *src, out, str(tmp_path / "two"), "--shard", "1/2").stdout
     assert f"0 written, {written[1]} already complete" in again
 
 
