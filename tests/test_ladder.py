@@ -13,7 +13,7 @@ from avqa.models import AVST, LADDER
 from avqa.evaluate import TABLE_ROWS, score_table
 from avqa.ladder import main, parse_args
 from avqa.tspm.standin import FOLDERS, make_standins
-from conftest import e2e_fixture, run, run_here
+from conftest import e2e_fixture, run_here
 
 RUNGS = list(LADDER)
 
@@ -32,7 +32,7 @@ def ladder(tiny_set, tmp_path_factory):
     args = ["-m", "avqa.ladder", "--data", str(tiny_set), "--audio_dir", str(root / "feats" / "vggish"),
             "--video_res14x14_dir", str(root / "feats" / "res18_14x14"), "--out", str(root / "out"),
             "--epochs", "1", "--batch-size", "16", "--pretrained_grounding", "none", "--quiet"]
-    first = run(*args, timeout=900)
+    first = run_here(*args)
     return root / "out", args, first, tiny_set
 
 
@@ -176,7 +176,7 @@ def tspm_ladder(tiny_features, tmp_path_factory):
             *[x for flag, k in feats.items() for x in (f"--{flag}", str(root / "feats" / FOLDERS[k]))],
             "--rungs", "tspm,no_temp_selection", "--epochs", "1", "--batch-size", "16", "--top_k", "2",
             "--out", str(root / "out"), "--quiet"]
-    return root / "out", args, run(*args)
+    return root / "out", args, run_here(*args)
 
 
 @pytest.mark.e2e
