@@ -132,7 +132,7 @@ def test_grounding_learns_the_match_on_features_of_the_synthetic_backbones(small
     history = torch.load(tmp_path / "main_grounding_gen_last.pt", weights_only=True)["history"]
     assert history[0]["epoch"] == 0 and 35 <= history[0]["val_accuracy"] <= 65  # untrained: chance
     assert min(h["loss"] for h in history[1:6]) < 0.62  # leaves ln 2 = 0.693 within 5 epochs
-    run(GRD, *flags, "--mode", "test", "--results", str(tmp_path / "test.json"))
+    run_here(GRD, *flags, "--mode", "test", "--results", str(tmp_path / "test.json"))
     report = json.loads((tmp_path / "test.json").read_text())
     assert max(h["val_accuracy"] for h in history[1:]) >= 68, history
     assert report["match_accuracy"] >= 58 and report["match_accuracy"] >= report["untrained_match_accuracy"] + 8, report
