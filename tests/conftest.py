@@ -18,6 +18,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+# Every child process (a script path puts its own folder first on sys.path) imports this tree's avqa, as
+# the test process does, not an installed copy of another checkout.
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
 
 
 def _real_dir() -> Path | None:
