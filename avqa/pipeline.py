@@ -234,10 +234,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         p.error("--bundle ships the checkpoint of the default set only")
     from .machine import native_bf16
     from .utils import pick_device
-    native = native_bf16(pick_device(args.device))
+    device = pick_device(args.device)
+    native = native_bf16(device)
     if args.precision == "bfloat16" and not native:
-        p.error(f"--precision bfloat16: this {pick_device(args.device)} has no bfloat16 instructions (it would be "
-                f"emulated, slower than float32); use --precision float32 or auto")
+        p.error(f"--precision bfloat16: this {device} has no bfloat16 instructions (it would be emulated, slower "
+                f"than float32); use --precision float32 or auto")
     args.bf16 = args.precision == "bfloat16" or (args.precision == "auto" and native)
     with run_lock(args.data, "pipeline"), run_lock(args.out, "pipeline"):
         code = Pipeline(args).run()

@@ -346,8 +346,8 @@ def scene_sound(scene: Scene, sr: int) -> tuple[np.ndarray, dict[int, float]]:
 # differently from run to run given the same frames (one clip in 480 per generated set; 2-3
 # distinct files in 40 encodes of clip 90000040; none in 200 with mbtree=0).
 X264_OPTIONS = {"crf": "20", "preset": "veryfast", "threads": "1", "x264-params": "mbtree=0"}
-# FFmpeg's fast AAC coder: half the CPU of its default (twoloop) search, which was the largest part of
-# rendering a clip, for sound the extractors resample to 16 kHz anyway
+# FFmpeg's fast AAC coder: about half the CPU of its default (twoloop) search, the largest single cost of
+# a clip with that coder, for sound the extractors resample to 16 kHz anyway
 AAC_OPTIONS = {"aac_coder": "fast"}
 
 
