@@ -65,9 +65,9 @@ def run(*args: str, cwd: Path = ROOT, check: bool = True, env: dict | None = Non
 
 
 def run_here(*args: str | Path, check: bool = True) -> subprocess.CompletedProcess:
-    """``run`` in this process (no new Python and PyTorch start-up): for command lines refused while
-    parsed or while their inputs are checked, ``--help``, test mode and reruns of a finished command,
-    where the test is not about a process of its own (a kill, a lock, shards). A script path or
+    """``run`` in this process (no new Python and PyTorch start-up): for any command line whose test is
+    not about a process of its own (extractions, trainings, refusals, ``--help``, test mode, reruns);
+    ``run`` stays for kills, locks, shards, torchrun and a first run's own output. A script path or
     ``-m module``, run from the current folder; SystemExit gives the status. What a script may change
     in the process (torch's thread count and global random state, the environment) is put back, as a
     subprocess leaves it untouched."""
