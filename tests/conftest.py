@@ -109,20 +109,29 @@ TINY_FLAGS = ["--num_clips", "14", "--seconds", "4", "--seed", "3", "--questions
 def tiny_set(tmp_path_factory) -> Path:
     """14 clips of 4 s, generated once: videos, annotations and ground truth."""
     out = tmp_path_factory.mktemp("tiny") / "data"
-    run("-m", "avqa.synthetic", "--out", str(out), *TINY_FLAGS)
+    run_here("-m", "avqa.synthetic", "--out", str(out), *TINY_FLAGS)
     return out
+
+
+AUDIO = "feat_script/extract_audio_cues/extract_audio.py"
+VGG = "feat_script/extract_audio_feat/audio_feature_extractor.py"
+X14 = "feat_script/extract_visual_feat_14x14/extract_14x14_feat.py"
+
+
+def extract(d: Path, vggish: Path | None = None, res18: Path | None = None) -> Path:
+    """Sound, VGGish and 14x14 features of the set in ``d``, from the given weights or the seeded random init."""
+    run_here(AUDIO, "--video_dir", str(d / "videos"), "--audio_dir", str(d / "audio"))
+    run_here(VGG, "--audio_dir", str(d / "audio"), "--save_dir", str(d / "feats" / "vggish"),
+             *(["--checkpoint", str(vggish)] if vggish else []))
+    run_here(X14, "--video_path", str(d / "videos"), "--output_dir", str(d / "feats" / "res18_14x14"),
+             *(["--weights", str(res18)] if res18 else []))
+    return d
 
 
 @e2e_fixture(scope="session")
 def tiny_features(tiny_set: Path) -> Path:
     """The tiny set with wavs, VGGish and 14x14 features (random init), extracted once."""
-    d = tiny_set
-    run("feat_script/extract_audio_cues/extract_audio.py", "--video_dir", str(d / "videos"), "--audio_dir", str(d / "audio"))
-    run("feat_script/extract_audio_feat/audio_feature_extractor.py", "--audio_dir", str(d / "audio"),
-        "--save_dir", str(d / "feats" / "vggish"))
-    run("feat_script/extract_visual_feat_14x14/extract_14x14_feat.py", "--video_path", str(d / "videos"),
-        "--output_dir", str(d / "feats" / "res18_14x14"))
-    return d
+    return extract(tiny_set)
 
 
 SYNTHETIC_RES18 = ROOT / "feat_script" / "weights" / "resnet18_synthetic.pth"
@@ -139,12 +148,7 @@ def synthetic_vggish(tmp_path_factory) -> Path:
 
 def extract_taught(d: Path, vggish: Path) -> Path:
     """Sound, VGGish and 14x14 features of the set in ``d`` from the backbones taught the synthetic world."""
-    run("feat_script/extract_audio_cues/extract_audio.py", "--video_dir", str(d / "videos"), "--audio_dir", str(d / "audio"))
-    run("feat_script/extract_audio_feat/audio_feature_extractor.py", "--audio_dir", str(d / "audio"),
-        "--save_dir", str(d / "feats" / "vggish"), "--checkpoint", str(vggish))
-    run("feat_script/extract_visual_feat_14x14/extract_14x14_feat.py", "--video_path", str(d / "videos"),
-        "--output_dir", str(d / "feats" / "res18_14x14"), "--weights", str(SYNTHETIC_RES18))
-    return d
+    return extract(d, vggish, SYNTHETIC_RES18)
 
 
 AVST = "net_grd_avst/main_avst.py"
@@ -171,8 +175,8 @@ def trained_avst_flags(features: Path, trained: Path) -> list[str]:
 def trained(tiny_features, tmp_path_factory):
     """Grounding pre-training then AVST, 2 epochs each, with TensorBoard on. Tests read it, or work on copies."""
     out = tmp_path_factory.mktemp("trained")
-    run(GRD, *data_flags(tiny_features), *TRAINED_RECIPE, "--model_save_dir", str(out / "grd"),
-        "--tensorboard_dir", str(out / "runs"))
-    run(AVST, *trained_avst_flags(tiny_features, out), "--model_save_dir", str(out / "avst"),
-        "--tensorboard_dir", str(out / "runs"))
+    run_here(GRD, *data_flags(tiny_features), *TRAINED_RECIPE, "--model_save_dir", str(out / "grd"),
+             "--tensorboard_dir", str(out / "runs"))
+    run_here(AVST, *trained_avst_flags(tiny_features, out), "--model_save_dir", str(out / "avst"),
+             "--tensorboard_dir", str(out / "runs"))
     return out
