@@ -9,7 +9,7 @@ from avqa.annotations import INSTRUMENTS
 from avqa.features import backbones as B
 from avqa.features.pretrain import frame_example, heldout_figures, mean_average_precision, sound_examples
 from avqa.utils import sha256
-from conftest import SYNTHETIC_RES18, e2e_fixture, extract_taught, run, run_here
+from conftest import GRD, SYNTHETIC_RES18, VGG, data_flags, e2e_fixture, extract_taught, run_here
 
 
 def test_mean_average_precision_on_hand_made_scores():
@@ -66,8 +66,8 @@ def test_bundled_resnet_tells_the_classes_apart_where_the_random_init_does_not()
 def test_vggish_pretraining_writes_port_weights_that_the_extractor_records(tmp_path):
     out = tmp_path / "weights" / "vggish_synthetic.pth"
     layer = tmp_path / "bundle" / "vggish_embedding.pth"
-    text = run("-m", "avqa.features.pretrain", "vggish", "--out", str(out), "--size", "6", "--heldout", "2",
-               "--epochs", "2", "--bundle", str(layer)).stdout
+    text = run_here("-m", "avqa.features.pretrain", "vggish", "--out", str(out), "--size", "6", "--heldout", "2",
+                    "--epochs", "2", "--bundle", str(layer)).stdout
     record = json.loads(B.record_path(out).read_text())
     assert record["sha256"] == sha256(out) and "held-out" in text
     assert set(record["heldout"]) == {"trained (its own head)", "seeded random init (linear probe)"}
@@ -84,8 +84,8 @@ def test_vggish_pretraining_writes_port_weights_that_the_extractor_records(tmp_p
     from avqa.media import write_wav
     sounds = (np.random.default_rng(0).standard_normal((16000 * 2, 1)) * 3000).astype(np.int16)
     write_wav(wav_dir / "90000001.wav", sounds, 16000)
-    run("feat_script/extract_audio_feat/audio_feature_extractor.py", "--audio_dir", str(wav_dir), "--save_dir",
-        str(tmp_path / "feats" / "vggish"), "--num_secs", "2", "--checkpoint", str(out))
+    run_here(VGG, "--audio_dir", str(wav_dir), "--save_dir", str(tmp_path / "feats" / "vggish"), "--num_secs", "2",
+             "--checkpoint", str(out))
     meta = json.loads((tmp_path / "feats" / "vggish.json").read_text())
     assert meta["init"] == "pretrained" and meta["weights_sha256"] == record["sha256"]
     assert meta["trained_on"] == record["trained_on"]
@@ -119,16 +119,15 @@ def small_world(tmp_path_factory, synthetic_vggish):
     """120 small clips of 10 s, with features from the backbones taught the synthetic world (the bundled
     ResNet-18 and the shipped VGGish; training a VGGish is tested above)."""
     d = tmp_path_factory.mktemp("small_world")
-    run("-m", "avqa.synthetic", "--out", str(d), "--num_clips", "120", "--width", "160", "--height", "120", "--fps", "8",
-        "--sample_rate", "16000", "--questions_per_clip", "3", "--split", "0.7,0.1,0.2", "--seed", "5")
+    run_here("-m", "avqa.synthetic", "--out", str(d), "--num_clips", "120", "--width", "160", "--height", "120",
+             "--fps", "8", "--sample_rate", "16000", "--questions_per_clip", "3", "--split", "0.7,0.1,0.2", "--seed", "5")
     return extract_taught(d, synthetic_vggish)
 
 
 def test_grounding_learns_the_match_on_features_of_the_synthetic_backbones(small_world, tmp_path):
     """On seeded random features this stays at ln 2 and 50%; on features of the taught backbones it learns."""
-    from conftest import GRD, data_flags
     flags = [*data_flags(small_world), "--model_save_dir", str(tmp_path), "--tensorboard_dir", ""]
-    run(GRD, *flags, "--epochs", "8", "--batch-size", "16", "--lr", "1e-3", "--lr_step", "8")
+    run_here(GRD, *flags, "--epochs", "8", "--batch-size", "16", "--lr", "1e-3", "--lr_step", "8")
     history = torch.load(tmp_path / "main_grounding_gen_last.pt", weights_only=True)["history"]
     assert history[0]["epoch"] == 0 and 35 <= history[0]["val_accuracy"] <= 65  # untrained: chance
     assert min(h["loss"] for h in history[1:6]) < 0.62  # leaves ln 2 = 0.693 within 5 epochs
