@@ -16,7 +16,7 @@ from avqa.annotations import Vocab, load_annotations
 from avqa.evaluate import read_predictions
 from avqa.tspm.run import FAMILY, build_parser, parse
 from avqa.tspm.standin import FOLDERS, make_standins
-from conftest import AVST, REAL, e2e_fixture, extract_taught, needs_real, run, run_here
+from conftest import AVST, REAL, e2e_fixture, extract_taught, needs_real, run_here
 
 TRAIN, TEST = "net_tspm/main_train.py", "net_tspm/main_test.py"
 RECIPE = ["--epochs", "6", "--lr", "1e-3", "--batch-size", "32", "--seed", "1"]
@@ -39,7 +39,7 @@ def tspm_flags(d: Path, feats: Path) -> list[str]:
 def qa_set(tmp_path_factory, synthetic_vggish) -> Path:
     """A small synthetic set with features from the bundled synthetic-world ResNet-18 and VGGish."""
     d = tmp_path_factory.mktemp("tspm_set") / "data"
-    run("-m", "avqa.synthetic", "--out", str(d), *QA_SET)
+    run_here("-m", "avqa.synthetic", "--out", str(d), *QA_SET)
     return extract_taught(d, synthetic_vggish)
 
 
@@ -55,8 +55,8 @@ def trained_tspm(qa_set, standins, tmp_path_factory) -> Path:
     """TSPM trained with the stand-ins and tested once; its model folder and result folder."""
     out = tmp_path_factory.mktemp("tspm_run")
     flags = tspm_flags(qa_set, standins)
-    run(TRAIN, *flags, *RECIPE, "--model_save_dir", str(out / "models"))
-    proc = run(TEST, *flags, "--model_save_dir", str(out / "models"), "--result_dir", str(out / "results"))
+    run_here(TRAIN, *flags, *RECIPE, "--model_save_dir", str(out / "models"))
+    proc = run_here(TEST, *flags, "--model_save_dir", str(out / "models"), "--result_dir", str(out / "results"))
     (out / "test_stdout.txt").write_text(proc.stdout)
     return out
 
@@ -77,7 +77,7 @@ def test_tspm_learns_and_beats_question_only(qa_set, trained_tspm, tmp_path):
             "--label_test", str(d / "json" / "avqa-test.json"), "--quiet", "--tensorboard_dir", ""),
           "--model", "question_only", "--model_save_dir", str(tmp_path), "--checkpoint", "qo",
           "--audio_dir", str(d / "feats" / "vggish"), "--video_res14x14_dir", str(d / "feats" / "res18_14x14")]
-    run(AVST, *qo, *RECIPE)
+    run_here(AVST, *qo, *RECIPE)
     run_here(AVST, *qo, "--mode", "test")
     question_only = json.loads((tmp_path / "qo_avqa-test.json").read_text())["table"]["Overall"]["accuracy"]
     print(f"TSPM loss by epoch {losses}; test accuracy TSPM {tspm:.2f} vs question-only {question_only:.2f}")
@@ -107,8 +107,8 @@ def test_test_mode_writes_the_table_report_and_the_release_files(qa_set, standin
     release = tmp_path / "release"
     release.mkdir()
     torch.save({f"module.{k}": v for k, v in ours.items()}, release / "TSPM.pt")
-    run(TEST, *tspm_flags(qa_set, standins), "--model_save_dir", str(release), "--result_dir",
-        str(tmp_path / "results"), "--eval_batch_size", "1")
+    run_here(TEST, *tspm_flags(qa_set, standins), "--model_save_dir", str(release), "--result_dir",
+             str(tmp_path / "results"), "--eval_batch_size", "1")
     assert (tmp_path / "results" / "TSPM.result").read_text().splitlines() == lines
 
 
