@@ -12,14 +12,9 @@ from avqa.data import real_videos
 from avqa.features import backbones as B
 from avqa.features.network import Runner
 from avqa.media import read_sampled_frames, read_wav
-from conftest import e2e_fixture, run, run_here
+from conftest import AUDIO, AVST, GRD, VGG, X14, e2e_fixture, run_here
 
-AUDIO = "feat_script/extract_audio_cues/extract_audio.py"
 FRAMES = "feat_script/extract_visual_frames/extract_frames_adaptive_script.py"
-VGG = "feat_script/extract_audio_feat/audio_feature_extractor.py"
-X14 = "feat_script/extract_visual_feat_14x14/extract_14x14_feat.py"
-AVST = "net_grd_avst/main_avst.py"
-GRD = "grounding_gen/main_grd_gen.py"
 
 # 90000001-2 are train videos, 90000004 a test video, 90000006 a val video
 RENAME = {"90000001": "-1vnMOhaArA", "90000002": "Ab_cd-EF12g", "90000004": "Ab_cd-EF12g_#02",
@@ -148,14 +143,14 @@ def test_grounding_and_avst_train_and_test_on_v2_ids(v2_features, tmp_path):
     flags = ["--audio_dir", str(d / "feats" / "vggish"), "--video_res14x14_dir", str(d / "feats" / "res18_14x14"),
              "--label_train", str(d / "json" / "avqa-train.json"), "--label_val", str(d / "json" / "avqa-val.json"),
              "--label_test", str(d / "json" / "avqa-test.json"), "--quiet", "--tensorboard_dir", ""]
-    run(GRD, *flags, "--model_save_dir", str(tmp_path / "grd"), "--epochs", "1", "--batch-size", "16")
+    run_here(GRD, *flags, "--model_save_dir", str(tmp_path / "grd"), "--epochs", "1", "--batch-size", "16")
     log = (tmp_path / "grd" / "main_grounding_gen.log").read_text()
     train_rows = json.loads((d / "json" / "avqa-train.json").read_text())
     val_rows = json.loads((d / "json" / "avqa-val.json").read_text())
     assert f"grounding: {len(real_videos(train_rows))} train / {len(real_videos(val_rows))} val videos" in log
     assert "-1vnMOhaArA_flip" in real_videos(train_rows) and "zZ9_-aaaaaa" in real_videos(val_rows)
-    run(AVST, *flags, "--model_save_dir", str(tmp_path / "avst"), "--epochs", "1", "--batch-size", "16",
-        "--pretrained_grounding", str(tmp_path / "grd" / "main_grounding_gen_best.pt"))
+    run_here(AVST, *flags, "--model_save_dir", str(tmp_path / "avst"), "--epochs", "1", "--batch-size", "16",
+             "--pretrained_grounding", str(tmp_path / "grd" / "main_grounding_gen_best.pt"))
     results = tmp_path / "test.json"
     out = run_here(AVST, *flags, "--mode", "test", "--model_save_dir", str(tmp_path / "avst"), "--results",
                    str(results)).stdout
