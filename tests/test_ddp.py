@@ -14,7 +14,7 @@ from avqa.engine.loop import ddp_wrap, train_step
 from avqa.tasks.qa import FAMILIES
 from avqa.tspm.model import TSPM
 from avqa.tspm.run import FAMILY as TSPM_FAMILY
-from conftest import AVST as SCRIPT, data_flags, run
+from conftest import AVST as SCRIPT, data_flags, run, run_here
 
 
 class CPURuntime:
@@ -129,6 +129,6 @@ def test_torchrun_trains_on_two_cpu_processes(tiny_features, tmp_path):
     assert "2 process(es)" in out and "best val accuracy" in out
     ckpt = torch.load(tmp_path / "avst.pt", weights_only=True)
     assert ckpt["model"] == "avst" and not any(k.startswith("module.") for k in ckpt["state_dict"])
-    table = run(SCRIPT, *data_flags(tiny_features), "--mode", "test", "--model_save_dir", str(tmp_path),
-                "--results", str(tmp_path / "r.json")).stdout
+    table = run_here(SCRIPT, *data_flags(tiny_features), "--mode", "test", "--model_save_dir", str(tmp_path),
+                     "--results", str(tmp_path / "r.json")).stdout
     assert "Overall" in table
