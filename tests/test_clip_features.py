@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import socket
-import subprocess
-import sys
 import urllib.request
 import warnings
 from pathlib import Path
@@ -20,7 +18,7 @@ from avqa.features.backbones import frames_to_tensor, normalise
 from avqa.features.cli import clip_text_main
 from avqa.features.inputs import load_frames
 from avqa.tspm.prompts import PROMPTS, PromptError, qa_prompt, question_sentence
-from conftest import REAL, ROOT, needs_real
+from conftest import REAL, needs_real, run_here
 
 FRAMES = "feat_script/extract_clip_feat/extract_frames_ViT-L14@336px.py"
 TINY = {"embed_dim": 32, "vision_cfg": {"image_size": 28, "layers": 2, "width": 64, "patch_size": 14},
@@ -191,8 +189,8 @@ def test_frame_extractor_end_to_end(tiny_set, tiny_files, tmp_path):
     other settings is refused and leaves the folder as it was."""
     _, _, state_dict = tiny_files
     out = tmp_path / "frames"
-    run = lambda *flags: subprocess.run([sys.executable, FRAMES, "--video_path", str(tiny_set / "videos"),  # noqa: E731
-                                         "--output_dir", str(out), *flags], cwd=ROOT, capture_output=True, text=True)
+    def run(*flags):
+        return run_here(FRAMES, "--video_path", tiny_set / "videos", "--output_dir", out, *flags, check=False)
     r = run("--weights", str(state_dict))
     assert r.returncode == 0, r.stderr
     videos = sorted(p.stem for p in (tiny_set / "videos").iterdir())
