@@ -10,21 +10,18 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import AVST, GRD, ROOT, data_flags, run, run_here
-
-X14 = "feat_script/extract_visual_feat_14x14/extract_14x14_feat.py"
-VGG = "feat_script/extract_audio_feat/audio_feature_extractor.py"
-AUDIO = "feat_script/extract_audio_cues/extract_audio.py"
+from conftest import AUDIO, AVST, GRD, ROOT, VGG, X14, data_flags, run_here
 
 
-def _train(d, save, *extra, check=True, how=run):
-    return how(AVST, *data_flags(d), "--model_save_dir", str(save), "--pretrained_grounding", "none",
-               "--tensorboard_dir", "", "--batch-size", "16", *extra, check=check)
+def _train(d, save, *extra, check=True):
+    """The train command, in this process: resuming, refusing and overwriting need no process of their own."""
+    return run_here(AVST, *data_flags(d), "--model_save_dir", str(save), "--pretrained_grounding", "none",
+                    "--tensorboard_dir", "", "--batch-size", "16", *extra, check=check)
 
 
 def _refused(d, save, *extra):
-    """The train command expected to stop at its checks: in this process, as it needs none of its own."""
-    return _train(d, save, *extra, check=False, how=run_here)
+    """The train command expected to stop at its checks."""
+    return _train(d, save, *extra, check=False)
 
 
 def _sentence(proc, *words):
