@@ -33,13 +33,11 @@ from avqa.engine.runtime import Runtime, make_loader
 from avqa.tasks.cli import build_parser
 from avqa.tasks.qa import predict_qa
 from avqa.visualize import sheet_size
-from conftest import ROOT, e2e_fixture, run, run_here
+from conftest import AUDIO, ROOT, VGG, X14, e2e_fixture, run_here
 
 BUNDLED = ROOT / "net_grd_avst" / "avst_models"
 RES18 = ROOT / DEFAULT_OUT["res18"]
 VGGISH = ROOT / DEFAULT_OUT["vggish"]
-X14 = "feat_script/extract_visual_feat_14x14/extract_14x14_feat.py"
-VGG = "feat_script/extract_audio_feat/audio_feature_extractor.py"
 
 
 def bundled_vocab() -> Vocab:
@@ -51,8 +49,9 @@ def bundled_vocab() -> Vocab:
 def clip(tmp_path_factory):
     """One 10 s synthetic clip, its questions the bundled vocabulary can read, and its extracted features."""
     d = tmp_path_factory.mktemp("ask")
-    run("-m", "avqa.synthetic", "--out", str(d), "--num_clips", "1", "--seconds", "10", "--seed", "4", "--width", "160",
-        "--height", "120", "--fps", "12", "--sample_rate", "16000", "--split", "1,0,0", "--workers", "1")
+    run_here("-m", "avqa.synthetic", "--out", str(d), "--num_clips", "1", "--seconds", "10", "--seed", "4",
+             "--width", "160", "--height", "120", "--fps", "12", "--sample_rate", "16000", "--split", "1,0,0",
+             "--workers", "1")
     vocab = bundled_vocab()
     rows = [r for r in json.loads((d / "json" / "avqa-train.json").read_text())
             if set(tokenize(r)) <= set(vocab.questions) and r["anser"] in vocab.answers]
@@ -63,7 +62,7 @@ def clip(tmp_path_factory):
     record = json.loads((BUNDLED / "avst_recorded.json").read_text())
     bf16 = {k: ["--bf16"] if str(f.get("precision", "")).startswith("bfloat16") else []
             for k, f in record["features"].items()}
-    run_here("feat_script/extract_audio_cues/extract_audio.py", "--video_dir", d / "videos", "--audio_dir", d / "audio")
+    run_here(AUDIO, "--video_dir", d / "videos", "--audio_dir", d / "audio")
     run_here(VGG, "--audio_dir", d / "audio", "--save_dir", d / "feats" / "vggish_seeded", "--seconds", "10",
              *bf16["vggish"])
     if VGGISH.is_file():
