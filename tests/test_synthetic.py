@@ -11,7 +11,7 @@ import pytest
 from avqa.annotations import ANSWERS, INSTRUMENTS, QUESTION_TYPES, load_annotations, question_type, tokenize
 from avqa.synthetic.generate import parse_args, plan
 from avqa.synthetic.questions import TEMPLATES
-from conftest import TINY_FLAGS, run, run_here
+from conftest import TINY_FLAGS, run_here
 
 
 @pytest.fixture(scope="module")
@@ -230,8 +230,8 @@ def test_real_annotations_are_never_overwritten(tmp_path):
 @pytest.mark.e2e
 def test_sixty_second_clips_as_in_the_real_data(tmp_path):
     out = tmp_path / "long"
-    run("-m", "avqa.synthetic", "--out", str(out), "--num_clips", "3", "--seconds", "60", "--width", "160",
-        "--height", "120", "--fps", "10", "--split", "1,1,1")
+    run_here("-m", "avqa.synthetic", "--out", str(out), "--num_clips", "3", "--seconds", "60", "--width", "160",
+             "--height", "120", "--fps", "10", "--split", "1,1,1")
     gt = json.loads(next((out / "ground_truth").glob("*.json")).read_text())
     assert gt["seconds"] == 60 and gt["frames"] == 600 and len(gt["sampled_frame_numbers"]) == 60
     assert all(len(i["boxes"]) == 60 for i in gt["instruments"])
