@@ -11,10 +11,7 @@ import numpy as np
 import pytest
 
 from avqa.media import read_sampled_frames, write_wav
-from conftest import ROOT, run_here
-
-X14 = "feat_script/extract_visual_feat_14x14/extract_14x14_feat.py"
-VGG = "feat_script/extract_audio_feat/audio_feature_extractor.py"
+from conftest import ROOT, VGG, X14, run_here
 
 
 def test_features_have_spec_shapes_and_metadata(tiny_features):

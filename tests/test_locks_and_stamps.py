@@ -13,9 +13,8 @@ import pytest
 
 from avqa.data import FeatureError, FeatureStore
 from avqa.utils import torch_load
-from conftest import AVST, ROOT, data_flags, run, run_here
+from conftest import AVST, ROOT, VGG, data_flags, run, run_here
 
-VGG = "feat_script/extract_audio_feat/audio_feature_extractor.py"
 HOLD = ("import sys, time; from avqa.utils import run_lock\n"
         "with run_lock(sys.argv[1], sys.argv[2]):\n    print('held', flush=True); time.sleep(120)")
 

@@ -8,10 +8,8 @@ import numpy as np
 import pytest
 
 from avqa.data import VISUAL_SHAPE, FeatureError, FeatureStore, used_seconds
-from conftest import AVST, GRD, ROOT, e2e_fixture, run_here
+from conftest import AVST, GRD, ROOT, VGG, X14, e2e_fixture, run_here
 
-X14 = "feat_script/extract_visual_feat_14x14/extract_14x14_feat.py"
-VGG = "feat_script/extract_audio_feat/audio_feature_extractor.py"
 T = 24  # the tiny set's 4 s clips, read as 24 s (their last second repeats): AVST with --segments 2
         # reads seconds 0 and 12, grounding the first 10, so 11 of 24 seconds are used
 
