@@ -180,3 +180,14 @@ def trained(tiny_features, tmp_path_factory):
     run_here(AVST, *trained_avst_flags(tiny_features, out), "--model_save_dir", str(out / "avst"),
              "--tensorboard_dir", str(out / "runs"))
     return out
+
+
+MAIN_JOB = ["-m", "avqa.pipeline", "--tiny", "--data", "data", "--out", "out"]  # relative: a copy keeps its stamps
+
+
+@e2e_fixture(scope="session")
+def tiny_main_job(tmp_path_factory) -> tuple[Path, str]:
+    """The tiny main job, run once in a process of its own (a first run's output) from its folder; its
+    folder and stdout. Tests work on copies of the folder (shutil.copytree keeps the stamps valid)."""
+    root = tmp_path_factory.mktemp("main_job")
+    return root, run(*MAIN_JOB, cwd=root, timeout=900).stdout

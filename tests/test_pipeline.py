@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from avqa.machine import describe_machine
-from conftest import ROOT, e2e_fixture, run, run_here
+from conftest import MAIN_JOB, e2e_fixture, run_here
 
 STAGES = ["generate", "audio", "frames", "vggish_weights", "vggish", "res18_14x14", "res18", "r2plus1d_18", "grounding",
           "test_grounding", "avst",
@@ -19,15 +19,23 @@ STAGES = ["generate", "audio", "frames", "vggish_weights", "vggish", "res18_14x1
 
 
 @e2e_fixture(scope="module")
-def pipeline(tmp_path_factory):
-    root = tmp_path_factory.mktemp("pipeline")
-    args = ["-m", "avqa.pipeline", "--tiny", "--data", str(root / "data"), "--out", str(root / "out")]
-    first = run(*args, timeout=900)  # a first run's output, from a process of its own; reruns go through run_here
-    return root, args, first
+def pipeline(tiny_main_job, tmp_path_factory):
+    """A copy of the session's tiny main job (these tests change it) and that first run's stdout."""
+    job, first = tiny_main_job
+    root = tmp_path_factory.mktemp("pipeline") / "job"
+    shutil.copytree(job, root, symlinks=True)
+    return root, first
+
+
+def rerun(root):
+    """The main job again in ``root``, in this process; its stdout."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(root)
+        return run_here(*MAIN_JOB).stdout
 
 
 def test_every_stage_runs_and_leaves_valid_outputs(pipeline):
-    root, _, first = pipeline
+    root, first = pipeline
     summary = json.loads((root / "out" / "summary.json").read_text())
     assert [s["stage"] for s in summary["stages"]] == STAGES
     assert all(s["status"] == "ran" for s in summary["stages"])
@@ -35,7 +43,7 @@ def test_every_stage_runs_and_leaves_valid_outputs(pipeline):
     precision = "bfloat16" if native_bf16("cpu") else "float32"  # --precision auto
     # the summary names the CPU and the precision of the features
     assert summary["machine"] == describe_machine() and summary["feature_precision"] == precision
-    assert f"on {describe_machine()} (VGGish and 14x14 features in {precision}):" in first.stdout
+    assert f"on {describe_machine()} (VGGish and 14x14 features in {precision}):" in first
     d, o = root / "data", root / "out"
     videos = sorted(p.stem for p in (d / "videos").glob("*.mp4"))
     assert len(videos) == 16
@@ -53,45 +61,46 @@ def test_every_stage_runs_and_leaves_valid_outputs(pipeline):
     assert set(scores) == {"grounding", "grounding, untrained", "avst", "avst, untrained"}
     assert scores["avst"]["pointing_game"]["chance"] > 0
     assert len(list((o / "vis" / "avst").glob("*.png"))) >= 1 and list((o / "vis" / "grounding").glob("*.png"))
-    assert "AVST - question only: Overall" in first.stdout and "pointing game" in first.stdout
-    assert "grounding pre-training, val match accuracy (chance 50%): before training" in first.stdout
+    assert "AVST - question only: Overall" in first and "pointing game" in first
+    assert "grounding pre-training, val match accuracy (chance 50%): before training" in first
     # the backbones the features come from: trained on the synthetic world, recorded in the metadata
     for name in ("vggish", "res18_14x14"):
         meta = json.loads((d / "feats" / f"{name}.json").read_text())
         assert meta["init"] == "pretrained" and meta["trained_on"].startswith("synthetic world")
     for name in ("vggish", "res18_14x14"):
         assert json.loads((d / "feats" / f"{name}.json").read_text())["precision"].startswith(precision)
-    assert "avqa-train.json:" in first.stdout and "per template:" in first.stdout  # the set's statistics
+    assert "avqa-train.json:" in first and "per template:" in first  # the set's statistics
 
 
 def test_second_run_skips_everything_quickly(pipeline):
-    _, args, _ = pipeline
+    root, _ = pipeline
     t0 = time.time()
-    out = run_here(*args).stdout
+    out = rerun(root)
     assert time.time() - t0 < 60
     assert all(f"[{s}] complete, skipped" in out for s in STAGES)
 
 
 def test_deleting_a_stage_redoes_it_and_what_follows(pipeline):
-    root, args, _ = pipeline
+    root, _ = pipeline
     shutil.rmtree(root / "out" / "avst")
-    out = run_here(*args).stdout
+    out = rerun(root)
     redone = [s for s in STAGES if f"== {s}:" in out]
     assert redone == ["avst", "test_avst", "grounding_score", "visualise"]
     next((root / "out" / "vis" / "grounding").glob("*.png")).unlink()  # one sheet of the last stage
-    out = run_here(*args).stdout
+    out = rerun(root)
     assert [s for s in STAGES if f"== {s}:" in out] == ["visualise"]
 
 
 def test_a_new_set_never_inherits_the_old_sets_outputs(pipeline, tmp_path):
     """Clips of a regenerated set reuse the ids of the old one: their sound, frames and features are made anew."""
-    root, args, _ = pipeline
+    root, _ = pipeline
     shutil.copytree(root, tmp_path / "copy")
-    d, o = tmp_path / "copy" / "data", tmp_path / "copy" / "out"
+    d = tmp_path / "copy" / "data"
     old = {p.name: p.read_bytes() for p in (d / "audio").glob("*.wav")}
-    # stopped once VGGish has said what it wrote: the stages after it are tested above
-    job = subprocess.Popen([sys.executable, "-m", "avqa.pipeline", "--tiny", "--data", str(d), "--out", str(o), "--seed",
-                            "1"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    # stopped once VGGish has said what it wrote: the stages after it are tested above; from the copy's folder,
+    # where its stamps hold (only --seed differs)
+    job = subprocess.Popen([sys.executable, *MAIN_JOB, "--seed", "1"], cwd=tmp_path / "copy", stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True,
                            env={**os.environ, "PYTHONUNBUFFERED": "1", "TQDM_DISABLE": "1"})
     lines = []
     try:
@@ -113,25 +122,25 @@ def test_a_new_set_never_inherits_the_old_sets_outputs(pipeline, tmp_path):
 
 def test_an_interrupted_training_stage_resumes_and_says_so(pipeline):
     """The main job killed inside a training stage: the next run continues that run, it does not start over."""
-    root, args, _ = pipeline
+    root, _ = pipeline
     o = root / "out"
     stamp = o / ".stages" / "avst.json"
     stamp.write_text(json.dumps({**json.loads(stamp.read_text()), "complete": False}))  # as a kill leaves it
     best = (o / "avst" / "avst.pt").read_bytes()
-    out = run_here(*args).stdout
+    out = rerun(root)
     assert "== avst: AVST training, starting from the grounding model (interrupted last time: resuming) ==" in out
-    assert f"resumed from {o / 'avst' / 'avst_last.pt'} after epoch 1" in out
+    assert f"resumed from {os.path.join('out', 'avst', 'avst_last.pt')} after epoch 1" in out  # as --out is given
     assert (o / "avst" / "avst.pt").read_bytes() == best
     assert [s for s in STAGES if f"== {s}:" in out] == ["avst", "test_avst", "grounding_score", "visualise"]
 
 
 def test_a_feature_file_changed_in_place_redoes_the_stages_that_read_it(pipeline):
-    root, args, _ = pipeline
+    root, _ = pipeline
     changed = sorted((root / "data" / "feats" / "vggish").glob("*.npy"))[0]
     np.save(changed, np.load(changed)[::-1].copy())  # other values, the same shape and size
-    out = run_here(*args).stdout
+    out = rerun(root)
     assert ("== grounding: grounding pre-training (the files it reads changed (1 file(s) changed since (size or "
-            f"modification time): {changed})) ==") in out
+            f"modification time): {changed.relative_to(root)})) ==") in out
     assert [s for s in STAGES if f"== {s}:" in out] == ["grounding", "test_grounding", "avst", "test_avst",
                                                           "grounding_score", "visualise"]
     assert "[vggish] complete, skipped" in out and "[question_only] complete, skipped" in out
