@@ -1,6 +1,7 @@
-"""python -m avqa.pipeline --tiny --tspm: after the main job, TSPM's stages make its features with the
-stand-in weights, train, test and score its selection; the summary holds its table and score, a rerun
-skips every stage, and a missing stand-in weights file stops its stage with one sentence.
+"""python -m avqa.pipeline --tiny --tspm on a finished tiny main job: the main job's stages skip, and TSPM's
+stages make its features with the stand-in weights, train, test and score its selection; the summary holds
+its table and score, a rerun skips every stage, and a missing stand-in weights file stops its stage with
+one sentence.
 
 The stand-in weights here are placeholders (random weights of the stand-in architectures, in the
 shipped files' formats) written to a temporary folder; the stages are pointed at them."""
@@ -18,11 +19,11 @@ import torch
 
 from avqa.annotations import load_annotations
 from avqa.tspm import stages as tspm_stages
-from conftest import e2e_fixture, run_here
+from conftest import MAIN_JOB, e2e_fixture, run_here
 
 TSPM_STAGES = ["tspm_clip_frames", "tspm_clip_questions", "tspm_clip_prompts", "tspm_tokens", "tspm", "test_tspm",
                "tspm_selection"]
-FLAGS = ["--tiny", "--tspm", "--data", "data", "--out", "out"]  # relative: a copied folder keeps its stamps
+FLAGS = [*MAIN_JOB[2:], "--tspm"]  # the main job's flags and folders
 
 
 def placeholders(folder: Path) -> tuple[Path, Path]:
@@ -59,8 +60,10 @@ def pipeline(root: Path, clip: Path, vit: Path) -> tuple[int, str, str]:
 
 
 @e2e_fixture(scope="module")
-def job(tmp_path_factory):
-    root = tmp_path_factory.mktemp("pipeline_tspm")
+def job(tiny_main_job, tmp_path_factory):
+    """--tspm on a copy of the session's finished tiny main job: its stages skip, TSPM's run."""
+    root = tmp_path_factory.mktemp("pipeline_tspm") / "job"
+    shutil.copytree(tiny_main_job[0], root, symlinks=True)
     clip, vit = placeholders(tmp_path_factory.mktemp("standins"))
     code, out, err = pipeline(root, clip, vit)
     assert code == 0, err[-3000:]
@@ -73,6 +76,8 @@ def test_tspm_stages_run_after_the_main_job_and_write_the_table_report_and_selec
     summary = json.loads((o / "summary.json").read_text())
     ran = {s["stage"]: s["status"] for s in summary["stages"]}
     assert list(ran)[-len(TSPM_STAGES):] == TSPM_STAGES and all(ran[s] == "ran" for s in TSPM_STAGES)
+    # --tspm after a finished main job adds TSPM's stages and redoes none of the main job's
+    assert all(status.startswith("skipped") for s, status in ran.items() if s not in TSPM_STAGES), ran
     # the features, in the release's layout under the set's feats/, at the stand-ins' widths
     feats = d / "feats"
     video = sorted(p.stem for p in (d / "videos").glob("*.mp4"))[0]
