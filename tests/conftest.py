@@ -1,7 +1,8 @@
-"""Shared fixtures: the real annotation files (when present) and one tiny synthetic set per session.
+"""Shared fixtures: the real annotation files (when present), one tiny synthetic set per session, its
+features and trained models, and one tiny main job.
 
-Tests that train or extract (seconds each, mostly through a script in a subprocess) carry the marker
-``e2e``; ``python -m pytest -q -m "not e2e"`` is the fast tier. A fixture made with ``e2e_fixture``
+Tests that train or extract (seconds each, mostly through a script's command line run in the test's
+process by ``run_here``) carry the marker ``e2e``; ``python -m pytest -q -m "not e2e"`` is the fast tier. A fixture made with ``e2e_fixture``
 trains or extracts, so every test that uses it, directly or through another fixture, is marked too.
 """
 from __future__ import annotations
