@@ -119,13 +119,15 @@ VGG = "feat_script/extract_audio_feat/audio_feature_extractor.py"
 X14 = "feat_script/extract_visual_feat_14x14/extract_14x14_feat.py"
 
 
-def extract(d: Path, vggish: Path | None = None, res18: Path | None = None) -> Path:
-    """Sound, VGGish and 14x14 features of the set in ``d``, from the given weights or the seeded random init."""
+def extract(d: Path, vggish: Path | None = None, res18: Path | None = None, bf16: bool = False) -> Path:
+    """Sound, VGGish and 14x14 features of the set in ``d``, from the given weights or the seeded random
+    init; ``bf16``: computed in bfloat16 (the extractors' --bf16)."""
+    precision = ["--bf16"] if bf16 else []
     run_here(AUDIO, "--video_dir", str(d / "videos"), "--audio_dir", str(d / "audio"))
     run_here(VGG, "--audio_dir", str(d / "audio"), "--save_dir", str(d / "feats" / "vggish"),
-             *(["--checkpoint", str(vggish)] if vggish else []))
+             *(["--checkpoint", str(vggish)] if vggish else []), *precision)
     run_here(X14, "--video_path", str(d / "videos"), "--output_dir", str(d / "feats" / "res18_14x14"),
-             *(["--weights", str(res18)] if res18 else []))
+             *(["--weights", str(res18)] if res18 else []), *precision)
     return d
 
 
@@ -148,8 +150,10 @@ def synthetic_vggish(tmp_path_factory) -> Path:
 
 
 def extract_taught(d: Path, vggish: Path) -> Path:
-    """Sound, VGGish and 14x14 features of the set in ``d`` from the backbones taught the synthetic world."""
-    return extract(d, vggish, SYNTHETIC_RES18)
+    """Sound, VGGish and 14x14 features of the set in ``d`` from the backbones taught the synthetic world,
+    in the precision the main job picks by default (bfloat16 where this CPU computes it natively)."""
+    from avqa.machine import native_bf16
+    return extract(d, vggish, SYNTHETIC_RES18, bf16=native_bf16("cpu"))
 
 
 AVST = "net_grd_avst/main_avst.py"
