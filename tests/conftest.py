@@ -2,8 +2,9 @@
 features and trained models, and one tiny main job.
 
 Tests that train or extract (seconds each, mostly through a script's command line run in the test's
-process by ``run_here``) carry the marker ``e2e``; ``python -m pytest -q -m "not e2e"`` is the fast tier. A fixture made with ``e2e_fixture``
-trains or extracts, so every test that uses it, directly or through another fixture, is marked too.
+process by ``run_here``) carry the marker ``e2e``; ``python -m pytest -q -m "not e2e"`` is the fast
+tier. A fixture made with ``e2e_fixture`` trains or extracts, so every test that uses it, directly or
+through another fixture, is marked too.
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import contextlib
 import io
 import os
 import runpy
+import shutil
 import subprocess
 import sys
 import warnings
@@ -196,3 +198,10 @@ def tiny_main_job(tmp_path_factory) -> tuple[Path, str]:
     folder and stdout. Tests work on copies of the folder (shutil.copytree keeps the stamps valid)."""
     root = tmp_path_factory.mktemp("main_job")
     return root, run(*MAIN_JOB, cwd=root, timeout=900).stdout
+
+
+def copy_of_main_job(tiny_main_job: tuple[Path, str], tmp_path_factory, name: str) -> Path:
+    """A copy of the session's tiny main job for tests that change it; its stamps stay valid there."""
+    root = tmp_path_factory.mktemp(name) / "job"
+    shutil.copytree(tiny_main_job[0], root, symlinks=True)
+    return root

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from avqa.media import read_sampled_frames, write_wav
-from conftest import ROOT, VGG, X14, run_here
+from conftest import AUDIO, ROOT, VGG, X14, run_here
 
 
 def test_features_have_spec_shapes_and_metadata(tiny_features):
@@ -102,7 +102,7 @@ def messy_folder(tiny_set, tmp_path):
 
 @pytest.mark.e2e
 def test_bad_videos_get_a_message_each_and_the_run_goes_on(messy_folder, tmp_path):
-    proc = run_here("feat_script/extract_audio_cues/extract_audio.py", "--video_dir", str(messy_folder),
+    proc = run_here(AUDIO, "--video_dir", str(messy_folder),
                     "--audio_dir", str(tmp_path / "audio"), check=False)
     assert proc.returncode == 1
     for name in ("truncated.mp4", "empty.mp4", "notes.txt", "silent.mp4"):

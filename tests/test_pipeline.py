@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from avqa.machine import describe_machine
-from conftest import MAIN_JOB, e2e_fixture, run_here
+from conftest import MAIN_JOB, copy_of_main_job, e2e_fixture, run_here
 
 STAGES = ["generate", "audio", "frames", "vggish_weights", "vggish", "res18_14x14", "res18", "r2plus1d_18", "grounding",
           "test_grounding", "avst",
@@ -21,10 +21,7 @@ STAGES = ["generate", "audio", "frames", "vggish_weights", "vggish", "res18_14x1
 @e2e_fixture(scope="module")
 def pipeline(tiny_main_job, tmp_path_factory):
     """A copy of the session's tiny main job (these tests change it) and that first run's stdout."""
-    job, first = tiny_main_job
-    root = tmp_path_factory.mktemp("pipeline") / "job"
-    shutil.copytree(job, root, symlinks=True)
-    return root, first
+    return copy_of_main_job(tiny_main_job, tmp_path_factory, "pipeline"), tiny_main_job[1]
 
 
 def rerun(root):

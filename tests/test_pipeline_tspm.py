@@ -19,7 +19,7 @@ import torch
 
 from avqa.annotations import load_annotations
 from avqa.tspm import stages as tspm_stages
-from conftest import MAIN_JOB, e2e_fixture, run_here
+from conftest import MAIN_JOB, copy_of_main_job, e2e_fixture, run_here
 
 TSPM_STAGES = ["tspm_clip_frames", "tspm_clip_questions", "tspm_clip_prompts", "tspm_tokens", "tspm", "test_tspm",
                "tspm_selection"]
@@ -62,8 +62,7 @@ def pipeline(root: Path, clip: Path, vit: Path) -> tuple[int, str, str]:
 @e2e_fixture(scope="module")
 def job(tiny_main_job, tmp_path_factory):
     """--tspm on a copy of the session's finished tiny main job: its stages skip, TSPM's run."""
-    root = tmp_path_factory.mktemp("pipeline_tspm") / "job"
-    shutil.copytree(tiny_main_job[0], root, symlinks=True)
+    root = copy_of_main_job(tiny_main_job, tmp_path_factory, "pipeline_tspm")
     clip, vit = placeholders(tmp_path_factory.mktemp("standins"))
     code, out, err = pipeline(root, clip, vit)
     assert code == 0, err[-3000:]
