@@ -265,7 +265,7 @@ class MainJob:
     def stages(self) -> list[Stage]:
         defs = self._data_stages() + self._model_stages()
         if not self.tiny:
-            defs = [s for s in defs if s.name not in ("res18", "r2plus1d_18")]
+            defs = [s for s in defs if s.name not in ("res18", "r2plus1d_18", "frames")]
         if not self.tiny and bundle_set_is(set_flags(self.gen), BUNDLED_AVST):
             # the set the bundle was trained on: it must score as recorded
             defs.append(Stage("test_bundled", "the bundled AVST checkpoint on this test split", ["vggish", "res18_14x14"],
@@ -298,8 +298,9 @@ class MainJob:
                   ["generate"], lambda: self.extract_visual("res18_14x14", self.bf16, res18),
                   self.feats_check("res18_14x14", (512, 14, 14)), self.feature_outputs("res18_14x14"),
                   {"weights_sha256": _recorded_sha256(res18), **self.precision}),
-            # the two feature kinds no model here reads: --tiny checks their extractors end to end, in bfloat16
-            # (recorded in their metadata); the main job leaves them out to keep within its time
+            # what no model here reads: --tiny checks these extractors end to end (the two feature kinds in
+            # bfloat16, recorded in their metadata); the main job leaves them out to keep within its time, and its
+            # sheets decode their few frames from the videos
             Stage("res18", f"ResNet-18 pooled features [T,512] ({res18.name}, bfloat16)", ["generate"],
                   lambda: self.extract_visual("res18", True, res18), self.feats_check("res18", (512,)),
                   self.feature_outputs("res18"), {"weights_sha256": _recorded_sha256(res18)}),
@@ -335,7 +336,7 @@ class MainJob:
                   self.score, tested(o / "grounding_score.json", self.avst_ckpt,
                                      lambda r: r.get("checkpoints", {}).get("avst", {}).get("sha256")),
                   [o / "grounding_score.json"]),
-            Stage("visualise", "attention sheets", ["avst", "grounding", "frames"], self.vis,
+            Stage("visualise", "attention sheets", ["avst", "grounding"] + (["frames"] if self.tiny else []), self.vis,
                   self.sheets_check, [o / "vis" / "avst", o / "vis" / "grounding", self.vis_manifest],
                   {"sheets": self.args.sheets}),
         ]
