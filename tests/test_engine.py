@@ -114,7 +114,7 @@ def test_a_scripts_defaults_are_its_recipe(kind):
 
 def test_a_recipe_reads_as_typed_fields():
     from avqa.recipes import DEMO, TINY, fields
-    assert fields(DEMO["avst"]) == {"epochs": 5, "lr": 5e-4, "lr_step": 4, "batch_size": 32}
+    assert fields(DEMO["avst"]) == {"epochs": 4, "lr": 5e-4, "lr_step": 4, "batch_size": 32}
     assert fields(TINY["grounding"], "grounding") == {"epochs": 1, "batch_size": 16}
     with pytest.raises(SystemExit):
         fields(["--epochs", "0"])  # the script's own checks apply
