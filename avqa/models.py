@@ -81,7 +81,9 @@ class AudioVisualGrounding(nn.Module):
         logits = torch.bmm(a.unsqueeze(1), v).squeeze(1) * inv_norm     # [N, P] cosine similarities
         attention = torch.softmax(logits, dim=-1)
         weights = torch.stack((torch.full_like(attention, 1.0 / v.shape[2]), attention * inv_norm), dim=2)
-        average, grounded = torch.bmm(v, weights).unbind(dim=2)         # [N, C] each, one pass over v
+        # v @ weights, written as (weights^T @ v^T)^T: the same sums to the last bit, forward and backward, but a
+        # product with 2 rows runs about 5x faster on the CPU than one with 2 columns (docs/speed.md)
+        average, grounded = torch.bmm(weights.transpose(1, 2), v.transpose(1, 2)).transpose(1, 2).unbind(dim=2)
         return self.fc_gl(torch.tanh(torch.cat((average, grounded), dim=-1))), attention
 
     def match(self, audio: torch.Tensor, grounded: torch.Tensor) -> torch.Tensor:
