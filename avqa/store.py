@@ -12,7 +12,7 @@ import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -41,13 +41,21 @@ def _open_file_budget() -> int:
         return 256
 
 
-def page_cache_holds(nbytes: int) -> bool:
-    """Whether ``nbytes`` of features read again and again can stay in the page cache (half the memory)."""
+def memory_holds(nbytes: int, fraction: float = 0.5) -> bool:
+    """Whether ``nbytes`` fit in ``fraction`` of this machine's memory (True where it cannot be known)."""
     try:
         memory = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (ValueError, OSError, AttributeError):
         return True
-    return nbytes <= memory // 2
+    return nbytes <= memory * fraction
+
+
+def page_cache_holds(nbytes: int) -> bool:
+    """Whether ``nbytes`` of features read again and again can stay in the page cache (half the memory)."""
+    return memory_holds(nbytes, 0.5)
+
+
+HOLD_FRACTION = 0.25  # FeatureStore.hold keeps a run's features in memory when they fit in a quarter of it
 
 
 @dataclass(frozen=True)
@@ -123,6 +131,7 @@ class FeatureStore:
         self._open: collections.OrderedDict[str, _File] = collections.OrderedDict()
         self._local = threading.local()  # a scratch row per reading thread
         self.drop_pages = self._larger_than_page_cache() if drop_pages is None else drop_pages
+        self._held: dict[str, np.ndarray] = {}  # video -> all its seconds, in memory (hold)
 
     def path(self, video_id: str) -> Path:
         return self.folder / f"{video_id}.npy"
@@ -165,10 +174,11 @@ class FeatureStore:
             except OSError:
                 pass
 
-    def __getstate__(self):  # loader workers open their own files
+    def __getstate__(self):  # loader workers open their own files, and read them rather than copy what is held
         state = self.__dict__.copy()
         state["_open"] = collections.OrderedDict()
         state["_local"] = None
+        state["_held"] = {}
         return state
 
     def __setstate__(self, state):
@@ -199,6 +209,31 @@ class FeatureStore:
                                f"--used_seconds and holds seconds {self.computed.tolist()}); extract again without "
                                f"--used_seconds, or with the --segments this run uses")
 
+    def hold(self, video_ids: Sequence[str], buffer: Callable[[int], torch.Tensor]) -> bool:
+        """Keep every second of these videos in memory, each video's [T, ...] laid out as ``buffer(T)`` lays it
+        out, when they fit in a quarter of the machine's memory; returns whether they are held.
+
+        A training run reads each second once an epoch and again as other videos' negatives; from memory, in the
+        layout of the batch it is copied into, a read is one plain copy instead of a file read and a copy that
+        transposes (channels-first files, channels-last batches). The real data's 9,288 videos never fit.
+        """
+        videos = sorted(set(video_ids) - set(self._held))
+        if not videos:
+            return True
+        sample = buffer(self._file(videos[0]).length)
+        nbytes = sample.element_size() * sample.numel() * (len(videos) + len(self._held))
+        if not memory_holds(nbytes, HOLD_FRACTION / int(os.environ.get("LOCAL_WORLD_SIZE", "1"))):  # torchrun's processes
+            return False
+        for vid in videos:
+            held = buffer(self._file(vid).length)
+            rows = np.arange(len(held)) if self.computed is None else self.computed[self.computed < len(held)]
+            if self.computed is not None:
+                held.zero_()  # the seconds not computed read as zeros from the file too, but are never asked for
+            for sec in rows:
+                self.read_into(held[sec], vid, sec)
+            self._held[vid] = held.numpy()
+        return True
+
     def read_into(self, out: torch.Tensor, video_id: str, seconds) -> None:
         """Copy the given seconds of a video straight into ``out`` (whatever its layout and dtype)."""
         f = self._file(video_id)
@@ -206,6 +241,14 @@ class FeatureStore:
             self._check_computed(video_id, seconds, f.length)
         scalar = np.ndim(seconds) == 0
         rows = [int(seconds)] if scalar else [int(x) for x in seconds]
+        held = self._held.get(video_id)
+        if held is not None:
+            target = out.numpy()
+            for k, sec in enumerate(rows):
+                if not 0 <= sec < f.length:
+                    raise FeatureError(f"{self.path(video_id)}: second {sec} asked for, the file holds {f.length}")
+                np.copyto(target if scalar else target[k], held[sec])  # numpy: one thread, as below
+            return
         scratch = getattr(self._local, "row", None)
         if scratch is None or scratch.dtype != f.dtype:
             scratch = self._local.row = np.empty(self.per_second_shape, f.dtype)

@@ -120,3 +120,41 @@ def test_features_larger_than_the_page_cache_are_dropped_from_it_after_each_read
     np.testing.assert_array_equal(large.read("00000002", [1, 4]), arrays["00000002"][[1, 4]])
     offset = 128  # the .npy header of these files
     assert calls == [(offset + s * 48, 48, os.POSIX_FADV_DONTNEED) for s in (1, 4)]
+
+
+def test_held_features_read_as_the_files_do(tmp_path, monkeypatch):
+    """A store holding its videos in memory (the batch's channels-last layout) returns what the files hold, in any
+    layout asked for, refuses what the files refuse, and holds nothing when memory is short."""
+    import torch
+
+    import avqa.store as store
+    from avqa.data import visual_buffer
+    rng = np.random.default_rng(0)
+    arrays = {f"{v:08d}": rng.standard_normal((3, *VISUAL_SHAPE)).astype(np.float16) for v in range(3)}
+    for vid, a in arrays.items():
+        np.save(tmp_path / f"{vid}.npy", a)
+    held = FeatureStore(tmp_path, VISUAL_SHAPE)
+    assert held.hold(list(arrays), visual_buffer)
+    monkeypatch.setattr(os, "preadv", lambda *a: pytest.fail("a held video was read from its file"))
+    for vid, a in arrays.items():
+        for out in (visual_buffer(2), torch.empty((2, *VISUAL_SHAPE))):   # channels-last, as held, and contiguous
+            held.read_into(out, vid, [2, 0])
+            np.testing.assert_array_equal(out.numpy(), a[[2, 0]].astype(np.float32))
+        one = visual_buffer()
+        held.read_into(one, vid, 1)
+        np.testing.assert_array_equal(one.numpy(), a[1].astype(np.float32))
+    with pytest.raises(FeatureError, match=r"00000001.npy: second 3 asked for, the file holds 3"):
+        held.read("00000001", [0, 3])
+    monkeypatch.undo()
+    # files of some seconds (--used_seconds): the held copy refuses the others, as the file does
+    store.metadata_path(tmp_path).write_text(json.dumps({"seconds_computed": [0, 2]}))
+    used = FeatureStore(tmp_path, VISUAL_SHAPE)
+    assert used.hold(["00000002"], visual_buffer)
+    np.testing.assert_array_equal(used.read("00000002", [2]), arrays["00000002"][[2]].astype(np.float32))
+    with pytest.raises(FeatureError, match="second 1 was not computed"):
+        used.read("00000002", [1])
+    # not enough memory: nothing held, every read from the file
+    monkeypatch.setattr(store, "memory_holds", lambda nbytes, fraction: False)
+    short = FeatureStore(tmp_path, VISUAL_SHAPE)
+    assert not short.hold(list(arrays), visual_buffer) and not short._held
+    np.testing.assert_array_equal(short.read("00000000", [0]), arrays["00000000"][[0]].astype(np.float32))

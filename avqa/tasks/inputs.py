@@ -3,8 +3,10 @@ from __future__ import annotations
 
 from typing import Sequence
 
+import torch
+
 from ..annotations import AnnotationError, Vocab, load_annotations
-from ..data import AUDIO_SHAPE, VISUAL_SHAPE, FeatureError, FeatureStore, encode_split
+from ..data import AUDIO_SHAPE, VISUAL_SHAPE, FeatureError, FeatureStore, encode_split, visual_buffer
 
 
 def load_split(path: str, vocab: Vocab | None = None, samples: list[dict] | None = None):
@@ -51,4 +53,9 @@ def feature_stores(args, video_ids: Sequence[str], need_visual: bool, need_audio
             raise SystemExit(f"{store.folder} holds only seconds {store.computed.tolist()} of each video (extracted "
                              f"with --used_seconds), but this run reads second(s) {gap[:8]}: extract it again with "
                              f"--used_seconds --segments {args.segments}, or without --used_seconds")
+    # a run reads each second many times: from memory, when the features fit there (FeatureStore.hold)
+    if audio is not None:
+        audio.hold(video_ids, lambda T: torch.empty((T, *AUDIO_SHAPE)))
+    if visual is not None:
+        visual.hold(video_ids, visual_buffer)
     return audio, visual, total
