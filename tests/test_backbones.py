@@ -74,6 +74,20 @@ def test_vggish_from_pytorch_port_state_dict(tmp_path):
         torch.testing.assert_close(model(x), port(x))
 
 
+@pytest.mark.parametrize("shape", [(4, 64, 96, 64), (2, 3, 7, 9), (1, 1, 3, 2)])
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_vggish_pooling_is_max_pool_2x2(shape, layout, dtype):
+    """VGGish's pooling (the max of each window's four phases) gives nn.MaxPool2d(2, 2)'s values, NaN included,
+    odd sizes floored, and keeps a channels-last map channels-last."""
+    x = torch.randn(shape, generator=torch.Generator().manual_seed(0)).to(dtype).contiguous(memory_format=layout)
+    x[0, 0, 0, 0] = float("nan")
+    ours, theirs = B.MaxPool2x2()(x), nn.MaxPool2d(2, 2)(x)
+    assert ours.shape == theirs.shape and ours.dtype == dtype and ours[0, 0, 0, 0].isnan()
+    assert torch.equal(ours.nan_to_num(), theirs.nan_to_num())
+    assert ours.is_contiguous(memory_format=layout) or x.shape[1] == 1
+
+
 def _torchvision_14x14(net, x):
     net.layer4[0].conv1.stride = (1, 1)
     net.layer4[0].downsample[0].stride = (1, 1)
