@@ -111,6 +111,9 @@ class FeatureStore:
     there when read again, and handing the kernel its pages back is cheaper than making it reclaim
     them (3 to 5 times faster reads in our measurements, see benchmarks/bench_scale.py). The policy
     is decided here, from the folder's files, unless ``drop_pages`` is given.
+
+    A run whose features fit in a quarter of the memory (the synthetic set's, a small subset's) holds
+    them there instead (``hold``), laid out as its batches are.
     """
 
     def __init__(self, folder: str | Path, per_second_shape: tuple[int, ...], max_open: int | None = None,
