@@ -54,8 +54,11 @@ def feature_stores(args, video_ids: Sequence[str], need_visual: bool, need_audio
                              f"with --used_seconds), but this run reads second(s) {gap[:8]}: extract it again with "
                              f"--used_seconds --segments {args.segments}, or without --used_seconds")
     # a run reads each second many times: from memory, when the features fit there (FeatureStore.hold)
-    if audio is not None:
-        audio.hold(video_ids, lambda T: torch.empty((T, *AUDIO_SHAPE)))
-    if visual is not None:
-        visual.hold(video_ids, visual_buffer)
+    try:
+        if audio is not None:
+            audio.hold(video_ids, lambda T: torch.empty((T, *AUDIO_SHAPE)))
+        if visual is not None:
+            visual.hold(video_ids, visual_buffer)
+    except FeatureError as e:
+        raise SystemExit(str(e)) from None
     return audio, visual, total
