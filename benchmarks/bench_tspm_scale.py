@@ -145,7 +145,7 @@ def child_train(a) -> None:
     """train_qa's start-up up to the first optimiser step, then (unless --first_only) batches on command."""
     t_main = time.perf_counter()
     from avqa.annotations import Vocab
-    from avqa.engine.loop import train_step
+    from avqa.engine.loop import make_optimizer, train_step
     from avqa.engine.ownership import run_record
     from avqa.engine.runtime import Runtime, make_loader, to_device
     from avqa.tasks.inputs import load_split
@@ -183,7 +183,7 @@ def child_train(a) -> None:
     out["scan_cached"] = [c.stat().st_mtime_ns if c.exists() else None for c in caches] == before
     t = time.perf_counter()
     model = FAMILY.build(cfg, vocab).to(rt.device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    optimizer = make_optimizer(model, cfg.lr)
     objective = FAMILY.objective(cfg.match_weight)
     loader = make_loader(inputs.dataset(splits["train"], True, cfg.seed), rt.per_process(cfg.batch_size), True, rt,
                          cfg.num_workers, cfg.seed)

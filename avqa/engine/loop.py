@@ -117,6 +117,13 @@ def _save(files: checkpoint.Files, payload: dict, improved: bool, optimizer, sch
                                          "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}})
 
 
+def make_optimizer(model: nn.Module, lr: float) -> torch.optim.Optimizer:
+    """The Adam every training here uses. Fused: one kernel for every tensor's update instead of a dozen operations
+    per tensor, which on a 2-core CPU trains grounding about 16% faster; it rounds differently from the per-tensor
+    Adam in the last bit."""
+    return torch.optim.Adam(model.parameters(), lr=lr, fused=True)
+
+
 def ddp_wrap(model: nn.Module, device: torch.device) -> nn.parallel.DistributedDataParallel:
     """DistributedDataParallel over ``model``; a model whose ``unused_parameters`` is true has parameters
     that get no gradient in some steps, which DDP must then look for instead of waiting for them."""
@@ -134,9 +141,7 @@ def fit(cfg, objective: Objective, model: nn.Module, train_loader: BatchLoader, 
     net = model
     if rt.world > 1:
         net = ddp_wrap(model, rt.device)
-    # fused: one kernel for every tensor's update instead of a dozen operations per tensor, which on a 2-core CPU
-    # trains grounding about 16% faster; it rounds differently from the per-tensor Adam in the last bit
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, fused=True)
+    optimizer = make_optimizer(model, cfg.lr)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.lr_step, gamma=cfg.lr_gamma)
     start, best, history = _resume(cfg, files, model, optimizer, scheduler, resume_state, log)
     if start == 1:  # the same model untrained: the reference every trained figure stands beside

@@ -27,11 +27,12 @@ def load_split(path: str, vocab: Vocab | None = None, samples: list[dict] | None
 
 
 def feature_stores(args, video_ids: Sequence[str], need_visual: bool, need_audio: bool = True,
-                   reads=None):
+                   reads=None, hold: bool = True):
     """Open and check every feature file the run will read, before any training.
 
     ``reads(T)``: the seconds of each video the run reads; a folder extracted with --used_seconds
-    that lacks one of them stops the run here, not thousands of batches in.
+    that lacks one of them stops the run here, not thousands of batches in. ``hold``: keep the features
+    in memory when they fit (FeatureStore.hold); without it every read goes to the files.
     """
     audio = FeatureStore(args.audio_dir, AUDIO_SHAPE) if need_audio else None
     visual = FeatureStore(args.video_res14x14_dir, VISUAL_SHAPE) if need_visual else None
@@ -55,9 +56,9 @@ def feature_stores(args, video_ids: Sequence[str], need_visual: bool, need_audio
                              f"--used_seconds --segments {args.segments}, or without --used_seconds")
     # a run reads each second many times: from memory, when the features fit there (FeatureStore.hold)
     try:
-        if audio is not None:
+        if hold and audio is not None:
             audio.hold(video_ids, lambda T: torch.empty((T, *AUDIO_SHAPE)))
-        if visual is not None:
+        if hold and visual is not None:
             visual.hold(video_ids, visual_buffer)
     except FeatureError as e:
         raise SystemExit(str(e)) from None
