@@ -212,9 +212,10 @@ class FeatureStore:
                                f"--used_seconds and holds seconds {self.computed.tolist()}); extract again without "
                                f"--used_seconds, or with the --segments this run uses")
 
-    def hold(self, video_ids: Sequence[str], buffer: Callable[[int], torch.Tensor]) -> bool:
+    def hold(self, video_ids: Sequence[str], buffer: Callable[[int], torch.Tensor] | None = None) -> bool:
         """Keep every second of these videos in memory, each video's [T, ...] laid out as ``buffer(T)`` lays it
-        out, when they fit in a quarter of the machine's memory; returns whether they are held.
+        out (default: contiguous float32), when they fit in a quarter of the machine's memory (shared by
+        torchrun's processes); returns whether they are held.
 
         A training run reads each second once an epoch and again as other videos' negatives; from memory, in the
         layout of the batch it is copied into, a read is one plain copy instead of a file read and a copy that
@@ -223,6 +224,8 @@ class FeatureStore:
         videos = sorted(set(video_ids) - set(self._held))
         if not videos:
             return True
+        if buffer is None:
+            buffer = lambda T: torch.empty((T, *self.per_second_shape))  # noqa: E731
         sample = buffer(self._file(videos[0]).length)
         nbytes = sample.element_size() * sample.numel() * (len(videos) + len(self._held))
         if not memory_holds(nbytes, HOLD_FRACTION / int(os.environ.get("LOCAL_WORLD_SIZE", "1"))):  # torchrun's processes

@@ -3,8 +3,6 @@ from __future__ import annotations
 
 from typing import Sequence
 
-import torch
-
 from ..annotations import AnnotationError, Vocab, load_annotations
 from ..data import AUDIO_SHAPE, VISUAL_SHAPE, FeatureError, FeatureStore, encode_split, visual_buffer
 
@@ -57,7 +55,7 @@ def feature_stores(args, video_ids: Sequence[str], need_visual: bool, need_audio
     # a run reads each second many times: from memory, when the features fit there (FeatureStore.hold)
     try:
         if hold and audio is not None:
-            audio.hold(video_ids, lambda T: torch.empty((T, *AUDIO_SHAPE)))
+            audio.hold(video_ids)
         if hold and visual is not None:
             visual.hold(video_ids, visual_buffer)
     except FeatureError as e:
