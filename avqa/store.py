@@ -247,21 +247,19 @@ class FeatureStore:
             self._check_computed(video_id, seconds, f.length)
         scalar = np.ndim(seconds) == 0
         rows = [int(seconds)] if scalar else [int(x) for x in seconds]
+        for sec in rows:
+            if not 0 <= sec < f.length:
+                raise FeatureError(f"{self.path(video_id)}: second {sec} asked for, the file holds {f.length}")
+        target = out.numpy()
         held = self._held.get(video_id)
         if held is not None:
-            target = out.numpy()
             for k, sec in enumerate(rows):
-                if not 0 <= sec < f.length:
-                    raise FeatureError(f"{self.path(video_id)}: second {sec} asked for, the file holds {f.length}")
                 np.copyto(target if scalar else target[k], held[sec])  # numpy: one thread, as below
             return
         scratch = getattr(self._local, "row", None)
         if scratch is None or scratch.dtype != f.dtype:
             scratch = self._local.row = np.empty(self.per_second_shape, f.dtype)
-        target = out.numpy()
         for k, sec in enumerate(rows):
-            if not 0 <= sec < f.length:
-                raise FeatureError(f"{self.path(video_id)}: second {sec} asked for, the file holds {f.length}")
             start = f.offset + sec * f.row_bytes
             if os.preadv(f.fd, [scratch], start) != f.row_bytes:
                 raise FeatureError(f"{self.path(video_id)}: truncated (second {sec} cannot be read); extract it again")
