@@ -88,6 +88,6 @@ def test_duplicate_question_ids_are_kept():
 
 @needs_real
 def test_statistics_command_prints_the_counts():
-    from conftest import run
-    out = run("-m", "avqa.annotations", "--brief", str(REAL / "json" / "avqa-test.json")).stdout
+    from conftest import run_here
+    out = run_here("-m", "avqa.annotations", "--brief", str(REAL / "json" / "avqa-test.json")).stdout
     assert "9,185 QA over 6,399 videos, 33 templates, 9 types" in out

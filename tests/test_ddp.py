@@ -117,15 +117,21 @@ def test_tspm_trains_under_ddp_though_its_selection_gets_no_gradient(tmp_path):
     assert torch.equal(trained["input_qst_prompt.weight"], start["input_qst_prompt.weight"])
 
 
+def test_a_batch_that_does_not_split_over_the_processes_is_refused():
+    from avqa.engine.runtime import Runtime
+    two = Runtime.__new__(Runtime)  # what torchrun's WORLD_SIZE=2 sets, without a process group
+    two.world = 2
+    assert two.per_process(8) == 4
+    with pytest.raises(SystemExit, match="--batch-size 7 does not split evenly over 2 processes; pass a multiple"):
+        two.per_process(7)
+
+
 def test_torchrun_trains_on_two_cpu_processes(tiny_features, tmp_path):
     """The real launch path: torchrun, gloo process group, DistributedSampler, rank-0 validation."""
     launch = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", SCRIPT, *data_flags(tiny_features),
               "--device", "cpu", "--epochs", "1", "--pretrained_grounding", "none", "--tensorboard_dir", "",
               "--model_save_dir", str(tmp_path)]
-    env = {"OMP_NUM_THREADS": "1"}
-    refused = run(*launch, "--batch-size", "7", check=False, env=env)
-    assert refused.returncode != 0 and "does not split evenly over 2 processes" in refused.stderr
-    out = run(*launch, "--batch-size", "8", env=env).stdout
+    out = run(*launch, "--batch-size", "8", env={"OMP_NUM_THREADS": "1"}).stdout
     assert "2 process(es)" in out and "best val accuracy" in out
     ckpt = torch.load(tmp_path / "avst.pt", weights_only=True)
     assert ckpt["model"] == "avst" and not any(k.startswith("module.") for k in ckpt["state_dict"])

@@ -13,7 +13,7 @@ import pytest
 
 from avqa.data import FeatureError, FeatureStore
 from avqa.utils import torch_load
-from conftest import AVST, ROOT, VGG, data_flags, run, run_here
+from conftest import AVST, ROOT, VGG, data_flags, run_here
 
 HOLD = ("import sys, time; from avqa.utils import run_lock\n"
         "with run_lock(sys.argv[1], sys.argv[2]):\n    print('held', flush=True); time.sleep(120)")
@@ -52,7 +52,7 @@ def test_a_second_main_job_is_refused_naming_the_first(tmp_path):
         for line in first.stdout:  # the first job is at work
             if line.startswith("== generate"):
                 break
-        second = run(*argv[:-1], str(tmp_path / "out2"), check=False, timeout=300)
+        second = run_here(*argv[:-1], str(tmp_path / "out2"), check=False)
         _refused(second, first.pid, tmp_path / "data")
         assert not (tmp_path / "out2").exists()  # nothing of the second run is left behind
     finally:
@@ -63,8 +63,8 @@ def test_a_second_main_job_is_refused_naming_the_first(tmp_path):
 def test_a_second_training_into_one_checkpoint_is_refused(holder, tiny_features, tmp_path):
     save = tmp_path / "avst"
     first = holder(save, "avst")
-    proc = run(AVST, *data_flags(tiny_features), "--model_save_dir", str(save), "--pretrained_grounding", "none",
-               "--tensorboard_dir", "", "--epochs", "1", "--batch-size", "16", check=False)
+    proc = run_here(AVST, *data_flags(tiny_features), "--model_save_dir", str(save), "--pretrained_grounding", "none",
+                    "--tensorboard_dir", "", "--epochs", "1", "--batch-size", "16", check=False)
     _refused(proc, first.pid, save)
     assert not list(save.glob("*.pt"))
 
@@ -73,12 +73,12 @@ def test_extractors_into_one_folder_are_refused_but_shards_run_together(holder, 
     out = tmp_path / "vggish"
     first = holder(out, "extract")
     flags = ["--audio_dir", str(tiny_features / "audio"), "--save_dir", str(out)]
-    _refused(run(VGG, *flags, check=False), first.pid, out)
+    _refused(run_here(VGG, *flags, check=False), first.pid, out)
     assert not list(out.glob("*.npy"))
     # the shards of one extraction write into one folder together; a second process of one shard is refused
     shard = holder(out, "extract-shard-1-of-2")
-    run(VGG, *flags, "--shard", "0/2")
-    _refused(run(VGG, *flags, "--shard", "1/2", check=False), shard.pid, out)
+    run_here(VGG, *flags, "--shard", "0/2")
+    _refused(run_here(VGG, *flags, "--shard", "1/2", check=False), shard.pid, out)
 
 
 def test_a_lock_left_by_a_dead_run_is_taken_over_and_said(tiny_features, tmp_path):
@@ -87,7 +87,7 @@ def test_a_lock_left_by_a_dead_run_is_taken_over_and_said(tiny_features, tmp_pat
     out = tmp_path / "vggish"
     out.mkdir()
     (out / ".extract.lock").write_text(json.dumps({"pid": dead.pid, "host": __import__("socket").gethostname()}))
-    proc = run(VGG, "--audio_dir", str(tiny_features / "audio"), "--save_dir", str(out))
+    proc = run_here(VGG, "--audio_dir", str(tiny_features / "audio"), "--save_dir", str(out))
     assert f"left by process {dead.pid}, which no longer runs; taking it over" in proc.stderr
     assert not (out / ".extract.lock").exists() and len(list(out.glob("*.npy"))) == 14
 
