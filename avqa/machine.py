@@ -26,10 +26,17 @@ def native_bf16(device: str) -> bool:
     return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
+def usable_cores() -> int:
+    """The CPUs this process may run on: its affinity (a container's or taskset's limit), not every
+    CPU of the host that ``os.cpu_count()`` counts."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 def describe_machine() -> str:
     """One line naming the machine, e.g. 'AMD EPYC, 2 cores; no GPU'."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    text = f"{cpu_model()}, {cores} cores"
+    text = f"{cpu_model()}, {usable_cores()} cores"
     try:
         import torch
         if torch.cuda.is_available():

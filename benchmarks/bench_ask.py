@@ -27,7 +27,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 from avqa.annotations import tokenize
-from avqa.machine import describe_machine
+from avqa.machine import describe_machine, usable_cores
 
 
 def make_clips(out: Path, seconds: int) -> tuple[Path, str]:
@@ -68,7 +68,7 @@ def main() -> int:
                  ("10 s clip, --sheet", clips[10], ["--sheet", str(tmp / "sheet.png")], 10.0),
                  ("60 s clip", clips[60], [], 30.0),
                  ("60 s clip, --seconds 60", clips[60], ["--seconds", "60"], 30.0)]
-        print(f"python -m avqa.ask, bundled checkpoint, {os.cpu_count()} CPU core(s), {a.repeats} cold run(s) each "
+        print(f"python -m avqa.ask, bundled checkpoint, {usable_cores()} CPU core(s), {a.repeats} cold run(s) each "
               f"(load average before: {os.getloadavg()[0]:.2f})")
         for name, (video, question), extra, target in cases:
             walls, cpus = time_ask(video, question, extra, a.repeats)

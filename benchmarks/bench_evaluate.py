@@ -25,6 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 from avqa.annotations import INSTRUMENTS, NUMBERS, QUESTION_TYPES, question_key
 from avqa.evaluate import main
+from avqa.machine import cpu_model, usable_cores
 
 # one template per kind of answer, as the real files phrase them
 TEMPLATES = {
@@ -36,14 +37,6 @@ TEMPLATES = {
 }
 SAID = {"two": "There are two.", "left": "the left one", "yes": "Yes.", "no": "No, it isn't.",
         "more than ten": "More than 10", "acoustic_guitar": "acoustic guitar", "middle": "In the middle."}
-
-
-def cpu_model() -> str:
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
 
 
 def synthesise(n: int, free_text: float, folder: Path, seed: int = 0) -> tuple[Path, Path]:
@@ -85,7 +78,7 @@ def main_bench(argv=None) -> int:
             times.append(time.perf_counter() - t0)
         overall = json.loads((Path(tmp) / "eval.json").read_text())["tables"][str(ann)]["Overall"]
     times.sort()
-    print(f"CPU: {cpu_model()}, {os.cpu_count()} cores; Python {platform.python_version()}; load average "
+    print(f"CPU: {cpu_model()}, {usable_cores()} cores; Python {platform.python_version()}; load average "
           f"{os.getloadavg()[0]:.2f}")
     print(f"scoring {args.questions:,} predictions ({args.free_text:.0%} free text): best {times[0]:.2f} s, "
           f"median {times[len(times) // 2]:.2f} s over {args.repeats} runs (overall accuracy {overall['accuracy']:.2f} %, "

@@ -16,6 +16,7 @@ time from another.
 
     python benchmarks/bench_first_hour.py                  # both, about 9 minutes on the AMD EPYC
     python benchmarks/bench_first_hour.py --skip_tests     # the main job alone
+    python benchmarks/bench_first_hour.py --cpus 1         # on one of the cores: a machine of half the throughput
 """
 from __future__ import annotations
 
@@ -91,12 +92,20 @@ def main() -> int:
     p.add_argument("--work", type=Path, default=None,
                    help="an empty or new folder for the clone and logs (default: a new temporary folder, "
                         "removed at the end unless --keep)")
+    p.add_argument("--cpus", type=int, default=None,
+                   help="run everything on this many of the CPUs this process may use (its affinity, which "
+                        "every child inherits): one of two cores stands in for a machine of half the throughput")
     p.add_argument("--skip_job", action="store_true", help="do not run the main job")
     p.add_argument("--skip_tests", action="store_true", help="do not run .ci/run and the fast tier")
     p.add_argument("--keep", action="store_true", help="keep the clone, its outputs and the logs")
     p.add_argument("--json", type=Path, default=None, help="also write every figure to this JSON file")
     a = p.parse_args()
 
+    if a.cpus is not None:
+        allowed = sorted(os.sched_getaffinity(0))
+        if not 1 <= a.cpus <= len(allowed):
+            sys.exit(f"--cpus {a.cpus}: this process may use {len(allowed)} CPU(s)")
+        os.sched_setaffinity(0, allowed[:a.cpus])
     dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
                            capture_output=True, text=True).stdout.strip()
     if dirty:

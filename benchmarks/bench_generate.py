@@ -4,7 +4,6 @@
     python benchmarks/bench_generate.py --num_clips 60
 """
 import argparse
-import os
 import shutil
 import sys
 import tempfile
@@ -12,14 +11,14 @@ import time
 from pathlib import Path
 
 from avqa.synthetic.generate import generate, parse_args
-from avqa.machine import describe_machine
+from avqa.machine import describe_machine, usable_cores
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--num_clips", type=int, default=480)
     p.add_argument("--seconds", type=int, default=10)
-    p.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    p.add_argument("--workers", type=int, default=usable_cores(), help="parallel render processes")
     a = p.parse_args()
     print(f"machine: {describe_machine()}", flush=True)  # every timing names its machine
     out = Path(tempfile.mkdtemp(prefix="avqa-bench-gen-"))

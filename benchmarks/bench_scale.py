@@ -66,7 +66,7 @@ REPO = Path(__file__).resolve().parents[1]
 from avqa.data import AUDIO_SHAPE, VISUAL_SHAPE, FeatureStore, used_seconds
 from avqa.store import verified_path
 from avqa.utils import metadata_path
-from avqa.machine import describe_machine
+from avqa.machine import describe_machine, usable_cores
 from bench_train_data import peak_rss_gb
 
 # the real dataset: 9,288 videos of 60 s, 10 sampled seconds (docs/model.md, Inputs and sampling), and
@@ -567,7 +567,7 @@ def work_root(work: str | None, prefix: str, title: str) -> tuple[Path, Path, fl
     logs = root / "logs"
     logs.mkdir()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    print(f"{title}, simulated in {root}; {os.cpu_count()} CPU cores, torch threads "
+    print(f"{title}, simulated in {root}; {usable_cores()} CPU cores, torch threads "
           f"{torch.get_num_threads()}, load average {os.getloadavg()[0]:.1f}, open-files limit {soft} (hard {hard})")
     print("  (other processes share this machine: timings may be depressed and samples/s noisy)", flush=True)
     return root, logs, time.time()

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing as mp
-import os
 import shutil
 import sys
 import time
@@ -26,6 +25,7 @@ import numpy as np
 
 from ..annotations import (INSTRUMENTS, Vocab, format_statistics, load_annotations, statistics, tokenize,
                            validate)
+from ..machine import usable_cores
 from ..media import sample_frame_numbers
 from ..utils import EXIT_CODES, atomic_write_text, progress, user_errors
 from .questions import ask, balance
@@ -66,7 +66,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--split", default="0.7,0.1,0.2", help="train,val,test shares of the clips, split by video")
     p.add_argument("--max_answer_share", type=float, default=0.55,
                    help="cap on the most common answer of each template in each split (default: 0.55)")
-    p.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="parallel render processes")
+    p.add_argument("--workers", type=int, default=usable_cores(),
+                   help="parallel render processes (default: the CPUs this process may use)")
     p.add_argument("--force", action="store_true",
                    help="replace an existing set made with other flags (never needed for the same flags)")
     args = p.parse_args(argv)
