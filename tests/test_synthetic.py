@@ -1,5 +1,6 @@
 """The synthetic set: schema, determinism, playable files, answers from the scene, balance."""
 import json
+import os
 import subprocess
 from collections import Counter, defaultdict
 
@@ -237,3 +238,16 @@ def test_sixty_second_clips_as_in_the_real_data(tmp_path):
     assert all(len(i["boxes"]) == 60 for i in gt["instruments"])
     with av.open(str(out / "videos" / f"{gt['video_id']}.mp4")) as c:
         assert abs(float(c.duration) / 1e6 - 60) < 0.2
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="no CPU affinity on this platform")
+def test_a_process_limited_to_one_cpu_renders_with_one_worker_and_says_one_core():
+    from avqa.machine import describe_machine
+    allowed = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {min(allowed)})  # as taskset or a container's CPU limit leaves a process
+    try:
+        assert parse_args(["--out", "x"]).workers == 1
+        assert ", 1 cores" in describe_machine()
+    finally:
+        os.sched_setaffinity(0, allowed)
+    assert parse_args(["--out", "x"]).workers == len(allowed)
