@@ -166,3 +166,33 @@ def test_frame_folders_are_accepted_as_input(tiny_features, tmp_path):
     for ref in list((tiny_features / "feats" / "res18_14x14").glob("*.npy"))[:3]:
         a, b = np.load(tmp_path / "from_frames" / ref.name), np.load(ref)
         assert np.abs(a - b).mean() / np.abs(b).mean() < 0.1  # JPEG round trip only
+
+
+@pytest.mark.parametrize("per_core", [False, True])
+def test_numpy_blas_runs_on_one_thread_while_a_network_extracts(tmp_path, per_core):
+    """OpenBLAS's idle workers spin on the cores the network's threads need (the log-mel's mel projection
+    runs in the loader thread): held to one thread for the run, given back after it, failed clips included."""
+    import torch
+    from threadpoolctl import threadpool_info, threadpool_limits
+    from avqa.features.files import Report
+    from avqa.features.network import Job, run_network
+
+    def blas_threads() -> set[int]:
+        return {i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"}
+
+    seen = []
+
+    def load(job):
+        seen.append(blas_threads())
+        if job.key == "bad":
+            raise ValueError("unreadable")
+        return torch.ones(2, 3), []
+
+    jobs = [Job("a", tmp_path / "a"), Job("bad", tmp_path / "bad"), Job("b", tmp_path / "b")]
+    with threadpool_limits(limits=2, user_api="blas"):  # as numpy starts on a 2-core machine
+        report = run_network("test", jobs, tmp_path / "out", (2, 3), load, lambda x: x.numpy() * 2, 1,
+                             Report("test"), per_core=per_core)
+        assert blas_threads() == {2}
+    assert report.done == 2 and len(report.failed) == 1
+    assert seen and all(s == {1} for s in seen)
+    assert np.array_equal(np.load(tmp_path / "out" / "a.npy"), np.full((2, 3), 2.0, np.float32))
