@@ -171,9 +171,10 @@ def test_frame_folders_are_accepted_as_input(tiny_features, tmp_path):
 @pytest.mark.parametrize("per_core", [False, True])
 def test_numpy_blas_runs_on_one_thread_while_a_network_extracts(tmp_path, per_core):
     """OpenBLAS's idle workers spin on the cores the network's threads need (the log-mel's mel projection
-    runs in the loader thread): held to one thread for the run, given back after it, failed clips included."""
+    runs in the loader thread): held to one thread for the run, given back after it, failed clips included,
+    and PyTorch's own threads (one per worker in per_core mode) given back as they were."""
     import torch
-    from threadpoolctl import threadpool_info, threadpool_limits
+    from threadpoolctl import ThreadpoolController, threadpool_info
     from avqa.features.files import Report
     from avqa.features.network import Job, run_network
 
@@ -189,10 +190,12 @@ def test_numpy_blas_runs_on_one_thread_while_a_network_extracts(tmp_path, per_co
         return torch.ones(2, 3), []
 
     jobs = [Job("a", tmp_path / "a"), Job("bad", tmp_path / "bad"), Job("b", tmp_path / "b")]
-    with threadpool_limits(limits=2, user_api="blas"):  # as numpy starts on a 2-core machine
+    threads = torch.get_num_threads()
+    with ThreadpoolController().select(user_api="blas").limit(limits=2):  # as numpy starts on 2 cores
         report = run_network("test", jobs, tmp_path / "out", (2, 3), load, lambda x: x.numpy() * 2, 1,
                              Report("test"), per_core=per_core)
         assert blas_threads() == {2}
+        assert torch.get_num_threads() == threads  # PyTorch's threads are given back as they were
     assert report.done == 2 and len(report.failed) == 1
     assert seen and all(s == {1} for s in seen)
     assert np.array_equal(np.load(tmp_path / "out" / "a.npy"), np.full((2, 3), 2.0, np.float32))

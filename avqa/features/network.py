@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from ..media import MediaError
 from ..utils import clean_stale_temps, progress
@@ -122,13 +122,14 @@ def run_network(name: str, jobs: list[Job], out_dir: Path, shape: tuple[int, ...
         rows = np.concatenate([compute(payload[i:i + batch_rows]) for i in range(0, len(payload), batch_rows)])
         return rows, notes
 
+    # numpy's BLAS (the log-mel's mel projection, in the loader thread) on one thread: OpenBLAS's idle
+    # workers spin, taking the cores the network's threads run on (docs/speed.md). Only the BLAS libraries
+    # are selected, so that giving their limits back leaves PyTorch's OpenMP threads alone.
+    blas = ThreadpoolController().select(user_api="blas").limit(limits=1)
     workers = torch.get_num_threads()
     work = _in_threads(todo, whole_clip, workers) if per_core else _in_threads(todo, load, 1, ahead=prefetch)
     if per_core:
         torch.set_num_threads(1)  # each worker thread runs its clip on one core
-    # numpy's BLAS (the log-mel's mel projection, in the loader thread) on one thread: OpenBLAS's idle
-    # workers spin, taking the cores the network's threads run on (docs/speed.md)
-    blas = threadpool_limits(limits=1, user_api="blas")
     try:
         for job, result in progress(work, total=len(todo), desc=name, unit="clip"):
             if isinstance(result, Exception):
@@ -145,8 +146,8 @@ def run_network(name: str, jobs: list[Job], out_dir: Path, shape: tuple[int, ...
                 flush()
         flush()
     finally:
-        torch.set_num_threads(workers)
         blas.restore_original_limits()
+        torch.set_num_threads(workers)
     return report
 
 
