@@ -6,15 +6,28 @@ import platform
 from pathlib import Path
 
 
-def cpu_model() -> str:
-    """The CPU's model name as the kernel reports it (e.g. 'AMD EPYC'), or the platform's guess."""
+def _cpuinfo(field: str) -> str | None:
+    """The first CPU's ``field`` in /proc/cpuinfo (e.g. 'model name', 'cpu family', 'flags'), if any."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
+            name, _, value = line.partition(":")
+            if name.strip().lower() == field:
+                return value.strip()
     except OSError:
         pass
-    return platform.processor() or platform.machine() or "unknown CPU"
+    return None
+
+
+def cpu_model() -> str:
+    """The CPU's model name as the kernel reports it (e.g. 'AMD EPYC'), or the platform's guess."""
+    return _cpuinfo("model name") or platform.processor() or platform.machine() or "unknown CPU"
+
+
+def cpu_details() -> str:
+    """CPU family and the bfloat16/AMX flags: two 2-core machines of one model name can differ in these."""
+    flags = set((_cpuinfo("flags") or "").split())
+    has = {flag: "yes" if flag in flags else "no" for flag in ("avx512_bf16", "amx_bf16")}
+    return f"CPU family {_cpuinfo('cpu family') or '?'}; " + "; ".join(f"{k} {v}" for k, v in has.items())
 
 
 def native_bf16(device: str) -> bool:

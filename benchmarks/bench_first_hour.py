@@ -31,23 +31,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from avqa.machine import describe_machine
+from avqa.machine import cpu_details, describe_machine
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGETS = {"main job": 600.0, "tests (.ci/run)": 600.0, "fast tier": 60.0}
-
-
-def cpu_details() -> str:
-    """CPU family and the bfloat16/AMX flags: two 2-core machines of one name can differ in these."""
-    try:
-        info = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return "no /proc/cpuinfo"
-    family = re.search(r"^cpu family\s*:\s*(\d+)", info, re.M)
-    flags = re.search(r"^flags\s*:(.*)$", info, re.M)
-    flags = set(flags.group(1).split()) if flags else set()
-    return (f"CPU family {family.group(1) if family else '?'}; "
-            f"avx512_bf16 {'yes' if 'avx512_bf16' in flags else 'no'}; amx_bf16 {'yes' if 'amx_bf16' in flags else 'no'}")
 
 
 def timed(cmd: list[str], cwd: Path, log: Path, env: dict) -> tuple[float, int]:
