@@ -53,11 +53,10 @@ def pytest_line(log: Path) -> str:
 
 def demo_figures(clone: Path) -> dict:
     """The figures the issue holds the demo to, read from the main job's outputs."""
-    import torch
+    from avqa import checkpoint
     out = clone / "outputs"
     summary = json.loads((out / "summary.json").read_text())
-    history = torch.load(out / "grounding" / "main_grounding_gen_last.pt", weights_only=True,
-                         map_location="cpu")["history"]
+    history = checkpoint.load_dict(out / "grounding" / "main_grounding_gen_last.pt")["history"]
     scores = json.loads((out / "grounding_score.json").read_text())["scores"]
     hit = {name: s["sounding_vs_silent"]["hit"] for name, s in scores.items()}
     tables = summary["tables"]
