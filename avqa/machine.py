@@ -30,12 +30,23 @@ def cpu_details() -> str:
     return f"CPU family {_cpuinfo('cpu family') or '?'}; " + "; ".join(f"{k} {v}" for k, v in has.items())
 
 
+# the CPU flags (/proc/cpuinfo) of bfloat16 arithmetic in hardware: x86's AVX-512 BF16 and AMX, Arm's BF16
+BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16", "bf16"})
+
+
 def native_bf16(device: str) -> bool:
-    """Whether ``device`` computes bfloat16 in hardware (a GPU, or a CPU with AVX-512 bfloat16 or AMX),
-    where bfloat16 runs faster than float32; elsewhere it is emulated and slower."""
+    """Whether ``device`` computes bfloat16 in hardware (a GPU, or a CPU with AVX-512 BF16 or AMX),
+    where bfloat16 runs faster than float32; elsewhere it is emulated and slower.
+
+    oneDNN's own answer (``torch.ops.mkldnn._is_mkldnn_bf16_supported``) is also yes on any AVX-512
+    CPU, where it emulates bfloat16 at a fraction of float32's speed, so the kernel's CPU flags
+    decide where they can be read."""
     import torch
     if device.startswith("cuda"):
         return torch.cuda.is_bf16_supported()
+    flags = _cpuinfo("flags") or _cpuinfo("features")   # x86, or Arm's name for the same line
+    if flags is not None:
+        return bool(BF16_FLAGS & set(flags.split()))
     return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
