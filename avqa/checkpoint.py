@@ -61,6 +61,34 @@ def record_path(checkpoint: str | Path) -> Path:
     return checkpoint.with_name(f"{checkpoint.stem}_recorded.json")
 
 
+# How far a shipped checkpoint's overall accuracy moves on the set it was made on when its features
+# are computed on another CPU or in another precision (docs/development.md#the-bundled-checkpoints-figure
+# has the measurements this is set from).
+RECORD_TOLERANCE = 1.0
+
+
+def record_comparison(ckpt: str | Path, overall: float) -> str | None:
+    """The line test mode prints after the table of a checkpoint that has a record beside it: the
+    recorded overall accuracy, this run's, and whether the difference is the one features computed on
+    this CPU give, or more (then, what to check); None without a record."""
+    path = record_path(ckpt)
+    if not path.is_file():
+        return None
+    import json
+    record = json.loads(path.read_text())
+    recorded = record["table"]["Overall"]["accuracy"]
+    precisions = sorted({f.get("precision", "?") for f in record.get("features", {}).values()})
+    head = (f"recorded overall accuracy of this checkpoint: {recorded:.2f} (now {overall:.2f}, "
+            f"{overall - recorded:+.2f})")
+    if abs(overall - recorded) <= RECORD_TOLERANCE:
+        return (f"{head}: within the {RECORD_TOLERANCE:.1f} points expected, since the features are computed "
+                f"on this CPU (recorded with {', '.join(precisions) or 'unrecorded'} features; bfloat16 only where "
+                f"the CPU computes it natively) and another CPU or precision rounds them differently")
+    return (f"{head}: more than the {RECORD_TOLERANCE:.1f} points another CPU's rounding gives: check that the "
+            f"features come from the set this checkpoint was made on ({path.name} names its generator flags) "
+            f"with the weights its record names (weights_sha256 in each feature folder's .json)")
+
+
 def save(path: Path, payload: dict) -> None:
     """Write atomically: a run killed midway leaves the previous file, never half of a new one."""
     with atomic_path(path) as tmp:

@@ -2,6 +2,8 @@
 and avqa.checkpoint names every run's files by one rule."""
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -139,3 +141,14 @@ def test_staleness_is_a_value(tmp_path):
     data.write_text("two, longer")
     changed = stamps.staleness(stamps.read(path), {"x": 1}, reads)
     assert changed.reason == stamps.READS and changed.fresh and "a.txt" in changed.changed[0]
+
+
+def test_the_bundled_checkpoints_check_names_the_cause_within_its_tolerance_and_what_to_check_beyond():
+    bundled = Path(__file__).resolve().parents[1] / "net_grd_avst" / "avst_models" / "avst.pt"
+    recorded = json.loads(checkpoint.record_path(bundled).read_text())["table"]["Overall"]["accuracy"]
+    near = checkpoint.record_comparison(bundled, recorded + checkpoint.RECORD_TOLERANCE - 0.01)
+    assert f"recorded overall accuracy of this checkpoint: {recorded:.2f}" in near
+    assert "within the" in near and "computed on this CPU" in near and "bfloat16 compute" in near
+    far = checkpoint.record_comparison(bundled, recorded - checkpoint.RECORD_TOLERANCE - 0.5)
+    assert "more than the" in far and "weights_sha256" in far and "avst_recorded.json" in far
+    assert checkpoint.record_comparison(bundled.with_name("no_such.pt"), 50.0) is None

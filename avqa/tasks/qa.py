@@ -270,10 +270,9 @@ def test_qa(cfg: RunConfig, model_kind: str, rt: Runtime, family: Family | None 
     print(f"results: {results}")
     for path in family.write_outputs(cfg, split, vocab, out, table):
         print(f"results: {path}")
-    recorded = checkpoint.record_path(ckpt)
-    if recorded.is_file():
-        rec = json.loads(recorded.read_text())["table"]["Overall"]["accuracy"]
-        print(f"recorded overall accuracy of this checkpoint: {rec:.2f} (now {table['Overall']['accuracy']:.2f})")
+    line = checkpoint.record_comparison(ckpt, table["Overall"]["accuracy"])
+    if line:
+        print(line)
 
 
 def write_results(path: Path, annotations: str, model_kind: str, ckpt: Path, split, vocab: Vocab, out: dict,
