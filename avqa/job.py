@@ -202,7 +202,7 @@ class MainJob:
     def extract_visual(self, name: str, bf16: bool, weights: Path | None) -> None:
         if weights is not None:
             problem = weights_check(weights, "restore it with git checkout, or remake it with "
-                                             "python -m avqa.features.pretrain res18, about 10 minutes")()
+                                             "python -m avqa.features.pretrain res18 (docs/synthetic.md)")()
             if problem:
                 raise SystemExit(problem)
         _report(extract_visual(name, video_path=self.data / "videos", out_dir=self.feats / name, seconds=self.seconds,

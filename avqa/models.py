@@ -82,7 +82,7 @@ class AudioVisualGrounding(nn.Module):
         attention = torch.softmax(logits, dim=-1)
         weights = torch.stack((torch.full_like(attention, 1.0 / v.shape[2]), attention * inv_norm), dim=2)
         # v @ weights, written as (weights^T @ v^T)^T: the same sums to the last bit, forward and backward, but a
-        # product with 2 rows runs about 5x faster on the CPU than one with 2 columns (docs/speed.md)
+        # product with 2 rows runs faster on the CPU than one with 2 columns (docs/speed.md, The main job)
         average, grounded = torch.bmm(weights.transpose(1, 2), v.transpose(1, 2)).transpose(1, 2).unbind(dim=2)
         return self.fc_gl(torch.tanh(torch.cat((average, grounded), dim=-1))), attention
 

@@ -217,7 +217,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--precision", choices=("auto", "float32", "bfloat16"), default="auto",
                    help="what the VGGish and 14x14 features are computed in (trainings stay float32): auto "
                         "(default) is bfloat16 where the device computes it natively (a CPU with AVX-512 bfloat16 "
-                        "or AMX, a GPU; about twice as fast) and float32 elsewhere; the two give slightly other "
+                        "or AMX, a GPU; faster) and float32 elsewhere; the two give slightly other "
                         "features and figures (docs/speed.md, bfloat16)")
     p.add_argument("--bf16", dest="precision", action="store_const", const="bfloat16",
                    help="the same as --precision bfloat16")
@@ -226,7 +226,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "question and QA-prompt features and ToMe tokens from the synthetic-world stand-ins in "
                         "feat_script/weights/, under DATA/feats in the release's layout; TSPM trained, tested on the "
                         "test split beside AVST and question-only, and its kept seconds scored against the ground "
-                        "truth (12 more minutes on 2 shared CPU cores; docs/tspm.md)")
+                        "truth")
     p.add_argument("--bundle", action="store_true",
                    help="maintainers: afterwards, ship the AVST checkpoint to net_grd_avst/avst_models/")
     args = p.parse_args(argv)

@@ -14,15 +14,14 @@ ORIGINAL = {
     "grounding": dict(epochs=30, model_save_dir="grounding_gen/models_grounding_gen/", checkpoint="main_grounding_gen",
                       model="AVQA_AVatt_Grounding"),
 }
-# the synthetic demo (see docs/usage.md), sized to the main job's time: seeds 1-3 of grounding all passed 80%
-# validation match within 22 epochs, and a fifth AVST epoch at a tenth of the rate added 0.9 points for 30 s
-# (docs/experiments/2026-11-30-shorter-trainings.md)
+# the synthetic demo (docs/usage.md); why grounding's 22 epochs and AVST's 4: docs/speed.md, The main job, and
+# docs/experiments/2026-11-30-shorter-trainings.md
 DEMO = {"grounding": ["--epochs", "22", "--lr", "1e-3", "--lr_step", "22", "--batch-size", "16"],
         "avst": ["--epochs", "4", "--lr", "5e-4", "--lr_step", "4", "--batch-size", "32"],
         # AVST's demo recipe run 12 epochs (decay after 9): on the stand-in CLIP and ViT features TSPM's loss
-        # still falls at epoch 8 (1.22), and 12 epochs reach a better validation accuracy (49.62 against
-        # 46.99 by epoch 8). --top_k 3 of the clips' 10 seconds, since the release's --top_k 10 would keep every second
-        # and so select nothing (the release keeps 10 of 60, a sixth; 3 of 10 leaves the selection a choice)
+        # still falls at epoch 8 (docs/tspm.md, On the embedded default). --top_k 3 of the clips' 10 seconds, since
+        # the release's --top_k 10 would keep every second and so select nothing (the release keeps 10 of 60, a
+        # sixth; 3 of 10 leaves the selection a choice)
         "tspm": ["--epochs", "12", "--lr", "5e-4", "--lr_step", "9", "--batch-size", "32", "--top_k", "3"]}
 # python -m avqa.pipeline --tiny: its set, its VGGish pre-training, one epoch of each model
 TINY = {"vggish_weights": ["--size", "6", "--heldout", "2", "--epochs", "1"],

@@ -109,7 +109,7 @@ class FeatureStore:
     When the folder holds more features than the page cache can hold (the real data's 9,288 videos),
     each second read is dropped from the cache at once (``drop_pages``): nothing read would still be
     there when read again, and handing the kernel its pages back is cheaper than making it reclaim
-    them (3 to 5 times faster reads in our measurements, see benchmarks/bench_scale.py). The policy
+    them (faster reads: docs/scale.md, measured by benchmarks/bench_scale.py). The policy
     is decided here, from the folder's files, unless ``drop_pages`` is given.
 
     A run whose features fit in a quarter of the memory (the synthetic set's, a small subset's) holds

@@ -119,8 +119,8 @@ def _save(files: checkpoint.Files, payload: dict, improved: bool, optimizer, sch
 
 def make_optimizer(model: nn.Module, lr: float) -> torch.optim.Optimizer:
     """The Adam every training here uses. Fused: one kernel for every tensor's update instead of a dozen operations
-    per tensor, which on a 2-core CPU trains grounding about 16% faster; it rounds differently from the per-tensor
-    Adam in the last bit."""
+    per tensor, faster for the small models here (docs/speed.md, The main job); it rounds differently from the
+    per-tensor Adam in the last bit."""
     return torch.optim.Adam(model.parameters(), lr=lr, fused=True)
 
 

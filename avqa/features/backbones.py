@@ -37,7 +37,7 @@ from .tf_checkpoint import read_checkpoint
 
 class MaxPool2x2(nn.Module):
     """nn.MaxPool2d(2, 2) as the largest of each 2x2 window's four phases: the same values, and VGGish runs
-    faster (1.2x) on the CPU, where PyTorch's pooling of its wide first maps is slow (docs/speed.md)."""
+    faster on the CPU, where PyTorch's pooling of its wide first maps is slow (docs/speed.md)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x[..., :x.shape[-2] // 2 * 2, :x.shape[-1] // 2 * 2]   # an odd last row or column is dropped, as there

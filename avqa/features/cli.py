@@ -29,7 +29,7 @@ def common_flags(p: argparse.ArgumentParser, weights_flag: str = "--weights", we
     p.add_argument("--gpu", default=None,
                    help="original flag: sets CUDA_VISIBLE_DEVICES (e.g. '0'); prefer --device")
     p.add_argument("--bf16", action="store_true",
-                   help="compute in bfloat16 (CPUs with bfloat16 units and GPUs): several times faster, "
+                   help="compute in bfloat16 (CPUs with bfloat16 units and GPUs): faster (docs/speed.md), "
                         "about 1%% relative difference; features are still saved as float32 (float16 with --float16)")
     p.add_argument("--prefetch", type=at_least(0), default=2,
                    help="clips loaded ahead in a background thread while the network runs (GPU, and VGGish "

@@ -89,8 +89,8 @@ def run_network(name: str, jobs: list[Job], out_dir: Path, shape: tuple[int, ...
     ``batch_rows`` frames or seconds of sound), run through the network together, and saved one by one.
     With ``per_core`` (video on the CPU), each of N threads (N = torch's thread count) takes whole
     clips: decode, network on one core; the main thread saves. There a decoder thread beside a
-    network that already uses every core only fights it for the cores (1.1-1.2x slower on 2
-    cores), while VGGish's small inputs run better batched (28 s against 33 s for the default set).
+    network that already uses every core only fights it for the cores, while VGGish's small inputs
+    run better batched (docs/speed.md, Feature extraction).
     """
     import torch
     clean_stale_temps(out_dir)

@@ -8,7 +8,7 @@ corpus of its own: scenes drawn by the generator's scene sampler under their own
 the clips of a generated set), rendered in memory.
 
     python -m avqa.features.pretrain res18    # -> feat_script/weights/resnet18_synthetic.pth (bundled)
-    python -m avqa.features.pretrain vggish   # -> data/weights/vggish_synthetic.pth (3.5 minutes)
+    python -m avqa.features.pretrain vggish   # -> data/weights/vggish_synthetic.pth
     python -m avqa.features.pretrain vggish --assemble   # the same file from the shipped layer, in seconds
     python -m avqa.features.pretrain clip     # -> feat_script/weights/clip_synthetic.pt (bundled, TSPM)
     python -m avqa.features.pretrain vit      # -> feat_script/weights/vit_tokens_synthetic.safetensors (bundled)
@@ -16,7 +16,7 @@ the clips of a generated set), rendered in memory.
 - res18: one frame of each scene, labelled with the classes in view. ResNet-18 is trained from
   scratch with a multi-label linear head, layer4 at stride 2 as for ImageNet (the 14x14 extractor
   runs it at stride 1, as it does the official weights). Saved as torchvision's state_dict in
-  float16, small enough to ship (22 MB); about 10 minutes on a 2-core CPU.
+  float16, small enough to ship (22 MB); its training time: docs/synthetic.md.
 - vggish: the ten one-second examples of each scene's sound, labelled with the classes playing in
   that second. VGGish keeps the seeded random init of its convolutions and first two fully
   connected layers (the features any VGGish without weights computes) and learns its embedding

@@ -4,8 +4,9 @@ prompt" of its template (docs/tspm.md, "CLIP features"). The CLIP text extractor
 The prompt table maps each of MUSIC-AVQA's 33 question templates to a sentence pattern and the
 fillers it takes (by position in ``templ_values``; -1 is the last). The sentences are TSPM's, word
 for word. Templates are matched after stripping trailing spaces and reading the full-width '？' as
-'?': three templates of the annotation files differ from TSPM's list only in that way, and TSPM's
-exact-string lookup would give them no prompt at all.
+'?': three templates of the annotation files differ from TSPM's list only in that way; TSPM's
+exact-string lookup finds no sentence for them and encodes the letter "e" ('error!'[0]) in its place
+(docs/tspm.md, CLIP features).
 """
 from __future__ import annotations
 

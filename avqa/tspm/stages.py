@@ -58,8 +58,8 @@ def _weights_id(path: Path) -> str | None:
 def train_in_child(cfg: TSPMConfig) -> int:
     """Train in a fresh process whose OpenMP threads sleep when they wait (OMP_WAIT_POLICY=PASSIVE, unless
     set): TSPM's step is thousands of small operations, and on a shared machine a thread spinning at
-    each one's end takes the core its partner needs. Same numbers, 1.6x the samples/s at load 6 on 2
-    cores (docs/tspm.md, On the embedded default). The policy is read when the OpenMP runtime loads,
+    each one's end takes the core its partner needs. The same numbers, faster on shared cores (docs/tspm.md,
+    On the embedded default). The policy is read when the OpenMP runtime loads,
     so the main job's own process, which has loaded it, cannot change it."""
     env = {**os.environ, "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE"),
            "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)}

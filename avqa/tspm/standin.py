@@ -1,4 +1,4 @@
-"""Stand-in TSPM features made from a synthetic set's own features, until the CLIP and ToMe extractors exist.
+"""Stand-in TSPM features made from a synthetic set's own features, with no CLIP or ViT network at all.
 
     python -m avqa.tspm.standin --data data --out data/feats
 
