@@ -9,10 +9,12 @@ after the other (never side by side, so neither slows the other):
 2. the README's test command through ``.ci/run`` (it installs the requirements, then runs exactly
    that command), and the fast tier, ``python -m pytest -q -m "not e2e"``.
 
-It prints each against its target (main job and tests 10 minutes each, fast tier 60 s; grounding
-best val match >= 80%, its sounding-vs-silent hit >= 20 points above the same model untrained,
-AVST >= 12 points above question-only) and names the machine, since a time from one CPU is not a
-time from another.
+It prints each time against the time a newcomer is promised (main job and tests 10 minutes each,
+fast tier 60 s) and each figure of the demo against what the README claims on every CPU (grounding's
+best validation match at least 75%, its sounding-vs-silent hit at least 10 points above the same
+model untrained, AVST at least 10 points above question-only: below the lowest of every CPU, seed
+and thread count measured, docs/results.md), names the machine, since a time from one CPU is not a
+time from another, and the load average before and after, since a busy machine is a slower one.
 
     python benchmarks/bench_first_hour.py                  # both, about 9 minutes on the AMD EPYC
     python benchmarks/bench_first_hour.py --skip_tests     # the main job alone
@@ -35,6 +37,10 @@ from avqa.machine import cpu_details, describe_machine
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGETS = {"main job": 600.0, "tests (.ci/run)": 600.0, "fast tier": 60.0}
+# what the README claims of the demo on every CPU (docs/results.md has the spread these sit below)
+GROUNDING_MATCH_AT_LEAST = 75.0
+PEAK_ABOVE_UNTRAINED = 10.0
+AVST_ABOVE_QUESTION_ONLY = 10.0
 
 
 def timed(cmd: list[str], cwd: Path, log: Path, env: dict) -> tuple[float, int]:
@@ -104,6 +110,9 @@ def main() -> int:
     logs.mkdir()
     machine = f"{describe_machine()}; {cpu_details()}"
     print(f"machine: {machine}", flush=True)
+    load_before = os.getloadavg()[0]
+    print(f"load average (1 min) before: {load_before:.2f}"
+          + ("  (not idle: other work slows every timing here)" if load_before > 0.5 else ""), flush=True)
     subprocess.run(["git", "clone", "--quiet", str(ROOT), str(clone)], check=True)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=clone, capture_output=True,
                             text=True).stdout.strip()
@@ -154,21 +163,25 @@ def main() -> int:
         print(f"  fast tier: {results['fast tier pytest']}", flush=True)
         failed |= code != 0
 
-    print(f"\non {machine}, commit {commit}:")
+    results["load average"] = {"before": round(load_before, 2), "after": round(os.getloadavg()[0], 2)}
+    print(f"\non {machine}, commit {commit}, load average {load_before:.2f} before, "
+          f"{results['load average']['after']:.2f} after:")
     for name, s in results["seconds"].items():
         target = TARGETS.get(name)
         verdict = "" if target is None else f"  (target {target:.0f} s: {'met' if s <= target else 'MISSED'})"
         print(f"  {name:<32} {s:7.1f} s{verdict}")
     if "main job" in results:
         f = results["main job"]
+        untrained_hit = f["sounding-vs-silent hit, grounding untrained"]
         checks = [
-            ("grounding best val match", f["grounding best val match"], f["grounding best val match"] >= 80,
-             f"untrained {f['grounding untrained val match']:.2f}; target >= 80"),
+            ("grounding best val match", f["grounding best val match"],
+             f["grounding best val match"] >= GROUNDING_MATCH_AT_LEAST,
+             f"untrained {f['grounding untrained val match']:.2f}; claimed >= {GROUNDING_MATCH_AT_LEAST:.0f}"),
             ("sounding-vs-silent hit", f["sounding-vs-silent hit, grounding"],
-             f["sounding-vs-silent hit, grounding"] >= f["sounding-vs-silent hit, grounding untrained"] + 20,
-             f"untrained {f['sounding-vs-silent hit, grounding untrained']:.2f}; target >= untrained + 20"),
-            ("AVST overall", f["AVST overall"], f["AVST overall"] >= f["question-only overall"] + 12,
-             f"question-only {f['question-only overall']:.2f}; target >= question-only + 12"),
+             f["sounding-vs-silent hit, grounding"] >= untrained_hit + PEAK_ABOVE_UNTRAINED,
+             f"untrained {untrained_hit:.2f}; claimed >= untrained + {PEAK_ABOVE_UNTRAINED:.0f}"),
+            ("AVST overall", f["AVST overall"], f["AVST overall"] >= f["question-only overall"] + AVST_ABOVE_QUESTION_ONLY,
+             f"question-only {f['question-only overall']:.2f}; claimed >= question-only + {AVST_ABOVE_QUESTION_ONLY:.0f}"),
         ]
         for name, value, ok, against in checks:
             print(f"  {name:<32} {value:7.2f}    ({against}{'' if ok else ': MISSED'})")
