@@ -114,24 +114,31 @@ def test_pretrain_refuses_bad_flags(argv):
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
 
 
+# The grounding test's set and recipe; benchmarks/floor_spread.py measures its figures over seeds,
+# threads and feature precisions, and docs/development.md keeps the spread its floors are set from.
+SMALL_WORLD = ["--num_clips", "120", "--width", "160", "--height", "120", "--fps", "8", "--sample_rate", "16000",
+               "--questions_per_clip", "3", "--split", "0.7,0.1,0.2", "--seed", "5"]
+GROUNDING_RECIPE = ["--epochs", "8", "--batch-size", "16", "--lr", "1e-3", "--lr_step", "8"]
+
+
 @e2e_fixture(scope="module")
 def small_world(tmp_path_factory, synthetic_vggish):
     """120 small clips of 10 s, with features from the backbones taught the synthetic world (the bundled
     ResNet-18 and the shipped VGGish; training a VGGish is tested above)."""
     d = tmp_path_factory.mktemp("small_world")
-    run_here("-m", "avqa.synthetic", "--out", str(d), "--num_clips", "120", "--width", "160", "--height", "120",
-             "--fps", "8", "--sample_rate", "16000", "--questions_per_clip", "3", "--split", "0.7,0.1,0.2", "--seed", "5")
+    run_here("-m", "avqa.synthetic", "--out", str(d), *SMALL_WORLD)
     return extract_taught(d, synthetic_vggish)
 
 
 def test_grounding_learns_the_match_on_features_of_the_synthetic_backbones(small_world, tmp_path):
     """On seeded random features this stays at ln 2 and 50%; on features of the taught backbones it learns."""
     flags = [*data_flags(small_world), "--model_save_dir", str(tmp_path), "--tensorboard_dir", ""]
-    run_here(GRD, *flags, "--epochs", "8", "--batch-size", "16", "--lr", "1e-3", "--lr_step", "8")
+    run_here(GRD, *flags, *GROUNDING_RECIPE)
     history = torch.load(tmp_path / "main_grounding_gen_last.pt", weights_only=True)["history"]
     assert history[0]["epoch"] == 0 and 35 <= history[0]["val_accuracy"] <= 65  # untrained: chance
+    # floors from the spread over seeds, threads and feature precisions (docs/development.md#floors-of-the-learning-tests)
     assert min(h["loss"] for h in history[1:6]) < 0.62  # leaves ln 2 = 0.693 within 5 epochs
     run_here(GRD, *flags, "--mode", "test", "--results", str(tmp_path / "test.json"))
     report = json.loads((tmp_path / "test.json").read_text())
-    assert max(h["val_accuracy"] for h in history[1:]) >= 68, history
+    assert max(h["val_accuracy"] for h in history[1:]) >= 60, history  # 180 pairs: a noisy best
     assert report["match_accuracy"] >= 58 and report["match_accuracy"] >= report["untrained_match_accuracy"] + 8, report
