@@ -16,14 +16,17 @@ class EvaluationError(ValueError):
 
 @dataclass
 class Predictions:
-    """What a predictions file says per question key: an answer string, or only whether it was right."""
+    """What a predictions file says per question key: an answer string, or (a result file) the predicted
+    answer index, the truth index and the file's own verdict, line by line."""
 
     path: Path
     form: str
-    answers: dict[str, str] = field(default_factory=dict)
-    correct: dict[str, bool] = field(default_factory=dict)
+    answers: dict[str, str | None] = field(default_factory=dict)  # a result file's: filled by resolve_indices
+    correct: dict[str, bool] = field(default_factory=dict)  # a result file's own verdicts (not what is scored)
     repeated: list[str] = field(default_factory=list)  # keys given more than once with the same answer
     annotations_sha256: str | None = None
+    predicted: dict[str, int] = field(default_factory=dict)  # a result file: the predicted answer index per key
+    lines: list[tuple[int, str, bool, int]] = field(default_factory=list)  # a result file: (line, key, verdict, truth)
 
     @property
     def keys(self) -> set[str]:
@@ -69,13 +72,30 @@ def _pick(row: dict, names: Sequence[str], what: str, path: Path, where: str):
                           f"{', '.join(map(str, row)) or 'no fields'}")
 
 
+def read_text(path: Path, what: str) -> str:
+    """A text file as UTF-8 (a byte-order mark dropped); another encoding is refused with the fix."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise EvaluationError(f"{what} {path} is not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start}): "
+                              f"save it as UTF-8, e.g. iconv -f latin1 -t utf-8 {path} > {path.stem}.utf8"
+                              f"{path.suffix}") from None
+
+
 def read_predictions(path: str | Path) -> Predictions:
     """Read any supported predictions file; the form is told by the content, not the file name."""
     path = Path(path)
+    if path.is_dir():
+        raise EvaluationError(f"the predictions file {path} is a folder: name the predictions file itself "
+                              f"(e.g. {path / 'predictions.json'})")
     if not path.is_file():
         raise FileNotFoundError(f"predictions file {path} not found{relative_hint(path)}")
-    text = path.read_text(encoding="utf-8-sig")
+    text = read_text(path, "the predictions file")
     stripped = text.lstrip()
+    if not stripped:
+        raise EvaluationError(f"the predictions file {path} is empty: write the model's answers into it first "
+                              f"(the forms are listed in --help)")
     if stripped[:1] in "[{":
         try:
             obj = json.loads(text)
@@ -107,17 +127,35 @@ def read_predictions(path: str | Path) -> Predictions:
 
 
 def _read_result_file(path: Path, text: str) -> Predictions:
-    """Tab-separated lines: question id, True/False, truth index, predicted index (TSPM-style code)."""
-    pairs = []
+    """Tab-separated lines: question id, True/False, truth index, predicted index (TSPM-style code).
+
+    The verdicts and truth indices are kept to be checked against the annotation file
+    (:func:`avqa.evaluate.indices.resolve_indices`); only the predicted index is scored."""
+    out = Predictions(path, "tab-separated result file")
+    conflicts = []
     for n, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         cols = [c.strip() for c in line.split("\t")]
-        if len(cols) < 2 or cols[1].lower() not in ("true", "false", "1", "0"):
+        if len(cols) < 4 or cols[1].lower() not in ("true", "false", "1", "0") or not all(
+                c.lstrip("-").isdigit() for c in cols[2:4]):
             raise EvaluationError(f"{path}, line {n}: a tab-separated result line is 'question id <TAB> True|False "
                                   f"<TAB> truth index <TAB> predicted index'; got {line.strip()!r}")
-        pairs.append((cols[0], cols[1].lower() in ("true", "1")))
-    return _collect(path, "tab-separated result file", pairs, "correct")
+        key, verdict, truth, pred = _key(cols[0]), cols[1].lower() in ("true", "1"), int(cols[2]), int(cols[3])
+        out.lines.append((n, key, verdict, truth))
+        if key in out.predicted:
+            if out.predicted[key] != pred:
+                conflicts.append(f"{key} (indices {out.predicted[key]} and {pred})")
+            else:
+                out.repeated.append(key)
+            continue
+        out.predicted[key] = pred
+        out.correct[key] = verdict
+    if conflicts:
+        raise EvaluationError(f"{path}: {len(conflicts)} question key(s) appear more than once with different "
+                              f"predicted answers: {', '.join(conflicts[:10])}{' ...' if len(conflicts) > 10 else ''}. "
+                              f"Give one answer per question.")
+    return out
 
 
 def _read_csv(path: Path, text: str) -> Predictions:

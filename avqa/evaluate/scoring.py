@@ -1,4 +1,4 @@
-"""Scoring predictions against annotation files: which question each file answered right."""
+"""Scoring predictions against annotation files: which question each file answered right, and the tables."""
 from __future__ import annotations
 
 import collections
@@ -6,36 +6,41 @@ from typing import Sequence
 
 import numpy as np
 
-from .normalise import FAMILY_OF, normalise
+from .conventions import judge_answers
 from .predictions import Predictions
 from .sets import AnnotationSet
 from .table import score_table
 
-def score(preds: Predictions, sets: Sequence[AnnotationSet]) -> dict:
-    """The table per annotation file and for all of them together, and the answers normalise could not map."""
-    cache: dict[tuple[str, str], str | None] = {}
+
+def judge(preds: Predictions, sets: Sequence[AnnotationSet], convention: str = "ours"
+          ) -> tuple[list[np.ndarray], collections.Counter]:
+    """Per annotation file, whether each row was answered right; and the answers that could not be mapped.
+
+    Predicted answer indices (a result file) were mapped to answers through their vocabulary and are
+    compared exactly, whatever the convention; an index without an answer is unmapped.
+    """
     unmapped: collections.Counter[str] = collections.Counter()
-    results, all_correct, all_types = {}, [], []
+    out = []
     for s in sets:
-        if preds.correct:
-            correct = np.fromiter((preds.correct[k] for k in s.keys), dtype=bool, count=len(s.keys))
+        said = [preds.answers[k] for k in s.keys]
+        if preds.lines:
+            right = [a == g for a, g in zip(said, s.answers)]
+            unmapped.update(f"predicted index {preds.predicted[k]}" for k, a in zip(s.keys, said) if a is None)
         else:
-            correct = np.zeros(len(s.keys), dtype=bool)
-            for i, (k, gold) in enumerate(zip(s.keys, s.answers)):
-                text = preds.answers[k]
-                if text == gold:
-                    correct[i] = True
-                    continue
-                fam = FAMILY_OF[gold]
-                mapped = cache.get((text, fam), "")
-                if mapped == "":
-                    mapped = cache[(text, fam)] = normalise(text, fam)
-                if mapped is None:
-                    unmapped[text] += 1
-                correct[i] = mapped == gold
-        results[str(s.path)] = score_table(correct, s.types)
-        all_correct.append(correct)
-        all_types.append(s.types)
-    combined = score_table(np.concatenate(all_correct), np.concatenate(all_types)) if len(sets) > 1 else None
+            right, missed = judge_answers(said, s.answers, convention)
+            unmapped.update(missed)
+        out.append(np.array(right, dtype=bool))
+    return out, unmapped
+
+
+def tables(sets: Sequence[AnnotationSet], correct: Sequence[np.ndarray], unmapped: collections.Counter) -> dict:
+    """The table per annotation file, for all of them together, and the answers that could not be mapped."""
+    results = {str(s.path): score_table(c, s.types) for s, c in zip(sets, correct)}
+    combined = score_table(np.concatenate(correct), np.concatenate([s.types for s in sets])) if len(sets) > 1 else None
     return {"tables": results, "combined": combined, "unmapped_answers": sum(unmapped.values()),
             "unmapped_examples": dict(unmapped.most_common(20))}
+
+
+def score(preds: Predictions, sets: Sequence[AnnotationSet], convention: str = "ours") -> dict:
+    """The table per annotation file and for all of them together, and the answers ``convention`` could not map."""
+    return tables(sets, *judge(preds, sets, convention))

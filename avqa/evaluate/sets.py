@@ -3,32 +3,33 @@ from __future__ import annotations
 
 import collections
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
 
-from ..annotations import load_annotations, question_key, type_index
+from ..annotations import REQUIRED_KEYS, load_annotations, question_key, type_index
 from ..utils import sha256
 from .predictions import EvaluationError, Predictions
 
 @dataclass
 class AnnotationSet:
-    """One annotation file as the scorer needs it: keys, types and answers per row."""
+    """One annotation file as the scorer needs it: keys, types, answers and videos per row."""
 
     path: Path
     sha256: str
     keys: list[str]
     types: np.ndarray
     answers: list[str]
+    videos: list[str] = field(default_factory=list)
 
     @classmethod
     def load(cls, path: str | Path) -> "AnnotationSet":
         samples = load_annotations(path)
         return cls(Path(path), sha256(path), [question_key(s) for s in samples],
                    np.array([type_index(s) for s in samples], dtype=np.int64),
-                   [s["anser"] for s in samples])
+                   [s["anser"] for s in samples], [str(s["video_id"]) for s in samples])
 
     def describe(self) -> str:
         distinct = len(set(self.keys))
@@ -52,8 +53,12 @@ def known_files(annotation_paths: Sequence[Path], extra: Sequence[str]) -> list[
 
 
 def _key_set(path: Path) -> set[str] | None:
+    """The question keys of an annotation file; None for any other file (a predictions file among them)."""
     try:
         samples = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(samples, list) or not all(isinstance(s, dict) and all(f in s for f in REQUIRED_KEYS)
+                                                    for s in samples):
+            return None
         return {question_key(s) for s in samples}
     except (OSError, ValueError, KeyError, TypeError, AttributeError, SyntaxError):
         return None  # not an annotation file
@@ -78,6 +83,8 @@ def check_coverage(preds: Predictions, sets: Sequence[AnnotationSet], known: Seq
              + f", {len(extra):,} not in it" + (f" (e.g. {_examples(extra)})" if extra else "") + "."]
     best = None
     for path in known:
+        if path.resolve() == preds.path.resolve():
+            continue
         ks = _key_set(path)
         if not ks:
             continue
@@ -106,3 +113,29 @@ def conflicting_rows(sets: Sequence[AnnotationSet]) -> list[str]:
             golds[k].add(a)
         out += [k for k, g in golds.items() if len(g) > 1]
     return out
+
+
+def conflict_note(sets: Sequence[AnnotationSet]) -> str | None:
+    """What the run says, once, about keys a file holds twice with different gold answers: each one, how
+    they are counted, and the corrected file (json_update's test file drops and corrects the 55 of json's)."""
+    parts = []
+    for s in sets:
+        golds: dict[str, list[str]] = collections.defaultdict(list)
+        for k, a in zip(s.keys, s.answers):
+            golds[k].append(a)
+        pairs = {k: g for k, g in golds.items() if len(set(g)) > 1}
+        if not pairs:
+            continue
+        listed = ", ".join(f"{k} ({' / '.join(g)})" for k, g in pairs.items())
+        rows = sum(len(g) for g in pairs.values())
+        corrected = s.path.parent.parent / "json_update" / s.path.name
+        if corrected.is_file() and corrected.resolve() != s.path.resolve():
+            where = f"{corrected} drops and corrects them: score on it"
+        elif s.path.parent.name == "json":
+            where = ("json_update's file of the same name drops and corrects them (python -m avqa.download fetches "
+                     "it): score on it")
+        else:
+            where = "Give each question one gold answer to score it as one question"
+        parts.append(f"{s.path} holds {len(pairs)} question key(s) more than once with different gold answers: "
+                     f"{listed}. Every row is scored ({rows} rows), so at most one row of each can be right. {where}.")
+    return "\n".join(parts) or None

@@ -90,3 +90,16 @@ def markdown_table(tables: dict[str, dict[str, dict]]) -> str:
             cells.append("-" if r["accuracy"] is None else f"{r['accuracy']:.2f} ({r['count']:,})")
         lines.append(f"| {row} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def format_tables(tables: dict[str, dict[str, dict]], title: str = "") -> str:
+    """Several tables of the same questions side by side, one column per name (e.g. per convention)."""
+    names = list(tables)
+    first = next(iter(tables.values()))
+    lines = [title] if title else []
+    lines.append(f"  {'':<18} " + " ".join(f"{n:>10}" for n in names))
+    for row in first:
+        cells = " ".join("         -" if tables[n][row]["accuracy"] is None else f"{tables[n][row]['accuracy']:8.2f} %"
+                         for n in names)
+        lines.append(f"  {row:<18} {cells}  ({first[row]['count']} questions)")
+    return "\n".join(lines)
