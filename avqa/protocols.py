@@ -68,7 +68,7 @@ def record_path(split: str | Path) -> Path:
 
 @user_errors
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description="Write an evaluation protocol's validation split: video-disjoint is the "
+    p = argparse.ArgumentParser(prog="python -m avqa.protocols", description="Write an evaluation protocol's validation split: video-disjoint is the "
                                             "validation file less every question whose video is in the test file.",
                                 epilog=EXIT_CODES)
     p.add_argument("protocol", choices=["video-disjoint"], help="the split to write")

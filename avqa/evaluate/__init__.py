@@ -2,6 +2,7 @@
 
     python -m avqa.evaluate PREDICTIONS --annotations data/music_avqa/json_update/avqa-test.json
     python -m avqa.evaluate preds.csv --annotations head.json --annotations tail.json   # parts of one set
+    python -m avqa.evaluate A.result B.json --annotations test.json                     # is the gap real?
 
 The table is the one of the paper and of every successor: accuracy on the nine question types, the
 Audio, Visual and Audio-Visual averages weighted by question count (all questions of the group
@@ -16,10 +17,16 @@ set holds 9,185 rows, the corrected ``json_update`` one 9,129). Questions are na
 one).
 
 Predictions may be: this project's test report (``--results`` of test mode); a tab-separated
-result file as TSPM-style code writes it (question id, True/False, truth index, predicted index);
-or a JSON object, JSON list or CSV file that maps a question key to an answer string. Answer
-strings go through :func:`normalise`, which maps free text ("Yes.", "There are two.", "the left
-one") onto the 42 answers; answers it cannot map count as wrong and are reported with examples.
+result file as TSPM-style code writes it (question id, True/False, truth index, predicted index),
+scored by mapping the predicted index through the answer vocabulary after its truth indices and
+verdicts are checked against the annotation file (:mod:`avqa.evaluate.indices`); or a JSON object,
+JSON list or CSV file that maps a question key to an answer string. Answer strings are judged under
+a convention (:mod:`avqa.evaluate.conventions`): by default :func:`normalise`, which maps free text
+("Yes.", "There are two.", "the left one") onto the 42 answers; answers it cannot map count as wrong
+and are reported with examples.
+
+Several predictions files are compared with the first, question by question: a paired bootstrap
+interval of each difference and McNemar's exact test per row (:mod:`avqa.evaluate.compare`).
 The protocol is described in docs/evaluation.md.
 """
 from __future__ import annotations

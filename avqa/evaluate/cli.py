@@ -25,11 +25,12 @@ FORMATS = ("Formats: this project's test report (test mode's --results); tab-sep
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
+        prog="python -m avqa.evaluate",
         description="Score predictions on MUSIC-AVQA annotation files: the standard table (9 types, question-weighted "
                     "Audio / Visual / Audio-Visual averages, overall), printed and written as JSON and Markdown, after "
                     "checking that the predictions cover exactly the file's questions. Given several predictions "
                     "files, compare each with the first, question by question: the tables side by side, a paired "
-                    "bootstrap 95%% interval of each difference and McNemar's exact test per row.",
+                    "bootstrap 95% interval of each difference and McNemar's exact test per row.",
         epilog=FORMATS + EXIT_CODES)
     p.add_argument("predictions", nargs="+", help="the predictions file (any of the formats below); several: compare "
                                                   "each with the first (A) on the same questions")
