@@ -2,6 +2,7 @@
 every run, that the training scripts take as --label_val."""
 import hashlib
 import json
+from pathlib import Path
 
 import pytest
 
@@ -67,3 +68,18 @@ def test_a_training_script_takes_the_split_as_label_val(tiny_features, tmp_path)
     flags[flags.index("--label_val") + 1] = str(split)
     run_here(AVST, *flags, "--epochs", "1", "--batch-size", "16", "--model_save_dir", str(tmp_path / "avst"))
     assert (tmp_path / "avst" / "avst.pt").is_file()
+
+
+def test_every_table_and_report_records_the_protocol_and_the_annotation_file(tmp_path):
+    ann = tmp_path / "test.json"
+    ann.write_text(json.dumps(_rows(["00000001", "00000002"])))
+    sha = hashlib.sha256(ann.read_bytes()).hexdigest()
+    preds = tmp_path / "p.json"
+    preds.write_text(json.dumps({"1": "two", "2": "three"}))
+    for argv, report in (([preds], tmp_path / "p.eval"), ([preds, preds], tmp_path / "p.compare")):
+        out = run_here("-m", "avqa.evaluate", *argv, "--annotations", ann, "--protocol", "video-disjoint").stdout
+        assert "protocol: video-disjoint (model selection on a validation split with no video of the test file" in out
+        assert f"{ann} (sha256 {sha[:16]}, 2 questions)" in out
+        rec = json.loads(Path(f"{report}.json").read_text())
+        assert rec["protocol"] == "video-disjoint" and rec["annotations"] == [{"path": str(ann), "sha256": sha, "questions": 2}]
+        assert f"`{ann}` (sha256 `{sha[:16]}`, 2 questions), protocol `video-disjoint`" in Path(f"{report}.md").read_text()

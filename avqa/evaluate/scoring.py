@@ -7,6 +7,7 @@ from typing import Sequence
 import numpy as np
 
 from .conventions import judge_answers
+from .indices import resolve_indices
 from .predictions import Predictions
 from .sets import AnnotationSet
 from .table import score_table
@@ -17,8 +18,11 @@ def judge(preds: Predictions, sets: Sequence[AnnotationSet], convention: str = "
     """Per annotation file, whether each row was answered right; and the answers that could not be mapped.
 
     Predicted answer indices (a result file) were mapped to answers through their vocabulary and are
-    compared exactly, whatever the convention; an index without an answer is unmapped.
+    compared exactly, whatever the convention; an index without an answer is unmapped. Indices not
+    resolved yet are resolved through the vocabulary the file implies (or refused).
     """
+    if preds.lines and not preds.answers:
+        resolve_indices(preds, sets)  # the vocabulary the file implies
     unmapped: collections.Counter[str] = collections.Counter()
     out = []
     for s in sets:
