@@ -18,7 +18,6 @@ from __future__ import annotations
 from typing import Sequence
 
 import numpy as np
-from scipy.stats import binom
 
 from .table import TABLE_ROWS, percent
 
@@ -27,6 +26,7 @@ ALPHA = 0.05
 
 def mcnemar_p(only_b: int, only_a: int) -> float:
     """McNemar's exact two-sided p: twice the binomial tail of the smaller discordant count, at most 1."""
+    from scipy.stats import binom  # here: scipy.stats takes 0.6 s to import, and test mode imports this package
     n = only_b + only_a
     if n == 0:
         return 1.0
