@@ -66,7 +66,8 @@ def test_a_training_script_takes_the_split_as_label_val(tiny_features, tmp_path)
     assert load_annotations(split) == [r for r in val if r["video_id"] not in {t["video_id"] for t in test}]
     flags = data_flags(tiny_features)
     flags[flags.index("--label_val") + 1] = str(split)
-    run_here(AVST, *flags, "--epochs", "1", "--batch-size", "16", "--model_save_dir", str(tmp_path / "avst"))
+    run_here(AVST, *flags, "--epochs", "1", "--batch-size", "16", "--pretrained_grounding", "none",
+             "--model_save_dir", str(tmp_path / "avst"))
     assert (tmp_path / "avst" / "avst.pt").is_file()
 
 
