@@ -85,6 +85,7 @@ def test_every_format_gives_the_same_table(small, tmp_path):
     keys = [question_key(r) for r in rows]
     said = ["Two.", "yes", "There are 4.", "the left one", "No.", "on the left", "one", "Nope", "The piano."]
     right = [True, True, False, True, True, False, True, False, True]
+    vocab = sorted({r["anser"] for r in rows} | {"four"})
     files = {
         "object.json": json.dumps(dict(zip(keys, said))),
         "list.json": json.dumps([{"question_id": k, "answer": a} for k, a in zip(keys, said)]),
@@ -92,7 +93,9 @@ def test_every_format_gives_the_same_table(small, tmp_path):
                                                    for i, (k, a) in enumerate(zip(keys, said))]}),
         "header.csv": "question_id,answer\n" + "".join(f'{k},"{a}"\n' for k, a in zip(keys, said)),
         "plain.csv": "".join(f'{k},"{a}"\n' for k, a in zip(keys, said)),
-        "tspm.result": "".join(f"{k} \t {c} \t 3 \t {3 if c else 4}\n" for k, c in zip(keys, right)),
+        # truth and predicted answer indices in a vocabulary the lines imply (each gold answer its own index)
+        "tspm.result": "".join(f"{k} \t {c} \t {vocab.index(r['anser'])} \t "
+                               f"{vocab.index(r['anser'] if c else 'four')}\n" for k, c, r in zip(keys, right, rows)),
     }
     tables = {}
     for name, text in files.items():
