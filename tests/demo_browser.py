@@ -8,6 +8,7 @@ No browser is ever downloaded: the system's chromium and chromedriver are used, 
 """
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -31,6 +32,7 @@ def browser_problem() -> str | None:
 
 def open_browser(width: int = 1400, height: int = 1250):
     """Headless Chromium (the system's), driven by the system's chromedriver."""
+    os.environ.setdefault("SE_OFFLINE", "true")  # Selenium Manager never fetches a browser or a driver
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
     options = webdriver.ChromeOptions()
