@@ -2,7 +2,7 @@
 
 Used by tests/test_demo.py, and by hand to make the README's screenshot (a server must be running)::
 
-    python tests/demo_browser.py http://127.0.0.1:PORT/ "Where is the first sounding instrument?" figs/demo.png
+    python tests/demo_browser.py http://127.0.0.1:PORT/ "QUESTION" figs/demo.png [CLIP [SECOND]]
 
 No browser is ever downloaded: the system's chromium and chromedriver are used, or the test skips.
 """
@@ -53,10 +53,11 @@ def open_page(driver, url: str) -> None:
     wait_for(driver, lambda d: d.execute_script("return document.body.dataset.ready === '1'"), 20)
 
 
-def pick_clip(driver, index: int = 0) -> str:
-    """Click the gallery's clip ``index``; its name."""
+def pick_clip(driver, which: int | str = 0) -> str:
+    """Click the gallery's clip ``which`` (its place, or its name); its name."""
     from selenium.webdriver.common.by import By
-    clip = driver.find_elements(By.CSS_SELECTOR, "#clips .clip")[index]
+    clips = driver.find_elements(By.CSS_SELECTOR, "#clips .clip")
+    clip = clips[which] if isinstance(which, int) else next(c for c in clips if c.get_attribute("title") == which)
     clip.click()
     return clip.get_attribute("title")
 
@@ -96,14 +97,17 @@ def upload(driver, path: Path) -> str:
 
 def main(argv: list[str]) -> int:
     url, question, screenshot = argv[0], argv[1], Path(argv[2])
-    clip = int(argv[3]) if len(argv) > 3 else 0
-    driver = open_browser()
+    clip = argv[3] if len(argv) > 3 else "0"
+    clip = int(clip) if clip.isdigit() and len(clip) < 4 else clip
+    second = int(argv[4]) if len(argv) > 4 else 2   # the second whose heat map is over the video
+    driver = open_browser(height=1400)
     try:
         open_page(driver, url)
         print("clip:", pick_clip(driver, clip))
         print(ask(driver, question))
-        driver.execute_script("const v = document.getElementById('video'); v.currentTime = 2.5;")
-        wait_for(driver, lambda d: d.execute_script("return document.getElementById('heat').dataset.k === '2'"), 10)
+        driver.execute_script(f"document.getElementById('video').currentTime = {second} + 0.5;")
+        wait_for(driver, lambda d: d.execute_script(f"return document.getElementById('heat').dataset.k === '{second}'"),
+                 10)
         driver.save_screenshot(str(screenshot))
         print("screenshot:", screenshot)
     finally:

@@ -142,10 +142,11 @@ function showResult(r) {
   $("qtype").textContent = r.question_type.join(" / ") + (r.template_matched ? "" : "?");
   $("template-used").textContent = `(template: ${r.template})`;
   $("notes").replaceChildren(...r.notes.map((n) => Object.assign(document.createElement("li"), { textContent: n })));
+  // each strip darkest at its own highest second
   const ta = r.temporal_attention.sound, tv = r.temporal_attention.vision;
-  const top = Math.max(...ta, ...tv, 1e-12);
-  cells($("strip-sound"), ta, r.seconds, r.clip_seconds, SOUND, top);
-  cells($("strip-vision"), tv, r.seconds, r.clip_seconds, VISION, top);
+  const topA = Math.max(...ta, 1e-12), topV = Math.max(...tv, 1e-12);
+  cells($("strip-sound"), ta, r.seconds, r.clip_seconds, SOUND, topA);
+  cells($("strip-vision"), tv, r.seconds, r.clip_seconds, VISION, topV);
   $("looked").replaceChildren(...r.looked.map((src, k) => {
     const box = document.createElement("div");
     box.className = "second";
@@ -154,11 +155,11 @@ function showResult(r) {
     const mini = document.createElement("div");
     mini.className = "mini";
     const a = document.createElement("span"), v = document.createElement("span");
-    a.style.background = `rgba(${SOUND}, ${Math.max(0.04, ta[k] / top)})`;
-    v.style.background = `rgba(${VISION}, ${Math.max(0.04, tv[k] / top)})`;
+    a.style.background = `rgba(${SOUND}, ${Math.max(0.04, ta[k] / topA)})`;
+    v.style.background = `rgba(${VISION}, ${Math.max(0.04, tv[k] / topV)})`;
     mini.append(a, v);
     const caption = document.createElement("div");
-    caption.textContent = `${r.seconds[k]} s   sound ${ta[k].toFixed(2)}   vision ${tv[k].toFixed(2)}`;
+    caption.textContent = `${r.seconds[k]} s: sound ${ta[k].toFixed(2)}, vision ${tv[k].toFixed(2)}`;
     box.append(img, mini, caption);
     return box;
   }));
