@@ -272,3 +272,18 @@ def test_the_page_in_chromium_shows_ask_s_answer(job, tmp_path, capsys):
     assert "has no 'kazoo'" in refused["error"]
     assert upload_error.startswith("notes.txt is not an mp4, mov or webm video")
     assert (tmp_path / "demo.png").stat().st_size > 10_000
+
+
+def test_an_uploaded_video_is_answered_with_ask_s_notes(job, tmp_path):
+    """An upload shorter than the model's T: answered, with avqa.ask's notes on the padding shown beside it."""
+    demo, model, pairs = job["demo"], job["model"], job["pairs"]
+    with serving(demo) as url:
+        status, reply = upload(url, write_video(tmp_path / "short.webm.mp4", 2.5), "short clip.mp4")
+        assert status == 200, reply
+        status, page = ask_page(url, reply["clip"]["key"], pairs[0][1], model.key)
+        status_video, video = request(url + f"video/{reply['clip']['key']}")
+    assert status == 200, page
+    assert any("padded with silence" in n for n in page["notes"]), page["notes"]
+    expected = ask.load_answerer(model.path).answer(demo.clips[reply["clip"]["key"]].path, pairs[0][1])
+    assert page["answer"] == expected.answer and page["notes"] == expected.notes
+    assert status_video == 200 and video == (tmp_path / "short.webm.mp4").read_bytes()

@@ -24,7 +24,7 @@ import threading
 from pathlib import Path
 from typing import Sequence
 
-from ..utils import EXIT_CODES, user_errors
+from ..utils import EXIT_CODES, at_least, user_errors
 from .server import DemoServer
 from .service import Demo
 
@@ -41,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1",
                    help="the address to listen on (default: 127.0.0.1, this machine only; 0.0.0.0 opens the page to "
                         "the network, with no password)")
-    p.add_argument("--port", type=int, default=0, help="the port (default: a free one, printed)")
+    p.add_argument("--port", type=at_least(0), default=0, help="the port, 0 to 65535 (default: 0, a free one, printed)")
     p.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
     p.add_argument("--quiet", action="store_true", help="do not print one line per request")
     return p
@@ -88,4 +88,8 @@ def warm(demo: Demo, key: str) -> None:
 
 @user_errors
 def main(argv: Sequence[str] | None = None) -> int:
-    return serve(build_parser().parse_args(argv))
+    p = build_parser()
+    args = p.parse_args(argv)
+    if args.port > 65535:
+        p.error(f"--port {args.port}: a port is a number from 0 to 65535")
+    return serve(args)

@@ -119,9 +119,9 @@ class Demo:
 
     def add_upload(self, name: str, body: BinaryIO, length: int) -> Clip:
         path = self.uploads.receive(name, body, length)
-        with self._lock:
+        with self.uploads.lock:
             clip = Clip(f"u{sum(k.startswith('u') for k in self.clips) + 1}", path, name)
-            self.clips[clip.key] = clip
+            self.clips = {**self.clips, clip.key: clip}  # a new dict: a catalog being read meanwhile stays whole
         return clip
 
     def answerer(self, key: str) -> CachedAnswerer:

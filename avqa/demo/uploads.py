@@ -66,13 +66,13 @@ class Uploads:
     def __init__(self):
         self.folder = Path(tempfile.mkdtemp(prefix="avqa-demo-"))
         self._count = itertools.count(1)
-        self._lock = threading.Lock()
+        self.lock = threading.Lock()
 
     def receive(self, name: str, body: BinaryIO, length: int) -> Path:
         """Write ``length`` bytes of ``body`` as the upload ``name``; refuse (UploadError) what cannot be asked
         about, leaving nothing behind."""
         check_upload(name, length)
-        with self._lock:
+        with self.lock:
             target = self.folder / f"{next(self._count)}-{safe_name(name)}"
         try:
             with open(target, "wb") as f:
