@@ -50,14 +50,22 @@ def jet(x: np.ndarray) -> np.ndarray:
     return (rgb * 255).astype(np.uint8)
 
 
-def overlay(frame: np.ndarray, attention: np.ndarray, size: tuple[int, int]) -> Image.Image:
-    """Frame resized to ``size`` with the 14x14 attention upsampled over it as a heatmap."""
+HEAT_WEIGHT = 0.4     # the heatmap's share of each blended pixel; the frame keeps the rest (the original's 0.4/0.6)
+
+
+def heat_colours(attention: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """The 14x14 attention, min-max normalised, upsampled to ``size`` and coloured with jet: [H, W, 3] uint8."""
     att = np.asarray(attention, dtype=np.float32).reshape(14, 14)
     att = (att - att.min()) / max(float(att.max() - att.min()), 1e-12)
     heat = Image.fromarray((att * 255).astype(np.uint8)).resize(size, Image.BILINEAR)
-    heat = jet(np.asarray(heat, dtype=np.float32) / 255)
+    return jet(np.asarray(heat, dtype=np.float32) / 255)
+
+
+def overlay(frame: np.ndarray, attention: np.ndarray, size: tuple[int, int]) -> Image.Image:
+    """Frame resized to ``size`` with the 14x14 attention upsampled over it as a heatmap."""
+    heat = heat_colours(attention, size)
     img = np.asarray(Image.fromarray(frame).convert("RGB").resize(size, Image.BILINEAR), dtype=np.float32)
-    return Image.fromarray((0.4 * heat + 0.6 * img).astype(np.uint8))
+    return Image.fromarray((HEAT_WEIGHT * heat + (1 - HEAT_WEIGHT) * img).astype(np.uint8))
 
 
 def sheet_size(n_frames: int, frame_w: int, frame_h: int) -> tuple[int, int]:

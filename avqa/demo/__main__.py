@@ -1,0 +1,6 @@
+"""``python -m avqa.demo``: see avqa/demo/cli.py."""
+import sys
+
+from .cli import main
+
+sys.exit(main())
