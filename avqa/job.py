@@ -15,6 +15,7 @@ from .features.pretrain import BUNDLED_VGGISH, RECIPES
 from .recipes import DEMO, TINY
 from .synthetic.generate import describe, generate, is_complete, parse_args as gen_args, set_flags
 from .tasks import grounding, qa
+from .tasks.cli import build_parser
 from .tasks.config import RunConfig
 from .utils import atomic_write_text, metadata_path, sha256, user_errors
 
@@ -216,7 +217,7 @@ class MainJob:
             script, audio_dir=str(self.feats / "vggish"), video_res14x14_dir=str(self.feats / "res18_14x14"),
             label_train=str(d / "json" / "avqa-train.json"), label_val=str(d / "json" / "avqa-val.json"),
             label_test=str(d / "json" / "avqa-test.json"), tensorboard_dir=str(self.out / "runs"),
-            device=self.args.device, **recipes.fields(list(recipe), script), **settings)
+            device=self.args.device, **recipes.fields(recipe, build_parser(script, "")), **settings)
 
     def pretrain(self) -> None:
         _task(grounding.run, self.run_config("grounding", self.grd_flags, model_save_dir=str(self.out / "grounding"),
@@ -311,8 +312,8 @@ class MainJob:
 
     def _model_stages(self) -> list[Stage]:
         o = self.out
-        g_epochs = recipes.fields(self.grd_flags, "grounding")["epochs"]
-        a_epochs = recipes.fields(self.avst_flags)["epochs"]
+        g_epochs = recipes.fields(self.grd_flags, build_parser("grounding", ""))["epochs"]
+        a_epochs = recipes.fields(self.avst_flags, build_parser("avst", ""))["epochs"]
         question_only = checkpoint.trained_path(o / "question_only", "question_only")
         return [
             Stage("grounding", "grounding pre-training", ["vggish", "res18_14x14"], self.pretrain,

@@ -6,6 +6,9 @@ it); ``fields`` turns it into avqa.tasks.config.RunConfig fields, typed as that 
 """
 from __future__ import annotations
 
+import argparse
+from typing import Sequence
+
 # the original scripts' epochs and output places; the optimiser's values are RunConfig's defaults
 ORIGINAL = {
     "avst": dict(epochs=80, model_save_dir="net_grd_avst/avst_models/", checkpoint="avst", model="AVQA_Fusion_Net"),
@@ -32,13 +35,9 @@ TINY = {"vggish_weights": ["--size", "6", "--heldout", "2", "--epochs", "1"],
         "tspm": ["--epochs", "1", "--batch-size", "16", "--top_k", "2"]}  # the tiny clips last 4 s
 
 
-def fields(recipe: list[str], script: str = "avst") -> dict:
-    """A training recipe's flags as RunConfig fields: ["--epochs", "8", "--batch-size", "32"] ->
-    {"epochs": 8, "batch_size": 32}, each checked and typed by ``script``'s command line."""
-    if script == "tspm":
-        from .tspm.run import build_parser as tspm_parser
-        parsed = vars(tspm_parser().parse_args(recipe))
-    else:
-        from .tasks.cli import build_parser
-        parsed = vars(build_parser(script, "").parse_args(recipe))
+def fields(recipe: Sequence[str], parser: argparse.ArgumentParser) -> dict:
+    """A training recipe's flags as config fields: ["--epochs", "8", "--batch-size", "32"] ->
+    {"epochs": 8, "batch_size": 32}, each checked and typed by the script's ``parser`` (its own
+    command line, which the caller builds: recipes are data and import no script)."""
+    parsed = vars(parser.parse_args(list(recipe)))
     return {name: parsed[name] for name in (flag.lstrip("-").replace("-", "_") for flag in recipe[::2])}

@@ -116,10 +116,12 @@ def test_a_scripts_defaults_are_its_recipe(kind):
 
 def test_a_recipe_reads_as_typed_fields():
     from avqa.recipes import DEMO, TINY, fields
-    assert fields(DEMO["avst"]) == {"epochs": 4, "lr": 5e-4, "lr_step": 4, "batch_size": 32}
-    assert fields(TINY["grounding"], "grounding") == {"epochs": 1, "batch_size": 16}
+    from avqa.tspm.run import build_parser as tspm_parser
+    assert fields(DEMO["avst"], build_parser("avst", "")) == {"epochs": 4, "lr": 5e-4, "lr_step": 4, "batch_size": 32}
+    assert fields(TINY["grounding"], build_parser("grounding", "")) == {"epochs": 1, "batch_size": 16}
+    assert fields(TINY["tspm"], tspm_parser())["top_k"] == 2
     with pytest.raises(SystemExit):
-        fields(["--epochs", "0"])  # the script's own checks apply
+        fields(["--epochs", "0"], build_parser("avst", ""))  # the script's own checks apply
 
 
 def test_staleness_is_a_value(tmp_path):

@@ -7,7 +7,8 @@ import torch
 
 from avqa.annotations import INSTRUMENTS
 from avqa.features import backbones as B
-from avqa.features.pretrain import frame_example, heldout_figures, mean_average_precision, sound_examples
+from avqa.features.corpus import heldout_figures, mean_average_precision
+from avqa.features.pretrain import frame_example, sound_examples
 from avqa.utils import sha256
 from conftest import GRD, SYNTHETIC_RES18, VGG, data_flags, e2e_fixture, extract_taught, run_here
 

@@ -12,7 +12,8 @@ from PIL import Image
 
 from avqa.features import backbones as B
 from avqa.features.clip import build_clip, load_clip, tokenize
-from avqa.features.pretrain import DEFAULT_OUT, fresh_scene, main
+from avqa.features.corpus import fresh_scene
+from avqa.features.pretrain import DEFAULT_OUT, main
 from avqa.features.standins import IN_VIEW, captions, named, positives, scene_sentences
 from avqa.features.tokens import extract_tokens
 from avqa.features.vit import build_vit

@@ -40,7 +40,6 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import multiprocessing as mp
 import sys
 import time
 from pathlib import Path
@@ -49,18 +48,14 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from ..annotations import INSTRUMENTS
-from ..machine import native_bf16
-from ..synthetic.scene import Scene
-from ..utils import EXIT_CODES, atomic_path, atomic_write_text, pick_device, progress, sha256, user_errors
+from ..utils import EXIT_CODES, atomic_path, atomic_write_text, pick_device, sha256, user_errors
 from . import backbones as B
+from .corpus import (SCENE_SECONDS, autocast, batched, corpus, fresh_scene, heldout_figures, linear_probe, log_line,
+                     multi_hot, scene_frame, train_multilabel)
 from .logmel import SAMPLE_RATE, examples
 
-CLASS_INDEX = {c: i for i, c in enumerate(INSTRUMENTS)}
-FRAME_SIZES = ((320, 240), (320, 240), (426, 240))  # the default set's 4:3, and 16:9 as most real videos
-SCENE_SECONDS = 10
 DEFAULT_OUT = {"res18": "feat_script/weights/resnet18_synthetic.pth", "vggish": "data/weights/vggish_synthetic.pth",
                "clip": "feat_script/weights/clip_synthetic.pt",
                "vit": "feat_script/weights/vit_tokens_synthetic.safetensors"}
@@ -74,47 +69,13 @@ RECIPES = {  # the defaults of each backbone's flags
 }
 
 
-# ----------------------------------------------------------------------------- corpora
-
-
-def _multi_hot(classes) -> np.ndarray:
-    y = np.zeros(len(INSTRUMENTS), np.float32)
-    for c in classes:
-        y[CLASS_INDEX[c]] = 1
-    return y
-
-
-def fresh_scene(seed: int, index: int) -> tuple[np.random.Generator, Scene]:
-    """Scene ``index`` of a corpus drawn by the generator's scene sampler under ``seed``, and the
-    generator that drew it (its next draws decide how the scene is shown)."""
-    from ..synthetic.scene import sample_scene
-    rng = np.random.default_rng((seed, index))
-    return rng, sample_scene(rng, f"corpus{index}", "train", SCENE_SECONDS)
-
-
-def scene_frame(scene: Scene, rng: np.random.Generator, size: tuple[int, int] | None,
-                resize: Callable) -> tuple[np.ndarray, float]:
-    """A frame of ``scene`` at a random second, JPEG round trip at a random quality (30-95) as a
-    stand-in for the compression of the videos the extractors decode, through ``resize`` (a
-    backbone's PIL preprocessing): the image as uint8 [S, S, 3] and the second it shows. ``size``
-    None draws the frame size from FRAME_SIZES."""
-    from PIL import Image
-
-    from ..synthetic.render import background, compose_frame
-    width, height = size or FRAME_SIZES[rng.integers(len(FRAME_SIZES))]
-    t = float(rng.uniform(0, SCENE_SECONDS))
-    frame, _ = compose_frame(scene, background(scene, width, height), t, with_boxes=False)
-    buf = io.BytesIO()
-    Image.fromarray(frame).save(buf, format="JPEG", quality=int(rng.integers(30, 96)))
-    buf.seek(0)
-    return np.array(resize(Image.open(buf).convert("RGB"))), t
-
+# ----------------------------------------------------------------------------- the corpora of two backbones
 
 def frame_example(seed: int, index: int) -> tuple[np.ndarray, np.ndarray]:
     """One frame of a fresh scene as the 14x14 extractor sees it ([224,224,3] uint8), and its classes in view."""
     rng, scene = fresh_scene(seed, index)
     image, _ = scene_frame(scene, rng, None, B.BACKBONES["res18_14x14"].resize)
-    return image, _multi_hot(scene.classes_seen())
+    return image, multi_hot(scene.classes_seen())
 
 
 def sound_examples(seed: int, index: int) -> tuple[np.ndarray, np.ndarray]:
@@ -123,124 +84,14 @@ def sound_examples(seed: int, index: int) -> tuple[np.ndarray, np.ndarray]:
     _, scene = fresh_scene(seed, index)
     mix, _ = scene_sound(scene, SAMPLE_RATE)
     pcm = np.round(mix.T * 32767).astype(np.int16)  # as the wav files the extractor reads
-    labels = np.stack([_multi_hot([i.cls for i in scene.instances if i.playing_at(s)]) for s in range(SCENE_SECONDS)])
+    labels = np.stack([multi_hot([i.cls for i in scene.instances if i.playing_at(s)]) for s in range(SCENE_SECONDS)])
     return examples(pcm, SAMPLE_RATE, SCENE_SECONDS, warn=False), labels
-
-
-def _corpus_item(task):
-    make, seed, index = task
-    return make(seed, index)
-
-
-def corpus(make: Callable[[int, int], tuple[np.ndarray, np.ndarray]], seed: int, count: int, workers: int,
-           desc: str) -> tuple[np.ndarray, np.ndarray]:
-    """``count`` examples of ``make`` (each seeded by (seed, index): the same whatever the workers), stacked."""
-    tasks = [(make, seed, i) for i in range(count)]
-    with progress(total=count, desc=desc, unit="scene") as bar:
-        items = []
-        if workers > 1:
-            ctx = mp.get_context("fork" if sys.platform.startswith("linux") else None)
-            with ctx.Pool(workers) as pool:
-                for item in pool.imap(_corpus_item, tasks, chunksize=16):
-                    items.append(item)
-                    bar.update()
-        else:
-            for t in tasks:
-                items.append(_corpus_item(t))
-                bar.update()
-    xs, ys = zip(*items)
-    return np.stack(xs), np.stack(ys)
-
-
-# ----------------------------------------------------------------------------- metrics
-
-
-def mean_average_precision(scores: np.ndarray, labels: np.ndarray) -> float:
-    """Average precision per class (classes present in ``labels``), averaged."""
-    aps = []
-    for k in range(labels.shape[1]):
-        y = labels[:, k] > 0
-        if not y.any():
-            continue
-        hits = y[np.argsort(-scores[:, k], kind="stable")]
-        precision = np.cumsum(hits) / np.arange(1, len(hits) + 1)
-        aps.append(float(precision[hits].mean()))
-    return float(np.mean(aps))
-
-
-def heldout_figures(scores: np.ndarray, labels: np.ndarray) -> dict:
-    """mAP, and the share of examples whose predicted class set (logit > 0) is exactly right."""
-    return {"mAP": round(100 * mean_average_precision(scores, labels), 2),
-            "exact_set": round(100 * float(((scores > 0) == (labels > 0)).all(1).mean()), 2),
-            "examples": int(len(labels))}
-
-
-def linear_probe(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Tensor, steps: int = 300) -> np.ndarray:
-    """Held-out logits of a multi-label linear classifier fitted on fixed features (full-batch Adam)."""
-    mean, std = train_x.mean(0), train_x.std(0).clamp_min(1e-6)
-    head = nn.Linear(train_x.shape[1], train_y.shape[1])
-    opt = torch.optim.Adam(head.parameters(), lr=1e-2)
-    x = (train_x - mean) / std
-    for _ in range(steps):
-        opt.zero_grad()
-        F.binary_cross_entropy_with_logits(head(x), train_y).backward()
-        opt.step()
-    with torch.no_grad():
-        return head((test_x - mean) / std).numpy()
-
-
-# ----------------------------------------------------------------------------- training
-
-
-def _autocast(device: torch.device):
-    """bfloat16 autocast where the device computes it natively, else float32."""
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=native_bf16(str(device)))
-
-
-def _batched(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, batch: int) -> torch.Tensor:
-    with torch.inference_mode():
-        return torch.cat([fn(x[i:i + batch]).float().cpu() for i in range(0, len(x), batch)])
-
-
-def _log(text: str) -> None:
-    print(text, flush=True)
-
-
-def train_multilabel(net: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, epochs: int, lr: float,
-                     batch: int, device: torch.device, prepare: Callable[[torch.Tensor], torch.Tensor],
-                     augment: Callable[[torch.Tensor], torch.Tensor] | None = None, log=_log,
-                     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = F.binary_cross_entropy_with_logits,
-                     weight_decay: float = 1e-4, order_seed: int = 0) -> None:
-    """Binary cross-entropy per class (or ``loss_fn`` of the float32 outputs and the labels); AdamW with
-    a one-cycle schedule; ``prepare`` moves a batch to the device; ``order_seed`` draws the batches."""
-    opt = torch.optim.AdamW([p for p in net.parameters() if p.requires_grad], lr=lr, weight_decay=weight_decay)
-    steps = epochs * ((len(inputs) + batch - 1) // batch)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.15)
-    generator = torch.Generator().manual_seed(order_seed)
-    for epoch in range(1, epochs + 1):
-        net.train()
-        order = torch.randperm(len(inputs), generator=generator)
-        total, t0 = 0.0, time.time()
-        bar = progress(range(0, len(inputs), batch), desc=f"epoch {epoch}/{epochs}", unit="batch", leave=False)
-        for start in bar:
-            idx = order[start:start + batch]
-            x = prepare(inputs[idx])
-            if augment is not None:
-                x = augment(x)
-            with _autocast(device):
-                loss = loss_fn(net(x).float(), labels[idx].to(device))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            schedule.step()
-            total += loss.item() * len(idx)
-        log(f"epoch {epoch}: loss {total / len(inputs):.4f}, {len(inputs) / (time.time() - t0):.0f} examples/s")
 
 
 # ----------------------------------------------------------------------------- the two backbones
 
 
-def pretrain_res18(args: argparse.Namespace, log=_log) -> tuple[dict[str, torch.Tensor], dict]:
+def pretrain_res18(args: argparse.Namespace, log=log_line) -> tuple[dict[str, torch.Tensor], dict]:
     """Train ResNet-18 to name the classes in view; returns its float16 state_dict (no fc) and figures."""
     import torchvision
     device = torch.device(pick_device(args.device))
@@ -261,8 +112,8 @@ def pretrain_res18(args: argparse.Namespace, log=_log) -> tuple[dict[str, torch.
     log(f"reference: a linear probe on the frame averages of the seeded random init's 14x14 features "
         f"({probe_n} frames)")
     untrained = B.build("res18_14x14", None, 0)[0].to(device, memory_format=torch.channels_last)
-    with _autocast(device):
-        feats = [_batched(lambda b: untrained(prepare(b)).mean((2, 3)), t, 64) for t in (x[:probe_n], test_x)]
+    with autocast(device):
+        feats = [batched(lambda b: untrained(prepare(b)).mean((2, 3)), t, 64) for t in (x[:probe_n], test_x)]
     reference = heldout_figures(linear_probe(feats[0], y[:probe_n], feats[1]), test_labels)
     del untrained
 
@@ -270,8 +121,8 @@ def pretrain_res18(args: argparse.Namespace, log=_log) -> tuple[dict[str, torch.
     net = torchvision.models.resnet18(num_classes=len(INSTRUMENTS)).to(device, memory_format=torch.channels_last)
     train_multilabel(net, x, y, args.epochs, args.lr, args.batch, device, prepare, flip_half, log)
     net.eval()
-    with _autocast(device):
-        own = heldout_figures(_batched(lambda b: net(prepare(b)), test_x, 100).numpy(), test_labels)
+    with autocast(device):
+        own = heldout_figures(batched(lambda b: net(prepare(b)), test_x, 100).numpy(), test_labels)
     state = {k: (v.half() if v.is_floating_point() else v).cpu() for k, v in net.state_dict().items()
              if not k.startswith("fc.")}
     if not all(torch.isfinite(v.float()).all() for v in state.values()):
@@ -283,7 +134,7 @@ def pretrain_res18(args: argparse.Namespace, log=_log) -> tuple[dict[str, torch.
                    "heldout": {"trained (its own head)": own, "seeded random init (linear probe)": reference}}
 
 
-def pretrain_vggish(args: argparse.Namespace, log=_log) -> tuple[dict[str, torch.Tensor], dict]:
+def pretrain_vggish(args: argparse.Namespace, log=log_line) -> tuple[dict[str, torch.Tensor], dict]:
     """Train VGGish's embedding layer to name the classes playing in each second (lower layers: seeded init)."""
     device = torch.device(pick_device(args.device))
     sounds, labels = corpus(sound_examples, args.seed, args.size, args.workers, "synthesise sounds")
@@ -294,8 +145,8 @@ def pretrain_vggish(args: argparse.Namespace, log=_log) -> tuple[dict[str, torch
     lower = lambda b: model.embeddings[:4](model.features(b.to(device).unsqueeze(1)).permute(0, 2, 3, 1).flatten(1))
     embedding = nn.Sequential(model.embeddings[4], model.embeddings[5])   # fc2 4096 -> 128, ReLU: what is learnt
     log(f"features of the fixed lower layers for {len(x)} + {len(test_x)} one-second examples")
-    with _autocast(device):
-        h, test_h = _batched(lower, x, 256), _batched(lower, test_x, 256)
+    with autocast(device):
+        h, test_h = batched(lower, x, 256), batched(lower, test_x, 256)
     with torch.no_grad():
         untrained = [embedding(t.to(device)).cpu() for t in (h, test_h)]
     reference = heldout_figures(linear_probe(untrained[0], y, untrained[1]), test_y.numpy())
@@ -323,7 +174,7 @@ def pretrain_vggish(args: argparse.Namespace, log=_log) -> tuple[dict[str, torch
 
 
 def _standin(name: str) -> Callable:
-    def pretrain(args: argparse.Namespace, log=_log) -> tuple[dict[str, torch.Tensor], dict]:
+    def pretrain(args: argparse.Namespace, log=log_line) -> tuple[dict[str, torch.Tensor], dict]:
         from . import standins
         return getattr(standins, f"pretrain_{name}")(args, log)
     return pretrain

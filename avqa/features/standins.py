@@ -34,8 +34,8 @@ from ..tspm.prompts import PromptError, qa_prompt, question_sentence
 from ..utils import pick_device, progress
 from . import clip as C
 from . import vit as V
-from .pretrain import (CLASS_INDEX, _autocast, _batched, _log, _multi_hot, corpus, fresh_scene, heldout_figures,
-                       linear_probe, scene_frame, train_multilabel)
+from .corpus import (CLASS_INDEX, autocast, batched, corpus, fresh_scene, heldout_figures, linear_probe, log_line,
+                     multi_hot, scene_frame, train_multilabel)
 from .tokens import merge_r
 from .tome import TokenMerging, merge_layers
 
@@ -63,7 +63,7 @@ def clip_example(seed: int, index: int) -> tuple[np.ndarray, np.ndarray]:
     classes in view (the sentences come from the scene, redrawn with fresh_scene)."""
     rng, scene = fresh_scene(seed, index)
     image, _ = scene_frame(scene, rng, FRAME_SIZE, C.preprocess(C.CONFIGS[CLIP_ARCH]["vision_cfg"]["image_size"]))
-    return image, _multi_hot(scene.classes_seen())
+    return image, multi_hot(scene.classes_seen())
 
 
 def vit_example(seed: int, index: int) -> tuple[np.ndarray, np.ndarray]:
@@ -71,7 +71,7 @@ def vit_example(seed: int, index: int) -> tuple[np.ndarray, np.ndarray]:
     view (multi-hot, 22) then the class index at each left-to-right place (4, NONE if empty)."""
     rng, scene = fresh_scene(seed, index)
     image, _ = scene_frame(scene, rng, FRAME_SIZE, V.frame_resize(VIT_ARCH["img_size"]))
-    return image, np.concatenate([_multi_hot(scene.classes_seen()), _places(scene)])
+    return image, np.concatenate([multi_hot(scene.classes_seen()), _places(scene)])
 
 
 def _listed(words: list[str]) -> str:
@@ -155,11 +155,11 @@ def clip_figures(model: nn.Module, images: torch.Tensor, captions_: list[str], c
     caption is the image's own text) and of zero-shot "which instrument is in view" (a hit when the
     top class of "The <class> is in this video." is one of the scene's)."""
     model = model.to(device).eval()
-    with torch.inference_mode(), _autocast(device):
-        img = F.normalize(_batched(lambda b: model.encode_image(_pixels(b, device, C.OPENAI_MEAN, C.OPENAI_STD)),
+    with torch.inference_mode(), autocast(device):
+        img = F.normalize(batched(lambda b: model.encode_image(_pixels(b, device, C.OPENAI_MEAN, C.OPENAI_STD)),
                                    images, 64), dim=-1)
-        cap = F.normalize(_batched(lambda t: model.encode_text(t.to(device)), C.tokenize(captions_), 256), dim=-1)
-        names = F.normalize(_batched(lambda t: model.encode_text(t.to(device)),
+        cap = F.normalize(batched(lambda t: model.encode_text(t.to(device)), C.tokenize(captions_), 256), dim=-1)
+        names = F.normalize(batched(lambda t: model.encode_text(t.to(device)),
                                      C.tokenize([IN_VIEW.format(c) for c in INSTRUMENTS]), 256), dim=-1)
     top = (img @ cap.T).argmax(1).tolist()
     retrieval = np.mean([captions_[j] == captions_[i] for i, j in enumerate(top)])
@@ -169,7 +169,7 @@ def clip_figures(model: nn.Module, images: torch.Tensor, captions_: list[str], c
             "zero_shot_instrument_top1": round(100 * float(zero_shot), 2), "scenes": len(images)}
 
 
-def pretrain_clip(args: argparse.Namespace, log=_log) -> tuple[dict[str, torch.Tensor], dict]:
+def pretrain_clip(args: argparse.Namespace, log=log_line) -> tuple[dict[str, torch.Tensor], dict]:
     """Train the stand-in CLIP contrastively; returns its float16 OpenAI-layout state_dict and figures."""
     device = torch.device(pick_device(args.device))
     images, _ = corpus(clip_example, args.seed, args.size, args.workers, "render frames")
@@ -195,7 +195,7 @@ def pretrain_clip(args: argparse.Namespace, log=_log) -> tuple[dict[str, torch.T
             idx = order[start:start + args.batch].tolist()
             texts = [_pick_sentence(picks, pools[i], sorted(classes[i])) for i in idx]
             same = positives(texts, [classes[i] for i in idx]).to(device)
-            with _autocast(device):
+            with autocast(device):
                 img = F.normalize(model.encode_image(_pixels(x[idx], device, C.OPENAI_MEAN, C.OPENAI_STD)).float(),
                                   dim=-1)
                 txt = F.normalize(model.encode_text(C.tokenize(texts).to(device)).float(), dim=-1)
@@ -259,7 +259,7 @@ def _place_accuracy(place_logits: np.ndarray, labels: np.ndarray) -> float:
     return round(100 * float((place_logits.argmax(-1) == labels[:, len(INSTRUMENTS):]).mean()), 2)
 
 
-def pretrain_vit(args: argparse.Namespace, log=_log) -> tuple[dict[str, torch.Tensor], dict]:
+def pretrain_vit(args: argparse.Namespace, log=log_line) -> tuple[dict[str, torch.Tensor], dict]:
     """Train the stand-in ViT through the extractor's token merging; returns its float16 timm state_dict and figures."""
     device = torch.device(pick_device(args.device))
     images, labels = corpus(vit_example, args.seed, args.size, args.workers, "render frames")
@@ -278,8 +278,8 @@ def pretrain_vit(args: argparse.Namespace, log=_log) -> tuple[dict[str, torch.Te
     probe_n = min(len(x), 2000)
     log(f"reference: a linear probe on the merged tokens of the seeded random init ({probe_n} frames)")
     untrained = TokenHead(TokenMerging(_seeded_vit(arch, args.seed), schedule), arch["embed_dim"]).to(device).eval()
-    with _autocast(device):
-        feats = [_batched(lambda b: untrained.features(prepare(b)), t, 64) for t in (x[:probe_n], test_x)]
+    with autocast(device):
+        feats = [batched(lambda b: untrained.features(prepare(b)), t, 64) for t in (x[:probe_n], test_x)]
     probe_y = torch.cat([y[:probe_n, :k], place_targets(y[:probe_n])], dim=1)
     probe = linear_probe(feats[0], probe_y, feats[1])
     reference = heldout_figures(probe[:, :k], test_labels[:, :k])
@@ -296,8 +296,8 @@ def pretrain_vit(args: argparse.Namespace, log=_log) -> tuple[dict[str, torch.Te
     train_multilabel(net, x, y, args.epochs, args.lr, args.batch, device, prepare, None, log, loss_fn,
                      weight_decay=0.05, order_seed=args.seed)
     net.eval()
-    with _autocast(device):
-        logits = _batched(lambda b: net(prepare(b)), test_x, 100)
+    with autocast(device):
+        logits = batched(lambda b: net(prepare(b)), test_x, 100)
     classes, places = _split(logits)
     own = heldout_figures(classes.numpy(), test_labels[:, :k])
     own["place_accuracy"] = _place_accuracy(places.numpy(), test_labels)

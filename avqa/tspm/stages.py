@@ -21,7 +21,7 @@ from ..features.files import valid_npy
 from ..features.pretrain import DEFAULT_OUT
 from ..recipes import DEMO, TINY
 from ..utils import metadata_path, sha256
-from .run import TSPMConfig
+from .run import TSPMConfig, build_parser
 
 if TYPE_CHECKING:
     from ..job import MainJob, Stage
@@ -132,7 +132,7 @@ class TSPMStages:
                           label_test=str(d / "json" / "avqa-test.json"), tensorboard_dir=str(self.out / "runs"),
                           device=self.job.args.device, model_save_dir=str(self.model_dir), checkpoint="tspm",
                           result_dir=str(self.out / "tspm_results"), **self.widths(),
-                          **recipes.fields(self.recipe, "tspm"), **settings)
+                          **recipes.fields(self.recipe, build_parser()), **settings)
 
     def widths(self) -> dict[str, int]:
         """The feature widths the folders' metadata records (the stand-in ViT's tokens are 192 wide, not
@@ -198,7 +198,7 @@ class TSPMStages:
         from ..job import Stage, finished, tested
         o, dirs = self.out, self.dirs
         clip, vit = {"weights_sha256": _weights_id(STANDIN_CLIP)}, {"weights_sha256": _weights_id(STANDIN_VIT)}
-        epochs = recipes.fields(self.recipe, "tspm")["epochs"]
+        epochs = recipes.fields(self.recipe, build_parser())["epochs"]
         features = ["vggish", "tspm_clip_frames", "tspm_clip_questions", "tspm_clip_prompts", "tspm_tokens"]
         out_of = lambda name: [dirs[name], metadata_path(dirs[name])]  # noqa: E731
         text_out = lambda name: [*out_of(name), dirs[name].parent / f"{dirs[name].name}.sentences.json"]  # noqa: E731
