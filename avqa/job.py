@@ -3,7 +3,6 @@ what it writes and which settings its stamp holds. avqa.pipeline skips, resumes 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -17,49 +16,13 @@ from .synthetic.generate import describe, generate, is_complete, parse_args as g
 from .tasks import grounding, qa
 from .tasks.cli import build_parser
 from .tasks.config import RunConfig
-from .utils import atomic_write_text, metadata_path, sha256, user_errors
+from .stage import (Check, Stage, exit_on_failure, finished, print_report, recorded_sha256, run_task, tested,
+                    weights_check)
+from .utils import atomic_write_text, metadata_path, sha256
 
 REPO = Path(__file__).resolve().parents[1]
 SYNTHETIC_RES18 = REPO / "feat_script" / "weights" / "resnet18_synthetic.pth"
 BUNDLED_AVST = REPO / "net_grd_avst" / "avst_models" / "avst.pt"
-Check = Callable[[], "str | None"]  # None when the outputs are valid, else why not
-
-
-@dataclass
-class Stage:
-    name: str
-    what: str
-    needs: list[str]
-    run: Callable[[], None]
-    check: Check
-    outputs: list[Path]
-    config: dict = field(default_factory=dict)
-    keep_outputs: bool = False               # True: the stage itself knows which of its old outputs still hold
-    resumes: bool = False                    # True (training): only an interrupted run's outputs are kept, to resume
-
-
-def _recorded_sha256(weights: Path) -> str | None:
-    """The sha256 a weights file's record gives (a stage made with other weights is redone)."""
-    from .features.backbones import record_path
-    try:
-        return json.loads(record_path(weights).read_text())["sha256"]
-    except (OSError, ValueError, KeyError):
-        return None
-
-
-def _task(run: Callable[[RunConfig], int], cfg: RunConfig) -> None:
-    """Run a task as its script would: a file it cannot use ends the stage with one sentence."""
-    _exit(user_errors(run)(cfg))
-
-
-def _exit(code: int | None) -> None:
-    if code not in (0, None):
-        raise SystemExit(code)
-
-
-def _report(report) -> None:
-    print(report.summary())
-    _exit(report.exit_code())
 
 
 def bundle_set_is(flags: dict, shipped: Path) -> bool:
@@ -76,47 +39,6 @@ def bundle_set_is(flags: dict, shipped: Path) -> bool:
               f"{', '.join(differ)}), so this run does not test it (stage test_bundled left out)", flush=True)
         return False
     return True
-
-
-# ----------------------------------------------------------------------------- checks
-
-
-def finished(ckpt_dir: Path, name: str, epochs: int, model: str) -> Check:
-    """The training run's last and best checkpoints are there, of ``model``, after ``epochs`` epochs."""
-    def check():
-        files = checkpoint.Files(ckpt_dir, name, model)
-        last, best = files.last, files.best
-        try:
-            state, best_state = checkpoint.load_file(last), checkpoint.load_file(best)
-        except Exception:  # noqa: BLE001 - missing or unreadable: train again
-            return f"{last} or {best} missing or unreadable"
-        if state.get("model") != model or state.get("epoch") != epochs or best_state.get("model") != model:
-            return f"{last} is not a finished {epochs}-epoch {model} run"
-        return None
-    return check
-
-
-def tested(results: Path, ckpt: Path, made_from: Callable[[dict], str | None] | None = None) -> Check:
-    """The report exists and was made from the checkpoint as it is now (``made_from``: its hash there)."""
-    made_from = made_from or (lambda r: r.get("checkpoint_sha256"))
-
-    def check():
-        try:
-            r = json.loads(results.read_text())
-        except (OSError, ValueError):
-            return f"{results} missing"
-        return None if ckpt.is_file() and made_from(r) == sha256(ckpt) else "the checkpoint changed"
-    return check
-
-
-def weights_check(path: Path, remake: str) -> Check:
-    """The weights file matches the sha256 its record gives (a damaged or replaced file is remade)."""
-    def check():
-        recorded = _recorded_sha256(path)
-        if recorded is None:
-            return f"{path} has no record beside it ({remake})"
-        return None if path.is_file() and sha256(path) == recorded else f"{path} missing or damaged ({remake})"
-    return check
 
 
 class MainJob:
@@ -194,10 +116,10 @@ class MainJob:
     def make_vggish(self) -> None:
         from .features.pretrain import main as pretrain_main
         flags = ["--assemble"] if self.bundled_vggish else TINY["vggish_weights"] if self.tiny else []
-        _exit(pretrain_main(["vggish", "--out", str(self.vggish_weights), *flags]))
+        exit_on_failure(pretrain_main(["vggish", "--out", str(self.vggish_weights), *flags]))
 
     def extract_vggish(self) -> None:
-        _report(extract_vggish(self.data / "audio", self.feats / "vggish", self.seconds, str(self.vggish_weights), 0,
+        print_report(extract_vggish(self.data / "audio", self.feats / "vggish", self.seconds, str(self.vggish_weights), 0,
                                self.args.device, self.bf16, 2, False))
 
     def extract_visual(self, name: str, bf16: bool, weights: Path | None) -> None:
@@ -206,7 +128,7 @@ class MainJob:
                                              "python -m avqa.features.pretrain res18 (docs/synthetic.md)")()
             if problem:
                 raise SystemExit(problem)
-        _report(extract_visual(name, video_path=self.data / "videos", out_dir=self.feats / name, seconds=self.seconds,
+        print_report(extract_visual(name, video_path=self.data / "videos", out_dir=self.feats / name, seconds=self.seconds,
                                weights=None if weights is None else str(weights), seed=0, device=self.args.device,
                                bf16=bf16, jpeg_quality=None, prefetch=2, overwrite=False))
 
@@ -220,27 +142,27 @@ class MainJob:
             device=self.args.device, **recipes.fields(recipe, build_parser(script, "")), **settings)
 
     def pretrain(self) -> None:
-        _task(grounding.run, self.run_config("grounding", self.grd_flags, model_save_dir=str(self.out / "grounding"),
+        run_task(grounding.run, self.run_config("grounding", self.grd_flags, model_save_dir=str(self.out / "grounding"),
                                              resume=True))
 
     def test_grounding(self) -> None:
-        _task(grounding.run, self.run_config("grounding", mode="test", model_save_dir=str(self.out / "grounding"),
+        run_task(grounding.run, self.run_config("grounding", mode="test", model_save_dir=str(self.out / "grounding"),
                                              results=str(self.out / "grounding_test.json")))
 
     def train_qa(self, model: str) -> None:
         # resume: continues a run killed in this stage (its outputs are cleared whenever its inputs change)
         start = {"pretrained_grounding": str(self.grd_ckpt)} if model == "avst" else {}
-        _task(qa.run, self.run_config("avst", self.avst_flags, model=model, model_save_dir=str(self.out / model),
+        run_task(qa.run, self.run_config("avst", self.avst_flags, model=model, model_save_dir=str(self.out / model),
                                       checkpoint=model, resume=True, **start))
 
     def test_qa(self, model: str, save_dir: Path | None = None, results: Path | None = None) -> None:
-        _task(qa.run, self.run_config("avst", mode="test", model=model, model_save_dir=str(save_dir or self.out / model),
+        run_task(qa.run, self.run_config("avst", mode="test", model=model, model_save_dir=str(save_dir or self.out / model),
                                       checkpoint=model, results=str(results or self.out / f"{model}_test.json")))
 
     def score(self) -> None:
         from .grounding_score import main as score_main
         d, feats = self.data, self.feats
-        _exit(score_main(["--model", "grounding", "--checkpoint", str(self.grd_ckpt), "--model", "avst",
+        exit_on_failure(score_main(["--model", "grounding", "--checkpoint", str(self.grd_ckpt), "--model", "avst",
                           "--checkpoint", str(self.avst_ckpt), "--label_train", str(d / "json" / "avqa-train.json"),
                           "--label_test", str(d / "json" / "avqa-test.json"), "--ground_truth", str(d / "ground_truth"),
                           "--audio_dir", str(feats / "vggish"), "--video_res14x14_dir", str(feats / "res18_14x14"),
@@ -252,10 +174,10 @@ class MainJob:
         common = ["--audio_dir", str(feats / "vggish"), "--video_res14x14_dir", str(feats / "res18_14x14"),
                   "--frames_dir", str(d / "frames"), "--videos_dir", str(d / "videos"),
                   "--label_test", str(d / "json" / "avqa-test.json"), "--count", str(self.args.sheets)]
-        _exit(vis_main(False, [*common, "--label_train", str(d / "json" / "avqa-train.json"),
+        exit_on_failure(vis_main(False, [*common, "--label_train", str(d / "json" / "avqa-train.json"),
                                "--model_save_dir", str(o / "avst"), "--checkpoint", "avst",
                                "--out_dir", str(o / "vis" / "avst")]))
-        _exit(vis_main(True, [*common, "--model_save_dir", str(o / "grounding"), "--out_dir", str(o / "vis" / "grounding")]))
+        exit_on_failure(vis_main(True, [*common, "--model_save_dir", str(o / "grounding"), "--out_dir", str(o / "vis" / "grounding")]))
         written = {k: {str(p.relative_to(o / "vis")): sha256(p) for p in sorted((o / "vis" / k).glob("*.png"))}
                    for k in ("avst", "grounding")}
         atomic_write_text(self.vis_manifest, json.dumps(
@@ -282,15 +204,15 @@ class MainJob:
                   self.gen_check, [d / "videos", d / "json", d / "ground_truth"], {"flags": self.gen_flags},
                   keep_outputs=True),
             Stage("audio", "16 kHz wav of every clip", ["generate"],
-                  lambda: _report(extract_audio(d / "videos", d / "audio")),
+                  lambda: print_report(extract_audio(d / "videos", d / "audio")),
                   lambda: self.each_file(d / "audio", ".wav", lambda p: valid_wav(p, SAMPLE_RATE)), [d / "audio"]),
             Stage("frames", "1 fps JPEG frames", ["generate"],
-                  lambda: _report(extract_frames(d / "videos", d / "frames", seconds)),
+                  lambda: print_report(extract_frames(d / "videos", d / "frames", seconds)),
                   lambda: self.each_file(d / "frames", "", lambda p: valid_frames(p, seconds)), [d / "frames"]),
             Stage("vggish_weights", "VGGish taught to name the playing instruments on a synthetic sound corpus"
                   + (" (assembled from its bundled embedding layer)" if self.bundled_vggish else ""), [],
                   self.make_vggish, weights_check(self.vggish_weights, "made anew"), [self.vggish_weights],
-                  {"bundle_sha256": _recorded_sha256(BUNDLED_VGGISH)} if self.bundled_vggish else
+                  {"bundle_sha256": recorded_sha256(BUNDLED_VGGISH)} if self.bundled_vggish else
                   {"flags": TINY["vggish_weights"] if self.tiny else [], "recipe": RECIPES["vggish"]}),
             Stage("vggish", "VGGish features [T,128] (the weights above)", ["audio", "vggish_weights"],
                   self.extract_vggish, self.feats_check("vggish", (128,)), self.feature_outputs("vggish"),
@@ -298,13 +220,13 @@ class MainJob:
             Stage("res18_14x14", f"ResNet-18 14x14 features [T,512,14,14] (the bundled {res18.name})",
                   ["generate"], lambda: self.extract_visual("res18_14x14", self.bf16, res18),
                   self.feats_check("res18_14x14", (512, 14, 14)), self.feature_outputs("res18_14x14"),
-                  {"weights_sha256": _recorded_sha256(res18), **self.precision}),
+                  {"weights_sha256": recorded_sha256(res18), **self.precision}),
             # what no model here reads: --tiny checks these extractors end to end (the two feature kinds in
             # bfloat16, recorded in their metadata); the main job leaves them out to keep within its time, and its
             # sheets decode their few frames from the videos
             Stage("res18", f"ResNet-18 pooled features [T,512] ({res18.name}, bfloat16)", ["generate"],
                   lambda: self.extract_visual("res18", True, res18), self.feats_check("res18", (512,)),
-                  self.feature_outputs("res18"), {"weights_sha256": _recorded_sha256(res18)}),
+                  self.feature_outputs("res18"), {"weights_sha256": recorded_sha256(res18)}),
             Stage("r2plus1d_18", "R(2+1)D-18 features [T,512] (seeded random init, bfloat16)", ["generate"],
                   lambda: self.extract_visual("r2plus1d_18", True, None),
                   self.feats_check("r2plus1d_18", (512,)), self.feature_outputs("r2plus1d_18")),

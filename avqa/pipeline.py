@@ -28,7 +28,7 @@ from . import checkpoint, stamps
 from .utils import EXIT_CODES, atomic_write_text, fingerprint, run_lock, user_errors
 
 if TYPE_CHECKING:
-    from .job import Stage
+    from .stage import Stage
 
 INTERRUPTED = "interrupted last time: resuming"
 READS_CHANGED = "the files it reads changed"

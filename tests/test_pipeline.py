@@ -169,7 +169,7 @@ def test_bf16_computes_the_features_in_bfloat16_and_their_stamps_say_so(tmp_path
     extracted = []
     monkeypatch.setattr(job_module, "extract_visual", lambda name, **kw: extracted.append((name, kw["bf16"])))
     monkeypatch.setattr(job_module, "extract_vggish", lambda *a: extracted.append(("vggish", a[6])))
-    monkeypatch.setattr(job_module, "_report", lambda report: None)
+    monkeypatch.setattr(job_module, "print_report", lambda report: None)
     monkeypatch.setattr(job_module, "weights_check", lambda *a: lambda: None)
     for bf16 in (False, True):
         args = argparse.Namespace(data=str(tmp_path / "data"), out=str(tmp_path / "out"), tiny=False, num_clips=None,

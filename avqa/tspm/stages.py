@@ -20,11 +20,12 @@ from .. import checkpoint, recipes
 from ..features.files import valid_npy
 from ..features.pretrain import DEFAULT_OUT
 from ..recipes import DEMO, TINY
+from ..stage import Stage, exit_on_failure, finished, print_report, run_task, tested
 from ..utils import metadata_path, sha256
 from .run import TSPMConfig, build_parser
 
 if TYPE_CHECKING:
-    from ..job import MainJob, Stage
+    from ..job import MainJob
 
 REPO = Path(__file__).resolve().parents[2]
 # the synthetic-world stand-ins the features are extracted with (where avqa.features.pretrain writes them),
@@ -103,25 +104,22 @@ class TSPMStages:
     def clip_frames(self) -> None:
         from ..features.clip import checked_backbone
         from ..features.extract import extract_visual
-        from ..job import _report
         weights = self._weights(STANDIN_CLIP, MAKE["clip"])
         spec = checked_backbone("image", weights, 0, None)
-        _report(extract_visual(spec.name, self.data / "videos", self.dirs["visual_feat_dir"], self.seconds,
+        print_report(extract_visual(spec.name, self.data / "videos", self.dirs["visual_feat_dir"], self.seconds,
                                weights=weights, seed=0, device=self.job.args.device, bf16=False, jpeg_quality=None,
                                prefetch=2, overwrite=False, batch_rows=16))
 
     def clip_text(self, kind: str, folder: str) -> None:
         from ..features.clip import extract_clip_text
-        from ..job import _report
         weights = self._weights(STANDIN_CLIP, MAKE["clip"])
-        _report(extract_clip_text(kind, self._annotations(), self.dirs[folder], weights, 0, None, self.job.args.device,
+        print_report(extract_clip_text(kind, self._annotations(), self.dirs[folder], weights, 0, None, self.job.args.device,
                                   False, False, False))
 
     def tokens(self) -> None:
         from ..features.tokens import extract_tokens
-        from ..job import _report
         weights = self._weights(STANDIN_VIT, MAKE["vit"])
-        _report(extract_tokens(self.data / "videos", self.dirs["visual_patch_dir"], self.seconds, self.frames, TOKENS,
+        print_report(extract_tokens(self.data / "videos", self.dirs["visual_patch_dir"], self.seconds, self.frames, TOKENS,
                                weights=weights, device=self.job.args.device))
 
     def config(self, **settings) -> TSPMConfig:
@@ -148,23 +146,20 @@ class TSPMStages:
         return found
 
     def train(self) -> None:
-        from ..job import _exit
-        _exit(train_in_child(self.config(resume=True)))
+        exit_on_failure(train_in_child(self.config(resume=True)))
 
     def test(self) -> None:
-        from ..job import _task
         from .run import run_config
-        _task(run_config, self.config(mode="test", results=str(self.out / "tspm_test.json")))
+        run_task(run_config, self.config(mode="test", results=str(self.out / "tspm_test.json")))
 
     def selection(self) -> None:
-        from ..job import _exit
         from .selection_score import main as score_main
         cfg = self.config()
         flags = [f"--{name}={getattr(cfg, name)}" for name in (*self.dirs, "label_train", "label_test", "model_save_dir",
                                                                "checkpoint", "top_k", "visual_dim", "token_dim", "text_dim",
                                                                "device")
                  if getattr(cfg, name) is not None]
-        _exit(score_main([*flags, "--ground_truth", str(self.data / "ground_truth"), "--quiet",
+        exit_on_failure(score_main([*flags, "--ground_truth", str(self.data / "ground_truth"), "--quiet",
                           "--out", str(self.out / "tspm_selection.json")]))
 
     # ------------------------------------------------------------------ checks
@@ -195,7 +190,6 @@ class TSPMStages:
     # ------------------------------------------------------------------ the stages, in order
 
     def stages(self) -> list[Stage]:
-        from ..job import Stage, finished, tested
         o, dirs = self.out, self.dirs
         clip, vit = {"weights_sha256": _weights_id(STANDIN_CLIP)}, {"weights_sha256": _weights_id(STANDIN_VIT)}
         epochs = recipes.fields(self.recipe, build_parser())["epochs"]
