@@ -60,6 +60,26 @@ def video_fps(stream) -> float:
     return float(rate)
 
 
+def rgb_array(frame) -> np.ndarray:
+    """A decoded frame as uint8 RGB [H, W, 3], converted on the calling thread.
+
+    PyAV 17 and later convert with a pool of swscale threads (one per core by default). A worker
+    process forked from a process that has converted a frame inherits that pool without its threads,
+    and its first conversion then waits for them for ever (the extractors' and the generator's
+    workers are forked). One thread gives the same pixels; PyAV before 17 converts on one thread and
+    has no ``threads`` argument."""
+    global _RGB_THREADS_ARG
+    if _RGB_THREADS_ARG:
+        try:
+            return frame.to_ndarray(format="rgb24", threads=1)
+        except TypeError:
+            _RGB_THREADS_ARG = False
+    return frame.to_ndarray(format="rgb24")
+
+
+_RGB_THREADS_ARG = True  # False once PyAV has refused ``threads`` (before 17)
+
+
 def read_sampled_frames(path: str | Path, seconds: int, per_second: int = 1,
                         threads: int = 0) -> tuple[list[np.ndarray], dict]:
     """Decode a video once and return its sampled RGB frames (uint8 [H, W, 3]) in order.
@@ -89,7 +109,7 @@ def read_sampled_frames(path: str | Path, seconds: int, per_second: int = 1,
             for frame in container.decode(stream):
                 count += 1
                 if count in wanted_plain:
-                    keep[count] = frame.to_ndarray(format="rgb24")
+                    keep[count] = rgb_array(frame)
                 ring.append((count, frame))
         except av.error.FFmpegError as e:
             if count == 0:
@@ -104,7 +124,7 @@ def read_sampled_frames(path: str | Path, seconds: int, per_second: int = 1,
             if n not in keep:
                 if n not in tail:  # pragma: no cover - ring is always long enough
                     raise MediaError(f"{path}: frame {n} was not kept while decoding")
-                keep[n] = tail[n].to_ndarray(format="rgb24")
+                keep[n] = rgb_array(tail[n])
             frames.append(keep[n])
         info = {"fps": fps, "frames": count, "numbers": numbers, "height": frames[0].shape[0],
                 "width": frames[0].shape[1], "declared_seconds": declared_seconds(container, stream)}

@@ -83,3 +83,58 @@ def test_unreadable_inputs_raise_media_errors(tmp_path):
     _coded_video(silent, 10, 10)
     with pytest.raises(MediaError, match="no audio track"):
         read_audio(silent)
+
+
+FORKED_DECODE = """
+import multiprocessing as mp, sys
+from avqa.media import read_sampled_frames
+
+def count(path):
+    return len(read_sampled_frames(path, 2)[0])
+
+if __name__ == "__main__":
+    videos = sys.argv[1:]
+    count(videos[0])                      # the parent converts first, as the test process and the main job do
+    with mp.get_context("fork").Pool(2) as pool:
+        print(list(pool.imap(count, videos)))
+"""
+
+
+def test_workers_forked_after_the_parent_decoded_still_decode(tmp_path):
+    """PyAV 17 and later convert frames with a pool of threads; a process forked after its parent
+    converted inherits the pool without its threads and hung at its first frame. The extractors' and
+    the generator's workers are forked, so every conversion runs on one thread (media.rgb_array)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    videos = []
+    for i in range(4):
+        videos.append(tmp_path / f"{i}.mp4")
+        _coded_video(videos[-1], 50, 25)
+    script = tmp_path / "forked_decode.py"
+    script.write_text(FORKED_DECODE)
+    proc = subprocess.Popen([sys.executable, str(script), *map(str, videos)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=90)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)          # the parent and its hung workers
+        proc.communicate()
+        raise AssertionError("workers forked after the parent decoded hung at their first frame") from None
+    assert proc.returncode == 0 and out.strip() == "[2, 2, 2, 2]", err
+
+
+def test_frames_are_converted_only_through_media_rgb_array():
+    """A conversion with PyAV's default threads anywhere in a process makes the workers it forks later
+    hang (above): video frames go through avqa.media.rgb_array, in the library and in the tests."""
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[1]
+    found = []
+    for folder in ("avqa", "tests", "benchmarks", "feat_script", "net_grd_avst", "net_tspm", "grounding_gen"):
+        for f in (root / folder).rglob("*.py"):
+            for n, line in enumerate(f.read_text(encoding="utf-8").splitlines(), 1):
+                if (".to_image(" in line or 'to_ndarray(format="rgb24"' in line) and "rgb_array" not in line \
+                        and f.name not in ("media.py", "test_media.py"):
+                    found.append(f"{f.relative_to(root)}:{n}")
+    assert not found, found

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from avqa.annotations import ANSWERS, INSTRUMENTS, QUESTION_TYPES, load_annotations, question_type, tokenize
+from avqa.media import rgb_array
 from avqa.synthetic.generate import parse_args, plan
 from avqa.synthetic.questions import TEMPLATES
 from conftest import TINY_FLAGS, run_here
@@ -144,8 +145,8 @@ def test_same_seed_same_bytes_and_frames(tmp_path, tiny_set):
     assert videos and all((again / "videos" / v.name).read_bytes() == v.read_bytes() for v in videos)
     vid = videos[0]
     with av.open(str(vid)) as a, av.open(str(again / "videos" / vid.name)) as b:
-        fa = [f.to_ndarray(format="rgb24") for f in a.decode(video=0)]
-        fb = [f.to_ndarray(format="rgb24") for f in b.decode(video=0)]
+        fa = [rgb_array(f) for f in a.decode(video=0)]
+        fb = [rgb_array(f) for f in b.decode(video=0)]
     assert len(fa) == len(fb) == 48 and all(np.array_equal(x, y) for x, y in zip(fa, fb))
 
 

@@ -23,6 +23,7 @@ import av
 from PIL import Image
 
 from ..ask import AskError
+from ..media import rgb_array
 from .service import Demo, DemoError, Recent
 from .uploads import UploadError, check_upload
 
@@ -36,7 +37,7 @@ MAX_JSON = 1 << 16
 def thumbnail(video: Path, width: int = 160) -> bytes:
     """The clip's first frame as a small JPEG."""
     with av.open(str(video)) as container:
-        frame = next(container.decode(video=0)).to_image()
+        frame = Image.fromarray(rgb_array(next(container.decode(video=0))))
     frame.thumbnail((width, width))
     buf = io.BytesIO()
     frame.convert("RGB").save(buf, format="JPEG", quality=85)
