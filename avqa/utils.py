@@ -360,7 +360,7 @@ def readers(folder: str | Path) -> list[dict]:
         if host == socket.gethostname() and (not isinstance(pid, int) or not _alive(pid)):
             mark.unlink(missing_ok=True)
             continue
-        found.append(other)
+        found.append({**other, "mark": str(mark)})
     return found
 
 

@@ -27,14 +27,16 @@ def _flag(name: str, value) -> str:
     return f"--{name} {value}"
 
 
-def check_trained_flags(ckpt: Path, meta: dict, cfg) -> None:
-    """Stop, naming each flag, where one of ``cfg.model_flags`` differs from the checkpoint's training.
+def check_trained_flags(ckpt: Path, meta: dict, cfg, names: Sequence[str] | None = None) -> None:
+    """Stop, naming each flag, where one of ``names`` (default ``cfg.model_flags``) differs from the
+    checkpoint's training.
 
     Test mode refuses rather than taking the recorded value: the figure it prints and the flags its
     report records are then those of the command the user typed.
     """
     args = meta.get("args") or {}
-    diffs = [(k, args[k], getattr(cfg, k)) for k in cfg.model_flags if k in args and args[k] != getattr(cfg, k)]
+    names = cfg.model_flags if names is None else names
+    diffs = [(k, args[k], getattr(cfg, k)) for k in names if k in args and args[k] != getattr(cfg, k)]
     if diffs:
         words = "; ".join(f"--{k} ({_value(then)} at training, {_value(now)} now)" for k, then, now in diffs)
         fix = " ".join(_flag(k, then) for k, then, _ in diffs)

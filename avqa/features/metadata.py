@@ -50,7 +50,7 @@ def refuse_while_read(out_dir: Path) -> None:
         other = busy[0]
         raise SystemExit(f"--overwrite: {out_dir} is being read by another run, process {other.get('pid')} (since "
                          f"{other.get('started')}: {other.get('command', '?')}): wait for it to end, or write the new "
-                         f"features into another folder")
+                         f"features into another folder (if that run is gone, delete {other['mark']})")
 
 
 def check_metadata(out_dir: Path, meta: dict, overwrite: bool, own: Iterable[str] | None = None,

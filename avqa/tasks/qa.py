@@ -197,7 +197,8 @@ def _load_tested(cfg: RunConfig, model_kind: str, family: Family, vocab: Vocab) 
     except ValueError:
         loaded = None  # load_trained_state reads it again and says what it is
     meta = checkpoint.metadata(loaded) if checkpoint.is_ours(loaded) and loaded.get("model") == model_kind else {}
-    check_trained_flags(ckpt, meta, cfg)
+    # a model that reads no features (question-only): no flag of how they are read changes its answers
+    check_trained_flags(ckpt, meta, cfg, None if family.feature_dirs(cfg) else ())
     model = family.build(cfg, vocab)
     try:
         checkpoint.load_trained_state(ckpt, model_kind, model, vocab, loaded)
