@@ -16,13 +16,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import socket
 import sys
+import time
+import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Sequence
 
 from .annotations import AnnotationError, statistics, validate
-from .utils import EXIT_CODES, atomic_write_text, user_errors
+from .utils import EXIT_CODES, at_least, atomic_write_text, user_errors
 
 BASE = "https://raw.githubusercontent.com/GeWu-Lab/MUSIC-AVQA/main/data"
 # benchmark -> where its files are served from, the files (path there -> path under --out), its licence
@@ -48,9 +52,48 @@ FILES = {
 }
 
 
-def fetch(url: str, timeout: float = 60) -> bytes:
-    with urllib.request.urlopen(url, timeout=timeout) as r:  # noqa: S310 - a fixed https URL
-        return r.read()
+FIRST_BYTE_S = 5.0   # a server that says nothing for this long is taken as not answering
+DEADLINE_S = 300     # --timeout's default: every file together
+
+
+class Unreachable(Exception):
+    """The server cannot be reached at all (no DNS, refused, silent, too slow): no later file would come either."""
+
+
+def fetch(url: str, deadline: float) -> bytes:
+    """The file at ``url``, read before ``deadline`` (time.monotonic()) with at most FIRST_BYTE_S of silence
+    at any moment; Unreachable when the network, not the file, is the problem."""
+    def left() -> float:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise Unreachable("the --timeout ran out")
+        return min(FIRST_BYTE_S, remaining)
+
+    def silent() -> str:
+        if deadline - time.monotonic() <= 0:
+            return "the --timeout ran out"
+        return f"no answer within {FIRST_BYTE_S:g} s (it accepted the connection and said nothing)"
+    try:
+        with urllib.request.urlopen(url, timeout=left()) as r:  # noqa: S310 - a fixed https URL or --base_url
+            chunks, read = [], getattr(r, "read1", r.read)  # read1: one receive at a time, each under the timeout
+            while True:
+                chunk = read(1 << 16)
+                if not chunk:
+                    return b"".join(chunks)
+                chunks.append(chunk)
+                left()
+    except urllib.error.HTTPError:
+        raise
+    except TimeoutError:
+        raise Unreachable(silent()) from None
+    except urllib.error.URLError as e:
+        if isinstance(e.reason, socket.gaierror):
+            raise Unreachable("its name does not resolve (no DNS, or no internet here)") from None
+        if isinstance(e.reason, TimeoutError):
+            raise Unreachable(silent()) from None
+        if isinstance(e.reason, ConnectionError):
+            raise Unreachable(str(e.reason) or type(e.reason).__name__) from None
+        raise
 
 
 def checked(name: str, data: bytes, url: str, strict: bool = True) -> tuple[str, str]:
@@ -97,6 +140,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                    help="where the files are served from (default: the benchmark's repository on GitHub; a mirror "
                         "or a file:// folder with the same layout also works)")
     p.add_argument("--force", action="store_true", help="download again files that are already there")
+    p.add_argument("--timeout", type=at_least(1.0, float), default=DEADLINE_S, metavar="S",
+                   help=f"give up after S seconds in all (a server silent for {FIRST_BYTE_S:g} s is given up at "
+                        f"once); the files already downloaded are kept (default: {DEADLINE_S})")
     args = p.parse_args(argv)
     if args.benchmark == "v1":
         releases = ["json", "json_update"] if args.release == "both" else [args.release]
@@ -108,20 +154,34 @@ def main(argv: Sequence[str] | None = None) -> int:
         out, wanted = Path(args.out or b["out"]), b["files"]
         base, licence = args.base_url or b["base"], b["licence"]
     print(f"licence of these files: {licence}")
-    failed = 0
-    for src, name in wanted.items():
+    return download(wanted, out, base, args.force, args.benchmark != "r", time.monotonic() + args.timeout)
+
+
+def download(wanted: dict[str, str], out: Path, base: str, force: bool, strict: bool, deadline: float) -> int:
+    """Fetch, check and put in place each file of ``wanted`` (path at ``base`` -> path under ``out``).
+
+    A file that is missing or broken is named and the others go on; a server that cannot be reached
+    (no DNS, silent, past the deadline) stops the run with one sentence, keeping what arrived."""
+    failed = done = 0
+    for i, (src, name) in enumerate(wanted.items()):
         dst = out / name
-        if dst.exists() and not args.force:
+        if dst.exists() and not force:
             print(f"{dst}: already there")
             continue
         url = f"{base.rstrip('/')}/{src}"
         try:
-            text, what = checked(name, fetch(url), url, strict=args.benchmark != "r")
+            text, what = checked(name, fetch(url, deadline), url, strict=strict)
+        except Unreachable as e:
+            host = urllib.parse.urlsplit(url).netloc or base
+            raise SystemExit(f"cannot download from {host}: {e}; {done} file(s) downloaded, {len(wanted) - i} not "
+                             f"(--out {out} keeps what arrived): check the connection and run it again, or point "
+                             f"--base_url at a mirror or a file:// folder") from None
         except (OSError, ValueError, AnnotationError) as e:
             print(f"{url}: {e}", file=sys.stderr)
             failed += 1
             continue
         atomic_write_text(dst, text)
+        done += 1
         print(f"{dst}: {what}")
     if failed:
         print(f"{failed} file(s) could not be downloaded (no internet here, or the repository moved them: "

@@ -251,7 +251,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise SystemExit(f"--out {out} holds the {other.name} ladder ({found}): pass --family {other.name} to "
                              f"continue it, or another --out for the {args.family.name} rungs")
     args.family.check(args)
-    with run_lock(out, "ladder"):
+    with run_lock(out, "ladder", "--out"):
         return _run(args)
 
 

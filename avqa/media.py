@@ -12,7 +12,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from .utils import atomic_path
+from .utils import atomic_path, file_kind
 
 VIDEO_EXTENSIONS = {".mp4", ".mkv", ".webm", ".avi", ".mov", ".m4v", ".flv"}
 
@@ -48,9 +48,13 @@ def _open(path: str | Path):
     if path.stat().st_size == 0:
         raise MediaError(f"{path}: empty file")
     try:
-        return av.open(str(path))
+        container = av.open(str(path))
     except (av.error.FFmpegError, UnicodeDecodeError) as e:
         raise MediaError(f"{path}: not a readable video or audio file ({e})") from None
+    if not container.streams.audio and not container.streams.video:  # FFmpeg opens a JSON file as lyrics
+        container.close()
+        raise MediaError(f"{path}: not a readable video or audio file: it is {file_kind(path)}")
+    return container
 
 
 def video_fps(stream) -> float:

@@ -240,7 +240,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         p.error(f"--precision bfloat16: this {device} has no bfloat16 instructions (it would be emulated, slower "
                 f"than float32); use --precision float32 or auto")
     args.bf16 = args.precision == "bfloat16" or (args.precision == "auto" and native)
-    with run_lock(args.data, "pipeline"), run_lock(args.out, "pipeline"):
+    with run_lock(args.data, "pipeline", "--data"), run_lock(args.out, "pipeline", "--out"):
         code = Pipeline(args).run()
         if code == 0 and args.bundle:
             from .maintainer import bundle

@@ -296,18 +296,33 @@ class FeatureStore:
             lengths[h.shape[0]] += 1
             by_length[h.shape[0]].append(p)
         if len(lengths) > 1:  # name the odd files: one short video among 9,288 is otherwise not to be found
-            common = lengths.most_common(1)[0][0]
-            odd = [f"{p}: T={T}" for T in sorted(lengths) if T != common for p in by_length[T]]
-            more = f"\n    ... and {len(odd) - 20} more" if len(odd) > 20 else ""
-            problems.insert(0, f"{self.folder}: videos have different lengths T {dict(lengths)}; all must have the same. "
-                            f"{len(odd)} file(s) differ from the T={common} of the others (extract them again with "
-                            f"the same --seconds):\n    " + "\n    ".join(odd[:20]) + more)
+            problems.insert(0, self._mixed_lengths(lengths, by_length))
         if problems:
             raise FeatureError(f"{name} in {self.folder}: {len(problems)} problem(s):\n  " + "\n  ".join(problems[:20]))
         T = next(iter(lengths)) if lengths else 0
         if finite:
             self._check_finite(sorted(set(video_ids)), name)
         return T
+
+    def _mixed_lengths(self, lengths: collections.Counter, by_length: dict[int, list[Path]]) -> str:
+        """The problem of a folder whose files have different T: the files that differ from the length its
+        metadata records (``shape_per_video``), else from the most common one; with neither, every file."""
+        try:
+            recorded = json.loads(metadata_path(self.folder).read_text())["shape_per_video"][0]
+        except (OSError, ValueError, KeyError, IndexError, TypeError):
+            recorded = None
+        (top, n_top), (_, n_next) = lengths.most_common(2)
+        if recorded in lengths:
+            common, which = recorded, f"the T={recorded} that {metadata_path(self.folder)} records"
+        elif n_top > n_next:
+            common, which = top, f"the T={top} of the others"
+        else:
+            common, which = None, "each other, and no length is the most common"
+        odd = [f"{p}: T={T}" for T in sorted(lengths) if T != common for p in by_length[T]]
+        more = f"\n    ... and {len(odd) - 20} more" if len(odd) > 20 else ""
+        return (f"{self.folder}: videos have different lengths T {dict(lengths)}; all must have the same. "
+                f"{len(odd)} file(s) differ from {which} (extract them again with the same --seconds):\n    "
+                + "\n    ".join(odd[:20]) + more)
 
     def _verified(self) -> dict[str, list[int]]:
         """The record of the files found finite: video -> the file's stamp (utils.file_stamp) then."""

@@ -213,6 +213,11 @@ _ENVIRONMENT = {errno.EACCES: "permission denied", errno.EPERM: "permission deni
                 errno.EDQUOT: "the disk quota is exhausted", errno.EEXIST: "a file of that name is in the way", errno.ENAMETOOLONG: "the name is too long"}
 
 
+def os_reason(e: OSError) -> str:
+    """Why a file could not be read or written, in the words of these messages ("the disk is full")."""
+    return _ENVIRONMENT.get(e.errno, e.strerror or str(e))
+
+
 def user_errors(main: Callable) -> Callable:
     """Entry points: a file the user's flags point at that cannot be written or read (read-only or full
     disk, a file where a folder should be) ends the run with one sentence, not a traceback."""
@@ -237,8 +242,7 @@ def check_writable(folder: str | Path, flag: str) -> None:
         os.close(fd)
         os.unlink(probe)
     except OSError as e:
-        why = _ENVIRONMENT.get(e.errno, e.strerror)
-        raise SystemExit(f"{flag} {folder}: cannot write there ({why}); choose a writable folder") from None
+        raise SystemExit(f"{flag} {folder}: cannot write there ({os_reason(e)}); choose a writable folder") from None
 
 
 # ----------------------------------------------------------------------------- exit status
@@ -314,6 +318,52 @@ def _read_lock(path: Path) -> dict:
         return {}
 
 
+def _me() -> dict:
+    """What a lock or a reading mark says of this process."""
+    return {"pid": os.getpid(), "host": socket.gethostname(), "command": " ".join(sys.argv)[:300],
+            "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+
+
+@contextmanager
+def reading(folder: str | Path) -> Iterator[None]:
+    """Mark ``folder`` as read by this run (``.reading.<pid>.lock``) until the block ends, so that an
+    extractor's --overwrite of it waits (``readers``). Many runs may read one folder; a folder that is
+    missing or that this user cannot write gets no mark."""
+    path = Path(folder) / f".reading.{os.getpid()}.lock"
+    key = path.absolute()
+    if key not in _HELD:
+        try:  # a mark of this name already there was left by a killed process that had this process id
+            fd = os.open(path, os.O_CREAT | os.O_TRUNC | os.O_WRONLY, 0o666 & ~_UMASK)
+        except OSError:
+            yield
+            return
+        with os.fdopen(fd, "w") as f:
+            json.dump(_me(), f)
+    _HELD[key] = _HELD.get(key, 0) + 1
+    try:
+        yield
+    finally:
+        _HELD[key] -= 1
+        if not _HELD[key]:
+            del _HELD[key]
+            path.unlink(missing_ok=True)
+
+
+def readers(folder: str | Path) -> list[dict]:
+    """The other runs that read ``folder`` now (their reading marks); marks of ended processes are removed."""
+    found = []
+    for mark in sorted(Path(folder).glob(".reading.*.lock")):
+        other = _read_lock(mark)
+        pid, host = other.get("pid"), other.get("host")
+        if pid == os.getpid() and host == socket.gethostname():
+            continue
+        if host == socket.gethostname() and (not isinstance(pid, int) or not _alive(pid)):
+            mark.unlink(missing_ok=True)
+            continue
+        found.append({**other, "mark": str(mark)})
+    return found
+
+
 @contextmanager
 def run_lock(folder: str | Path, name: str = "run", flag: str | None = None) -> Iterator[None]:
     """Hold ``<folder>/.<name>.lock`` while a run writes into ``folder``.
@@ -326,7 +376,7 @@ def run_lock(folder: str | Path, name: str = "run", flag: str | None = None) -> 
     """
     folder = Path(folder)
     made = not folder.exists()
-    check_writable(folder, flag or str(folder))
+    check_writable(folder, flag or "the output folder")
     path = (folder / f".{name}.lock").resolve()
     if path in _HELD:
         _HELD[path] += 1
@@ -335,8 +385,7 @@ def run_lock(folder: str | Path, name: str = "run", flag: str | None = None) -> 
         finally:
             _HELD[path] -= 1
         return
-    me = {"pid": os.getpid(), "host": socket.gethostname(), "command": " ".join(sys.argv)[:300],
-          "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+    me = _me()
     for _ in range(3):
         try:
             fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666 & ~_UMASK)

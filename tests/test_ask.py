@@ -237,8 +237,12 @@ def test_bad_input_is_one_sentence_exit_2_for_the_question_1_for_files(clip, tmp
     # a video without sound, a file that is not a video, a file that is not there
     _remux(video, tmp_path / "silent.mp4", sound=False)
     (tmp_path / "notes.txt").write_text("not a video")
+    (tmp_path / "test.json").write_text(json.dumps([{"video_id": "00000001", "anser": "two"}]))  # FFmpeg opens it
+    (tmp_path / "clips").mkdir()
     for path, why in ((tmp_path / "silent.mp4", "no audio track"), (tmp_path / "notes.txt", "not a readable video"),
-                      (tmp_path / "gone.mp4", "no such file")):
+                      (tmp_path / "gone.mp4", "no such file"),
+                      (tmp_path / "test.json", "not a readable video or audio file: it is a JSON file"),
+                      (tmp_path / "clips", "is a folder, not a video: give one video file")):
         code, out, err = ask_cli(path, "Is there a voiceover?", "--model_save_dir", clip["seeded"], capsys=capsys)
         assert code == 1 and why in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
 

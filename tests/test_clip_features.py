@@ -209,3 +209,24 @@ def test_frame_extractor_end_to_end(tiny_set, tiny_files, tmp_path):
     r = run("--arch", "standin")
     assert r.returncode != 0 and "holds features made with other settings" in r.stderr and "--overwrite" in r.stderr
     assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == before
+
+
+def _frame_folders(root: Path, gapped: str = "b") -> Path:
+    """Two 4-second clips as 1 fps frame folders; ``gapped`` has the files 1, 2, 4, 5 (second 2 missing)."""
+    for vid, numbers in (("a", [1, 2, 3, 4]), (gapped, [1, 2, 4, 5])):
+        (root / vid).mkdir(parents=True)
+        for n in numbers:
+            Image.fromarray(np.full((32, 32, 3), 40 * n, np.uint8)).save(root / vid / f"{n:08d}.jpg", quality=95)
+    return root
+
+
+@pytest.mark.e2e
+def test_a_frame_folder_with_a_numbering_gap_is_refused_naming_the_second(tiny_files, tmp_path):
+    """Frames are read by their number: files 1, 2, 4, 5 never give second 2 the frame of second 3."""
+    _, _, state_dict = tiny_files
+    frames, out = _frame_folders(tmp_path / "frames"), tmp_path / "clip"
+    r = run_here(FRAMES, "--video_path", frames, "--output_dir", out, "--seconds", "4", "--weights", state_dict,
+                 check=False)
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert f"{frames / 'b'}: no frame numbered 3, the frame of second 2" in r.stderr
+    assert sorted(p.name for p in out.glob("*.npy")) == ["a.npy"]

@@ -199,3 +199,33 @@ def test_numpy_blas_runs_on_one_thread_while_a_network_extracts(tmp_path, per_co
     assert report.done == 2 and len(report.failed) == 1
     assert seen and all(s == {1} for s in seen)
     assert np.array_equal(np.load(tmp_path / "out" / "a.npy"), np.full((2, 3), 2.0, np.float32))
+
+
+def _frame_folder(folder, numbers, size=32):
+    """A 1 fps frame folder whose files carry ``numbers`` (00000001.jpg, ...), each frame one flat grey."""
+    from PIL import Image
+    folder.mkdir(parents=True)
+    for n in numbers:
+        Image.fromarray(np.full((size, size, 3), 40 * n, np.uint8)).save(folder / f"{n:08d}.jpg", quality=95)
+    return folder
+
+
+def test_frames_are_read_by_their_number_and_a_gap_is_named(tmp_path):
+    from avqa.features.backbones import BACKBONES
+    from avqa.features.inputs import load_frames
+    from avqa.media import MediaError
+    spec = BACKBONES["res18_14x14"]
+    gap = _frame_folder(tmp_path / "gap", [1, 2, 4, 5])  # four files for a 4-second clip, second 2 missing
+    with pytest.raises(MediaError) as e:
+        load_frames(gap, 4, spec, None)
+    assert str(gap) in str(e.value) and "no frame numbered 3, the frame of second 2" in str(e.value)
+    # numbered from 0, or with other zero padding: second s is still the file of number (first + s)
+    zero = tmp_path / "zero"
+    zero.mkdir()
+    from PIL import Image
+    for n in range(4):
+        Image.fromarray(np.full((32, 32, 3), 40 * (n + 1), np.uint8)).save(zero / f"frame_{n:03d}.jpg", quality=95)
+    ordered, _ = load_frames(_frame_folder(tmp_path / "ok", [1, 2, 3, 4]), 4, spec, None, rows=[2, 3])
+    from_zero, _ = load_frames(zero, 4, spec, None, rows=[2, 3])
+    assert ordered.float().mean((1, 2, 3)).tolist() == from_zero.float().mean((1, 2, 3)).tolist()
+    assert ordered[0].float().mean() < ordered[1].float().mean()  # second 2 is the frame numbered 3, not 4

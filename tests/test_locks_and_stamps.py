@@ -81,6 +81,41 @@ def test_extractors_into_one_folder_are_refused_but_shards_run_together(holder, 
     _refused(run_here(VGG, *flags, "--shard", "1/2", check=False), shard.pid, out)
 
 
+READ = ("import sys, time; from avqa.utils import reading\n"
+        "with reading(sys.argv[1]):\n    print('held', flush=True); time.sleep(120)")
+
+
+def test_overwrite_waits_for_a_run_that_reads_the_folder(tiny_features, tmp_path):
+    out = tmp_path / "vggish"
+    flags = ["--audio_dir", str(tiny_features / "audio"), "--save_dir", str(out)]
+    run_here(VGG, *flags)
+    before = {p.name: p.stat().st_mtime_ns for p in out.glob("*.npy")}
+    reader = subprocess.Popen([sys.executable, "-c", READ, str(out)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert reader.stdout.readline().strip() == "held"
+        proc = run_here(VGG, *flags, "--overwrite", check=False)
+        assert proc.returncode == 1 and "Traceback" not in proc.stderr
+        assert f"--overwrite: {out} is being read by another run, process {reader.pid}" in proc.stderr, proc.stderr
+        assert {p.name: p.stat().st_mtime_ns for p in out.glob("*.npy")} == before
+    finally:
+        reader.kill()
+        reader.wait()
+    # the reader is gone: its mark is cleared and --overwrite goes ahead
+    assert run_here(VGG, *flags, "--overwrite").returncode == 0
+    assert not list(out.glob(".reading.*.lock"))
+
+
+def test_shards_of_another_n_in_one_folder_leave_a_note(tiny_features, tmp_path):
+    out = tmp_path / "vggish"
+    flags = ["--audio_dir", str(tiny_features / "audio"), "--save_dir", str(out), "--batch_frames", "4"]
+    first = run_here(VGG, *flags, "--shard", "0/2").stdout
+    assert "holds the outputs of 7 of the 14 inputs; 7 have none yet" in first and "--shard K/2" in first
+    then = run_here(VGG, *flags, "--shard", "1/3").stdout
+    assert len(list(out.glob("*.npy"))) == 10  # 0/2 makes 0, 2, ..., 12; 1/3 adds 1, 7 and 13
+    assert "holds the outputs of 10 of the 14 inputs; 4 have none yet" in then, then
+    assert "each with the same N" in then
+
+
 def test_a_lock_left_by_a_dead_run_is_taken_over_and_said(tiny_features, tmp_path):
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
@@ -129,6 +164,25 @@ def test_a_mixed_length_folder_names_its_odd_files(tmp_path):
     text = str(e.value)
     assert f"{folder / 'short.npy'}: T=6" in text and "T=4 of the others" in text
     assert str(folder / "00000001.npy") not in text
+
+
+def test_mixed_lengths_name_the_file_that_differs_from_the_recorded_length_or_both_on_a_tie(tmp_path):
+    folder = tmp_path / "vggish"
+    folder.mkdir()
+    np.save(folder / "kept.npy", np.zeros((4, 128), np.float32))
+    np.save(folder / "changed.npy", np.zeros((6, 128), np.float32))
+    for recorded in (None, 4):
+        if recorded:
+            (tmp_path / "vggish.json").write_text(json.dumps({"shape_per_video": [recorded, 128]}))
+        with pytest.raises(FeatureError) as e:
+            FeatureStore(folder, (128,)).check(["kept", "changed"], finite=False)
+        text = str(e.value)
+        assert f"{folder / 'changed.npy'}: T=6" in text and "of the others" not in text
+        if recorded:  # the length its metadata records: only the changed file is named
+            assert f"differ from the T=4 that {tmp_path / 'vggish.json'} records" in text
+            assert str(folder / "kept.npy") not in text
+        else:  # a tie, and no metadata: both are named
+            assert "no length is the most common" in text and f"{folder / 'kept.npy'}: T=4" in text
 
 
 def test_a_text_file_given_as_a_checkpoint_says_what_it_is(tmp_path):

@@ -1,9 +1,11 @@
 """Faults a user meets: resuming with other inputs, training over someone else's checkpoint, killed
 writes, bad flags and files. Each must end in one sentence naming the file or flag and the fix,
 with nothing the user made before overwritten."""
+import errno
 import json
 import shutil
 import subprocess
+from pathlib import Path
 
 import imageio_ffmpeg
 import numpy as np
@@ -132,6 +134,8 @@ BAD_FLAGS = [
     (GRD, ["--num_workers", "-1"], "argument --num_workers"),
     (X14, ["--threads", "0"], "argument --threads"),
     (VGG, ["--batch_frames", "0"], "argument --batch_frames"),
+    (AUDIO, ["--shard", "-1/2"], "argument --shard: -1/2: need 0 <= K < N"),
+    (X14, ["--shard", "-1/2"], "argument --shard: -1/2: need 0 <= K < N"),
 ]
 
 
@@ -221,3 +225,60 @@ def test_truncated_video_is_told_from_a_short_one_and_named_once(tmp_path):
     proc = run_here(AUDIO, "--video_dir", str(videos), "--audio_dir", str(tmp_path / "audio"), check=False)
     assert "cut.mp4: truncated or damaged: it declares 6.0 s of sound" in proc.stderr
     assert "short.mp4" not in proc.stderr  # its sound is as long as it says
+
+
+def test_a_full_disk_during_a_checkpoint_save_is_one_sentence_and_the_log_does_not_say_saved(tiny_features, tmp_path,
+                                                                                           monkeypatch):
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(torch, "save", full)
+    save = tmp_path / "avst"
+    proc = _refused(tiny_features, save, "--epochs", "2")
+    _sentence(proc, f"cannot write {save / 'avst.pt'} (the disk is full): the run stops after epoch 1, which is not "
+                    f"saved", "--resume")
+    log = (save / "avst.log").read_text()
+    assert "epoch 1: loss" in log and "(best, saved)" not in log and "(NOT saved: cannot write" in log
+    assert sorted(p.name for p in save.iterdir()) == ["avst.log"]  # no checkpoint, no temporary file
+
+
+def test_output_folders_in_the_way_name_the_flag_and_the_folder_once(tiny_features, tmp_path, monkeypatch):
+    a_file = tmp_path / "a_file"
+    a_file.write_text("")
+    cases = [(run_here(X14, "--video_path", tiny_features / "videos", "--output_dir", a_file / "x", check=False),
+              "--output_dir", a_file / "x", "a part of the path is a file, not a folder"),
+             (run_here(AUDIO, "--video_dir", tiny_features / "videos", "--audio_dir", a_file / "w", check=False),
+              "--audio_dir", a_file / "w", "a part of the path is a file, not a folder"),
+             (run_here("-m", "avqa.pipeline", "--tiny", "--data", a_file / "d", "--out", tmp_path / "out",
+                       check=False), "--data", a_file / "d", "a part of the path is a file, not a folder")]
+    import tempfile
+    real = tempfile.mkstemp
+    def read_only(*args, dir=None, **kwargs):
+        if dir is not None and "ro" in Path(dir).parts:
+            raise OSError(errno.EROFS, "Read-only file system")
+        return real(*args, dir=dir, **kwargs)
+    monkeypatch.setattr(tempfile, "mkstemp", read_only)
+    cases.append((run_here(VGG, "--audio_dir", tiny_features / "audio", "--save_dir", tmp_path / "ro" / "v",
+                           check=False), "--save_dir", tmp_path / "ro" / "v", "the file system is read-only"))
+    for proc, flag, folder, why in cases:
+        _sentence(proc, f"{flag} {folder}: cannot write there ({why})")
+        assert proc.stderr.count(str(folder)) == 1, proc.stderr
+
+
+def test_extractor_input_folder_without_inputs_writes_nothing(tmp_path):
+    empty = tmp_path / "videos"
+    empty.mkdir()
+    proc = run_here(X14, "--video_path", empty, "--output_dir", tmp_path / "feats" / "x14", "--seconds", "4",
+                    check=False)
+    _sentence(proc, f"input folder {empty} holds no input files", "nothing is written")
+    assert "0 written" not in proc.stdout
+    assert not (tmp_path / "feats" / "x14").exists() and not (tmp_path / "feats" / "x14.json").exists()
+
+
+def test_an_extractor_refusing_a_folder_does_not_first_say_it_recorded_there(tiny_features, tmp_path):
+    out = tmp_path / "x14"
+    out.mkdir()
+    np.save(out / "00000001.npy", np.zeros((4, 512, 14, 14), np.float32))
+    (tmp_path / "x14.json").write_text(json.dumps({"backbone": "res18_14x14", "init": "pretrained", "seconds": 4}))
+    proc = run_here(X14, "--video_path", tiny_features / "videos", "--output_dir", out, "--seconds", "4", check=False)
+    _sentence(proc, "holds features made with other settings", "--overwrite")
+    assert "recorded in" not in proc.stderr, proc.stderr

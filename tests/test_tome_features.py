@@ -187,3 +187,18 @@ def test_extractor_end_to_end(tiny_set, weights, tmp_path):
     assert {f: f.stat().st_mtime_ns for f in files} == before
     with pytest.raises(SystemExit, match="--sample_frames 5"):
         extract_tokens(tiny_set / "videos", tmp_path / "other", 4, 5, 3, 4, weights=str(weights / "model.safetensors"))
+
+
+@pytest.mark.e2e
+def test_a_frame_folder_with_a_numbering_gap_is_refused_naming_the_second(weights, tmp_path, capsys):
+    """Frames are read by their number: files 1, 2, 4, 5 never give second 2 the frame of second 3."""
+    from PIL import Image
+    frames = tmp_path / "frames"
+    for vid, numbers in (("a", [1, 2, 3, 4]), ("b", [1, 2, 4, 5])):
+        (frames / vid).mkdir(parents=True)
+        for n in numbers:
+            Image.fromarray(np.full((32, 32, 3), 40 * n, np.uint8)).save(frames / vid / f"{n:08d}.jpg", quality=95)
+    report = extract_tokens(frames, tmp_path / "tome", 4, 4, 3, 4, weights=str(weights / "model.safetensors"))
+    assert report.exit_code() == 1 and len(report.failed) == 1
+    assert f"{frames / 'b'}: no frame numbered 3, the frame of second 2" in report.failed[0]
+    assert sorted(p.name for p in (tmp_path / "tome").glob("*.npy")) == ["a.npy"]

@@ -214,3 +214,22 @@ def test_selection_score_of_a_trained_checkpoint(qa_set, standins, trained_tspm,
     assert table["all"]["questions"] > 0
     for row in table.values():
         assert all(0 <= row[k] <= 100 for k in ("trained", "untrained", "random"))
+
+
+@pytest.mark.e2e
+def test_test_mode_refuses_switches_other_than_the_checkpoints(qa_set, standins, trained_tspm, tmp_path):
+    """Trained with --top_k 2 and every switch on: a test with --top_k 3 --no-Spatio_Perception is refused
+    naming both flags, and the earlier report stays; the report records the flags a test ran with."""
+    models = trained_tspm / "models"
+    report = models / "TSPM_avqa-test.json"
+    before = report.read_bytes()
+    proc = run_here(TEST, *tspm_flags(qa_set, standins), "--top_k", "3", "--no-Spatio_Perception",
+                    "--model_save_dir", str(models), "--result_dir", str(tmp_path / "results"), check=False)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    for words in ("--top_k (2 at training, 3 now)", "--Spatio_Perception (on at training, off now)",
+                  "(--top_k 2 --Spatio_Perception)", str(models / "TSPM.pt")):
+        assert words in proc.stderr, proc.stderr
+    assert report.read_bytes() == before and not (tmp_path / "results").exists()
+    ran = json.loads(before)["flags"]
+    assert ran["top_k"] == 2 and all(ran[s] for s in ("Temp_Selection", "Spatio_Perception", "AV_Attn_Module",
+                                                       "Temp_QTGM"))

@@ -17,8 +17,7 @@ from ..grounding_score import peak_cell
 from ..media import audio_seconds_declared, read_sampled_frames
 from ..utils import pick_device
 from ..visualize import avst_sheet
-from .errors import AskError
-from .features import Setting, backbone_setting, build_backbone, read_frames, read_sound
+from .features import Setting, backbone_setting, build_backbone, check_video, read_frames, read_sound
 from .question import infer_template, read_question
 from .trained import BACKBONES, Trained, load_trained
 
@@ -139,8 +138,7 @@ class Answerer:
         """Answer ``question`` about ``video`` (a file with sound); an AskError names bad input."""
         words = read_question(question, self.vocab)
         video = Path(video)
-        if not video.is_file():
-            raise AskError(f"{video}: no such file")
+        check_video(video)
         self._resolve()
         audio, visual, runners, clip_notes = self.clip_features(video)
         notes = self.seconds_notes + clip_notes  # the extractors' own words for a short or truncated clip

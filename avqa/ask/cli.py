@@ -33,6 +33,7 @@ from ..utils import EXIT_CODES, at_least, atomic_write_text, check_writable, use
 from ..visualize import save_png
 from .answerer import Answer, Answerer, attention_sheet
 from .errors import AskError
+from .features import check_video
 from .question import read_question, template_listing
 from .trained import DEFAULT_MODEL_DIR, checkpoint_path, load_trained
 
@@ -113,8 +114,7 @@ def ask(args: argparse.Namespace) -> Answer:
     """Answer ``args.question`` about ``args.video`` (notes go to stderr, the sheet to --sheet)."""
     trained = load_trained(checkpoint_path(args.model_save_dir, args.checkpoint), args.label_train)
     read_question(args.question, trained.vocab)  # a question the model cannot read stops here, before any work
-    if not Path(args.video).is_file():
-        raise AskError(f"{args.video}: no such file")
+    check_video(Path(args.video))
     check_outputs(args)
     answerer = Answerer(trained, {"vggish": args.vggish_weights, "res18_14x14": args.res18_weights}, args.seconds,
                         args.device)

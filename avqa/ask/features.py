@@ -137,6 +137,14 @@ def build_backbone(name: str, s: Setting, seconds: int, device: str) -> tuple[Ru
     return runner, notes
 
 
+def check_video(video: Path) -> None:
+    """An AskError unless ``video`` is a file: a folder is called one, not "no such file"."""
+    if video.is_dir():
+        raise AskError(f"{video} is a folder, not a video: give one video file (mp4, mkv, webm, ...)")
+    if not video.is_file():
+        raise AskError(f"{video}: no such file")
+
+
 def read_sound(video: Path, seconds: int) -> tuple[torch.Tensor, list[str]]:
     """VGGish's input for T seconds, by the extractor's loader (short sound padded with silence, and said)."""
     try:

@@ -19,7 +19,7 @@ import torch.nn as nn
 
 from .. import checkpoint
 from ..data import BatchLoader
-from ..utils import progress
+from ..utils import os_reason, progress
 from .runlog import RunLog
 from .runtime import Runtime, set_loader_epoch, to_device
 
@@ -109,12 +109,28 @@ def _epoch(cfg, epoch: int, net: nn.Module, loader: BatchLoader, optimizer, rt: 
 
 
 def _save(files: checkpoint.Files, payload: dict, improved: bool, optimizer, scheduler, best: float) -> None:
-    if improved:
-        checkpoint.save(files.best, payload)
-    checkpoint.save(files.last, {**payload, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                                 "best": best,
-                                 "rng": {"torch": torch.get_rng_state(),
-                                         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}})
+    """The epoch's checkpoints; a write that fails (a full disk) stops the run with one sentence, the files of
+    the epochs before kept as they were (checkpoint.save writes atomically)."""
+    target = files.best if improved else files.last
+    try:
+        if improved:
+            checkpoint.save(files.best, payload)
+        target = files.last
+        checkpoint.save(files.last, {**payload, "optimizer": optimizer.state_dict(),
+                                     "scheduler": scheduler.state_dict(), "best": best,
+                                     "rng": {"torch": torch.get_rng_state(),
+                                             "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}})
+    except (OSError, RuntimeError) as e:
+        if isinstance(e, RuntimeError) and "write" not in str(e):  # torch's writer says "file write failed"
+            raise
+        why = os_reason(e) if isinstance(e, OSError) else str(e).splitlines()[-1]
+        raise CheckpointNotSaved(f"cannot write {target} ({why}): the run stops after epoch {payload['epoch']}, "
+                                 f"which is not saved; the checkpoints of the epochs before are kept. Free some space "
+                                 f"(or choose another --model_save_dir) and continue with --resume.") from None
+
+
+class CheckpointNotSaved(SystemExit):
+    """An epoch whose checkpoint could not be written: the run's last words."""
 
 
 def make_optimizer(model: nn.Module, lr: float) -> torch.optim.Optimizer:
@@ -164,13 +180,17 @@ def fit(cfg, objective: Objective, model: nn.Module, train_loader: BatchLoader, 
         history.append({"epoch": epoch, "loss": round(mean["loss"], 4), "answer_loss": round(mean["answer"], 4),
                         "match_loss": round(mean["match"], 4) if objective.reports_match else None,
                         "val_accuracy": score})
-        log.line(f"epoch {epoch}: loss {mean['loss']:.4f} (answer {mean['answer']:.4f}"
-                 + (f", match {mean['match']:.4f}" if objective.reports_match else "")
-                 + f"), lr {lr:.2e}, {seen * rt.world / train_seconds:.1f} samples/s, val accuracy {score:.2f}"
-                 + (" (best, saved)" if improved else ""))
+        said = (f"epoch {epoch}: loss {mean['loss']:.4f} (answer {mean['answer']:.4f}"
+                + (f", match {mean['match']:.4f}" if objective.reports_match else "")
+                + f"), lr {lr:.2e}, {seen * rt.world / train_seconds:.1f} samples/s, val accuracy {score:.2f}")
         if rt.main:
             payload = {"format": checkpoint.FORMAT, **meta, "state_dict": checkpoint.plain_state(model),
                        "epoch": epoch, "val_accuracy": score, "history": history, "args": dict(flags)}
-            _save(files, payload, improved, optimizer, scheduler, best)
+            try:
+                _save(files, payload, improved, optimizer, scheduler, best)
+            except CheckpointNotSaved as e:
+                log.line(f"{said} (NOT saved: {e.code})")
+                raise
+        log.line(said + (" (best, saved)" if improved else ""))
         rt.barrier()
     return best

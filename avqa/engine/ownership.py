@@ -29,17 +29,18 @@ def run_record(args, model_kind: str, vocab: Vocab | None, feature_dirs: Sequenc
     if vocab is not None:
         vocab_hash = hashlib.sha256("\n".join([*vocab.questions, "", *vocab.answers]).encode()).hexdigest()
     data = {flag: sha256(getattr(args, flag)) for flag in ("label_train", "label_val")}
-    feats = {}
-    for d in feature_dirs:
-        meta = metadata_path(d)
-        feats[d] = sha256(meta) if meta.is_file() else None
     if read is None:
         read = (Path(d) / f"{v}.npy" for d in feature_dirs for v in sorted(set(videos)))
     read = fingerprint(read)
     return {"model": model_kind, "vocab_sha256": vocab_hash, "data_sha256": data,
-            "features_metadata_sha256": list(feats.values()), "features_read": read,
+            "features_metadata_sha256": metadata_digests(feature_dirs), "features_read": read,
             "recipe": {k: getattr(args, k) for k in getattr(args, "recipe_flags", RECIPE_FLAGS)
                        if getattr(args, k, None) is not None}}
+
+
+def metadata_digests(feature_dirs: Sequence[str]) -> list[str | None]:
+    """The sha256 of each feature folder's metadata file (None where it has none), as a run records them."""
+    return [sha256(metadata_path(d)) if metadata_path(d).is_file() else None for d in feature_dirs]
 
 
 def record_differences(then: dict, now: dict) -> list[str]:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 from pathlib import Path
 
 from ..utils import EXIT_CODES, at_least
@@ -60,6 +61,9 @@ def resolve_flips(args: argparse.Namespace) -> list[str]:
 
 
 def shard_flag(p: argparse.ArgumentParser) -> None:
+    # "-1/2" is read as --shard's value (argparse would take it for a flag and say "expected one argument"),
+    # so parse_shard names the problem; argparse treats what this pattern matches as a negative number
+    p._negative_number_matcher = re.compile(r"^-\d+$|^-\d*\.\d+$|^-\d+/-?\d+$")
     p.add_argument("--shard", type=parse_shard, default=None, metavar="K/N",
                    help="do only the K-th (from 0) of N shares of the videos, for several GPUs or machines writing "
                         "to one folder; each video goes to exactly one share. Under torchrun the share is the "

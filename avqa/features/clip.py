@@ -223,7 +223,7 @@ def annotation_sentences(kind: str, files: Sequence[str | Path]) -> dict[str, st
 
 
 @user_errors
-@one_writer
+@one_writer("--output_dir")
 def extract_clip_text(kind: str, annotations: Sequence[str | Path], out_dir: Path, weights: str | None, seed: int,
                       arch: str | None, device: str | None, bf16: bool, float16: bool, overwrite: bool,
                       shard: tuple[int, int] | None = None, batch_size: int = 64) -> Report:
@@ -252,7 +252,7 @@ def extract_clip_text(kind: str, annotations: Sequence[str | Path], out_dir: Pat
     check_metadata(out_dir, meta, overwrite, own=keys if shard else None)
     clean_stale_temps(out_dir)
     book = sentences_path(out_dir)
-    with run_lock(out_dir, "sentences"):  # shards share the map: one at a time reads and rewrites it
+    with run_lock(out_dir, "sentences", "--output_dir"):  # shards share the map: one at a time reads and rewrites it
         known = {} if overwrite or not book.is_file() else json.loads(book.read_text())
         todo = [k for k in keys
                 if known.get(k) != sentences[k] or not valid_npy(out_dir / f"{k}.npy", spec.out_shape, dtype)]

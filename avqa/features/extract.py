@@ -34,8 +34,8 @@ import numpy as np
 from ..data import used_seconds
 from ..media import MediaError, audio_seconds_declared, read_audio, read_sampled_frames, truncation_note, write_wav
 from ..utils import atomic_dir, clean_stale_temps, metadata_path, pick_device, progress, run_lock, user_errors
-from .files import (Report, flip_record, is_frame_folder, report_missing_flips, shard_of, sources, valid_frames,
-                    valid_npy, valid_wav)
+from .files import (Report, flip_record, is_frame_folder, note_other_shards, report_missing_flips, shard_of, sources,
+                    valid_frames, valid_npy, valid_wav)
 from .inputs import load_frames, load_sound, mirrored, short_video_note
 from .logmel import SAMPLE_RATE
 from .metadata import check_metadata, feature_metadata
@@ -46,21 +46,23 @@ __all__ = ["extract_audio", "extract_frames", "extract_visual", "extract_vggish"
            "valid_wav"]
 
 
-def one_writer(extract: Callable) -> Callable:
-    """One extraction at a time into an output folder (``out_dir``): a second one is refused while the
-    first runs. The shards of one extraction (``shard``) write to one folder together, each under its
-    own lock, so only a second process of the same shard is refused."""
-    signature = inspect.signature(extract)
+def one_writer(flag: str) -> Callable[[Callable], Callable]:
+    """One extraction at a time into an output folder (``out_dir``, given by the script's ``flag``): a second
+    one is refused while the first runs. The shards of one extraction (``shard``) write to one folder
+    together, each under its own lock, so only a second process of the same shard is refused."""
+    def decorate(extract: Callable) -> Callable:
+        signature = inspect.signature(extract)
 
-    @functools.wraps(extract)
-    def wrapper(*args, **kwargs):
-        bound = signature.bind(*args, **kwargs)
-        bound.apply_defaults()
-        shard = bound.arguments.get("shard")
-        name = "extract" if shard is None else f"extract-shard-{shard[0]}-of-{shard[1]}"
-        with run_lock(bound.arguments["out_dir"], name):
-            return extract(*args, **kwargs)
-    return wrapper
+        @functools.wraps(extract)
+        def wrapper(*args, **kwargs):
+            bound = signature.bind(*args, **kwargs)
+            bound.apply_defaults()
+            shard = bound.arguments.get("shard")
+            name = "extract" if shard is None else f"extract-shard-{shard[0]}-of-{shard[1]}"
+            with run_lock(bound.arguments["out_dir"], name, flag):
+                return extract(*args, **kwargs)
+        return wrapper
+    return decorate
 
 
 # ----------------------------------------------------------------------------- audio and frames (no network)
@@ -109,7 +111,7 @@ def _map(report: Report, tasks: list, fn: Callable, workers: int, desc: str) -> 
 
 
 @user_errors
-@one_writer
+@one_writer("--audio_dir")
 def extract_audio(video_dir: Path, out_dir: Path, sample_rate: int = SAMPLE_RATE, workers: int = 2,
                   shard: tuple[int, int] | None = None, flips: Sequence[str] = ()) -> Report:
     """Every video's sound track as a 16-bit wav at ``sample_rate`` (channels kept); each of ``flips``
@@ -131,7 +133,7 @@ def extract_audio(video_dir: Path, out_dir: Path, sample_rate: int = SAMPLE_RATE
 
 
 @user_errors
-@one_writer
+@one_writer("--dst_path")
 def extract_frames(video_dir: Path, out_dir: Path, seconds: int, per_second: int = 1, workers: int = 2,
                    quality: int = 75, shard: tuple[int, int] | None = None, flips: Sequence[str] = ()) -> Report:
     """``seconds * per_second`` JPEG frames per video, at the 1 fps frame numbers (00000001.jpg, ...;
@@ -155,7 +157,7 @@ def extract_frames(video_dir: Path, out_dir: Path, seconds: int, per_second: int
 
 
 @user_errors
-@one_writer
+@one_writer("--output_dir")
 def extract_visual(name: str, video_path: Path, out_dir: Path, seconds: int, weights: str | None, seed: int,
                    device: str | None, bf16: bool, jpeg_quality: int | None, prefetch: int,
                    overwrite: bool, batch_rows: int = 64, used_segments: int | None = None, float16: bool = False,
@@ -182,20 +184,19 @@ def extract_visual(name: str, video_path: Path, out_dir: Path, seconds: int, wei
         meta["used_seconds"] = (f"only the seconds AVST reads with --segments {used_segments} and grounding "
                                 f"pre-training reads (the first {min(10, seconds)}); the others are holes that read "
                                 f"as zeros, and this project's loaders refuse to read them")
-    if runner.weights_info["weights"] is None:
+    check_metadata(out_dir, meta, overwrite, own=[j.key for j in jobs] if shard else None)
+    if runner.weights_info["weights"] is None:  # said once the metadata that records it is written
         print(f"[{name}] no --weights given: using a seeded random init (seed {seed}); "
               f"recorded in {metadata_path(out_dir)}", file=sys.stderr)
-    check_metadata(out_dir, meta, overwrite, own=[j.key for j in jobs] if shard else None)
     report_missing_flips(report, video_path, shard_of(missing, shard))
-    return run_network(name, jobs, out_dir, (seconds, *spec.out_shape),
-                       lambda j: load_frames(j.source, seconds, spec, jpeg_quality, rows, j.mirror), runner,
-                       prefetch, report,
-                       batch_rows, per_core=per_core, rows=rows,
-                       dtype=np.float16 if float16 else np.float32)
+    run_network(name, jobs, out_dir, (seconds, *spec.out_shape),
+                lambda j: load_frames(j.source, seconds, spec, jpeg_quality, rows, j.mirror), runner, prefetch, report,
+                batch_rows, per_core=per_core, rows=rows, dtype=np.float16 if float16 else np.float32)
+    return note_other_shards(report, out_dir, inputs, shard)
 
 
 @user_errors
-@one_writer
+@one_writer("--save_dir")
 def extract_vggish(audio_dir: Path, out_dir: Path, seconds: int, weights: str | None, seed: int,
                    device: str | None, bf16: bool, prefetch: int, overwrite: bool, batch_rows: int = 64,
                    shard: tuple[int, int] | None = None, flips: Sequence[str] = ()) -> Report:
@@ -207,11 +208,12 @@ def extract_vggish(audio_dir: Path, out_dir: Path, seconds: int, weights: str | 
     report = Report("vggish")  # timed from here: the network is built
     meta = feature_metadata("vggish", runner, seconds, device, bf16)
     meta.update(flip_record(inputs, sound=True))
-    if runner.weights_info["weights"] is None:
+    check_metadata(out_dir, meta, overwrite, own=[j.key for j in jobs] if shard else None)
+    if runner.weights_info["weights"] is None:  # said once the metadata that records it is written
         print(f"[vggish] no --checkpoint given: using a seeded random init (seed {seed}); "
               f"recorded in {metadata_path(out_dir)}", file=sys.stderr)
-    check_metadata(out_dir, meta, overwrite, own=[j.key for j in jobs] if shard else None)
     report_missing_flips(report, audio_dir, shard_of(missing, shard))
-    return run_network("vggish", jobs, out_dir, (seconds, 128), lambda j: load_sound(j.source, seconds), runner,
-                       prefetch, report, batch_rows)
+    run_network("vggish", jobs, out_dir, (seconds, 128), lambda j: load_sound(j.source, seconds), runner,
+                prefetch, report, batch_rows)
+    return note_other_shards(report, out_dir, inputs, shard)
 

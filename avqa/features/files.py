@@ -30,6 +30,7 @@ class Report:
     skipped: int = 0
     warnings: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # said after the summary: what the user still has to do
     started: float = field(default_factory=time.time)
 
     def fail(self, source: Path, why: str) -> None:
@@ -50,7 +51,7 @@ class Report:
              f"{len(self.failed)} failed, in {self.seconds:.1f} s")
         if self.failed:
             s += "\n  failed:\n    " + "\n    ".join(self.failed)
-        return s
+        return s + "".join(f"\nnote: {n}" for n in self.notes)
 
     def exit_code(self) -> int:
         return 1 if self.failed else 0
@@ -106,6 +107,10 @@ def sources(folder: Path, want_dirs: bool = False, flips: Sequence[str] = ()) ->
     without an input of its own is made from ``<id>``'s input, mirrored.
     """
     out = [Source(p.name if p.is_dir() else p.stem, p) for p in list_inputs(folder, want_dirs)]
+    if not out:
+        raise SystemExit(f"input folder {folder} holds no {'frame folders' if want_dirs else 'input files'}: nothing "
+                         f"to extract, and nothing is written; point the input flag (see --help) at the folder of "
+                         f"videos or sound files")
     have = {s.key: s.path for s in out}
     missing = []
     for vid in flips:
@@ -133,6 +138,22 @@ def flip_record(items: Sequence[Source], sound: bool = False) -> dict:
     how = ("the sound of the named input, unchanged" if sound
            else "the named input's frames mirrored left-right")
     return {"flipped": mirrored, "flipped_from": how}
+
+
+def note_other_shards(report: Report, out_dir: Path, inputs: Sequence[Source], shard: tuple[int, int] | None,
+                      suffix: str = ".npy") -> Report:
+    """After a shard (--shard K/N): a note when inputs of the folder still have no output, with the way to
+    finish it (every K of one N: shards of another N leave some inputs to no shard)."""
+    if shard is None:
+        return report
+    waiting = [s.key for s in inputs if not (out_dir / f"{s.key}{suffix}").exists()]
+    if waiting:
+        n = shard[1]
+        report.notes.append(f"{out_dir} holds the outputs of {len(inputs) - len(waiting)} of the {len(inputs)} "
+                            f"inputs; {len(waiting)} have none yet ({', '.join(waiting[:3])}"
+                            f"{', ...' if len(waiting) > 3 else ''}): run --shard K/{n} for every K from 0 to {n - 1} "
+                            f"into it, each with the same N (shards of another N leave inputs to none of them)")
+    return report
 
 
 def is_frame_folder(folder: Path) -> bool:

@@ -4,6 +4,7 @@ the clip exactly as the extractors do."""
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
@@ -40,11 +41,7 @@ def load_frames(source: Path, seconds: int, spec: B.Backbone, jpeg_quality: int 
     notes = []
     if source.is_dir():  # the original layout: a folder of 1 fps JPEG frames
         from PIL import Image
-        files = sorted(source.glob("*.jpg"))
-        if not files:
-            raise MediaError(f"{source}: no .jpg frames")
-        if len(files) != seconds:
-            raise MediaError(f"{source}: {len(files)} frames, expected {seconds} (one per second)")
+        files = numbered_frames(source, seconds)
         frames = [np.array(Image.open(files[i]).convert("RGB")) for i in (rows if rows is not None else range(seconds))]
         frames = [mirrored(f) for f in frames] if mirror else frames
     else:
@@ -58,6 +55,38 @@ def load_frames(source: Path, seconds: int, spec: B.Backbone, jpeg_quality: int 
         note = short_video_note(source, info, seconds)
         notes = [note] if note else []
     return B.frames_to_tensor(frames, spec), notes
+
+
+FRAME_NUMBER = re.compile(r"(\d+)$")
+FRAMES_FIX = "extract its frames again (feat_script/extract_visual_frames/extract_frames_adaptive_script.py)"
+
+
+def numbered_frames(folder: Path, seconds: int) -> list[Path]:
+    """The frame file of each second of a 1 fps frame folder, by the number its name ends in, not its rank:
+    ``00000001.jpg`` shows second 0 (a folder numbered from 0 starts at ``00000000.jpg``). A second
+    without its file is a MediaError naming it: the seconds after a gap are never read one place early."""
+    files = sorted(folder.glob("*.jpg"))
+    if not files:
+        raise MediaError(f"{folder}: no .jpg frames")
+    if len(files) != seconds:
+        raise MediaError(f"{folder}: {len(files)} frames, expected {seconds} (one per second)")
+    numbered: dict[int, Path] = {}
+    for f in files:
+        m = FRAME_NUMBER.search(f.stem)
+        if m is None:
+            raise MediaError(f"{f}: its name ends in no frame number, so the second it shows is unknown: {FRAMES_FIX}")
+        numbered.setdefault(int(m.group(1)), f)
+    first = 0 if 0 in numbered else 1
+    missing = [s for s in range(seconds) if first + s not in numbered]
+    if missing:
+        s = missing[0]
+        raise MediaError(f"{folder}: no frame numbered {first + s}, the frame of second {s} (seconds count from 0; the files are numbered "
+                         f"{_numbers(sorted(numbered))}), so {len(missing)} second(s) have no frame: {FRAMES_FIX}")
+    return [numbered[first + s] for s in range(seconds)]
+
+
+def _numbers(numbers: list[int], limit: int = 8) -> str:
+    return ", ".join(map(str, numbers[:limit])) + (", ..." if len(numbers) > limit else "")
 
 
 def mirrored(frame: np.ndarray) -> np.ndarray:

@@ -9,7 +9,7 @@ from typing import Iterable
 
 from typing import TYPE_CHECKING
 
-from ..utils import atomic_write_text, metadata_path
+from ..utils import atomic_write_text, metadata_path, readers
 
 if TYPE_CHECKING:
     from .network import Runner
@@ -43,6 +43,16 @@ def feature_metadata(name: str, runner: Runner, seconds: int, device: str, bf16:
     }
 
 
+def refuse_while_read(out_dir: Path) -> None:
+    """--overwrite must not replace features that a training or test run reads now (utils.reading)."""
+    busy = readers(out_dir)
+    if busy:
+        other = busy[0]
+        raise SystemExit(f"--overwrite: {out_dir} is being read by another run, process {other.get('pid')} (since "
+                         f"{other.get('started')}: {other.get('command', '?')}): wait for it to end, or write the new "
+                         f"features into another folder (if that run is gone, delete {other['mark']})")
+
+
 def check_metadata(out_dir: Path, meta: dict, overwrite: bool, own: Iterable[str] | None = None,
                    compared: Iterable[str] = COMPARED) -> None:
     """Refuse to mix features made with different settings (``compared``) in one folder (unless --overwrite).
@@ -67,6 +77,8 @@ def check_metadata(out_dir: Path, meta: dict, overwrite: bool, own: Iterable[str
                 lines = "; ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in diff.items())
                 raise SystemExit(f"{out_dir} holds features made with other settings ({lines}). Pass --overwrite "
                                  f"to recompute them all, or choose another output folder.")
+    if overwrite and removable:
+        refuse_while_read(out_dir)
     if overwrite:
         for p in removable:
             p.unlink()

@@ -18,7 +18,8 @@ from ..tspm.model import token_seconds
 from ..utils import EXIT_CODES, at_least, metadata_path, pick_device, user_errors
 from .cli import apply_runtime_flags, common_flags, finish, resolve_flips, resolve_shard
 from .extract import one_writer
-from .files import Report, default_seconds, flip_record, is_frame_folder, report_missing_flips, shard_of, sources
+from .files import (Report, default_seconds, flip_record, is_frame_folder, note_other_shards, report_missing_flips,
+                    shard_of, sources)
 from .inputs import load_frames
 from .metadata import COMPARED, check_metadata, feature_metadata
 from .network import Runner, network_jobs, run_network
@@ -60,7 +61,7 @@ def merge_plan(tokens_in: int, keep: int, r: int, depth: int, layers: int | None
 
 
 @user_errors
-@one_writer
+@one_writer("--output_dir")
 def extract_tokens(video_path: Path, out_dir: Path, seconds: int, frames: int, tokens: int = 14, r: int | None = None,
                    layers: int | None = None, model_name: str = DEFAULT_MODEL, weights: str | None = None,
                    seed: int = 0, device: str | None = None, bf16: bool = False, jpeg_quality: int | None = None,
@@ -109,16 +110,16 @@ def extract_tokens(video_path: Path, out_dir: Path, seconds: int, frames: int, t
                     "output": "final norm of every remaining token (no head, no pooling)"},
     })
     meta.update(flip_record(inputs))
-    if info["weights"] is None:
+    check_metadata(out_dir, meta, overwrite, own=[j.key for j in jobs] if shard else None, compared=TOKEN_COMPARED)
+    if info["weights"] is None:  # said once the metadata that records it is written
         print(f"[tome] no --weights given: using a seeded random init of {model_name} (seed {seed}); "
               f"recorded in {metadata_path(out_dir)}", file=sys.stderr)
-    check_metadata(out_dir, meta, overwrite, own=[j.key for j in jobs] if shard else None, compared=TOKEN_COMPARED)
     report_missing_flips(report, video_path, shard_of(missing, shard))
     rows = chosen.tolist()
-    return run_network("tome", jobs, out_dir, (frames, tokens, vit.embed_dim),
-                       lambda j: load_frames(j.source, seconds, spec, jpeg_quality, rows, j.mirror), runner,
-                       prefetch, report, batch_rows, per_core=per_core,
-                       dtype=np.float16 if float16 else np.float32)
+    run_network("tome", jobs, out_dir, (frames, tokens, vit.embed_dim),
+                lambda j: load_frames(j.source, seconds, spec, jpeg_quality, rows, j.mirror), runner,
+                prefetch, report, batch_rows, per_core=per_core, dtype=np.float16 if float16 else np.float32)
+    return note_other_shards(report, out_dir, inputs, shard)
 
 
 def tokens_main(doc: str, argv: Sequence[str] | None = None) -> int:

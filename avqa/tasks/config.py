@@ -6,6 +6,7 @@ directly. Field names are the flags' names; defaults are the original recipe of 
 from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
+from typing import ClassVar
 
 from .. import checkpoint
 from ..recipes import ORIGINAL
@@ -53,6 +54,9 @@ class RunConfig:
     results: str | None = None
     quiet: bool = False
     script: str = "avst"
+
+    # the flags that shape a trained model's answers: test mode refuses a checkpoint trained with others
+    model_flags: ClassVar[tuple[str, ...]] = ("segments",)
 
     def flags(self) -> dict:
         """The run's flags as its script has them: the checkpoint's "args" and the log's flags line."""

@@ -19,8 +19,9 @@ from ..engine.loop import Objective, fit
 from ..engine.ownership import claim_outputs, run_record
 from ..engine.runlog import RunLog, describe_inputs
 from ..engine.runtime import Runtime, make_loader, to_device
+from ..engine.trained_with import check_trained_features, recorded_config
 from ..models import AudioVisualGrounding
-from ..utils import atomic_write_text, check_writable, progress, run_lock, sha256, user_errors
+from ..utils import atomic_write_text, check_writable, progress, reading, run_lock, sha256, user_errors
 from .cli import parse
 from .config import RunConfig
 from .inputs import feature_stores, load_split
@@ -102,6 +103,9 @@ def test_grounding(cfg: RunConfig, rt: Runtime) -> None:
         meta = checkpoint.load_trained_state(ckpt, "grounding", model, None)
     except (ValueError, FileNotFoundError) as e:
         raise SystemExit(str(e)) from None
+    trained = recorded_config(cfg, meta)
+    check_trained_features(ckpt, meta, [trained.audio_dir, trained.video_res14x14_dir],
+                           [cfg.audio_dir, cfg.video_res14x14_dir], cfg.flags())
     results = Path(cfg.results) if cfg.results else save_dir / f"{cfg.checkpoint}_{Path(path).stem}.json"
     check_writable(results.parent, "--results" if cfg.results else "--model_save_dir")
     untrained = checkpoint.untrained(meta, AudioVisualGrounding)  # the reference every trained figure stands beside
@@ -124,6 +128,9 @@ def run(cfg: RunConfig) -> int:
     torch.manual_seed(cfg.seed)
     held = ExitStack()
     try:
+        if rt.main:  # an extractor's --overwrite of a folder this run reads waits for it to end
+            for folder in (cfg.audio_dir, cfg.video_res14x14_dir):
+                held.enter_context(reading(folder))
         if cfg.mode == "train":
             train_grounding(cfg, rt, held)
         else:

@@ -24,10 +24,12 @@ from ..engine.loop import Objective, fit
 from ..engine.ownership import claim_outputs, run_record
 from ..engine.runlog import RunLog, describe_inputs
 from ..engine.runtime import Runtime, make_loader, to_device
+from ..engine.trained_with import check_trained_features, check_trained_flags, recorded_config
 from ..evaluate import format_table, score_table
 from ..models import QA_MODELS, AudioVisualGrounding, transfer_grounding
 from ..store import FeatureStore
-from ..utils import atomic_write_text, check_writable, progress, relative_hint, run_lock, sha256, user_errors
+from ..utils import (atomic_write_text, check_writable, progress, reading, relative_hint, run_lock, sha256,
+                     user_errors)
 from .cli import parse, resolve_model
 from .config import RunConfig
 from .inputs import feature_stores, load_split
@@ -186,6 +188,28 @@ def _other_family(path: Path, model_kind: str) -> str | None:
     return None
 
 
+def _load_tested(cfg: RunConfig, model_kind: str, family: Family, vocab: Vocab) -> tuple[nn.Module, Path]:
+    """Test mode's model and checkpoint, refused before any prediction where the flags that shape its answers
+    or the feature files it learned from differ from its training (engine.trained_with)."""
+    ckpt = checkpoint.trained_path(Path(cfg.model_save_dir), cfg.checkpoint, cfg.script)
+    try:
+        loaded = checkpoint.load_file(ckpt) if ckpt.is_file() else None
+    except ValueError:
+        loaded = None  # load_trained_state reads it again and says what it is
+    meta = checkpoint.metadata(loaded) if checkpoint.is_ours(loaded) and loaded.get("model") == model_kind else {}
+    # a model that reads no features (question-only): no flag of how they are read changes its answers
+    check_trained_flags(ckpt, meta, cfg, None if family.feature_dirs(cfg) else ())
+    model = family.build(cfg, vocab)
+    try:
+        checkpoint.load_trained_state(ckpt, model_kind, model, vocab, loaded)
+    except (ValueError, FileNotFoundError) as e:
+        raise SystemExit(_other_family(ckpt, model_kind) or str(e)) from None
+    if not checkpoint.record_path(ckpt).is_file():  # the bundled checkpoint's features are named in its record
+        check_trained_features(ckpt, meta, family.feature_dirs(recorded_config(cfg, meta)), family.feature_dirs(cfg),
+                               cfg.flags())
+    return model, ckpt
+
+
 def train_qa(cfg: RunConfig, model_kind: str, rt: Runtime, held: ExitStack, family: Family | None = None) -> None:
     """Train ``model_kind`` as ``cfg`` says; ``held`` keeps the run's lock and log until the caller is done.
 
@@ -239,12 +263,7 @@ def test_qa(cfg: RunConfig, model_kind: str, rt: Runtime, family: Family | None 
     family, save_dir = family or FAMILIES[model_kind], Path(cfg.model_save_dir)
     vocab = Vocab.from_samples(load_split(cfg.label_train))
     split = load_split(cfg.label_test, vocab)
-    model = family.build(cfg, vocab)
-    ckpt = checkpoint.trained_path(save_dir, cfg.checkpoint, cfg.script)
-    try:
-        checkpoint.load_trained_state(ckpt, model_kind, model, vocab)
-    except (ValueError, FileNotFoundError) as e:
-        raise SystemExit(_other_family(ckpt, model_kind) or str(e)) from None
+    model, ckpt = _load_tested(cfg, model_kind, family, vocab)
     results = Path(cfg.results) if cfg.results else save_dir / f"{cfg.checkpoint}_{Path(cfg.label_test).stem}.json"
     check_writable(results.parent, "--results" if cfg.results else "--model_save_dir")
     for folder, flag in family.output_dirs(cfg):
@@ -266,7 +285,7 @@ def test_qa(cfg: RunConfig, model_kind: str, rt: Runtime, family: Family | None 
               f"inf), so their answers mean nothing: the features hold NaN or inf"
               f"{' (--no_feature_check skipped the scan that finds them)' if cfg.no_feature_check else ''}. "
               f"They are marked in the report.", file=sys.stderr)
-    write_results(results, cfg.label_test, model_kind, ckpt, split, vocab, out, table)
+    write_results(results, cfg.label_test, model_kind, ckpt, split, vocab, out, table, cfg.flags())
     print(f"results: {results}")
     for path in family.write_outputs(cfg, split, vocab, out, table):
         print(f"results: {path}")
@@ -276,8 +295,8 @@ def test_qa(cfg: RunConfig, model_kind: str, rt: Runtime, family: Family | None 
 
 
 def write_results(path: Path, annotations: str, model_kind: str, ckpt: Path, split, vocab: Vocab, out: dict,
-                  table: dict) -> None:
-    """The test report: the table and every prediction, in the annotation file's order."""
+                  table: dict, flags: dict | None = None) -> None:
+    """The test report: the flags it ran with, the table and every prediction, in the annotation file's order."""
     order = torch.argsort(out["index"])
     preds = []
     for i in order.tolist():
@@ -290,7 +309,7 @@ def write_results(path: Path, annotations: str, model_kind: str, ckpt: Path, spl
                       "scores_finite": bool(out["finite"][i])})
     atomic_write_text(path, json.dumps({"model": model_kind, "checkpoint": str(ckpt), "checkpoint_sha256": sha256(ckpt),
                                         "annotations": annotations, "annotations_sha256": sha256(annotations),
-                                        "questions": len(preds),
+                                        "flags": flags, "questions": len(preds),
                                         "nonfinite_predictions": sum(not p["scores_finite"] for p in preds),
                                         "table": table, "predictions": preds}, indent=1))
 
@@ -305,6 +324,9 @@ def run(cfg: RunConfig, model_kind: str | None = None, family: Family | None = N
     torch.manual_seed(cfg.seed)
     held = ExitStack()
     try:
+        if rt.main:  # an extractor's --overwrite of a folder this run reads waits for it to end
+            for folder in (family or FAMILIES[model_kind]).feature_dirs(cfg):
+                held.enter_context(reading(folder))
         if cfg.mode == "train":
             train_qa(cfg, model_kind, rt, held, family)
         else:

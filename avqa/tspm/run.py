@@ -89,6 +89,9 @@ class TSPMConfig(RunConfig):
     recipe_flags: ClassVar[tuple[str, ...]] = ("batch_size", "lr", "lr_step", "lr_gamma", "seed", "top_k",
                                                "Temp_Selection", "Spatio_Perception", "AV_Attn_Module", "Temp_QTGM",
                                                "token_frames", "visual_dim", "token_dim", "text_dim")
+    # the flags that shape its answers: test mode refuses a checkpoint trained with others
+    model_flags: ClassVar[tuple[str, ...]] = ("top_k", "Temp_Selection", "Spatio_Perception", "AV_Attn_Module",
+                                              "Temp_QTGM", "token_frames", "visual_dim", "token_dim", "text_dim")
 
     def flags(self) -> dict:
         """The run's flags as the TSPM scripts have them: the checkpoint's "args" and the log's flags line."""
