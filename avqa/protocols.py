@@ -66,6 +66,21 @@ def record_path(split: str | Path) -> Path:
     return split.with_name(split.stem + ".record.json")
 
 
+def selected_on(label_val: str | None) -> dict | None:
+    """The validation file a checkpoint was selected on (``--label_val`` of its training): its name,
+    sha256 and protocol, "video-disjoint" where this module wrote it (its record beside it names the
+    file by sha256), else "official"; None where the file is unknown or gone."""
+    if not label_val or not Path(label_val).is_file():
+        return None
+    digest = sha256(label_val)
+    try:
+        record = json.loads(record_path(label_val).read_text())
+        protocol = record["protocol"] if record["split"]["sha256"] == digest else "official"
+    except (OSError, ValueError, KeyError, TypeError):
+        protocol = "official"
+    return {"file": Path(label_val).name, "sha256": digest, "protocol": protocol}
+
+
 @user_errors
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m avqa.protocols", description="Write an evaluation protocol's validation split: video-disjoint is the "

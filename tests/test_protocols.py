@@ -8,6 +8,7 @@ import pytest
 
 from avqa.annotations import load_annotations, question_key
 from avqa.protocols import video_disjoint
+from avqa.utils import sha256
 from conftest import AVST, REAL, data_flags, run_here
 
 needs_real = pytest.mark.skipif(REAL is None, reason="the real MUSIC-AVQA annotation files are not here "
@@ -69,6 +70,11 @@ def test_a_training_script_takes_the_split_as_label_val(tiny_features, tmp_path)
     run_here(AVST, *flags, "--epochs", "1", "--batch-size", "16", "--pretrained_grounding", "none",
              "--model_save_dir", str(tmp_path / "avst"))
     assert (tmp_path / "avst" / "avst.pt").is_file()
+    # test mode's report and its protocol line say which validation file and protocol selected the checkpoint
+    said = run_here(AVST, *flags, "--mode", "test", "--model_save_dir", str(tmp_path / "avst")).stdout
+    report = json.loads((tmp_path / "avst" / "avst_avqa-test.json").read_text())
+    assert report["selected_on"] == {"file": "val_vd.json", "sha256": sha256(split), "protocol": "video-disjoint"}
+    assert "selected on val_vd.json" in said and "video-disjoint protocol" in said
 
 
 def test_every_table_and_report_records_the_protocol_and_the_annotation_file(tmp_path):

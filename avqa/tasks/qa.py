@@ -27,6 +27,7 @@ from ..engine.runtime import Runtime, make_loader, to_device
 from ..engine.trained_with import check_trained_features, check_trained_flags, recorded_config
 from ..evaluate import format_table, score_table
 from ..models import QA_MODELS, AudioVisualGrounding, transfer_grounding
+from ..protocols import selected_on
 from ..store import FeatureStore
 from ..utils import (atomic_write_text, check_writable, progress, reading, relative_hint, run_lock, sha256,
                      user_errors)
@@ -188,7 +189,7 @@ def _other_family(path: Path, model_kind: str) -> str | None:
     return None
 
 
-def _load_tested(cfg: RunConfig, model_kind: str, family: Family, vocab: Vocab) -> tuple[nn.Module, Path]:
+def _load_tested(cfg: RunConfig, model_kind: str, family: Family, vocab: Vocab) -> tuple[nn.Module, Path, dict]:
     """Test mode's model and checkpoint, refused before any prediction where the flags that shape its answers
     or the feature files it learned from differ from its training (engine.trained_with)."""
     ckpt = checkpoint.trained_path(Path(cfg.model_save_dir), cfg.checkpoint, cfg.script)
@@ -207,7 +208,7 @@ def _load_tested(cfg: RunConfig, model_kind: str, family: Family, vocab: Vocab) 
     if not checkpoint.record_path(ckpt).is_file():  # the bundled checkpoint's features are named in its record
         check_trained_features(ckpt, meta, family.feature_dirs(recorded_config(cfg, meta)), family.feature_dirs(cfg),
                                cfg.flags())
-    return model, ckpt
+    return model, ckpt, meta
 
 
 def train_qa(cfg: RunConfig, model_kind: str, rt: Runtime, held: ExitStack, family: Family | None = None) -> None:
@@ -263,7 +264,8 @@ def test_qa(cfg: RunConfig, model_kind: str, rt: Runtime, family: Family | None 
     family, save_dir = family or FAMILIES[model_kind], Path(cfg.model_save_dir)
     vocab = Vocab.from_samples(load_split(cfg.label_train))
     split = load_split(cfg.label_test, vocab)
-    model, ckpt = _load_tested(cfg, model_kind, family, vocab)
+    model, ckpt, meta = _load_tested(cfg, model_kind, family, vocab)
+    selection = selected_on((meta.get("args") or {}).get("label_val"))
     results = Path(cfg.results) if cfg.results else save_dir / f"{cfg.checkpoint}_{Path(cfg.label_test).stem}.json"
     check_writable(results.parent, "--results" if cfg.results else "--model_save_dir")
     for folder, flag in family.output_dirs(cfg):
@@ -273,7 +275,9 @@ def test_qa(cfg: RunConfig, model_kind: str, rt: Runtime, family: Family | None 
     if not rt.main:
         return
     print(f"protocol: {cfg.label_test} (sha256 {sha256(cfg.label_test)[:16]}, {len(split.samples)} questions), "
-          f"vocabularies from {cfg.label_train} (sha256 {sha256(cfg.label_train)[:16]}), checkpoint {ckpt}")
+          f"vocabularies from {cfg.label_train} (sha256 {sha256(cfg.label_train)[:16]}), checkpoint {ckpt}"
+          + (f", selected on {selection['file']} (sha256 {selection['sha256'][:16]}, {selection['protocol']} "
+             f"protocol)" if selection else ""))
     loader = make_loader(inputs.dataset(split, False, cfg.seed), cfg.eval_batch_size, False, rt, cfg.num_workers,
                          cfg.seed)
     out = predict_qa(model, loader, rt, quiet=cfg.quiet, desc="test", scores=family.scores)
@@ -285,7 +289,7 @@ def test_qa(cfg: RunConfig, model_kind: str, rt: Runtime, family: Family | None 
               f"inf), so their answers mean nothing: the features hold NaN or inf"
               f"{' (--no_feature_check skipped the scan that finds them)' if cfg.no_feature_check else ''}. "
               f"They are marked in the report.", file=sys.stderr)
-    write_results(results, cfg.label_test, model_kind, ckpt, split, vocab, out, table, cfg.flags())
+    write_results(results, cfg.label_test, model_kind, ckpt, split, vocab, out, table, cfg.flags(), selection)
     print(f"results: {results}")
     for path in family.write_outputs(cfg, split, vocab, out, table):
         print(f"results: {path}")
@@ -295,8 +299,9 @@ def test_qa(cfg: RunConfig, model_kind: str, rt: Runtime, family: Family | None 
 
 
 def write_results(path: Path, annotations: str, model_kind: str, ckpt: Path, split, vocab: Vocab, out: dict,
-                  table: dict, flags: dict | None = None) -> None:
-    """The test report: the flags it ran with, the table and every prediction, in the annotation file's order."""
+                  table: dict, flags: dict | None = None, selection: dict | None = None) -> None:
+    """The test report: the flags it ran with, the validation file and protocol its checkpoint was selected
+    on, the table and every prediction, in the annotation file's order."""
     order = torch.argsort(out["index"])
     preds = []
     for i in order.tolist():
@@ -309,7 +314,7 @@ def write_results(path: Path, annotations: str, model_kind: str, ckpt: Path, spl
                       "scores_finite": bool(out["finite"][i])})
     atomic_write_text(path, json.dumps({"model": model_kind, "checkpoint": str(ckpt), "checkpoint_sha256": sha256(ckpt),
                                         "annotations": annotations, "annotations_sha256": sha256(annotations),
-                                        "flags": flags, "questions": len(preds),
+                                        "flags": flags, "selected_on": selection, "questions": len(preds),
                                         "nonfinite_predictions": sum(not p["scores_finite"] for p in preds),
                                         "table": table, "predictions": preds}, indent=1))
 
