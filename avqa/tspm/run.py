@@ -20,6 +20,7 @@ import torch.nn.functional as F
 
 from ..annotations import Vocab
 from ..data import QASplit
+from ..engine.denormals import flush_denormals
 from ..evaluate import release_acc_text, result_line
 from ..tasks.cli import HelpFormatter, annotation_flags, engine_flags, optimiser_flags
 from ..tasks.config import RunConfig
@@ -219,8 +220,10 @@ FAMILY = TSPMFamily()
 
 
 def run_config(cfg: TSPMConfig) -> int:
-    """Train or test (cfg.mode) TSPM as ``cfg`` says."""
-    return run(cfg, "tspm", FAMILY)
+    """Train or test (cfg.mode) TSPM as ``cfg`` says, with subnormal floats flushed to zero: its attention's
+    gradients underflow as it trains, and on Intel cores arithmetic on them is slow (avqa.engine.denormals)."""
+    with flush_denormals():
+        return run(cfg, "tspm", FAMILY)
 
 
 @user_errors
