@@ -12,7 +12,7 @@ cores may be shared). A slowdown that grows epoch by epoch shows as a growing co
 The training process is started as the main job starts it (OMP_WAIT_POLICY=PASSIVE unless set).
 
     python benchmarks/bench_train_breakdown.py --data /path/to/set/data --out /tmp/breakdown
-    python benchmarks/bench_train_breakdown.py --data ... --out ... --epochs 3 --save_state /tmp/w.pt
+    python benchmarks/bench_train_breakdown.py --data ... --out ... --epochs 6 --flush_denormals --test
 """
 import os
 
@@ -22,13 +22,6 @@ import argparse  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 from types import SimpleNamespace  # noqa: E402
-
-
-def load_average() -> str:
-    try:
-        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
-    except OSError:
-        return "unknown"
 
 
 def tspm_config(data: Path, out: Path, tiny: bool, settings: dict):
@@ -56,9 +49,9 @@ def main() -> int:
                    help="write TensorBoard scalars as the main job does (default: on)")
     p.add_argument("--save_state", type=Path, default=None,
                    help="also save the last epoch's weights here (compare two code versions' weights with torch.equal)")
-    p.add_argument("--keep_denormals", action="store_true",
-                   help="train without flushing subnormal floats to zero (avqa.engine.denormals), as TSPM trained "
-                        "before it did: the slowdown this benchmark was made to show, for comparison")
+    p.add_argument("--flush_denormals", action="store_true",
+                   help="train with TSPM's --flush_denormals (subnormal floats flushed to zero in every thread; "
+                        "avqa.engine.denormals): without it, the slowdown on Intel CPUs this benchmark shows")
     p.add_argument("--test", action="store_true",
                    help="then test the best checkpoint on the test split, writing <out>/tspm_test.json (the report "
                         "whose predictions two code versions should share)")
@@ -80,16 +73,12 @@ def main() -> int:
         cfg.tensorboard_dir = ""
     print(f"machine: {describe_machine()}; {cpu_details()}; torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}", flush=True)
-    print(f"load average before: {load_average()}", flush=True)
-    if a.keep_denormals:
-        import contextlib
-
-        import avqa.tspm.run
-        avqa.tspm.run.flush_denormals = lambda: contextlib.nullcontext(False)
-    print(f"subnormal floats: {'kept' if a.keep_denormals else 'flushed to zero'}", flush=True)
+    print(f"load average before: {os.getloadavg()}", flush=True)
+    cfg.flush_denormals = a.flush_denormals
+    print(f"subnormal floats: {'flushed to zero' if a.flush_denormals else 'kept'}", flush=True)
     with record() as b:
         code = run_config(cfg)
-    print(f"load average after: {load_average()}")
+    print(f"load average after: {os.getloadavg()}")
     print(f"\nTSPM training, batch {cfg.batch_size}, {cfg.epochs} epochs: wall seconds per phase of each epoch")
     print(table(b))
     if a.save_state is not None:
@@ -97,7 +86,8 @@ def main() -> int:
         torch.save(state["state_dict"], a.save_state)
     if code == 0 and a.test:
         code = run_config(tspm_config(a.data.resolve(), a.out.resolve(), a.tiny,
-                                      {"mode": "test", "quiet": True, "results": str(a.out.resolve() / "tspm_test.json")}))
+                                      {"mode": "test", "quiet": True, "flush_denormals": a.flush_denormals,
+                                       "results": str(a.out.resolve() / "tspm_test.json")}))
     return code
 
 

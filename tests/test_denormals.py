@@ -1,5 +1,6 @@
-"""Subnormal floats are flushed to zero in every thread that computes while TSPM runs (avqa.engine.denormals):
-its attention's gradients underflow as it trains, and on Intel cores arithmetic on them is slow."""
+"""Subnormal floats are flushed to zero in every thread that computes while TSPM runs with --flush_denormals
+(avqa.engine.denormals): its attention's gradients underflow as it trains, and on Intel cores arithmetic on
+them is slow."""
 from __future__ import annotations
 
 import pytest
@@ -31,9 +32,11 @@ def test_every_thread_flushes_inside_and_none_after():
 
 
 @needs_threads
-def test_tspm_runs_with_subnormals_flushed_everywhere(monkeypatch):
+def test_tspm_runs_with_subnormals_flushed_everywhere_when_asked(monkeypatch):
     _kept_subnormals()
     seen = []
     monkeypatch.setattr(avqa.tspm.run, "run", lambda cfg, kind, family: seen.append(_kept_subnormals()) or 0)
-    assert avqa.tspm.run.run_config(avqa.tspm.run.TSPMConfig()) == 0
-    assert seen == [0] and _kept_subnormals() == 1 << 20
+    on = avqa.tspm.run.parse(["--flush_denormals"], "train")
+    assert on.flush_denormals and avqa.tspm.run.run_config(on) == 0
+    assert avqa.tspm.run.run_config(avqa.tspm.run.parse([], "train")) == 0  # off by default: the same numbers
+    assert seen == [0, 1 << 20] and _kept_subnormals() == 1 << 20

@@ -3,7 +3,7 @@
 Why: as a model with sharp attention trains, its softmax weights underflow into the subnormal range
 (below 1.2e-38) and the gradients through them follow. On Intel cores each arithmetic operation on a
 subnormal number takes a microcode assist of about a hundred cycles, so the same matrix products get
-slower epoch by epoch (TSPM's training on the default set: docs/speed.md, TSPM's training on Intel).
+slower epoch by epoch (docs/speed.md, TSPM's training on Intel CPUs). TSPM's --flush_denormals turns it on.
 With flush-to-zero and denormals-are-zero set, those values are read and written as zero instead.
 
 ``torch.set_flush_denormal`` sets the flag of the calling thread only. The threads of PyTorch's OpenMP

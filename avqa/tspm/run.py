@@ -9,6 +9,7 @@ switches, the feature layout (avqa.tspm.data) and the release's result files (``
 from __future__ import annotations
 
 import argparse
+import contextlib
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -78,6 +79,7 @@ class TSPMConfig(RunConfig):
     token_dim: int = data.TOKEN_SHAPE[1]
     text_dim: int = data.TEXT_DIM
     result_dir: str = "net_tspm/results/"
+    flush_denormals: bool = False
     epochs: int = 30
     match_weight: float | None = None
     pretrained_grounding: str | None = None
@@ -148,6 +150,11 @@ def build_parser(description: str = "") -> argparse.ArgumentParser:
     r.add_argument("--result_dir", default=d.result_dir,
                    help="test mode: where <checkpoint>.result (one line per question: question id, correct, truth "
                         "index, predicted index) and <checkpoint>.acc (the accuracy table) go, as the release writes them")
+    r.add_argument("--flush_denormals", action="store_true",
+                   help="compute with subnormal floats (below 1.2e-38) flushed to zero in every thread: as TSPM "
+                        "trains, its attention's gradients underflow, and Intel CPUs slow down on them epoch by epoch "
+                        "(2-3x by epoch 6 on the default set); it changes the last bits, so the weights differ from a "
+                        "run without it (docs/speed.md)")
     engine_flags(r, d)
     return p
 
@@ -220,9 +227,8 @@ FAMILY = TSPMFamily()
 
 
 def run_config(cfg: TSPMConfig) -> int:
-    """Train or test (cfg.mode) TSPM as ``cfg`` says, with subnormal floats flushed to zero: its attention's
-    gradients underflow as it trains, and on Intel cores arithmetic on them is slow (avqa.engine.denormals)."""
-    with flush_denormals():
+    """Train or test (cfg.mode) TSPM as ``cfg`` says (--flush_denormals: avqa.engine.denormals)."""
+    with flush_denormals() if cfg.flush_denormals else contextlib.nullcontext():
         return run(cfg, "tspm", FAMILY)
 
 
