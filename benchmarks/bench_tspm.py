@@ -8,6 +8,7 @@ Ours runs in float32, and again under torch.autocast("cpu", torch.bfloat16).
 
     python benchmarks/bench_tspm.py                 # 2 warm-up and 5 timed steps of each
     python benchmarks/bench_tspm.py --steps 10 --token_frames release
+    python benchmarks/bench_tspm.py --no_bf16 --profile 12   # and where one step's time goes
 """
 import argparse
 import contextlib
@@ -47,6 +48,14 @@ def samples_per_second(model, forward, data, warmup: int, steps: int, autocast: 
     return steps * len(data["target"]) / (time.perf_counter() - start)
 
 
+def profile_step(model, forward, data, top: int) -> str:
+    """torch.profiler's table of one float32 training step (after ``samples_per_second`` has warmed it up)."""
+    from torch.profiler import ProfilerActivity, profile
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        samples_per_second(model, forward, data, 0, 1)
+    return prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=top)
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--batch_size", type=int, default=64, help="questions per batch (default: 64, the release's)")
@@ -55,6 +64,9 @@ def main() -> int:
     p.add_argument("--token_frames", choices=TOKEN_FRAMES, default="paper",
                    help="which token frames our model reads (default: paper; release reads the first top_k)")
     p.add_argument("--no_bf16", action="store_true", help="skip the bfloat16 autocast run of our model")
+    p.add_argument("--profile", type=int, default=0, metavar="N",
+                   help="also print the N operations that take most of one float32 training step of each model "
+                        "(torch.profiler, self CPU time)")
     a = p.parse_args()
     print(f"machine: {describe_machine()}; torch {torch.__version__}, {torch.get_num_threads()} threads", flush=True)
     data = batch(a.batch_size)
@@ -73,6 +85,9 @@ def main() -> int:
         rate = samples_per_second(model, forward, data, a.warmup, a.steps, autocast=bf16)
         rows.append((name, rate))
         print(f"  {name}: {rate:.1f} samples/s", flush=True)
+    for name, model, forward, bf16 in runs[:2] if a.profile else []:
+        print(f"\n{name}: one training step, the {a.profile} operations with most self CPU time")
+        print(profile_step(model, forward, data, a.profile))
     print(f"\ntraining samples/s, batch {a.batch_size}, {a.steps} timed steps each")
     print(f"{'model':<58} {'samples/s':>10} {'x release':>10}")
     for name, rate in rows:

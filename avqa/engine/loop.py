@@ -20,6 +20,7 @@ import torch.nn as nn
 from .. import checkpoint
 from ..data import BatchLoader
 from ..utils import os_reason, progress
+from .breakdown import begin_epoch, end_epoch, phase, timed
 from .runlog import RunLog
 from .runtime import Runtime, set_loader_epoch, to_device
 
@@ -44,15 +45,19 @@ def train_step(model: nn.Module, batch: dict, optimizer: torch.optim.Optimizer, 
                objective: Objective) -> tuple[float, float, float | None]:
     """One optimiser step on one (local) batch; returns the losses as floats."""
     optimizer.zero_grad(set_to_none=True)
-    with rt.autocast():
+    with phase("forward"), rt.autocast():
         loss, answer_loss, match_loss = objective.loss(model, batch)
     if rt.scaler is not None:
-        rt.scaler.scale(loss).backward()
-        rt.scaler.step(optimizer)
-        rt.scaler.update()
+        with phase("backward"):
+            rt.scaler.scale(loss).backward()
+        with phase("step"):
+            rt.scaler.step(optimizer)
+            rt.scaler.update()
     else:
-        loss.backward()
-        optimizer.step()
+        with phase("backward"):
+            loss.backward()
+        with phase("step"):
+            optimizer.step()
     # one device-to-host copy per step, not three
     values = torch.stack([t.detach().float() for t in (loss, answer_loss, match_loss) if t is not None]).tolist()
     return values[0], values[1], (values[2] if match_loss is not None else None)
@@ -87,8 +92,9 @@ def _epoch(cfg, epoch: int, net: nn.Module, loader: BatchLoader, optimizer, rt: 
     seen, t0 = 0, time.time()
     bar = progress(loader, desc=f"epoch {epoch}/{cfg.epochs}", unit="batch", disable=cfg.quiet or not rt.main,
                    leave=False, file=sys.stderr)
-    for batch_idx, batch in enumerate(bar):
-        batch = to_device(batch, rt.device)
+    for batch_idx, batch in enumerate(timed(bar)):  # timed: the breakdown's wait for a batch (off: bar itself)
+        with phase("data"):
+            batch = to_device(batch, rt.device)
         n = len(batch["label"])
         loss, answer_loss, match_loss = train_step(net, batch, optimizer, rt, objective)
         seen += n
@@ -97,14 +103,15 @@ def _epoch(cfg, epoch: int, net: nn.Module, loader: BatchLoader, optimizer, rt: 
         if match_loss is not None:
             sums["match"] += match_loss * n
         step += 1
-        rate = seen * rt.world / max(time.time() - t0, 1e-9)
-        bar.set_postfix(loss=f"{loss:.3f}", samples_s=f"{rate:.0f}")
-        log.scalar(objective.step_tag, answer_loss, step)
-        if match_loss is not None:
-            log.scalar("train/match_loss", match_loss, step)
-        if batch_idx % cfg.log_interval == 0:
-            log.line(f"Train Epoch: {epoch} [{batch_idx * n * rt.world}/{len(loader.dataset)} "
-                     f"({100.0 * batch_idx / len(loader):.0f}%)]\tLoss: {loss:.6f}", echo=False)
+        with phase("log"):
+            rate = seen * rt.world / max(time.time() - t0, 1e-9)
+            bar.set_postfix(loss=f"{loss:.3f}", samples_s=f"{rate:.0f}")
+            log.scalar(objective.step_tag, answer_loss, step)
+            if match_loss is not None:
+                log.scalar("train/match_loss", match_loss, step)
+            if batch_idx % cfg.log_interval == 0:
+                log.line(f"Train Epoch: {epoch} [{batch_idx * n * rt.world}/{len(loader.dataset)} "
+                         f"({100.0 * batch_idx / len(loader):.0f}%)]\tLoss: {loss:.6f}", echo=False)
     return sums, seen, step
 
 
@@ -167,11 +174,13 @@ def fit(cfg, objective: Objective, model: nn.Module, train_loader: BatchLoader, 
     step = (start - 1) * len(train_loader)
     for epoch in range(start, cfg.epochs + 1):
         t0 = time.time()
+        begin_epoch(epoch)
         sums, seen, step = _epoch(cfg, epoch, net, train_loader, optimizer, rt, objective, log, step)
         lr = optimizer.param_groups[0]["lr"]
         scheduler.step()
         train_seconds = time.time() - t0
-        score = rt.share(evaluate(model) if rt.main else None)
+        with phase("validation"):
+            score = rt.share(evaluate(model) if rt.main else None)
         log.scalar("train/lr", lr, epoch)
         log.scalar("val/accuracy", score, epoch)
         improved = score >= best
@@ -187,10 +196,12 @@ def fit(cfg, objective: Objective, model: nn.Module, train_loader: BatchLoader, 
             payload = {"format": checkpoint.FORMAT, **meta, "state_dict": checkpoint.plain_state(model),
                        "epoch": epoch, "val_accuracy": score, "history": history, "args": dict(flags)}
             try:
-                _save(files, payload, improved, optimizer, scheduler, best)
+                with phase("checkpoint"):
+                    _save(files, payload, improved, optimizer, scheduler, best)
             except CheckpointNotSaved as e:
                 log.line(f"{said} (NOT saved: {e.code})")
                 raise
         log.line(said + (" (best, saved)" if improved else ""))
         rt.barrier()
+        end_epoch(seen * rt.world, train_seconds)
     return best

@@ -9,6 +9,7 @@ switches, the feature layout (avqa.tspm.data) and the release's result files (``
 from __future__ import annotations
 
 import argparse
+import contextlib
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -20,6 +21,7 @@ import torch.nn.functional as F
 
 from ..annotations import Vocab
 from ..data import QASplit
+from ..engine.denormals import flush_denormals
 from ..evaluate import release_acc_text, result_line
 from ..tasks.cli import HelpFormatter, annotation_flags, engine_flags, optimiser_flags
 from ..tasks.config import RunConfig
@@ -77,6 +79,7 @@ class TSPMConfig(RunConfig):
     token_dim: int = data.TOKEN_SHAPE[1]
     text_dim: int = data.TEXT_DIM
     result_dir: str = "net_tspm/results/"
+    flush_denormals: bool = False
     epochs: int = 30
     match_weight: float | None = None
     pretrained_grounding: str | None = None
@@ -150,6 +153,11 @@ def build_parser(description: str = "") -> argparse.ArgumentParser:
     r.add_argument("--result_dir", default=d.result_dir,
                    help="test mode: where <checkpoint>.result (one line per question: question id, correct, truth "
                         "index, predicted index) and <checkpoint>.acc (the accuracy table) go, as the release writes them")
+    r.add_argument("--flush_denormals", action="store_true",
+                   help="compute with subnormal floats (below 1.2e-38) flushed to zero in every thread: as TSPM "
+                        "trains, its attention's gradients underflow, and Intel CPUs slow down on them epoch by epoch "
+                        "(2-3x by epoch 6 on the default set); it changes the last bits, so the weights differ from a "
+                        "run without it (docs/speed.md)")
     engine_flags(r, d)
     return p
 
@@ -222,8 +230,9 @@ FAMILY = TSPMFamily()
 
 
 def run_config(cfg: TSPMConfig) -> int:
-    """Train or test (cfg.mode) TSPM as ``cfg`` says."""
-    return run(cfg, "tspm", FAMILY)
+    """Train or test (cfg.mode) TSPM as ``cfg`` says (--flush_denormals: avqa.engine.denormals)."""
+    with flush_denormals() if cfg.flush_denormals else contextlib.nullcontext():
+        return run(cfg, "tspm", FAMILY)
 
 
 @user_errors
