@@ -14,6 +14,7 @@ vocabularies and its ``state_dict``) and the original's plain ``state_dict`` (ke
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -74,7 +75,6 @@ def record_comparison(ckpt: str | Path, overall: float) -> str | None:
     path = record_path(ckpt)
     if not path.is_file():
         return None
-    import json
     record = json.loads(path.read_text())
     recorded = record["table"]["Overall"]["accuracy"]
     precisions = sorted({f.get("precision", "?") for f in record.get("features", {}).values()})

@@ -64,24 +64,18 @@ def video_fps(stream) -> float:
     return float(rate)
 
 
+# PyAV 17 and later convert with a pool of swscale threads unless told otherwise (``threads``); before
+# 17 there is no pool and no such argument
+_ONE_THREAD = {"threads": 1} if int(av.__version__.split(".")[0]) >= 17 else {}
+
+
 def rgb_array(frame) -> np.ndarray:
     """A decoded frame as uint8 RGB [H, W, 3], converted on the calling thread.
 
-    PyAV 17 and later convert with a pool of swscale threads (one per core by default). A worker
-    process forked from a process that has converted a frame inherits that pool without its threads,
-    and its first conversion then waits for them for ever (the extractors' and the generator's
-    workers are forked). One thread gives the same pixels; PyAV before 17 converts on one thread and
-    has no ``threads`` argument."""
-    global _RGB_THREADS_ARG
-    if _RGB_THREADS_ARG:
-        try:
-            return frame.to_ndarray(format="rgb24", threads=1)
-        except TypeError:
-            _RGB_THREADS_ARG = False
-    return frame.to_ndarray(format="rgb24")
-
-
-_RGB_THREADS_ARG = True  # False once PyAV has refused ``threads`` (before 17)
+    A worker process forked from a process that has converted a frame with swscale's thread pool
+    inherits that pool without its threads, and its first conversion then waits for them for ever (the
+    extractors' and the generator's workers are forked). One thread gives the same pixels."""
+    return frame.to_ndarray(format="rgb24", **_ONE_THREAD)
 
 
 def read_sampled_frames(path: str | Path, seconds: int, per_second: int = 1,
