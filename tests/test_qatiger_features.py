@@ -1,0 +1,100 @@
+"""QA-TIGER's feature stages (avqa.qatiger.stages) on a finished tiny main job: TSPM's CLIP frame folder
+linked under QA-TIGER's name (extracted once), per-second ToMe tokens from the stand-in ViT, a rerun that
+skips them, and a folder in the link's place refused with one sentence.
+
+The stand-in weights are the placeholders of test_pipeline_tspm (random weights of the stand-in sizes)."""
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from avqa.qatiger.stages import QATigerFeatureStages
+from avqa.qatiger.standin import TSPM_FRAMES
+from avqa.tspm import stages as tspm_stages
+from conftest import MAIN_JOB, copy_of_main_job, e2e_fixture
+from test_pipeline_tspm import placeholders
+
+STAGES = ["tspm_clip_frames", "qatiger_clip_frames", "qatiger_tokens"]
+
+
+def pipeline(root: Path, clip: Path, vit: Path) -> tuple[int, str, str]:
+    """The tiny main job in ``root`` with QA-TIGER's feature stages after its own, in this process."""
+    from avqa import pipeline as P
+    from avqa.job import MainJob
+
+    def define(self):
+        job = MainJob(self.args, self.replaced)
+        self.stages = {s.name: s for s in [*job.stages(), *QATigerFeatureStages(job).stages()]}
+
+    out, err = io.StringIO(), io.StringIO()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(tspm_stages, "STANDIN_CLIP", clip)
+        mp.setattr(tspm_stages, "STANDIN_VIT", vit)
+        mp.setattr(P.Pipeline, "_define", define)
+        mp.setenv("TQDM_DISABLE", "1")
+        mp.chdir(root)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = P.main(MAIN_JOB[2:])
+            except SystemExit as e:
+                code = e.code
+    return code, out.getvalue(), err.getvalue()
+
+
+@e2e_fixture(scope="module")
+def job(tiny_main_job, tmp_path_factory):
+    root = copy_of_main_job(tiny_main_job, tmp_path_factory, "qatiger_features")
+    clip, vit = placeholders(tmp_path_factory.mktemp("standins"))
+    code, out, err = pipeline(root, clip, vit)
+    assert code == 0, err[-3000:]
+    return root, clip, vit
+
+
+def _ran(root: Path) -> dict[str, str]:
+    return {s["stage"]: s["status"] for s in json.loads((root / "out" / "summary.json").read_text())["stages"]}
+
+
+def test_the_stages_make_qa_tigers_layout_from_tspms_frames(job):
+    root, _, vit = job
+    feats = root / "data" / "feats"
+    ran = _ran(root)
+    assert all(ran[s] == "ran" for s in STAGES), ran
+    frames, meta = feats / "frame_ViT-L14@336px", feats / "frame_ViT-L14@336px.json"
+    # one extraction: QA-TIGER's folder and metadata are relative links to TSPM's
+    assert frames.is_symlink() and meta.is_symlink()
+    assert str(frames.readlink()) == TSPM_FRAMES and frames.resolve() == (feats / TSPM_FRAMES).resolve()
+    videos = sorted(p.stem for p in (root / "data" / "videos").iterdir())
+    assert sorted(p.stem for p in frames.glob("*.npy")) == videos
+    assert np.load(frames / f"{videos[0]}.npy").shape == (4, 768)
+    tokens = feats / "visual_tome14"
+    recorded = json.loads((feats / "visual_tome14.json").read_text())
+    assert recorded["token_seconds"] == [0, 1, 2, 3] and recorded["shape_per_video"] == [4, 14, 192]
+    assert recorded["weights"] == str(vit) and recorded["merging"]["r"] == 92
+    assert all(np.load(tokens / f"{v}.npy").shape == (4, 14, 192) for v in videos)
+
+
+def test_a_rerun_skips_them_and_a_folder_in_the_links_place_is_refused(job):
+    root, clip, vit = job
+    code, _, err = pipeline(root, clip, vit)
+    assert code == 0, err[-3000:]
+    assert all(_ran(root)[s].startswith("skipped") for s in STAGES)
+    feats = root / "data" / "feats"
+    link = feats / "frame_ViT-L14@336px"
+    link.unlink()
+    shutil.copytree(feats / TSPM_FRAMES, link)
+    try:
+        code, _, err = pipeline(root, clip, vit)
+        assert code == 1
+        assert f"data/feats/frame_ViT-L14@336px exists and is not a link to data/feats/{TSPM_FRAMES}: move it " \
+               f"away or delete it" in err
+        assert "Traceback" not in err
+    finally:
+        shutil.rmtree(link)
+    code, _, err = pipeline(root, clip, vit)
+    assert code == 0 and link.is_symlink(), err[-3000:]
