@@ -5,8 +5,6 @@ skips them, and a folder in the link's place refused with one sentence.
 The stand-in weights are the placeholders of test_pipeline_tspm (random weights of the stand-in sizes)."""
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import shutil
 from pathlib import Path
@@ -16,15 +14,14 @@ import pytest
 
 from avqa.qatiger.stages import QATigerFeatureStages
 from avqa.qatiger.standin import TSPM_FRAMES
-from avqa.tspm import stages as tspm_stages
-from conftest import MAIN_JOB, copy_of_main_job, e2e_fixture
-from test_pipeline_tspm import placeholders
+from conftest import copy_of_main_job, e2e_fixture
+from test_pipeline_tspm import pipeline as tspm_pipeline, placeholders
 
 STAGES = ["tspm_clip_frames", "qatiger_clip_frames", "qatiger_tokens"]
 
 
 def pipeline(root: Path, clip: Path, vit: Path) -> tuple[int, str, str]:
-    """The tiny main job in ``root`` with QA-TIGER's feature stages after its own, in this process."""
+    """test_pipeline_tspm's run of the tiny main job, its stages those of the main job then QA-TIGER's features."""
     from avqa import pipeline as P
     from avqa.job import MainJob
 
@@ -32,19 +29,9 @@ def pipeline(root: Path, clip: Path, vit: Path) -> tuple[int, str, str]:
         job = MainJob(self.args, self.replaced)
         self.stages = {s.name: s for s in [*job.stages(), *QATigerFeatureStages(job).stages()]}
 
-    out, err = io.StringIO(), io.StringIO()
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(tspm_stages, "STANDIN_CLIP", clip)
-        mp.setattr(tspm_stages, "STANDIN_VIT", vit)
         mp.setattr(P.Pipeline, "_define", define)
-        mp.setenv("TQDM_DISABLE", "1")
-        mp.chdir(root)
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            try:
-                code = P.main(MAIN_JOB[2:])
-            except SystemExit as e:
-                code = e.code
-    return code, out.getvalue(), err.getvalue()
+        return tspm_pipeline(root, clip, vit)
 
 
 @e2e_fixture(scope="module")

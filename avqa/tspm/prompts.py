@@ -83,12 +83,16 @@ def template_key(question_content: str) -> str:
 
 def qa_prompt(sample: dict, source: str | Path = "<memory>") -> str:
     """TSPM's QA prompt of an annotation row; PromptError names ``source`` and the question otherwise."""
-    key = template_key(sample["question_content"])
+    values = [v.replace(" ", "") for v in fillers(sample)]  # TSPM drops spaces inside the fillers
+    return _prompt(sample, source, template_key(sample["question_content"]), values)
+
+
+def _prompt(sample: dict, source: str | Path, key: str, values: list[str]) -> str:
+    """The sentence PROMPTS gives template ``key`` with ``values``; PromptError naming the row otherwise."""
     if key not in PROMPTS:
         raise PromptError(f"{source}: question {sample.get('question_id')}: template {sample['question_content']!r} "
                           f"is none of the 33 MUSIC-AVQA templates that TSPM has a QA prompt for")
     pattern, positions = PROMPTS[key]
-    values = [v.replace(" ", "") for v in fillers(sample)]  # TSPM drops spaces inside the fillers
     try:
         return pattern.format(*(values[i] for i in positions))
     except IndexError:
@@ -119,18 +123,10 @@ def release_prompt(sample: dict, source: str | Path = "<memory>") -> str:
     after deleting quotes, brackets and spaces (a list, as some v2.0 rows hold, is read as its JSON text).
     A template that is none of the 33 however written is refused, as qa_prompt refuses it."""
     content = sample["question_content"]
-    if template_key(content) not in PROMPTS:
-        return qa_prompt(sample, source)  # raises PromptError naming it
-    if content not in PROMPTS:
+    if content not in PROMPTS and template_key(content) in PROMPTS:
         return MISSED
-    pattern, positions = PROMPTS[content]
     raw = sample["templ_values"] if isinstance(sample["templ_values"], str) else json.dumps(sample["templ_values"])
-    values = "".join(ch for ch in raw if ch not in '"[] ').split(",")
-    try:
-        return pattern.format(*(values[i] for i in positions))
-    except IndexError:
-        raise PromptError(f"{source}: question {sample.get('question_id')}: {len(values)} template values for "
-                          f"{content!r}, which needs {max(positions) + 1}") from None
+    return _prompt(sample, source, content, "".join(ch for ch in raw if ch not in '"[] ').split(","))
 
 
 def release_question_sentence(sample: dict) -> str:
