@@ -1,6 +1,7 @@
-"""QA-TIGER's feature stages (avqa.qatiger.stages) on a finished tiny main job: TSPM's CLIP frame folder
-linked under QA-TIGER's name (extracted once), per-second ToMe tokens from the stand-in ViT, a rerun that
-skips them, and a folder in the link's place refused with one sentence.
+"""QA-TIGER's feature stages (avqa.qatiger.stages) on a finished tiny main job: TSPM's CLIP frame and
+per-second token folders linked under QA-TIGER's names (extracted once), a rerun that skips them, a
+folder in a link's place refused with one sentence; python -m avqa.qatiger.standin extracting the
+per-second tokens where TSPM's are not per second.
 
 The stand-in weights are the placeholders of test_pipeline_tspm (random weights of the stand-in sizes)."""
 from __future__ import annotations
@@ -13,11 +14,13 @@ import numpy as np
 import pytest
 
 from avqa.qatiger.stages import QATigerFeatureStages
-from avqa.qatiger.standin import TSPM_FRAMES
-from conftest import copy_of_main_job, e2e_fixture
+from avqa.qatiger.standin import TSPM_FOLDERS
+from conftest import copy_of_main_job, e2e_fixture, run_here
+
+TSPM_FRAMES, TSPM_TOKENS = TSPM_FOLDERS["frames"], TSPM_FOLDERS["tokens"]
 from test_pipeline_tspm import pipeline as tspm_pipeline, placeholders
 
-STAGES = ["tspm_clip_frames", "qatiger_clip_frames", "qatiger_tokens"]
+STAGES = ["tspm_clip_frames", "tspm_tokens", "qatiger_clip_frames", "qatiger_tokens"]
 
 
 def pipeline(root: Path, clip: Path, vit: Path) -> tuple[int, str, str]:
@@ -60,6 +63,7 @@ def test_the_stages_make_qa_tigers_layout_from_tspms_frames(job):
     assert sorted(p.stem for p in frames.glob("*.npy")) == videos
     assert np.load(frames / f"{videos[0]}.npy").shape == (4, 768)
     tokens = feats / "visual_tome14"
+    assert tokens.is_symlink() and str(tokens.readlink()) == TSPM_TOKENS  # TSPM's 4 token frames of 4 s clips
     recorded = json.loads((feats / "visual_tome14.json").read_text())
     assert recorded["token_seconds"] == [0, 1, 2, 3] and recorded["shape_per_video"] == [4, 14, 192]
     assert recorded["weights"] == str(vit) and recorded["merging"]["r"] == 92
@@ -85,3 +89,22 @@ def test_a_rerun_skips_them_and_a_folder_in_the_links_place_is_refused(job):
         shutil.rmtree(link)
     code, _, err = pipeline(root, clip, vit)
     assert code == 0 and link.is_symlink(), err[-3000:]
+
+
+def test_standin_extracts_per_second_tokens_where_tspms_are_not(job, tmp_path):
+    """TSPM's token folder of 2 frames for 4 s clips is not QA-TIGER's: the stand-in command extracts its own,
+    with the shipped stand-in ViT, and links the frames."""
+    root, _, _ = job
+    data = tmp_path / "data"
+    shutil.copytree(root / "data", data, symlinks=True, ignore=shutil.ignore_patterns("res18_14x14*"))
+    feats = data / "feats"
+    (feats / "visual_tome14").unlink()
+    (feats / "visual_tome14.json").unlink()
+    meta = json.loads((feats / f"{TSPM_TOKENS}.json").read_text())
+    (feats / f"{TSPM_TOKENS}.json").write_text(json.dumps({**meta, "token_seconds": [0, 2]}))
+    r = run_here("-m", "avqa.qatiger.standin", "--data", data)
+    assert "frames: " in r.stdout and not (feats / "visual_tome14").is_symlink()
+    recorded = json.loads((feats / "visual_tome14.json").read_text())
+    assert recorded["token_seconds"] == [0, 1, 2, 3] and recorded["weights"].endswith("vit_tokens_synthetic.safetensors")
+    videos = sorted(p.stem for p in (data / "videos").iterdir())
+    assert all(np.load(feats / "visual_tome14" / f"{v}.npy").shape == (4, 14, 192) for v in videos)

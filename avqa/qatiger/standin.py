@@ -11,13 +11,16 @@ frozen CLIP text tower:
   extractor), so the folder and its metadata are relative symbolic links to TSPM's, never a second
   extraction;
 - ``visual_tome14/`` [T,14,D]: ToMe tokens of every second's frame (``--frames per_second`` of the
-  ToMe extractor), here from the stand-in ViT (D = 192);
+  ToMe extractor), here from the stand-in ViT (D = 192). Where TSPM's token folder already holds one
+  frame per second of the same ViT (clips of at most 10 s, as the synthetic sets' are), it is linked
+  too; otherwise the tokens are extracted;
 - the question encoder: the text tower of the stand-in CLIP file (TEXT_ENCODER; text width 64, the
   published 768-wide output), which QA-TIGER's model loads frozen.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from dataclasses import dataclass
@@ -26,10 +29,14 @@ from typing import Sequence
 
 from ..features.files import Report, default_seconds
 from ..tspm.stages import MAKE, STANDIN_CLIP, STANDIN_VIT, standin_problem
-from ..utils import EXIT_CODES, metadata_path
+from ..utils import EXIT_CODES, metadata_path, sha256
 
 FOLDERS = {"audio": "vggish", "frames": "frame_ViT-L14@336px", "tokens": "visual_tome14"}
-TSPM_FRAMES = "clip_feats/frame_1fps_ViT-L14@336px"  # where TSPM's CLIP frame features are, under feats/
+# where TSPM's features of the same kind are, under feats/, how they are made, and what they are
+TSPM_FOLDERS = {"frames": "clip_feats/frame_1fps_ViT-L14@336px", "tokens": "ToMe_feat/tome14"}
+MAKE_TSPM = {"frames": "feat_script/extract_clip_feat/extract_frames_ViT-L14@336px.py",
+             "tokens": "feat_script/extract_ToMe/extract_tome14.py --frames per_second"}
+WHAT = {"frames": "CLIP frame features", "tokens": "ToMe tokens"}
 TEXT_ENCODER = STANDIN_CLIP  # the frozen question encoder of QA-TIGER on a synthetic set
 TOKENS = 14
 
@@ -51,31 +58,48 @@ class StandinConfig:
         return self.feats / FOLDERS[name]
 
 
-def link_frames(cfg: StandinConfig) -> None:
-    """``feats/frame_ViT-L14@336px`` and its metadata: relative links to TSPM's CLIP frame folder, replaced
-    atomically. SystemExit when TSPM's folder is missing, or when the name holds something else."""
-    source = cfg.feats / TSPM_FRAMES
+def link_to_tspm(cfg: StandinConfig, name: str) -> None:
+    """QA-TIGER's folder ``name`` ('frames' or 'tokens') and its metadata: relative links to TSPM's folder of
+    the same features, replaced atomically. SystemExit when TSPM's folder is missing, or when QA-TIGER's
+    name holds something else."""
+    source = cfg.feats / TSPM_FOLDERS[name]
     if not metadata_path(source).is_file():
-        raise SystemExit(f"{source} (or its metadata) not found: QA-TIGER reads TSPM's CLIP frame features; make them "
-                         f"with python -m avqa.pipeline --tspm, or feat_script/extract_clip_feat/"
-                         f"extract_frames_ViT-L14@336px.py --output_dir {source}")
-    for target, origin in ((cfg.folder("frames"), source), (metadata_path(cfg.folder("frames")), metadata_path(source))):
+        raise SystemExit(f"{source} (or its metadata) not found: QA-TIGER reads TSPM's {WHAT[name]} on this set; "
+                         f"make them with python -m avqa.pipeline --tspm, or {MAKE_TSPM[name]} --output_dir {source}")
+    for target, origin in _links(cfg, name):
         if target.exists() and not target.is_symlink():
             raise SystemExit(f"{target} exists and is not a link to {origin}: move it away or delete it (on a "
-                             f"synthetic set QA-TIGER reads TSPM's frame features through that link)")
+                             f"synthetic set QA-TIGER reads TSPM's {WHAT[name]} through that link)")
         temp = target.with_name(f".{target.name}.{os.getpid()}.link")
         temp.unlink(missing_ok=True)
         temp.symlink_to(os.path.relpath(origin, target.parent), target_is_directory=origin.is_dir())
         os.replace(temp, target)
 
 
-def frames_linked(cfg: StandinConfig) -> str | None:
-    """None when QA-TIGER's frame folder and its metadata are the links to TSPM's, else why not."""
-    for target, origin in ((cfg.folder("frames"), cfg.feats / TSPM_FRAMES),
-                           (metadata_path(cfg.folder("frames")), metadata_path(cfg.feats / TSPM_FRAMES))):
+def linked_to_tspm(cfg: StandinConfig, name: str) -> str | None:
+    """None when QA-TIGER's folder ``name`` and its metadata are the links to TSPM's, else why not."""
+    for target, origin in _links(cfg, name):
         if not target.is_symlink() or target.resolve() != origin.resolve() or not origin.exists():
             return f"{target} is not a link to {origin}"
     return None
+
+
+def _links(cfg: StandinConfig, name: str) -> list[tuple[Path, Path]]:
+    """(link, what it points at) for QA-TIGER's folder ``name`` and for its metadata."""
+    target, origin = cfg.folder(name), cfg.feats / TSPM_FOLDERS[name]
+    return [(target, origin), (metadata_path(target), metadata_path(origin))]
+
+
+def tspm_tokens_per_second(cfg: StandinConfig) -> bool:
+    """Whether TSPM's token folder holds a token frame for every second (its clips are at most 10 s long,
+    TSPM's --sample_frames), made with the same ViT: then it is QA-TIGER's, linked, not extracted again."""
+    try:
+        recorded = json.loads(metadata_path(cfg.feats / TSPM_FOLDERS["tokens"]).read_text())
+    except (OSError, ValueError):
+        return False
+    return (recorded.get("token_seconds") == list(range(cfg.seconds)) and cfg.vit_weights.is_file()
+            and recorded.get("weights_sha256") == sha256(cfg.vit_weights)
+            and recorded.get("shape_per_video", [None, None])[1] == TOKENS)
 
 
 def extract_tokens_per_second(cfg: StandinConfig) -> Report:
@@ -97,15 +121,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, epilog=EXIT_CODES,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", required=True,
-                   help="a synthetic set whose TSPM CLIP frame features exist (feats/" + TSPM_FRAMES + ")")
+                   help="a synthetic set whose TSPM CLIP frame features exist (feats/" + TSPM_FOLDERS["frames"] + ")")
     p.add_argument("--seconds", type=int, default=None, help="T, the clip length (default: the set's)")
     p.add_argument("--device", default=None, help="cpu, cuda or cuda:N for the token ViT (default: cuda when present)")
     args = p.parse_args(argv)
     data = Path(args.data)
     cfg = StandinConfig(data, args.seconds or default_seconds(data / "videos"), args.device)
-    link_frames(cfg)
-    report = extract_tokens_per_second(cfg)
-    print(report.summary())
+    link_to_tspm(cfg, "frames")
+    if tspm_tokens_per_second(cfg):
+        link_to_tspm(cfg, "tokens")
+        report = None
+    else:
+        report = extract_tokens_per_second(cfg)
+        print(report.summary())
     problem = text_encoder_problem()
     if problem:
         print(problem, file=sys.stderr)
@@ -113,7 +141,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name in FOLDERS:
         print(f"{name}: {cfg.folder(name)}")
     print(f"question encoder: {TEXT_ENCODER}")
-    return report.exit_code()
+    return report.exit_code() if report else 0
 
 
 if __name__ == "__main__":
