@@ -183,6 +183,33 @@ def test_text_extractors(tiny_set, tiny_files, tmp_path, capsys):
     assert len(set(book.values())) < len(ids)  # prompts repeat: the case the dedup is for
 
 
+def test_release_sentences_switch(tiny_files, tmp_path):
+    """--prompt release encodes 'e' for a template spelt with a trailing space, --question release the
+    characters of the values text; the default folder's sentences are refused for the other variant."""
+    _, archive, _ = tiny_files
+    rows = [{"video_id": "00000001", "question_id": 1, "type": '["Audio-Visual", "Existential"]',
+             "question_content": "Are there <Object> and <Object> sound? ", "templ_values": '["cello", "flute"]',
+             "question_deleted": 0, "anser": "yes"},
+            {"video_id": "00000001", "question_id": 2, "type": '["Visual", "Counting"]',
+             "question_content": "How many <Object> are in the entire video?", "templ_values": '["cello"]',
+             "question_deleted": 0, "anser": "one"}]
+    ann = tmp_path / "avqa-test.json"
+    ann.write_text(json.dumps(rows))
+    for kind, want in (("prompt", {"1": "e", "2": "The cello is in this video."}),
+                       ("question", {"1": 'Are there [ and " sound?', "2": "How many [ are in the entire video?"})):
+        out = tmp_path / kind
+        argv = ["--annotations", str(ann), "--output_dir", str(out), "--weights", str(archive)]
+        assert clip_text_main(kind, str(out), "", [*argv, f"--{kind}", "release"]) == 0
+        assert json.loads((tmp_path / f"{kind}.sentences.json").read_text()) == want
+        with torch.no_grad():
+            vector = C.load_clip(archive).encode_text(C.tokenize([want["1"]])).numpy()
+        np.testing.assert_allclose(np.load(out / "1.npy"), vector, atol=1e-5)
+        with pytest.raises(SystemExit, match="other settings .*sentence.*--overwrite"):
+            clip_text_main(kind, str(out), "", argv)
+        assert clip_text_main(kind, str(out), "", [*argv, "--overwrite"]) == 0
+        assert json.loads((tmp_path / f"{kind}.sentences.json").read_text())["1"] != want["1"]
+
+
 @pytest.mark.e2e
 def test_frame_extractor_end_to_end(tiny_set, tiny_files, tmp_path):
     """[T, D] per video from the mp4, equal to the loaded model on the same frames; a second run with

@@ -202,3 +202,38 @@ def test_a_frame_folder_with_a_numbering_gap_is_refused_naming_the_second(weight
     assert report.exit_code() == 1 and len(report.failed) == 1
     assert f"{frames / 'b'}: no frame numbered 3, the frame of second 2" in report.failed[0]
     assert sorted(p.name for p in (tmp_path / "tome").glob("*.npy")) == ["a.npy"]
+
+
+def test_per_second_layout_takes_one_frame_a_second_and_its_own_folder():
+    from avqa.features.tokens import DEFAULT_OUT, PER_SECOND_OUT, frame_count, tokens_parser
+    assert frame_count("per_second", 60, None) == 60 and frame_count("sampled", 60, None) == 10
+    assert frame_count("sampled", 4, None) == 4 and frame_count("sampled", 60, 7) == 7
+    with pytest.raises(SystemExit, match="--sample_frames 10 with --frames per_second: .* each of the 60 seconds"):
+        frame_count("per_second", 60, 10)
+    assert tokens_parser("").parse_args([]).output_dir is None  # then DEFAULT_OUT, or PER_SECOND_OUT
+    assert (DEFAULT_OUT, PER_SECOND_OUT) == ("./data/feats/ToMe_feat/tome14", "./data/feats/visual_tome14")
+
+
+@pytest.mark.e2e
+def test_per_second_tokens_end_to_end(tiny_set, weights, tmp_path):
+    """--frames per_second: [T, tokens, width] per video, frame t the merged tokens of second t's frame."""
+    from conftest import run_here
+    out = tmp_path / "visual_tome14"
+    flags = ["--video_path", str(tiny_set / "videos"), "--output_dir", str(out), "--weights",
+             str(weights / "model.safetensors"), "--tokens", "3", "--r", "4"]
+    r = run_here(SCRIPT, *flags, "--frames", "per_second", "--sample_frames", "3", check=False)
+    assert r.returncode == 1 and "--sample_frames 3 with --frames per_second" in r.stderr and not out.exists()
+    run_here(SCRIPT, *flags, "--frames", "per_second")
+    meta = json.loads(metadata_path(out).read_text())
+    assert meta["token_seconds"] == [0, 1, 2, 3] and meta["shape_per_video"] == [4, 3, 128]
+    vit, _ = build_vit(weights=weights / "model.safetensors")
+    spec = frame_spec(vit, (3, 128), "")
+    video = sorted((tiny_set / "videos").iterdir())[1]
+    got = np.load(out / f"{video.stem}.npy")
+    assert got.shape == (4, 3, 128)
+    for t in range(4):  # second t's frame alone through the network
+        frame, _ = load_frames(video, 4, spec, None, [t])
+        with torch.no_grad():
+            expected = TokenMerging(vit, [4] * 4)((frame.float() / 255 - 0.5) / 0.5).numpy()[0]
+        np.testing.assert_allclose(got[t], expected, atol=1e-5)
+    assert not np.allclose(got[0], got[3])  # the seconds differ (the clip moves), so the order is tested

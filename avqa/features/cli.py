@@ -174,6 +174,19 @@ def clip_frames_main(doc: str, argv=None) -> int:
                                  flips=resolve_flips(args)))
 
 
+VARIANT_HELP = {
+    "prompt": "which QA prompt is encoded: 'intended' (default), TSPM's sentence of the question's template, also "
+              "where the annotation's template ends in a space or in a full-width question mark; 'release', exactly "
+              "the sentence the release encodes, which for those three templates is the letter 'e' (its lookup "
+              "misses them: 1,507 of json_update's 13,697 validation and test questions). Recorded in the "
+              "metadata; a folder of the other kind is refused unless --overwrite",
+    "question": "which question sentence is encoded: 'intended' (default), the question with its template values "
+                "in place ('How many cello are in the entire video?'); 'release', exactly the sentence the release "
+                "encodes, whose <...> words become the characters of the templ_values text in turn ('How many [ "
+                "are in the entire video?'). Recorded in the metadata; a folder of the other kind is refused unless "
+                "--overwrite"}
+
+
 def clip_text_main(kind: str, default_out: str, doc: str, argv=None) -> int:
     """The command line of TSPM's CLIP question (``kind`` 'question') and QA-prompt ('prompt') extractors."""
     from .clip import extract_clip_text
@@ -185,6 +198,8 @@ def clip_text_main(kind: str, default_out: str, doc: str, argv=None) -> int:
     p.add_argument("--output_dir", default=default_out, help=f"where the .npy files go (default: {default_out})")
     p.add_argument("--batch_size", type=at_least(1), default=64,
                    help="sentences per network call (each distinct sentence is encoded once; default: 64)")
+    p.add_argument(f"--{kind}", dest="variant", choices=["intended", "release"], default="intended",
+                   help=VARIANT_HELP[kind])
     float16_flag(p)
     _clip_arch_flag(p)
     p.add_argument("--weights", default=None,
@@ -202,4 +217,4 @@ def clip_text_main(kind: str, default_out: str, doc: str, argv=None) -> int:
     apply_runtime_flags(args)
     return finish(extract_clip_text(kind, args.annotations, Path(args.output_dir), args.weights, args.seed, args.arch,
                                     args.device, args.bf16, args.float16, args.overwrite, resolve_shard(args),
-                                    args.batch_size))
+                                    args.batch_size, args.variant))

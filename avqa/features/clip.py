@@ -30,7 +30,7 @@ from ..utils import (atomic_write_text, clean_stale_temps, metadata_path, pick_d
 from . import backbones as B
 from .extract import one_writer
 from .files import Report, save_npy, shard_of, valid_npy
-from .metadata import check_metadata
+from .metadata import COMPARED, check_metadata
 from .network import Runner, weights_error
 
 OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -194,8 +194,12 @@ def tokenize(sentences: Sequence[str], context_length: int = 77) -> torch.Tensor
 
 # ----------------------------------------------------------------------------- text features per question id
 
-SENTENCES = {"question": "the question, its template values in place (TSPM's question extractor)",
-             "prompt": "the QA prompt of the question's template (TSPM's prompt builder; avqa.tspm.prompts)"}
+SENTENCES = {("question", "intended"): "the question, its template values in place (TSPM's question extractor)",
+             ("prompt", "intended"): "the QA prompt of the question's template (TSPM's prompt builder; avqa.tspm.prompts)",
+             ("question", "release"): "the question as the release's extractor writes it: each <...> word replaced by "
+                                      "the next character of the templ_values text (avqa.tspm.prompts)",
+             ("prompt", "release"): "the QA prompt as the release writes it: 'e' where its exact template lookup "
+                                    "misses (avqa.tspm.prompts)"}
 
 
 def sentences_path(out_dir: Path) -> Path:
@@ -203,17 +207,19 @@ def sentences_path(out_dir: Path) -> Path:
     return out_dir.parent / f"{out_dir.name}.sentences.json"
 
 
-def annotation_sentences(kind: str, files: Sequence[str | Path]) -> dict[str, str]:
-    """Question id -> the sentence of ``kind`` ('question' or 'prompt') for every row of ``files``."""
+def annotation_sentences(kind: str, files: Sequence[str | Path], variant: str = "intended") -> dict[str, str]:
+    """Question id -> the sentence of ``kind`` ('question' or 'prompt') in ``variant`` ('intended' or
+    'release', avqa.tspm.prompts) for every row of ``files``."""
     from ..annotations import AnnotationError, load_annotations, question_key
-    from ..tspm.prompts import PromptError, qa_prompt, question_sentence
+    from ..tspm.prompts import PromptError, sentence_builder
+    build = sentence_builder(kind, variant)
     out: dict[str, str] = {}
     for f in files:
         try:
             rows = load_annotations(f)
             for row in rows:
                 key = question_key(row)
-                text = qa_prompt(row, f) if kind == "prompt" else question_sentence(row)
+                text = build(row, f)
                 if out.setdefault(key, text) != text:
                     raise SystemExit(f"--annotations {f}: question id {key} appears again with another "
                                      f"sentence ({out[key]!r}, then {text!r}); give files of one data set")
@@ -226,12 +232,13 @@ def annotation_sentences(kind: str, files: Sequence[str | Path]) -> dict[str, st
 @one_writer("--output_dir")
 def extract_clip_text(kind: str, annotations: Sequence[str | Path], out_dir: Path, weights: str | None, seed: int,
                       arch: str | None, device: str | None, bf16: bool, float16: bool, overwrite: bool,
-                      shard: tuple[int, int] | None = None, batch_size: int = 64) -> Report:
+                      shard: tuple[int, int] | None = None, batch_size: int = 64, variant: str = "intended") -> Report:
     """CLIP text features of every question id in ``annotations``: ``<out_dir>/<question_id>.npy`` [1, D]
-    (TSPM's extractors save [1, 768]), the sentence of ``kind`` (SENTENCES) encoded. Each distinct
-    sentence is encoded once; the sentences are kept in ``sentences_path(out_dir)``, and a file whose
-    recorded sentence differs is redone."""
-    sentences = annotation_sentences(kind, annotations)
+    (TSPM's extractors save [1, 768]), the sentence of ``kind`` in ``variant`` (SENTENCES) encoded. Each
+    distinct sentence is encoded once; the sentences are kept in ``sentences_path(out_dir)``, and a file
+    whose recorded sentence differs is redone. A folder made with the other variant is refused unless
+    ``overwrite``."""
+    sentences = annotation_sentences(kind, annotations, variant)
     keys = shard_of(sorted(sentences, key=_id_order), shard)
     device = pick_device(device)
     spec = checked_backbone("text", weights, seed, arch)
@@ -241,7 +248,7 @@ def extract_clip_text(kind: str, annotations: Sequence[str | Path], out_dir: Pat
     dtype = np.float16 if float16 else np.float32
     meta = {"backbone": spec.name, "description": spec.description, "weights": info["weights"],
             "weights_sha256": info.get("sha256"), "init": info["init"], "trained_on": info.get("trained_on"),
-            "architecture": info["architecture"], "sentence": SENTENCES[kind],
+            "architecture": info["architecture"], "sentence": SENTENCES[kind, variant],
             "sentences_file": sentences_path(out_dir).name, "shape_per_question": list(spec.out_shape),
             "dtype": "float16" if float16 else "float32", "precision": "bfloat16 compute" if bf16 else "float32",
             "preprocessing": spec.preprocessing(), "device": device, "torch": torch.__version__,
@@ -249,7 +256,7 @@ def extract_clip_text(kind: str, annotations: Sequence[str | Path], out_dir: Pat
     if info["weights"] is None:
         print(f"[clip {kind}] no --weights given: using a seeded random init (seed {seed}, {info['architecture']}); "
               f"recorded in {metadata_path(out_dir)}", file=sys.stderr)
-    check_metadata(out_dir, meta, overwrite, own=keys if shard else None)
+    check_metadata(out_dir, meta, overwrite, own=keys if shard else None, compared=(*COMPARED, "sentence"))
     clean_stale_temps(out_dir)
     book = sentences_path(out_dir)
     with run_lock(out_dir, "sentences", "--output_dir"):  # shards share the map: one at a time reads and rewrites it

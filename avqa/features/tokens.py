@@ -27,6 +27,7 @@ from .tome import TokenMerging, merge_layers, token_counts, working_r
 from .vit import DEFAULT_MODEL, build_vit, frame_spec
 
 DEFAULT_OUT = "./data/feats/ToMe_feat/tome14"
+PER_SECOND_OUT = "./data/feats/visual_tome14"  # QA-TIGER's folder of per-second tokens
 RELEASE_R = 25  # tokens merged per block by the release's extractor
 # besides the settings every feature folder compares: the network and how its tokens are merged
 TOKEN_COMPARED = (*COMPARED, "model_name", "architecture", "merging")
@@ -122,20 +123,38 @@ def extract_tokens(video_path: Path, out_dir: Path, seconds: int, frames: int, t
     return note_other_shards(report, out_dir, inputs, shard)
 
 
-def tokens_main(doc: str, argv: Sequence[str] | None = None) -> int:
-    """The command line of feat_script/extract_ToMe/extract_tome14.py (the release's flags kept)."""
+def frame_count(layout: str, seconds: int, sample_frames: int | None) -> int:
+    """F, the token frames per video: --sample_frames (default min(10, T)) for TSPM's 'sampled' layout,
+    T for 'per_second' (QA-TIGER's), where another --sample_frames is refused."""
+    if layout == "per_second":
+        if sample_frames not in (None, seconds):
+            raise SystemExit(f"--sample_frames {sample_frames} with --frames per_second: per_second takes one token "
+                             f"frame for each of the {seconds} seconds; leave --sample_frames out, or use "
+                             f"--frames sampled")
+        return seconds
+    return sample_frames or min(10, seconds)
+
+
+def tokens_parser(doc: str) -> argparse.ArgumentParser:
+    """The flags of feat_script/extract_ToMe/extract_tome14.py (the release's kept)."""
     p = argparse.ArgumentParser(description=doc, epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--video_path", "--dir_path", dest="video_path", default="./data/videos",
                    help="folder of videos (decoded in memory), or of per-video folders of 1 fps JPEG frames as the "
                         "release expected (--dir_path, the release's name; default: ./data/videos)")
-    p.add_argument("--output_dir", "--dst_path", dest="output_dir", default=DEFAULT_OUT,
-                   help=f"where the <video_id>.npy files go (--dst_path, the release's name; default: {DEFAULT_OUT})")
+    p.add_argument("--output_dir", "--dst_path", dest="output_dir", default=None,
+                   help=f"where the <video_id>.npy files go (--dst_path, the release's name; default: {DEFAULT_OUT}, "
+                        f"or {PER_SECOND_OUT} with --frames per_second)")
     p.add_argument("--seconds", type=at_least(1), default=None,
                    help="T, the clip length in seconds (1 fps frames; default: 60, or the clip length of a "
                         "synthetic set beside --video_path)")
+    p.add_argument("--frames", choices=["sampled", "per_second"], default="sampled",
+                   help="which frames get tokens: 'sampled' (default), TSPM's layout, --sample_frames frames a "
+                        "video; 'per_second', QA-TIGER's layout, one token frame for every second ([T, 14, 1024], "
+                        "frame t from second t; T = 60 on MUSIC-AVQA), written to its visual_tome14 folder")
     p.add_argument("--sample_frames", type=at_least(1), default=None,
                    help="F, frames per video, at the seconds avqa.tspm.model.token_seconds(T, F): "
-                        "linspace(0, T - 2, F) truncated, in time order (default: 10, or T for shorter clips)")
+                        "linspace(0, T - 2, F) truncated, in time order (default: 10, or T for shorter clips; "
+                        "with --frames per_second, T)")
     p.add_argument("--tokens", type=at_least(1), default=14, help="tokens left per frame after merging (default: 14)")
     p.add_argument("--r", type=at_least(1), default=None,
                    help=f"tokens merged in each merging block, capped at half the tokens (default: {RELEASE_R}, the "
@@ -159,11 +178,17 @@ def tokens_main(doc: str, argv: Sequence[str] | None = None) -> int:
         "ViT weight file: timm's model.safetensors or pytorch_model.bin (e.g. from the Hugging Face repository "
         "timm/vit_large_patch16_384.augreg_in21k_ft_in1k), a .pth state_dict, or the original .npz; without it "
         "a seeded random init of --model_name (recorded)"))
-    args = p.parse_args(argv)
+    return p
+
+
+def tokens_main(doc: str, argv: Sequence[str] | None = None) -> int:
+    """The command line of feat_script/extract_ToMe/extract_tome14.py."""
+    args = tokens_parser(doc).parse_args(argv)
     apply_runtime_flags(args)
     seconds = args.seconds or default_seconds(Path(args.video_path))
-    frames = args.sample_frames or min(10, seconds)
-    return finish(extract_tokens(Path(args.video_path), Path(args.output_dir), seconds, frames, args.tokens, args.r,
+    frames = frame_count(args.frames, seconds, args.sample_frames)
+    out = args.output_dir or (PER_SECOND_OUT if args.frames == "per_second" else DEFAULT_OUT)
+    return finish(extract_tokens(Path(args.video_path), Path(out), seconds, frames, args.tokens, args.r,
                                  args.layers, args.model_name, args.weights, args.seed, args.device, args.bf16,
                                  args.jpeg_quality, args.prefetch, args.overwrite, args.batch_frames, args.float16,
                                  resolve_shard(args), resolve_flips(args)))

@@ -7,11 +7,16 @@ for word. Templates are matched after stripping trailing spaces and reading the 
 '?': three templates of the annotation files differ from TSPM's list only in that way; TSPM's
 exact-string lookup finds no sentence for them and encodes the letter "e" ('error!'[0]) in its place
 (docs/tspm.md, CLIP features).
+
+Each sentence has two variants (VARIANTS): "intended", this project's reading, and "release", the
+sentence the public release encodes, reproduced exactly for its CLIP text extractors' ``--prompt
+release`` and ``--question release`` switches.
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Mapping
+from typing import Callable, Mapping
 
 from ..annotations import fillers, tokenize
 
@@ -78,12 +83,16 @@ def template_key(question_content: str) -> str:
 
 def qa_prompt(sample: dict, source: str | Path = "<memory>") -> str:
     """TSPM's QA prompt of an annotation row; PromptError names ``source`` and the question otherwise."""
-    key = template_key(sample["question_content"])
+    values = [v.replace(" ", "") for v in fillers(sample)]  # TSPM drops spaces inside the fillers
+    return _prompt(sample, source, template_key(sample["question_content"]), values)
+
+
+def _prompt(sample: dict, source: str | Path, key: str, values: list[str]) -> str:
+    """The sentence PROMPTS gives template ``key`` with ``values``; PromptError naming the row otherwise."""
     if key not in PROMPTS:
         raise PromptError(f"{source}: question {sample.get('question_id')}: template {sample['question_content']!r} "
                           f"is none of the 33 MUSIC-AVQA templates that TSPM has a QA prompt for")
     pattern, positions = PROMPTS[key]
-    values = [v.replace(" ", "") for v in fillers(sample)]  # TSPM drops spaces inside the fillers
     try:
         return pattern.format(*(values[i] for i in positions))
     except IndexError:
@@ -91,7 +100,43 @@ def qa_prompt(sample: dict, source: str | Path = "<memory>") -> str:
                           f"{sample['question_content']!r}, which needs {max(positions) + 1}") from None
 
 
+def question_text(sample: dict) -> str:
+    """The question with its fillers in place and its final '?' (or '？') dropped, words joined by one
+    space: the text QA-TIGER's data loader hands CLIP's tokenizer ("How many cello are in the entire video")."""
+    return " ".join(tokenize({**sample, "question_content": sample["question_content"].lstrip()}))
+
+
 def question_sentence(sample: dict) -> str:
-    """The question as TSPM's question extractor encodes it: the fillers in place, one space between
-    words, ending in '?' (also where the annotation has '？')."""
-    return " ".join(tokenize(sample)) + "?"
+    """The question as TSPM's question extractor means to encode it: question_text ending in '?'."""
+    return question_text(sample) + "?"
+
+
+# ----------------------------------------------------------------------------- the release's sentences
+
+VARIANTS = ("intended", "release")
+MISSED = "e"  # what the release encodes for a template its exact lookup misses: 'error!'[0]
+
+
+def release_prompt(sample: dict, source: str | Path = "<memory>") -> str:
+    """The QA prompt the release encodes: the template looked up as it is written (a trailing space or a
+    '？' misses, giving MISSED), and the fillers read by cutting the ``templ_values`` text at its commas
+    after deleting quotes, brackets and spaces (a list, as some v2.0 rows hold, is read as its JSON text).
+    A template that is none of the 33 however written is refused, as qa_prompt refuses it."""
+    content = sample["question_content"]
+    if content not in PROMPTS and template_key(content) in PROMPTS:
+        return MISSED
+    raw = sample["templ_values"] if isinstance(sample["templ_values"], str) else json.dumps(sample["templ_values"])
+    return _prompt(sample, source, content, "".join(ch for ch in raw if ch not in '"[] ').split(","))
+
+
+def release_question_sentence(sample: dict) -> str:
+    """The question sentence the release's question extractor encodes: each <...> word replaced by the
+    next CHARACTER of the ``templ_values`` text ('["cello"]' gives '[' then '"'), not the next value."""
+    return " ".join(tokenize({**sample, "templ_values": list(sample["templ_values"])})) + "?"
+
+
+def sentence_builder(kind: str, variant: str) -> Callable[[dict, str | Path], str]:
+    """The sentence of ``kind`` ('question' or 'prompt') in ``variant`` (VARIANTS): (row, source) -> text."""
+    return {("prompt", "intended"): qa_prompt, ("prompt", "release"): release_prompt,
+            ("question", "intended"): lambda row, _source: question_sentence(row),
+            ("question", "release"): lambda row, _source: release_question_sentence(row)}[kind, variant]

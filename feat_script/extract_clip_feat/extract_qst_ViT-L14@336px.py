@@ -2,7 +2,9 @@
 
 The question with its template values in place ("How many cello are in the entire video?"), encoded
 by CLIP ViT-L/14@336px's text tower (open_clip), not normalised. The sentence of every question id
-is kept in qst_ViT-L14@336px.sentences.json beside the folder.
+is kept in qst_ViT-L14@336px.sentences.json beside the folder. --question release encodes the
+release's sentence instead ("How many [ are in the entire video?": its values text read character by
+character).
 Official weights: --weights ViT-L-14-336px.pt (OpenAI's published file; docs/tspm.md says where).
 """
 import sys
