@@ -124,6 +124,16 @@ def is_original(obj: object) -> bool:
     return isinstance(obj, dict) and bool(obj) and all(torch.is_tensor(v) for v in obj.values())
 
 
+def original_state(obj: object, model: nn.Module) -> dict[str, torch.Tensor] | None:
+    """The default load hook of a file that is not this project's format: the original code's plain state_dict
+    (keys ``module.*``) without the modules the original never used (``model.unused_keys``); None for any
+    other object."""
+    if not is_original(obj):
+        return None
+    state = {k.removeprefix("module."): v for k, v in obj.items()}
+    return {k: v for k, v in state.items() if not k.startswith(getattr(model, "unused_keys", ()))}
+
+
 def metadata(obj: dict) -> dict:
     """Everything a checkpoint of ours says about its run, without the tensors and the training state."""
     return {k: v for k, v in obj.items() if k not in ("state_dict", *TRAINING_STATE)}
@@ -156,12 +166,13 @@ def _check_keys(path: Path, model_kind: str, state: dict, expected: dict) -> Non
         raise ValueError(f"{path}: tensors of other shapes than the model's: {bad[:5]}")
 
 
-def load_trained_state(path: str | Path, model_kind: str, model: nn.Module, vocab=None, loaded: object = None) -> dict:
-    """Load our checkpoint or an original state_dict into ``model``; returns our checkpoint's metadata
-    ({} for an original one). Every mismatch is a ValueError that says what differs.
+def load_trained_state(path: str | Path, model_kind: str, model: nn.Module, vocab=None, loaded: object = None,
+                       release: Callable[[object, nn.Module], dict | None] = original_state) -> dict:
+    """Load our checkpoint or a release's into ``model``; returns our checkpoint's metadata ({} for a
+    release's). Every mismatch is a ValueError that says what differs.
 
-    Original checkpoints (keys ``module.*``) may carry the modules the original never used
-    (``model.unused_keys``); those, and only those, are ignored. ``loaded``: the file's object, when the
+    ``release(obj, model)``: the family's load hook, the state_dict of a file in its release's format or
+    None (default ``original_state``: the original plain state_dict). ``loaded``: the file's object, when the
     caller has already read it (the file is then not read again).
     """
     path = Path(path)
@@ -178,10 +189,7 @@ def load_trained_state(path: str | Path, model_kind: str, model: nn.Module, voca
         state, meta = obj["state_dict"], metadata(obj)
         if vocab is not None and "question_vocab" in obj:
             _check_vocab(path, obj, vocab)
-    elif is_original(obj):
-        state = {k.removeprefix("module."): v for k, v in obj.items()}
-        state = {k: v for k, v in state.items() if not k.startswith(getattr(model, "unused_keys", ()))}
-    else:
+    elif (state := release(obj, model)) is None:
         raise ValueError(f"{path} is neither a checkpoint of this project nor an original state_dict")
     _check_keys(path, model_kind, state, model.state_dict())
     model.load_state_dict(state)

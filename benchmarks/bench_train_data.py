@@ -95,7 +95,7 @@ def route(root: Path, which: str, batches: int) -> dict:
     it = iter(loader)
     for b in range(batches + 1):  # the first batch warms up
         batch = next(it)
-        loss, _, _ = qa_loss(model, batch, 0.5)
+        loss = qa_loss(model, batch, 0.5)["loss"]
         opt.zero_grad()
         loss.backward()
         opt.step()

@@ -146,7 +146,7 @@ def test_a_feature_file_changed_in_place_redoes_the_stages_that_read_it(pipeline
 def test_the_bundle_is_tested_only_on_the_set_it_was_trained_on(tmp_path, capsys):
     """The default flags give the set the shipped AVST records, so the main job checks its figure; a
     --num_clips or --seed run makes another set (another vocabulary), where that check cannot hold."""
-    from avqa.job import BUNDLED_AVST, bundle_set_is
+    from avqa.avst.stages import BUNDLED_AVST, bundle_set_is
     from avqa.synthetic.generate import parse_args, set_flags
     default = set_flags(parse_args([]))
     assert bundle_set_is(default, BUNDLED_AVST)
