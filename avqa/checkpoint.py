@@ -24,6 +24,10 @@ import torch.nn as nn
 
 from .utils import atomic_path, relative_hint, torch_load
 
+CHECKPOINT_KINDS = ("a checkpoint of this project is the .pt file a training script writes (a PyTorch zip archive "
+                    "holding a dictionary with 'format': 'avqa/1', the model's name, its vocabularies and its "
+                    "'state_dict'); an original checkpoint is the .pt file of torch.save(model.state_dict()), a "
+                    "dictionary of tensors")
 FORMAT = "avqa/1"
 BEST_SUFFIX = {"grounding": "_best"}  # the original grounding script's file name; the QA scripts' is NAME.pt
 TRAINING_STATE = ("optimizer", "scheduler", "rng")  # what only an epoch checkpoint (_last.pt) holds
@@ -102,8 +106,9 @@ def plain_state(model: nn.Module) -> dict[str, torch.Tensor]:
 
 
 def load_file(path: str | Path) -> object:
-    """The object a checkpoint file holds, read safely; a damaged or foreign file is a ValueError."""
-    return torch_load(path)
+    """The object a checkpoint file holds, read safely; a damaged or foreign file is a ValueError that says
+    what a checkpoint is (``CHECKPOINT_KINDS``)."""
+    return torch_load(path, CHECKPOINT_KINDS)
 
 
 def load_dict(path: str | Path) -> dict:

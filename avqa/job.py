@@ -11,7 +11,7 @@ from typing import Callable
 from .features.extract import (extract_audio, extract_frames, extract_vggish, extract_visual, valid_frames, valid_npy,
                                valid_wav)
 from .features.logmel import SAMPLE_RATE
-from .features.pretrain import BUNDLED_VGGISH, RECIPES
+from .features.weights import BUNDLED_VGGISH, RECIPES
 from .recipes import TINY
 from .stage import Check, Stage, exit_on_failure, print_report, recorded_sha256, weights_check
 from .synthetic.generate import describe, generate, is_complete, parse_args as gen_args

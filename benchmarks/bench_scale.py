@@ -63,7 +63,8 @@ import numpy as np
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
-from avqa.data import AUDIO_SHAPE, VISUAL_SHAPE, FeatureStore, used_seconds
+from avqa.data import AUDIO_SHAPE, VISUAL_SHAPE, FeatureStore
+from avqa.features.seconds import used_seconds
 from avqa.store import verified_path
 from avqa.utils import metadata_path
 from avqa.machine import describe_machine, usable_cores

@@ -25,7 +25,8 @@ import numpy as np
 import torch
 
 from avqa.annotations import INSTRUMENTS, Vocab, load_annotations
-from avqa.data import AUDIO_SHAPE, VISUAL_SHAPE, AVQADataset, BatchLoader, FeatureStore, encode_split
+from avqa.data import AUDIO_SHAPE, VISUAL_SHAPE, AVQADataset, FeatureStore, encode_split
+from avqa.engine.batches import BatchLoader
 from avqa.models import AVST
 from avqa.tasks.qa import qa_loss
 from avqa.machine import describe_machine

@@ -20,8 +20,8 @@ import torch
 import torch.nn as nn
 
 from .. import checkpoint
-from ..data import BatchLoader
 from ..utils import os_reason, progress
+from .batches import BatchLoader
 from .breakdown import begin_epoch, end_epoch, phase, timed
 from .runlog import RunLog
 from .runtime import Runtime, set_loader_epoch, to_device

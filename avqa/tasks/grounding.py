@@ -14,7 +14,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .. import checkpoint
-from ..data import GROUNDING_SECONDS, BatchLoader, GroundingDataset, real_videos
+from ..data import GroundingDataset, real_videos
+from ..engine.batches import BatchLoader
+from ..features.seconds import GROUNDING_SECONDS
 from ..engine.loop import Objective, fit
 from ..engine.ownership import claim_outputs, run_record
 from ..engine.runlog import RunLog, describe_inputs

@@ -20,7 +20,8 @@ import torch.nn.functional as F
 
 from .. import checkpoint, registry
 from ..annotations import Vocab, question_key
-from ..data import AVQADataset, BatchLoader, QASplit, segment_seconds
+from ..data import AVQADataset, QASplit, segment_seconds
+from ..engine.batches import BatchLoader
 from ..engine.loop import Objective, adam, fit, step_lr
 from ..engine.ownership import claim_outputs, run_record
 from ..engine.runlog import RunLog, describe_inputs

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Sequence
 
 from .. import checkpoint, recipes
 from ..features.files import valid_npy
-from ..features.pretrain import DEFAULT_OUT
+from ..features.weights import DEFAULT_OUT
 from ..recipes import DEMO, TINY
 from ..stage import Stage, exit_on_failure, finished, print_report, run_task, tested
 from ..utils import metadata_path, sha256
