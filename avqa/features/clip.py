@@ -206,7 +206,7 @@ def sentences_path(out_dir: Path) -> Path:
 def annotation_sentences(kind: str, files: Sequence[str | Path]) -> dict[str, str]:
     """Question id -> the sentence of ``kind`` ('question' or 'prompt') for every row of ``files``."""
     from ..annotations import AnnotationError, load_annotations, question_key
-    from ..tspm.prompts import PromptError, qa_prompt, question_sentence
+    from .prompts import PromptError, qa_prompt, question_sentence
     out: dict[str, str] = {}
     for f in files:
         try:
