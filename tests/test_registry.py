@@ -18,7 +18,7 @@ from conftest import ROOT, copy_of_main_job, e2e_fixture
 
 # where no branch may name a family: the engine, the checkpoint module, the tasks, the main job, the ladder,
 # the scorer
-NEUTRAL = ["avqa/engine", "avqa/checkpoint.py", "avqa/tasks/qa.py", "avqa/tasks/inputs.py", "avqa/job.py",
+NEUTRAL = ["avqa/engine", "avqa/checkpoint.py", "avqa/tasks", "avqa/job.py",
            "avqa/pipeline.py", "avqa/ladder.py", "avqa/ladder_families.py", "avqa/evaluate", "avqa/registry.py"]
 BRANCH = re.compile(r"""(==|!=|\bin\b|\bis\b)\s*\(?["'](avst|tspm|question_only|baseline)["']|"""
                     r"""["'](avst|tspm)["']\s*(==|!=)""")
