@@ -14,7 +14,7 @@ from ..synthetic.generate import set_flags
 from ..tasks import grounding, qa
 from ..tasks.cli import build_parser
 from ..tasks.config import RunConfig
-from ..utils import atomic_write_text, sha256
+from ..utils import atomic_write_text, sha256, user_errors
 
 if TYPE_CHECKING:
     from ..job import MainJob
@@ -100,13 +100,12 @@ class AVSTStages:
                                       checkpoint=model, results=str(results or self.out / f"{model}_test.json")))
 
     def score(self) -> None:
-        from ..grounding_score import main as score_main
+        from ..grounding_score import score_checkpoints
         d, feats = self.data, self.feats
-        exit_on_failure(score_main(["--model", "grounding", "--checkpoint", str(self.grd_ckpt), "--model", "avst",
-                          "--checkpoint", str(self.avst_ckpt), "--label_train", str(d / "json" / "avqa-train.json"),
-                          "--label_test", str(d / "json" / "avqa-test.json"), "--ground_truth", str(d / "ground_truth"),
-                          "--audio_dir", str(feats / "vggish"), "--video_res14x14_dir", str(feats / "res18_14x14"),
-                          "--out", str(self.out / "grounding_score.json")]))
+        exit_on_failure(user_errors(score_checkpoints)(
+            [("grounding", str(self.grd_ckpt)), ("avst", str(self.avst_ckpt))], str(d / "json" / "avqa-train.json"),
+            str(d / "json" / "avqa-test.json"), str(d / "ground_truth"), str(feats / "vggish"),
+            str(feats / "res18_14x14"), out=str(self.out / "grounding_score.json")))
 
     def vis(self) -> None:
         from ..visualize import main as vis_main
