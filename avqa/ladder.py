@@ -37,14 +37,12 @@ from typing import Sequence
 from . import checkpoint, stamps
 from .ladder_families import LadderFamily, ladder_families
 from .ladder_plot import draw_plot
-from .recipes import DEMO
 from .utils import EXIT_CODES, at_least, atomic_write_text, check_writable, fingerprint, run_lock, sha256, user_errors
 
 COLUMNS = [("Audio Counting", "A Cnt"), ("Audio Comparative", "A Cmp"), ("Audio Avg", "Audio"),
            ("Visual Counting", "V Cnt"), ("Visual Location", "V Loc"), ("Visual Avg", "Visual"),
            ("AV Existential", "AV Ex"), ("AV Location", "AV Loc"), ("AV Counting", "AV Cnt"),
            ("AV Comparative", "AV Cmp"), ("AV Temporal", "AV Tmp"), ("AV Avg", "AV"), ("Overall", "Overall")]
-RECIPE = dict(zip(DEMO["avst"][::2], DEMO["avst"][1::2]))   # the main job's AVST demo recipe
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -65,10 +63,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     r = p.add_argument_group("recipe (defaults: the main job's AVST demo recipe, for both families; the original's: "
                              "--epochs 80 --lr 1e-4 --lr_step 8 --batch-size 64; TSPM's release: --epochs 30 --lr 1e-4 "
                              "--lr_step 8 --batch-size 64)")
-    r.add_argument("--epochs", type=at_least(1), default=int(RECIPE["--epochs"]), help="default: %(default)s")
-    r.add_argument("--lr", type=at_least(0.0, float), default=float(RECIPE["--lr"]), help="default: %(default)s")
-    r.add_argument("--lr_step", type=at_least(1), default=int(RECIPE["--lr_step"]), help="default: %(default)s")
-    r.add_argument("--batch-size", dest="batch_size", type=at_least(1), default=int(RECIPE["--batch-size"]),
+    recipe = families[default].recipe  # the default family's demo recipe, for every family's rungs
+    r.add_argument("--epochs", type=at_least(1), default=recipe["epochs"], help="default: %(default)s")
+    r.add_argument("--lr", type=at_least(0.0, float), default=recipe["lr"], help="default: %(default)s")
+    r.add_argument("--lr_step", type=at_least(1), default=recipe["lr_step"], help="default: %(default)s")
+    r.add_argument("--batch-size", dest="batch_size", type=at_least(1), default=recipe["batch_size"],
                    help="default: %(default)s")
     r.add_argument("--seed", type=int, default=1, help="default: %(default)s")
     o = p.add_argument_group("run")

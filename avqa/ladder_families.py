@@ -27,6 +27,12 @@ class LadderFamily:
     choice: str = ""               # what --family's help says of it
 
     @property
+    def recipe(self) -> dict:
+        """The recipe (epochs, lr, lr_step, batch_size) the ladder trains with by default when this family is the
+        default one."""
+        raise NotImplementedError
+
+    @property
     def top(self) -> str:
         return list(self.rungs)[-1]
 
