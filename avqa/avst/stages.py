@@ -108,15 +108,15 @@ class AVSTStages:
             str(feats / "res18_14x14"), out=str(self.out / "grounding_score.json")))
 
     def vis(self) -> None:
-        from ..visualize import main as vis_main
+        from ..visualize import Sheets, draw
         d, o, feats = self.data, self.out, self.feats
-        common = ["--audio_dir", str(feats / "vggish"), "--video_res14x14_dir", str(feats / "res18_14x14"),
-                  "--frames_dir", str(d / "frames"), "--videos_dir", str(d / "videos"),
-                  "--label_test", str(d / "json" / "avqa-test.json"), "--count", str(self.args.sheets)]
-        exit_on_failure(vis_main(False, [*common, "--label_train", str(d / "json" / "avqa-train.json"),
-                               "--model_save_dir", str(o / "avst"), "--checkpoint", "avst",
-                               "--out_dir", str(o / "vis" / "avst")]))
-        exit_on_failure(vis_main(True, [*common, "--model_save_dir", str(o / "grounding"), "--out_dir", str(o / "vis" / "grounding")]))
+        common = dict(audio_dir=str(feats / "vggish"), video_res14x14_dir=str(feats / "res18_14x14"),
+                      frames_dir=str(d / "frames"), videos_dir=str(d / "videos"),
+                      label_test=str(d / "json" / "avqa-test.json"), count=self.args.sheets)
+        exit_on_failure(user_errors(draw)(Sheets(False, str(o / "avst"), "avst", str(o / "vis" / "avst"),
+                                                 label_train=str(d / "json" / "avqa-train.json"), **common)))
+        exit_on_failure(user_errors(draw)(Sheets(True, str(o / "grounding"), "main_grounding_gen",
+                                                 str(o / "vis" / "grounding"), **common)))
         written = {k: {str(p.relative_to(o / "vis")): sha256(p) for p in sorted((o / "vis" / k).glob("*.png"))}
                    for k in ("avst", "grounding")}
         atomic_write_text(self.vis_manifest, json.dumps(
