@@ -1,7 +1,7 @@
 """Whether two runs of the same commands made the same things: checkpoints (every tensor of their
 state_dict, the epoch, validation score and history), feature files (.npy, element for element), test
-reports (their table and predictions), ladder tables, the release's .result/.acc files (byte for
-byte), the training logs' loss and accuracy lines (speeds masked) and the TensorBoard scalars (every
+reports (their table and predictions), ladder tables, the release's .result/.acc files and the
+attention sheets (byte for byte), the training logs' loss and accuracy lines (speeds masked) and the TensorBoard scalars (every
 tag, step and value). Stamps and records that hold times or paths are left out.
 
     python benchmarks/compare_runs.py DIR_A DIR_B      # e.g. two clones' tiny_out/, or their parents
@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-SKIPPED = {".png", ".lock"}
+SKIPPED = {".lock"}
 SPEED = re.compile(r"[\d.]+ samples/s")
 
 
@@ -92,7 +92,7 @@ def compare(a: Path, b: Path) -> tuple[list[str], dict[str, int]]:
                 continue
         elif rel.suffix == ".log":
             why, kind = (None if log_lines(fa) == log_lines(fb) else "loss or accuracy lines differ"), "logs"
-        elif rel.suffix in (".result", ".acc", ".wav", ".mp4", ".jpg", ".txt"):
+        elif rel.suffix in (".result", ".acc", ".wav", ".mp4", ".jpg", ".png", ".txt"):
             why, kind = (None if fa.read_bytes() == fb.read_bytes() else "bytes differ"), "other files"
         else:
             continue
