@@ -52,6 +52,15 @@ def test_the_main_jobs_family_flag_and_its_tspm_spelling():
         family_list("avst,nothing")
 
 
+def test_tspm_and_family_together_are_refused_and_an_unknown_family_named(capsys):
+    from avqa.pipeline import main
+    for argv, said in ((["--tspm", "--family", "avst"], "--tspm is a spelling of --family avst,tspm: give one of the two"),
+                       (["--family", "avst,qa_tiger"], "unknown family qa_tiger; choose from avst, tspm")):
+        with pytest.raises(SystemExit) as e:
+            main(argv)
+        assert e.value.code == 2 and said in capsys.readouterr().err
+
+
 def test_the_ladders_families_come_from_the_registry():
     from avqa.ladder import parse_args
     from avqa.ladder_families import ladder_families
