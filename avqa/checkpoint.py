@@ -24,6 +24,10 @@ import torch.nn as nn
 
 from .utils import atomic_path, relative_hint, torch_load
 
+CHECKPOINT_KINDS = ("a checkpoint of this project is the .pt file a training script writes (a PyTorch zip archive "
+                    "holding a dictionary with 'format': 'avqa/1', the model's name, its vocabularies and its "
+                    "'state_dict'); an original checkpoint is the .pt file of torch.save(model.state_dict()), a "
+                    "dictionary of tensors")
 FORMAT = "avqa/1"
 BEST_SUFFIX = {"grounding": "_best"}  # the original grounding script's file name; the QA scripts' is NAME.pt
 TRAINING_STATE = ("optimizer", "scheduler", "rng")  # what only an epoch checkpoint (_last.pt) holds
@@ -102,8 +106,9 @@ def plain_state(model: nn.Module) -> dict[str, torch.Tensor]:
 
 
 def load_file(path: str | Path) -> object:
-    """The object a checkpoint file holds, read safely; a damaged or foreign file is a ValueError."""
-    return torch_load(path)
+    """The object a checkpoint file holds, read safely; a damaged or foreign file is a ValueError that says
+    what a checkpoint is (``CHECKPOINT_KINDS``)."""
+    return torch_load(path, CHECKPOINT_KINDS)
 
 
 def load_dict(path: str | Path) -> dict:
@@ -122,6 +127,16 @@ def is_ours(obj: object) -> bool:
 def is_original(obj: object) -> bool:
     """The original code's checkpoint: torch.save(model.state_dict()), a dictionary of tensors only."""
     return isinstance(obj, dict) and bool(obj) and all(torch.is_tensor(v) for v in obj.values())
+
+
+def original_state(obj: object, model: nn.Module) -> dict[str, torch.Tensor] | None:
+    """The default load hook of a file that is not this project's format: the original code's plain state_dict
+    (keys ``module.*``) without the modules the original never used (``model.unused_keys``); None for any
+    other object."""
+    if not is_original(obj):
+        return None
+    state = {k.removeprefix("module."): v for k, v in obj.items()}
+    return {k: v for k, v in state.items() if not k.startswith(getattr(model, "unused_keys", ()))}
 
 
 def metadata(obj: dict) -> dict:
@@ -156,12 +171,13 @@ def _check_keys(path: Path, model_kind: str, state: dict, expected: dict) -> Non
         raise ValueError(f"{path}: tensors of other shapes than the model's: {bad[:5]}")
 
 
-def load_trained_state(path: str | Path, model_kind: str, model: nn.Module, vocab=None, loaded: object = None) -> dict:
-    """Load our checkpoint or an original state_dict into ``model``; returns our checkpoint's metadata
-    ({} for an original one). Every mismatch is a ValueError that says what differs.
+def load_trained_state(path: str | Path, model_kind: str, model: nn.Module, vocab=None, loaded: object = None,
+                       release: Callable[[object, nn.Module], dict | None] = original_state) -> dict:
+    """Load our checkpoint or a release's into ``model``; returns our checkpoint's metadata ({} for a
+    release's). Every mismatch is a ValueError that says what differs.
 
-    Original checkpoints (keys ``module.*``) may carry the modules the original never used
-    (``model.unused_keys``); those, and only those, are ignored. ``loaded``: the file's object, when the
+    ``release(obj, model)``: the family's load hook, the state_dict of a file in its release's format or
+    None (default ``original_state``: the original plain state_dict). ``loaded``: the file's object, when the
     caller has already read it (the file is then not read again).
     """
     path = Path(path)
@@ -178,10 +194,7 @@ def load_trained_state(path: str | Path, model_kind: str, model: nn.Module, voca
         state, meta = obj["state_dict"], metadata(obj)
         if vocab is not None and "question_vocab" in obj:
             _check_vocab(path, obj, vocab)
-    elif is_original(obj):
-        state = {k.removeprefix("module."): v for k, v in obj.items()}
-        state = {k: v for k, v in state.items() if not k.startswith(getattr(model, "unused_keys", ()))}
-    else:
+    elif (state := release(obj, model)) is None:
         raise ValueError(f"{path} is neither a checkpoint of this project nor an original state_dict")
     _check_keys(path, model_kind, state, model.state_dict())
     model.load_state_dict(state)

@@ -10,7 +10,6 @@ resumption see the same negatives whatever the number of loader workers.
 """
 from __future__ import annotations
 
-import collections
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -19,6 +18,7 @@ import numpy as np
 import torch
 
 from .annotations import Vocab, is_recording, type_index
+from .features.seconds import segment_seconds
 from .store import FeatureError, FeatureStore  # noqa: F401 - the datasets' error, importable beside them
 
 AUDIO_SHAPE = (128,)
@@ -33,24 +33,6 @@ def visual_buffer(*lead: int, pin: bool = False) -> torch.Tensor:
     """
     n = len(lead)
     return torch.empty((*lead, 14, 14, 512), pin_memory=pin).permute(*range(n), n + 2, n, n + 1)
-
-
-def segment_seconds(total_seconds: int, segments: int = 10) -> np.ndarray:
-    """The seconds a model sees: every (T // segments)-th second, e.g. [::6] for T = 60."""
-    stride = max(1, total_seconds // segments)
-    return np.arange(0, total_seconds, stride)[:segments]
-
-
-GROUNDING_SECONDS = 10  # grounding pre-training reads the first 10 seconds of each video
-
-
-def used_seconds(total_seconds: int, segments: int = 10) -> list[int]:
-    """Every second a model here reads: AVST's (every T // segments-th) and grounding's (the first 10).
-
-    18 of 60 for the real data; AVST's negatives are then drawn from these seconds too.
-    """
-    return sorted(set(segment_seconds(total_seconds, segments).tolist())
-                  | set(range(min(GROUNDING_SECONDS, total_seconds))))
 
 
 def draw_negative(rng: np.random.Generator, videos: Sequence[str], own: int,
@@ -196,48 +178,3 @@ class GroundingDataset:
             self.visual.read_into(visual[b, 0], vid, s)
             self.visual.read_into(visual[b, 1], other, neg_second)
         return {"audio": audio, "visual": visual, "label": torch.tensor([[1, 0]] * B), "index": idx}
-
-
-class BatchLoader:
-    """Batches of a dataset in sampler order, filled by ``dataset.batch`` in a prefetch thread.
-
-    Reading (pread) into a small ring of reused buffers costs one copy per byte and no page
-    faults; loader processes would add a second copy through shared memory, which on a small
-    machine is slower than the model step itself. A yielded batch stays valid until the next
-    one is taken (its feature tensors are then reused).
-    """
-
-    def __init__(self, dataset, batch_size: int, sampler, prefetch: int = 2, pin: bool = False):
-        self.dataset, self.batch_size, self.sampler = dataset, batch_size, sampler
-        self.prefetch, self.pin = max(0, prefetch), pin
-        self._ring: list[dict] = []
-
-    def __len__(self) -> int:
-        return (len(self.sampler) + self.batch_size - 1) // self.batch_size
-
-    def _chunks(self):
-        order = list(iter(self.sampler))
-        for k in range(0, len(order), self.batch_size):
-            yield order[k:k + self.batch_size]
-
-    def _buffers(self, n: int) -> dict:
-        while len(self._ring) <= n:
-            self._ring.append(self.dataset.buffers(self.batch_size, self.pin))
-        return self._ring[n]
-
-    def __iter__(self):
-        ring = self.prefetch + 2  # batch in use + prefetched ones + the one being filled
-        if self.prefetch == 0:
-            for n, chunk in enumerate(self._chunks()):
-                yield self.dataset.batch(chunk, self._buffers(n % 2))
-            return
-        import concurrent.futures as cf
-        with cf.ThreadPoolExecutor(max_workers=1) as pool:
-            pending: collections.deque = collections.deque()
-            for n, chunk in enumerate(self._chunks()):
-                pending.append(pool.submit(self.dataset.batch, chunk, self._buffers(n % ring)))
-                if len(pending) > self.prefetch:
-                    yield pending.popleft().result()
-            while pending:
-                yield pending.popleft().result()
-

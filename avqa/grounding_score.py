@@ -210,11 +210,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = p.parse_args(argv)
     if len(args.model) != len(args.checkpoint):
         p.error("give one --checkpoint per --model")
-    videos = list(dict.fromkeys(s["video_id"] for s in load_annotations(args.label_test)))
-    audio, visual = FeatureStore(args.audio_dir, AUDIO_SHAPE), FeatureStore(args.video_res14x14_dir, VISUAL_SHAPE)
+    return score_checkpoints(list(zip(args.model, args.checkpoint)), args.label_train, args.label_test,
+                             args.ground_truth, args.audio_dir, args.video_res14x14_dir, args.segments, args.out)
+
+
+def score_checkpoints(checkpoints: Sequence[tuple[str, str]], label_train: str, label_test: str, ground_truth: str,
+                      audio_dir: str, video_res14x14_dir: str, segments: int = 10, out: str | None = None) -> int:
+    """Score each (model kind, checkpoint) and the same model untrained on the clips of ``label_test``; the
+    scores go to ``out`` as JSON when given."""
+    videos = list(dict.fromkeys(s["video_id"] for s in load_annotations(label_test)))
+    audio, visual = FeatureStore(audio_dir, AUDIO_SHAPE), FeatureStore(video_res14x14_dir, VISUAL_SHAPE)
     scores = {}
-    for kind, ckpt in zip(args.model, args.checkpoint):
-        vocab = None if kind == "grounding" else Vocab.from_file(args.label_train)
+    for kind, ckpt in checkpoints:
+        vocab = None if kind == "grounding" else Vocab.from_file(label_train)
         for untrained in (False, True):
             try:
                 model = load_model(kind, ckpt, vocab, untrained)
@@ -222,12 +230,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(e, file=sys.stderr)
                 return 1
             name = f"{kind}, untrained" if untrained else kind
-            scores[name] = grounding_score(model, videos, audio, visual, Path(args.ground_truth), args.segments)
-    print(f"where the sound-guided attention peaks, on the sampled seconds of {len(videos)} clips of {args.label_test}:")
+            scores[name] = grounding_score(model, videos, audio, visual, Path(ground_truth), segments)
+    print(f"where the sound-guided attention peaks, on the sampled seconds of {len(videos)} clips of {label_test}:")
     print(format_scores(scores))
-    if args.out:
-        checkpoints = {kind: {"path": ckpt, "sha256": sha256(ckpt)} for kind, ckpt in zip(args.model, args.checkpoint)}
-        atomic_write_text(args.out, json.dumps({"scores": scores, "checkpoints": checkpoints}, indent=1))
+    if out:
+        scored = {kind: {"path": ckpt, "sha256": sha256(ckpt)} for kind, ckpt in checkpoints}
+        atomic_write_text(out, json.dumps({"scores": scores, "checkpoints": scored}, indent=1))
     return 0
 
 

@@ -35,72 +35,53 @@ from pathlib import Path
 from typing import Sequence
 
 from . import checkpoint, stamps
-from .ladder_families import LADDER_FAMILIES, TSPM_FEATURES, AVSTLadder, LadderFamily
+from .ladder_families import LadderFamily, ladder_families
 from .ladder_plot import draw_plot
-from .recipes import DEMO
-from .tspm.model import TOKEN_FRAMES
-from .tspm.run import TSPMConfig
 from .utils import EXIT_CODES, at_least, atomic_write_text, check_writable, fingerprint, run_lock, sha256, user_errors
 
 COLUMNS = [("Audio Counting", "A Cnt"), ("Audio Comparative", "A Cmp"), ("Audio Avg", "Audio"),
            ("Visual Counting", "V Cnt"), ("Visual Location", "V Loc"), ("Visual Avg", "Visual"),
            ("AV Existential", "AV Ex"), ("AV Location", "AV Loc"), ("AV Counting", "AV Cnt"),
            ("AV Comparative", "AV Cmp"), ("AV Temporal", "AV Tmp"), ("AV Avg", "AV"), ("Overall", "Overall")]
-RECIPE = dict(zip(DEMO["avst"][::2], DEMO["avst"][1::2]))   # the main job's AVST demo recipe
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, epilog=EXIT_CODES,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--family", choices=LADDER_FAMILIES, default="avst",
-                   help="whose rungs: avst (the paper's ladder) or tspm (one rung per TSPM module switched off, then "
-                        "the full TSPM) (default: avst)")
+    families = ladder_families()
+    default = next(iter(families))
+    p.add_argument("--family", choices=families, default=default,
+                   help="whose rungs: " + " or ".join(f"{f.name} ({f.choice})" for f in families.values())
+                   + f" (default: {default})")
     g = p.add_argument_group("data (defaults: the embedded default set under --data)")
     g.add_argument("--data", default="data", help="folder with json/avqa-{train,val,test}.json and feats/ (default: data)")
     g.add_argument("--label_train", help="train annotations; the vocabularies come from it (default: DATA/json/avqa-train.json)")
     g.add_argument("--label_val", help="validation annotations, which select each rung's checkpoint (default: DATA/json/avqa-val.json)")
     g.add_argument("--label_test", help="test annotations, reported once per rung (default: DATA/json/avqa-test.json)")
-    a = p.add_argument_group("AVST's features and start (--family avst)")
-    a.add_argument("--audio_dir", help="VGGish features (default: DATA/feats/vggish)")
-    a.add_argument("--video_res14x14_dir", help="ResNet-18 14x14 features (default: DATA/feats/res18_14x14)")
-    a.add_argument("--pretrained_grounding",
-                   help="the grounding checkpoint the full AVST starts from, as in the main job; 'none' to start it "
-                        f"from scratch too (default: the main job's, {AVSTLadder.main_jobs})")
-    t = p.add_argument_group("TSPM's features and settings (--family tspm; the layout and shapes: docs/tspm.md; "
-                             "stand-ins: python -m avqa.tspm.standin --data DATA --out DATA/feats)")
-    for flag, what in zip(TSPM_FEATURES, ("VGGish features, <video_id>.npy [T,128]",
-                                          "CLIP frame features, <video_id>.npy [T,768]",
-                                          "ToMe token features, <video_id>.npy [F,14,1024]",
-                                          "CLIP text feature of each question, <question_id>.npy [768]",
-                                          "CLIP text feature of each question's QA prompt, <question_id>.npy [768]")):
-        t.add_argument(f"--{flag}", help=f"{what} (default: DATA/{TSPM_FEATURES[flag].as_posix()})")
-    t.add_argument("--top_k", type=at_least(1), metavar="K",
-                   help=f"seconds temporal selection keeps: at most T, and below T for a no_temp_selection rung that "
-                        f"differs from tspm (default: the release's {TSPMConfig.top_k})")
-    t.add_argument("--token_frames", choices=TOKEN_FRAMES,
-                   help=f"which token frame a kept second reads, as net_tspm/main_train.py's flag "
-                        f"(default: {TSPMConfig.token_frames})")
+    for family in families.values():
+        family.add_flags(p)
     r = p.add_argument_group("recipe (defaults: the main job's AVST demo recipe, for both families; the original's: "
                              "--epochs 80 --lr 1e-4 --lr_step 8 --batch-size 64; TSPM's release: --epochs 30 --lr 1e-4 "
                              "--lr_step 8 --batch-size 64)")
-    r.add_argument("--epochs", type=at_least(1), default=int(RECIPE["--epochs"]), help="default: %(default)s")
-    r.add_argument("--lr", type=at_least(0.0, float), default=float(RECIPE["--lr"]), help="default: %(default)s")
-    r.add_argument("--lr_step", type=at_least(1), default=int(RECIPE["--lr_step"]), help="default: %(default)s")
-    r.add_argument("--batch-size", dest="batch_size", type=at_least(1), default=int(RECIPE["--batch-size"]),
+    recipe = families[default].recipe  # the default family's demo recipe, for every family's rungs
+    r.add_argument("--epochs", type=at_least(1), default=recipe["epochs"], help="default: %(default)s")
+    r.add_argument("--lr", type=at_least(0.0, float), default=recipe["lr"], help="default: %(default)s")
+    r.add_argument("--lr_step", type=at_least(1), default=recipe["lr_step"], help="default: %(default)s")
+    r.add_argument("--batch-size", dest="batch_size", type=at_least(1), default=recipe["batch_size"],
                    help="default: %(default)s")
     r.add_argument("--seed", type=int, default=1, help="default: %(default)s")
     o = p.add_argument_group("run")
     o.add_argument("--rungs", help="comma-separated rungs to run (default: all of the family's), of "
-                                   + "; ".join(f"{f.name}: {', '.join(f.rungs)}" for f in LADDER_FAMILIES.values()))
+                                   + "; ".join(f"{f.name}: {', '.join(f.rungs)}" for f in families.values()))
     o.add_argument("--out", help="the ladder's own folder (default: " + ", ".join(
-        f"{f.out} for {f.name}" for f in LADDER_FAMILIES.values()) + ")")
+        f"{f.out} for {f.name}" for f in families.values()) + ")")
     o.add_argument("--plot", default=None, help="where the PNG goes (default: OUT/ladder.png)")
     o.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
     o.add_argument("--amp", action="store_true", help="mixed precision (passed to every rung)")
     o.add_argument("--quiet", action="store_true", help="no progress bars")
     a = p.parse_args(argv)
-    family = a.family = LADDER_FAMILIES[a.family]
-    for other in LADDER_FAMILIES.values():
+    family = a.family = families[a.family]
+    for other in families.values():
         given = [flag for flag in other.flags if other is not family and getattr(a, flag) is not None]
         if given:
             p.error(f"--{given[0]} is a flag of --family {other.name}'s rungs, not {family.name}'s: add --family "
@@ -114,7 +95,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     unknown = [r for r in a.rungs if r not in family.rungs]
     if unknown or not a.rungs:
         p.error(f"--rungs: unknown {', '.join(unknown) or '(none given)'}; choose from {', '.join(family.rungs)}"
-                + ("" if family.name == "avst" else f" (the rungs of --family {family.name})"))
+                + ("" if family.name == default else f" (the rungs of --family {family.name})"))
     a.rungs = [r for r in family.rungs if r in a.rungs]  # bottom to top, whatever the order given
     a.out = a.out or family.out
     a.plot = Path(a.plot) if a.plot else Path(a.out) / "ladder.png"
@@ -213,7 +194,7 @@ def _exit(code: int | None, what: str) -> None:
 # ----------------------------------------------------------------------------- the table
 
 
-def format_ladder(rows: list[dict], title: str, family: LadderFamily = LADDER_FAMILIES["avst"]) -> str:
+def format_ladder(rows: list[dict], title: str, family: LadderFamily) -> str:
     """The per-type table of the rungs in ``rows``, with the paper's overall and full-model row where known."""
     lw, mw = max([7] + [len(r["label"]) + 1 for r in rows]), max([15] + [len(r["model"]) + 2 for r in rows])
     paper = family.paper_overall
@@ -244,7 +225,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not Path(getattr(args, flag)).is_file():
             raise SystemExit(f"--{flag} {getattr(args, flag)} not found: make the default set with python -m "
                              f"avqa.pipeline, or point --data / --{flag} at the annotations")
-    for other in LADDER_FAMILIES.values():  # one folder, one family's ladder.json
+    for other in ladder_families().values():  # one folder, one family's ladder.json
         found = next((stamp_path(args, r) for r in other.rungs if other is not args.family
                       and stamp_path(args, r).is_file()), None)
         if found:

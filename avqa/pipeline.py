@@ -24,13 +24,14 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
-from . import checkpoint, stamps
+from . import registry, stamps
 from .utils import EXIT_CODES, atomic_write_text, fingerprint, run_lock, user_errors
 
 if TYPE_CHECKING:
     from .stage import Stage
 
 INTERRUPTED = "interrupted last time: resuming"
+TSPM_SPELLING = "avst,tspm"  # what --tspm stands for: --family avst,tspm
 READS_CHANGED = "the files it reads changed"
 
 
@@ -47,6 +48,7 @@ class Pipeline:
         self.stages: dict[str, Stage] = {}
         self.report: list[dict] = []
         self.replaced: dict[str, dict | None] = {}  # the stamp of each stage being redone, from its last run
+        self.families = [registry.entry(name) for name in args.family]
         self._define()
 
     # ------------------------------------------------------------------ stage bookkeeping
@@ -133,22 +135,18 @@ class Pipeline:
         from .job import MainJob
         job = MainJob(self.args, self.replaced)
         stages = job.stages()
-        if getattr(self.args, "tspm", False):
-            from .tspm.stages import TSPMStages
-            stages += TSPMStages(job).stages()
+        for family in self.families:
+            stages += family.stages(job)
         self.stages = {s.name: s for s in stages}
 
     # ------------------------------------------------------------------ the end
 
     def _summary(self, total: float) -> None:
-        from .grounding_score import format_scores
-        from .tspm.selection_score import format_selection
         from .machine import describe_machine
         o = self.out
         print("\n" + "=" * 78)
         tables = {}
-        tspm = getattr(self.args, "tspm", False)
-        for model in ("avst", "question_only", *(("tspm",) if tspm else ())):
+        for model in (m for family in self.families for m in family.tables):
             p = o / f"{model}_test.json"
             if p.exists():
                 tables[model] = json.loads(p.read_text())["table"]
@@ -159,38 +157,10 @@ class Pipeline:
                 print(f"  {row:<20}" + "".join(
                     f"{tables[m][row]['accuracy']:>15.2f}%" if tables[m][row]["accuracy"] is not None else f"{'-':>16}"
                     for m in tables))
-            if "avst" in tables and "question_only" in tables:
-                gaps = {row: tables["avst"][row]["accuracy"] - tables["question_only"][row]["accuracy"]
-                        for row in ("Overall", "AV Location", "AV Temporal")
-                        if None not in (tables["avst"][row]["accuracy"], tables["question_only"][row]["accuracy"])}
-                print("  AVST - question only: " + ", ".join(f"{row} {gap:+.2f}" for row, gap in gaps.items())
-                      + " points")
-        grounding = checkpoint.Files(o / "grounding", "main_grounding_gen", "grounding").last
-        if grounding.exists():
-            history = checkpoint.load_dict(grounding).get("history", [])
-            if history:
-                best = max(h["val_accuracy"] for h in history[1:]) if len(history) > 1 else None
-                print(f"\ngrounding pre-training, val match accuracy (chance 50%): before training "
-                      f"{history[0]['val_accuracy']:.2f}%" + (f", best {best:.2f}%" if best is not None else ""))
-                print("  train loss by epoch (ln 2 = 0.693 is chance): "
-                      + " ".join(f"{h['loss']:.3f}" for h in history[1:]))
-        if (o / "grounding_test.json").exists():
-            r = json.loads((o / "grounding_test.json").read_text())
-            print(f"  test match accuracy ({r['pairs']} pairs): {r['match_accuracy']:.2f}% "
-                  f"(the same model untrained: {r['untrained_match_accuracy']:.2f}%)")
-        score = o / "grounding_score.json"
-        if score.exists():
-            print("\nwhere the sound-guided attention peaks on the test clips (untrained: the same model and seed, "
-                  "no training;\nchance: uniform attention):")
-            print(format_scores(json.loads(score.read_text())["scores"]))
-        selection = o / "tspm_selection.json"
         extra = {}
-        if tspm and selection.exists():
-            extra["tspm_selection"] = json.loads(selection.read_text())
-            print(f"\nTSPM's kept seconds (--top_k {extra['tspm_selection']['top_k']}) against when the question's "
-                  f"instrument sounds (share of kept seconds in which it sounds;\nuntrained: the same model and seed, "
-                  f"no training; random: k seconds drawn at random, expected):")
-            print(format_selection(extra["tspm_selection"]["table"]))
+        for family in self.families:
+            if family.summary is not None:
+                extra.update(family.summary(o, tables))
         precision = "bfloat16" if self.args.bf16 else "float32"
         print(f"\nstages, on {describe_machine()} (VGGish and 14x14 features in {precision}):")
         for r in self.report:
@@ -201,6 +171,16 @@ class Pipeline:
                                                           "seconds": round(total, 1), "tables": tables, **extra},
                                                          indent=1))
         print(f"\nsummary: {o / 'summary.json'}; TensorBoard: tensorboard --logdir {o / 'runs'}")
+
+
+def family_list(text: str) -> list[str]:
+    """--family's value: registered family names, comma-separated, in the registry's order."""
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in registry.REGISTERED]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"unknown family {', '.join(unknown) or '(none given)'}; choose from "
+                                         f"{', '.join(registry.REGISTERED)}")
+    return [n for n in registry.REGISTERED if n in names]
 
 
 @user_errors
@@ -221,6 +201,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "features and figures (docs/speed.md, bfloat16)")
     p.add_argument("--bf16", dest="precision", action="store_const", const="bfloat16",
                    help="the same as --precision bfloat16")
+    p.add_argument("--family", type=family_list, default=None, metavar="NAMES",
+                   help="the model families to run after the set's own stages, comma-separated, of "
+                        + "; ".join(f"{e.name} ({e.help})" for e in registry.entries())
+                        + " (default: " + ",".join(e.name for e in registry.entries() if e.in_main_job)
+                        + "; --tspm: avst,tspm)")
     p.add_argument("--tspm", action="store_true",
                    help="afterwards, TSPM on the same set (docs/tspm.md, On the embedded default): its CLIP frame, "
                         "question and QA-prompt features and ToMe tokens from the synthetic-world stand-ins in "
@@ -230,6 +215,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--bundle", action="store_true",
                    help="maintainers: afterwards, ship the AVST checkpoint to net_grd_avst/avst_models/")
     args = p.parse_args(argv)
+    if args.tspm and args.family is not None:
+        p.error("--tspm is a spelling of --family avst,tspm: give one of the two")
+    args.family = args.family or (family_list(TSPM_SPELLING) if args.tspm else
+                                  [e.name for e in registry.entries() if e.in_main_job])
     if args.bundle and (args.tiny or args.num_clips):
         p.error("--bundle ships the checkpoint of the default set only")
     from .machine import native_bf16

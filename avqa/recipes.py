@@ -9,13 +9,16 @@ from __future__ import annotations
 import argparse
 from typing import Sequence
 
-# the original scripts' epochs and output places; the optimiser's values are RunConfig's defaults
+# the original scripts' epochs, output places and the flags only some of them have; the optimiser's values are
+# RunConfig's defaults
 ORIGINAL = {
     "avst": dict(epochs=80, model_save_dir="net_grd_avst/avst_models/", checkpoint="avst", model="AVQA_Fusion_Net"),
     "baseline": dict(epochs=20, model_save_dir="net_grd_baseline/models_grd_baseline/", checkpoint="net_grd_baseline",
-                     model="AVQA_Fusion_Net"),
+                     model="AVQA_Fusion_Net", video_dir="./data/frames", st_dir="./data/feats/r2plus1d_18",
+                     match_weight=None),
     "grounding": dict(epochs=30, model_save_dir="grounding_gen/models_grounding_gen/", checkpoint="main_grounding_gen",
-                      model="AVQA_AVatt_Grounding"),
+                      model="AVQA_AVatt_Grounding", video_dir="./data/frames", st_dir="./data/feats/r2plus1d_18",
+                      match_weight=None),
 }
 # the synthetic demo (docs/usage.md); why grounding's 22 epochs and AVST's 4: docs/speed.md, The main job, and
 # docs/experiments/2026-11-30-shorter-trainings.md

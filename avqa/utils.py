@@ -106,12 +106,6 @@ def relative_hint(path: str | Path) -> str:
             f"give an absolute path)")
 
 
-CHECKPOINT_KINDS = ("a checkpoint of this project is the .pt file a training script writes (a PyTorch zip archive "
-                    "holding a dictionary with 'format': 'avqa/1', the model's name, its vocabularies and its "
-                    "'state_dict'); an original checkpoint is the .pt file of torch.save(model.state_dict()), a "
-                    "dictionary of tensors")
-
-
 def file_kind(path: str | Path) -> str:
     """What a file that PyTorch cannot read looks like, from its first bytes: for a message that says so."""
     try:
@@ -139,7 +133,7 @@ def file_kind(path: str | Path) -> str:
     return f"{kind} (it begins: {first!r})"
 
 
-def torch_load(path: str | Path, expected: str = CHECKPOINT_KINDS):
+def torch_load(path: str | Path, expected: str):
     """torch.load(weights_only=True) on the CPU; a damaged or foreign file is a ValueError that says what
     kind of file it is and (``expected``) what the file should be."""
     import torch

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -224,10 +225,37 @@ def parser(description: str, grounding: bool) -> argparse.ArgumentParser:
     return p
 
 
+@dataclass
+class Sheets:
+    """What a run of the sheets draws: the grounding model's (``grounding``) or AVST's, from which checkpoint,
+    on which features, clips and questions, into ``out_dir``. Field names are the scripts' flags."""
+
+    grounding: bool
+    model_save_dir: str
+    checkpoint: str
+    out_dir: str
+    audio_dir: str = "./data/feats/vggish"
+    video_res14x14_dir: str = "./data/feats/res18_14x14"
+    frames_dir: str = "./data/frames"
+    videos_dir: str = "./data/videos"
+    label_test: str = "./data/json/avqa-test.json"
+    label_train: str | None = None
+    question_ids: list[int] | None = None
+    video_ids: list[str] | None = None
+    count: int = 6
+    segments: int = 10
+
+
 @user_errors
 def main(grounding: bool, argv: Sequence[str] | None = None, description: str = "") -> int:
+    """grounding_gen/main_grd_gen_vis.py (``grounding``) and net_grd_avst/main_avst_vis.py: their flags, then ``draw``."""
+    return draw(Sheets(grounding=grounding, **vars(parser(description, grounding).parse_args(argv))))
+
+
+def draw(args: Sheets) -> int:
+    """Draw the sheets ``args`` asks for; 1 after saying why when a checkpoint or an annotation file cannot be used."""
     from .grounding_score import load_model
-    args = parser(description, grounding).parse_args(argv)
+    grounding = args.grounding
     audio, visual = FeatureStore(args.audio_dir, AUDIO_SHAPE), FeatureStore(args.video_res14x14_dir, VISUAL_SHAPE)
     out = Path(args.out_dir)
     frames_dir, videos_dir = Path(args.frames_dir), Path(args.videos_dir)

@@ -20,7 +20,7 @@ from avqa.engine.runtime import Runtime
 from avqa.features.network import Runner
 from avqa.machine import describe_machine, native_bf16
 from avqa.models import AVST, AudioVisualGrounding
-from avqa.tasks.qa import FAMILIES
+from avqa import registry
 
 
 def extraction(name: str, bf16: bool, inputs: torch.Tensor):
@@ -48,10 +48,10 @@ def parts(seed: int = 0) -> dict:
 
     def grd_loss(model, batch):
         loss = torch.nn.functional.cross_entropy(model(batch["audio"], batch["visual"]).float(), batch["label"])
-        return loss, loss, None
+        return {"loss": loss, "answer": loss, "match": None}
 
     def avst_loss(model, batch):
-        return FAMILIES["avst"].loss(model, batch, 0.5)
+        return registry.qa_models()["avst"].loss(model, batch, 0.5)
 
     return {
         "VGGish extraction (examples)": (64, lambda bf16: extraction("vggish", bf16, examples)),

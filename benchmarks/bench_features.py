@@ -126,7 +126,7 @@ def main() -> int:
                         np.linalg.norm(f_orig[v.stem]) for v in videos])
         print(f"  ours vs original route, float32: relative difference {100 * same:.2f}% (JPEG round trip only)")
         if a.used_seconds:
-            from avqa.data import used_seconds
+            from avqa.features.seconds import used_seconds
             n_used = len(used_seconds(a.seconds, 10))
             t_used = our_route(video_dir, a.seconds, tmp / "used", "cpu", False, used_segments=10)
             print(f"  ours, float32, --used_seconds ({n_used} of {a.seconds} seconds)           : {t_used:7.1f} s "

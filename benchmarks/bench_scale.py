@@ -63,7 +63,8 @@ import numpy as np
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
-from avqa.data import AUDIO_SHAPE, VISUAL_SHAPE, FeatureStore, used_seconds
+from avqa.data import AUDIO_SHAPE, VISUAL_SHAPE, FeatureStore
+from avqa.features.seconds import used_seconds
 from avqa.store import verified_path
 from avqa.utils import metadata_path
 from avqa.machine import describe_machine, usable_cores
@@ -287,7 +288,7 @@ def child_train(a) -> None:
     from avqa.engine.loop import make_optimizer, train_step
     from avqa.engine.runtime import Runtime, make_loader, to_device
     from avqa.tasks.inputs import feature_stores, load_split
-    from avqa.tasks.qa import FAMILIES
+    from avqa import registry
     args = train_args(a, subset=a.set == "subset")
     rt = Runtime(args)
     torch.manual_seed(args.seed)
@@ -308,7 +309,7 @@ def child_train(a) -> None:
     out["checks_s"] = time.perf_counter() - t
     out["scan_cached"] = [c.stat().st_mtime_ns if c.exists() else None for c in caches] == before
     t = time.perf_counter()
-    family = FAMILIES["avst"]
+    family = registry.qa_models()["avst"]
     cls, objective = family.cls, family.objective(args.match_weight)
     model = cls(len(vocab.questions), len(vocab.answers)).to(rt.device)
     optimizer = make_optimizer(model, args.lr)

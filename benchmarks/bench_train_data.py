@@ -25,7 +25,8 @@ import numpy as np
 import torch
 
 from avqa.annotations import INSTRUMENTS, Vocab, load_annotations
-from avqa.data import AUDIO_SHAPE, VISUAL_SHAPE, AVQADataset, BatchLoader, FeatureStore, encode_split
+from avqa.data import AUDIO_SHAPE, VISUAL_SHAPE, AVQADataset, FeatureStore, encode_split
+from avqa.engine.batches import BatchLoader
 from avqa.models import AVST
 from avqa.tasks.qa import qa_loss
 from avqa.machine import describe_machine
@@ -95,7 +96,7 @@ def route(root: Path, which: str, batches: int) -> dict:
     it = iter(loader)
     for b in range(batches + 1):  # the first batch warms up
         batch = next(it)
-        loss, _, _ = qa_loss(model, batch, 0.5)
+        loss = qa_loss(model, batch, 0.5)["loss"]
         opt.zero_grad()
         loss.backward()
         opt.step()

@@ -17,7 +17,7 @@ from avqa.features import clip as C
 from avqa.features.backbones import frames_to_tensor, normalise
 from avqa.features.cli import clip_text_main
 from avqa.features.inputs import load_frames
-from avqa.tspm.prompts import PROMPTS, PromptError, qa_prompt, question_sentence
+from avqa.features.prompts import PROMPTS, PromptError, qa_prompt, question_sentence
 from conftest import REAL, needs_real, run_here
 
 FRAMES = "feat_script/extract_clip_feat/extract_frames_ViT-L14@336px.py"

@@ -11,7 +11,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from avqa.models import AVST
 from avqa.engine.loop import ddp_wrap, train_step
-from avqa.tasks.qa import FAMILIES
+from avqa import registry
 from avqa.tspm.model import TSPM
 from avqa.tspm.run import FAMILY as TSPM_FAMILY
 from conftest import AVST as SCRIPT, data_flags, run, run_here
@@ -53,7 +53,7 @@ def _worker(rank, world, port, out):
     batch = make_batch()
     half = len(batch["label"]) // world
     local = {k: v[rank * half:(rank + 1) * half] for k, v in batch.items()}
-    train_step(ddp, local, opt, CPURuntime(), FAMILIES["avst"].objective(0.5))
+    train_step(ddp, local, opt, CPURuntime(), registry.qa_models()["avst"].objective(0.5))
     if rank == 0:
         torch.save(model.state_dict(), out)
     dist.destroy_process_group()
@@ -68,7 +68,7 @@ def test_two_gloo_processes_equal_one_process(tmp_path):
     mp.spawn(_worker, args=(2, port, str(out)), nprocs=2, join=True)
     single = fresh_model()
     opt = torch.optim.SGD(single.parameters(), lr=LR)
-    train_step(single, make_batch(), opt, CPURuntime(), FAMILIES["avst"].objective(0.5))
+    train_step(single, make_batch(), opt, CPURuntime(), registry.qa_models()["avst"].objective(0.5))
     ddp_state = torch.load(out, weights_only=True)
     start = fresh_model().state_dict()
     moved = 0

@@ -11,8 +11,8 @@ import time
 import numpy as np
 import pytest
 
+from avqa.checkpoint import load_file
 from avqa.data import FeatureError, FeatureStore
-from avqa.utils import torch_load
 from conftest import AVST, ROOT, VGG, data_flags, run_here
 
 HOLD = ("import sys, time; from avqa.utils import run_lock\n"
@@ -189,7 +189,7 @@ def test_a_text_file_given_as_a_checkpoint_says_what_it_is(tmp_path):
     notes = tmp_path / "avst.pt"
     notes.write_text("epoch 1: loss 0.9\n")
     with pytest.raises(ValueError) as e:
-        torch_load(notes)
+        load_file(notes)
     assert "cannot be read: it is a text file (it begins: 'epoch 1: loss 0.9')" in str(e.value)
     assert "a checkpoint of this project is" in str(e.value) and "an original checkpoint is" in str(e.value)
 

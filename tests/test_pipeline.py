@@ -146,7 +146,7 @@ def test_a_feature_file_changed_in_place_redoes_the_stages_that_read_it(pipeline
 def test_the_bundle_is_tested_only_on_the_set_it_was_trained_on(tmp_path, capsys):
     """The default flags give the set the shipped AVST records, so the main job checks its figure; a
     --num_clips or --seed run makes another set (another vocabulary), where that check cannot hold."""
-    from avqa.job import BUNDLED_AVST, bundle_set_is
+    from avqa.avst.stages import BUNDLED_AVST, bundle_set_is
     from avqa.synthetic.generate import parse_args, set_flags
     default = set_flags(parse_args([]))
     assert bundle_set_is(default, BUNDLED_AVST)
@@ -165,7 +165,7 @@ def test_bf16_computes_the_features_in_bfloat16_and_their_stamps_say_so(tmp_path
     them (and, through them, the stages after); --precision auto picks bfloat16 where the CPU has it, and
     a CPU without bfloat16 instructions refuses it when asked for."""
     import argparse
-    from avqa import job as job_module, machine, pipeline
+    from avqa import job as job_module, machine, pipeline, registry
     extracted = []
     monkeypatch.setattr(job_module, "extract_visual", lambda name, **kw: extracted.append((name, kw["bf16"])))
     monkeypatch.setattr(job_module, "extract_vggish", lambda *a: extracted.append(("vggish", a[6])))
@@ -174,7 +174,8 @@ def test_bf16_computes_the_features_in_bfloat16_and_their_stamps_say_so(tmp_path
     for bf16 in (False, True):
         args = argparse.Namespace(data=str(tmp_path / "data"), out=str(tmp_path / "out"), tiny=False, num_clips=None,
                                   seed=0, sheets=6, device="cpu", bundle=False, bf16=bf16)
-        stages = {s.name: s for s in job_module.MainJob(args, {}).stages()}
+        job = job_module.MainJob(args, {})  # the set's own stages, then AVST's, as the main job runs them
+        stages = {s.name: s for s in [*job.stages(), *registry.entry("avst").stages(job)]}
         # the default job leaves out the outputs no model reads; its sheets decode their frames from the videos
         assert {"frames", "res18", "r2plus1d_18"}.isdisjoint(stages)
         assert stages["visualise"].needs == ["avst", "grounding"]

@@ -8,7 +8,7 @@ from collections import Counter
 import pytest
 
 from avqa.annotations import fillers, load_annotations
-from avqa.tspm.prompts import (MISSED, PromptError, qa_prompt, question_sentence, question_text, release_prompt,
+from avqa.features.prompts import (MISSED, PromptError, qa_prompt, question_sentence, question_text, release_prompt,
                                release_question_sentence, sentence_builder, template_key)
 from conftest import REAL, needs_real
 

@@ -7,7 +7,8 @@ import sys
 import numpy as np
 import pytest
 
-from avqa.data import VISUAL_SHAPE, FeatureError, FeatureStore, used_seconds
+from avqa.data import VISUAL_SHAPE, FeatureError, FeatureStore
+from avqa.features.seconds import used_seconds
 from conftest import AVST, GRD, ROOT, VGG, X14, e2e_fixture, run_here
 
 T = 24  # the tiny set's 4 s clips, read as 24 s (their last second repeats): AVST with --segments 2

@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 import torch
 
+from .. import registry
+from ..checkpoint import is_ours, load_file
 from ..data import segment_seconds, visual_buffer
 from ..features.network import Runner
 from ..grounding_score import peak_cell
@@ -158,8 +160,27 @@ class Answerer:
                        for name, r in runners.items()}, notes)
 
 
-def load_answerer(checkpoint: str | Path, label_train: str | None = None, vggish_weights: str | None = None,
-                  res18_weights: str | None = None, seconds: int | None = None, device: str = "cpu") -> Answerer:
+def load_answerer(checkpoint: str | Path, label_train: str | None = None, **options):
+    """A checkpoint (a .pt file) ready to answer, through the answerer of the family whose model it holds
+    (avqa.registry); a file of no answering family (an original-format one, a damaged one) goes to the first
+    registered family that answers, which says what is wrong with it. ``options``: that family's (AVST's:
+    vggish_weights, res18_weights, seconds, device; see ``load_avst_answerer``)."""
+    return answering_family(Path(checkpoint)).answerer(checkpoint, label_train, **options)
+
+
+def answering_family(path: Path):
+    """The registry entry that answers with the checkpoint ``path`` (see ``load_answerer``)."""
+    answering = registry.answering()
+    try:
+        obj = load_file(path)
+    except (ValueError, OSError):
+        obj = None
+    model = obj.get("model") if is_ours(obj) else None
+    return answering.get(model) or next(iter(answering.values()))
+
+
+def load_avst_answerer(checkpoint: str | Path, label_train: str | None = None, vggish_weights: str | None = None,
+                       res18_weights: str | None = None, seconds: int | None = None, device: str = "cpu") -> Answerer:
     """An AVST checkpoint (a .pt file) and its backbones, ready to answer; see ``Answerer``.
 
     ``label_train``: the train annotations of an original-format checkpoint, which carries no vocabulary.

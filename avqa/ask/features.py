@@ -14,7 +14,7 @@ from ..features.backbones import BACKBONES as EXTRACTORS, record_path
 from ..features.inputs import load_frames, load_sound
 from ..features.metadata import MADE_WITH, feature_metadata
 from ..features.network import Runner
-from ..features.pretrain import DEFAULT_OUT
+from ..features.weights import DEFAULT_OUT
 from ..media import MediaError
 from ..utils import sha256
 from .errors import AskError
@@ -62,7 +62,7 @@ def find_weights(name: str, recorded: dict) -> Path | None:
 
 def rebuild_hint(name: str, wanted: str) -> str:
     """The command that makes exactly the file of sha256 ``wanted``, or that none here does."""
-    from ..features.pretrain import BUNDLED_VGGISH
+    from ..features.weights import BUNDLED_VGGISH
     flag = BACKBONES[name][0]
     if name == "vggish":
         try:

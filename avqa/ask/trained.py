@@ -8,8 +8,9 @@ from pathlib import Path
 
 from ..annotations import AnnotationError, Vocab
 from ..models import AVST
-from ..checkpoint import is_ours, is_original, load_trained_state, record_path as checkpoint_record, trained_path
-from ..utils import USAGE, metadata_path, sha256, torch_load
+from ..checkpoint import (is_ours, is_original, load_file, load_trained_state, record_path as checkpoint_record,
+                          trained_path)
+from ..utils import USAGE, metadata_path, sha256
 from .errors import AskError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -46,7 +47,7 @@ def load_trained(path: Path, label_train: str | None) -> Trained:
     if not path.is_file():
         raise AskError(f"checkpoint {path} not found: check --model_save_dir and --checkpoint")
     try:
-        obj = torch_load(path)
+        obj = load_file(path)
     except ValueError as e:
         raise AskError(str(e)) from None
     ours, original = is_ours(obj), is_original(obj)

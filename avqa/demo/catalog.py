@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .. import registry
 from ..annotations import PAD, TAG_VALUES, load_annotations, template_tags, tokenize
 from ..checkpoint import is_ours, load_dict
 from ..media import VIDEO_EXTENSIONS
@@ -65,7 +66,7 @@ def find_models(out: Path, extra: list[Path]) -> list[Model]:
             continue
         label = "AVST, the bundled checkpoint" if path == BUNDLED else f"{(family or '?').upper()}: {path}"
         model = Model(f"m{len(models)}", label, path, family or "?")
-        if family != "avst":
+        if family not in registry.answering():
             model.unusable = (f"{path} holds a '{family}' model: the answers, heat maps and strips come from "
                               f"avqa.ask, which answers with AVST" if family else f"{path} is not a checkpoint of "
                               f"this project")

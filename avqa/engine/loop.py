@@ -1,8 +1,10 @@
-"""The epoch loop every model trains with. It never asks which model it runs: an ``Objective`` says
-how the model's loss is computed from a batch, and an ``evaluate`` callable scores it on validation.
+"""The epoch loop every model trains with. It never asks which model it runs: an ``Objective`` (the
+family's) says how the model's named losses are computed from a batch and which optimiser and schedule
+train it, and an ``evaluate`` callable scores it on validation.
 
-What it guarantees: Adam and StepLR stepped once per epoch (the original recipe's shape; every value
-comes from the config), the untrained model's score as epoch 0, the best-on-val checkpoint and the
+What it guarantees: the schedule stepped once per epoch (Adam and StepLR unless the family says
+otherwise, the original recipe's shape; every value comes from the config), the untrained model's
+score as epoch 0, the best-on-val checkpoint and the
 last epoch's (with optimiser, scheduler and random state, so that a resumed run ends with the same
 weights as an unbroken one), one device-to-host copy per step.
 """
@@ -18,35 +20,60 @@ import torch
 import torch.nn as nn
 
 from .. import checkpoint
-from ..data import BatchLoader
 from ..utils import os_reason, progress
+from .batches import BatchLoader
 from .breakdown import begin_epoch, end_epoch, phase, timed
 from .runlog import RunLog
 from .runtime import Runtime, set_loader_epoch, to_device
 
-Losses = tuple[torch.Tensor, torch.Tensor, "torch.Tensor | None"]
+# the named losses of one step: "loss" (the total, which is minimised) first, then its parts by name (None:
+# a part this batch has not)
+Losses = dict[str, "torch.Tensor | None"]
+
+
+def make_optimizer(model: nn.Module, lr: float) -> torch.optim.Optimizer:
+    """The Adam every training here uses. Fused: one kernel for every tensor's update instead of a dozen operations
+    per tensor, faster for the small models here (docs/speed.md, The main job); it rounds differently from the
+    per-tensor Adam in the last bit."""
+    return torch.optim.Adam(model.parameters(), lr=lr, fused=True)
+
+
+def adam(model: nn.Module, cfg) -> torch.optim.Optimizer:
+    """The default optimiser: Adam at cfg.lr (``make_optimizer``)."""
+    return make_optimizer(model, cfg.lr)
+
+
+def step_lr(optimizer: torch.optim.Optimizer, cfg) -> torch.optim.lr_scheduler.LRScheduler:
+    """The default schedule: StepLR(cfg.lr_step, cfg.lr_gamma), stepped once per epoch."""
+    return torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.lr_step, gamma=cfg.lr_gamma)
 
 
 @dataclass(frozen=True)
 class Objective:
     """What the loop needs of a model family.
 
-    ``loss(model, batch)``: (total, answer part, match part or None), under autocast;
-    ``step_tag``: the TensorBoard tag of the answer part, each step;
-    ``reports_match``: the epoch line and the history carry the match part.
+    ``loss(model, batch)``: the named losses (``Losses``: "loss", the total, first), under autocast;
+    ``parts``: the parts the history records, in order, each as ``<part>_loss`` (None where not reported);
+    ``reported``: the parts the epoch line prints and the history fills;
+    ``step_tag``: the TensorBoard tag of the first part, each step (the others: ``train/<part>_loss``);
+    ``optimizer(model, cfg)`` and ``scheduler(optimizer, cfg)``: what trains it (Adam, StepLR).
     """
 
     loss: Callable[[nn.Module, dict], Losses]
     step_tag: str = "train/answer_loss"
-    reports_match: bool = False
+    parts: tuple[str, ...] = ("answer", "match")
+    reported: tuple[str, ...] = ("answer",)
+    optimizer: Callable = adam
+    scheduler: Callable = step_lr
 
 
 def train_step(model: nn.Module, batch: dict, optimizer: torch.optim.Optimizer, rt: Runtime,
-               objective: Objective) -> tuple[float, float, float | None]:
-    """One optimiser step on one (local) batch; returns the losses as floats."""
+               objective: Objective) -> dict[str, float | None]:
+    """One optimiser step on one (local) batch; returns the named losses as floats (None: a part it has not)."""
     optimizer.zero_grad(set_to_none=True)
     with phase("forward"), rt.autocast():
-        loss, answer_loss, match_loss = objective.loss(model, batch)
+        losses = objective.loss(model, batch)
+    loss = losses["loss"]
     if rt.scaler is not None:
         with phase("backward"):
             rt.scaler.scale(loss).backward()
@@ -58,9 +85,10 @@ def train_step(model: nn.Module, batch: dict, optimizer: torch.optim.Optimizer, 
             loss.backward()
         with phase("step"):
             optimizer.step()
-    # one device-to-host copy per step, not three
-    values = torch.stack([t.detach().float() for t in (loss, answer_loss, match_loss) if t is not None]).tolist()
-    return values[0], values[1], (values[2] if match_loss is not None else None)
+    # one device-to-host copy per step, not one per loss
+    present = [name for name, t in losses.items() if t is not None]
+    values = dict(zip(present, torch.stack([losses[name].detach().float() for name in present]).tolist()))
+    return {name: values.get(name) for name in losses}
 
 
 def _resume(cfg, files: checkpoint.Files, model: nn.Module, optimizer, scheduler, state: dict | None,
@@ -88,7 +116,7 @@ def _epoch(cfg, epoch: int, net: nn.Module, loader: BatchLoader, optimizer, rt: 
     """One pass over the training set: the summed losses, the samples seen and the global step."""
     set_loader_epoch(loader, epoch, cfg.seed)
     net.train()
-    sums = {"loss": 0.0, "answer": 0.0, "match": 0.0}
+    sums = dict.fromkeys(("loss", *objective.parts), 0.0)
     seen, t0 = 0, time.time()
     bar = progress(loader, desc=f"epoch {epoch}/{cfg.epochs}", unit="batch", disable=cfg.quiet or not rt.main,
                    leave=False, file=sys.stderr)
@@ -96,19 +124,19 @@ def _epoch(cfg, epoch: int, net: nn.Module, loader: BatchLoader, optimizer, rt: 
         with phase("data"):
             batch = to_device(batch, rt.device)
         n = len(batch["label"])
-        loss, answer_loss, match_loss = train_step(net, batch, optimizer, rt, objective)
+        losses = train_step(net, batch, optimizer, rt, objective)
+        loss = losses["loss"]
         seen += n
-        sums["loss"] += loss * n
-        sums["answer"] += answer_loss * n
-        if match_loss is not None:
-            sums["match"] += match_loss * n
+        for name, value in losses.items():
+            if value is not None:
+                sums[name] = sums.get(name, 0.0) + value * n
         step += 1
         with phase("log"):
             rate = seen * rt.world / max(time.time() - t0, 1e-9)
             bar.set_postfix(loss=f"{loss:.3f}", samples_s=f"{rate:.0f}")
-            log.scalar(objective.step_tag, answer_loss, step)
-            if match_loss is not None:
-                log.scalar("train/match_loss", match_loss, step)
+            for i, part in enumerate(objective.parts):
+                if losses.get(part) is not None:
+                    log.scalar(objective.step_tag if i == 0 else f"train/{part}_loss", losses[part], step)
             if batch_idx % cfg.log_interval == 0:
                 log.line(f"Train Epoch: {epoch} [{batch_idx * n * rt.world}/{len(loader.dataset)} "
                          f"({100.0 * batch_idx / len(loader):.0f}%)]\tLoss: {loss:.6f}", echo=False)
@@ -140,13 +168,6 @@ class CheckpointNotSaved(SystemExit):
     """An epoch whose checkpoint could not be written: the run's last words."""
 
 
-def make_optimizer(model: nn.Module, lr: float) -> torch.optim.Optimizer:
-    """The Adam every training here uses. Fused: one kernel for every tensor's update instead of a dozen operations
-    per tensor, faster for the small models here (docs/speed.md, The main job); it rounds differently from the
-    per-tensor Adam in the last bit."""
-    return torch.optim.Adam(model.parameters(), lr=lr, fused=True)
-
-
 def ddp_wrap(model: nn.Module, device: torch.device) -> nn.parallel.DistributedDataParallel:
     """DistributedDataParallel over ``model``; a model whose ``unused_parameters`` is true has parameters
     that get no gradient in some steps, which DDP must then look for instead of waiting for them."""
@@ -164,8 +185,8 @@ def fit(cfg, objective: Objective, model: nn.Module, train_loader: BatchLoader, 
     net = model
     if rt.world > 1:
         net = ddp_wrap(model, rt.device)
-    optimizer = make_optimizer(model, cfg.lr)
-    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.lr_step, gamma=cfg.lr_gamma)
+    optimizer = objective.optimizer(model, cfg)
+    scheduler = objective.scheduler(optimizer, cfg)
     start, best, history = _resume(cfg, files, model, optimizer, scheduler, resume_state, log)
     if start == 1:  # the same model untrained: the reference every trained figure stands beside
         score = rt.share(evaluate(model) if rt.main else None)
@@ -186,11 +207,11 @@ def fit(cfg, objective: Objective, model: nn.Module, train_loader: BatchLoader, 
         improved = score >= best
         best = max(best, score)
         mean = {k: v / max(seen, 1) for k, v in sums.items()}
-        history.append({"epoch": epoch, "loss": round(mean["loss"], 4), "answer_loss": round(mean["answer"], 4),
-                        "match_loss": round(mean["match"], 4) if objective.reports_match else None,
-                        "val_accuracy": score})
-        said = (f"epoch {epoch}: loss {mean['loss']:.4f} (answer {mean['answer']:.4f}"
-                + (f", match {mean['match']:.4f}" if objective.reports_match else "")
+        history.append({"epoch": epoch, "loss": round(mean["loss"], 4),
+                        **{f"{part}_loss": round(mean[part], 4) if part in objective.reported else None
+                           for part in objective.parts}, "val_accuracy": score})
+        said = (f"epoch {epoch}: loss {mean['loss']:.4f} ("
+                + ", ".join(f"{part} {mean[part]:.4f}" for part in objective.reported)
                 + f"), lr {lr:.2e}, {seen * rt.world / train_seconds:.1f} samples/s, val accuracy {score:.2f}")
         if rt.main:
             payload = {"format": checkpoint.FORMAT, **meta, "state_dict": checkpoint.plain_state(model),

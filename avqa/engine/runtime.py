@@ -9,8 +9,8 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DistributedSampler, RandomSampler, SequentialSampler
 
-from ..data import BatchLoader
 from ..utils import pick_device
+from .batches import BatchLoader
 
 
 class Runtime:

@@ -197,9 +197,9 @@ def tokenize(sentences: Sequence[str], context_length: int = 77) -> torch.Tensor
 SENTENCES = {("question", "intended"): "the question, its template values in place (TSPM's question extractor)",
              ("prompt", "intended"): "the QA prompt of the question's template (TSPM's prompt builder; avqa.tspm.prompts)",
              ("question", "release"): "the question as the release's extractor writes it: each <...> word replaced by "
-                                      "the next character of the templ_values text (avqa.tspm.prompts)",
+                                      "the next character of the templ_values text (avqa.features.prompts)",
              ("prompt", "release"): "the QA prompt as the release writes it: 'e' where its exact template lookup "
-                                    "misses (avqa.tspm.prompts)"}
+                                    "misses (avqa.features.prompts)"}
 
 
 def sentences_path(out_dir: Path) -> Path:
@@ -209,9 +209,9 @@ def sentences_path(out_dir: Path) -> Path:
 
 def annotation_sentences(kind: str, files: Sequence[str | Path], variant: str = "intended") -> dict[str, str]:
     """Question id -> the sentence of ``kind`` ('question' or 'prompt') in ``variant`` ('intended' or
-    'release', avqa.tspm.prompts) for every row of ``files``."""
+    'release', avqa.features.prompts) for every row of ``files``."""
     from ..annotations import AnnotationError, load_annotations, question_key
-    from ..tspm.prompts import PromptError, sentence_builder
+    from .prompts import PromptError, sentence_builder
     build = sentence_builder(kind, variant)
     out: dict[str, str] = {}
     for f in files:

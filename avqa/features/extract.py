@@ -31,7 +31,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from ..data import used_seconds
+from .seconds import used_seconds
 from ..media import MediaError, audio_seconds_declared, read_audio, read_sampled_frames, truncation_note, write_wav
 from ..utils import atomic_dir, clean_stale_temps, metadata_path, pick_device, progress, run_lock, user_errors
 from .files import (Report, flip_record, is_frame_folder, note_other_shards, report_missing_flips, shard_of, sources,

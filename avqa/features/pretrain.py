@@ -55,18 +55,9 @@ from . import backbones as B
 from .corpus import (SCENE_SECONDS, autocast, batched, corpus, fresh_scene, heldout_figures, linear_probe, log_line,
                      multi_hot, scene_frame, train_multilabel)
 from .logmel import SAMPLE_RATE, examples
+from .weights import BUNDLED_VGGISH, DEFAULT_OUT, RECIPES
 
-DEFAULT_OUT = {"res18": "feat_script/weights/resnet18_synthetic.pth", "vggish": "data/weights/vggish_synthetic.pth",
-               "clip": "feat_script/weights/clip_synthetic.pt",
-               "vit": "feat_script/weights/vit_tokens_synthetic.safetensors"}
-BUNDLED_VGGISH = Path(__file__).resolve().parents[2] / "feat_script" / "weights" / "vggish_synthetic_embedding.pth"
 EMBEDDING = ("embeddings.4.weight", "embeddings.4.bias")  # VGGish's layer that pretrain_vggish trains
-RECIPES = {  # the defaults of each backbone's flags
-    "res18": dict(size=8000, heldout=500, epochs=3, lr=2e-3, batch=64, seed=20221),
-    "vggish": dict(size=2000, heldout=60, epochs=20, lr=3e-3, batch=64, seed=20222),
-    "clip": dict(size=3000, heldout=300, epochs=3, lr=3e-4, batch=32, seed=20223),
-    "vit": dict(size=6000, heldout=300, epochs=6, lr=2e-3, batch=64, seed=20224),
-}
 
 
 # ----------------------------------------------------------------------------- the corpora of two backbones

@@ -30,7 +30,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..annotations import INSTRUMENTS, NUMBERS
-from ..tspm.prompts import PromptError, qa_prompt, question_sentence
+from .prompts import PromptError, qa_prompt, question_sentence
 from ..utils import pick_device, progress
 from . import clip as C
 from . import vit as V

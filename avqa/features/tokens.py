@@ -14,7 +14,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..tspm.model import token_seconds
+from .seconds import token_seconds
 from ..utils import EXIT_CODES, at_least, metadata_path, pick_device, user_errors
 from .cli import apply_runtime_flags, common_flags, finish, resolve_flips, resolve_shard
 from .extract import one_writer

@@ -10,7 +10,7 @@ from typing import Sequence
 
 from ..models import LADDER, rung_doc
 from ..utils import EXIT_CODES, at_least
-from .config import RunConfig
+from .config import ONLY, RunConfig
 
 MODEL_NAMES = {"AVQA_Fusion_Net": None, "baseline": "baseline", **{name: name for name in LADDER}}
 LADDER_HELP = ("AVQA_Fusion_Net (= avst) is this script's model. The others are the rungs of the paper's ablation, "
@@ -18,6 +18,14 @@ LADDER_HELP = ("AVQA_Fusion_Net (= avst) is this script's model. The others are 
                "--pretrained_grounding, the others from scratch.\n"
                + "\n".join(f"{name} ({label}): " + rung_doc(name).replace("\n", "\n    ")
                            for name, (label, _) in LADDER.items()))
+
+
+# each script's --mode and --model choices, and --model's help
+MODES = {"grounding": ["train", "val", "test"]}
+MODELS = {"avst": ["AVQA_Fusion_Net", *LADDER], "baseline": ["AVQA_Fusion_Net", "baseline", "question_only"],
+          "grounding": ["AVQA_AVatt_Grounding", "grounding"]}
+MODEL_HELP = {"avst": LADDER_HELP}
+OTHER_MODEL_HELP = "AVQA_Fusion_Net is this script's model; question_only is the question-only reference"
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -43,7 +51,7 @@ def _data_flags(p: argparse.ArgumentParser, kind: str, d: RunConfig) -> None:
     g.add_argument("--audio_dir", default=d.audio_dir, help="VGGish features, <video_id>.npy [T,128]")
     g.add_argument("--video_res14x14_dir", default=d.video_res14x14_dir,
                    help="ResNet-18 14x14 features, <video_id>.npy [T,512,14,14]")
-    if kind != "avst":
+    if kind in ONLY["video_dir"]:
         g.add_argument("--video_dir", default=d.video_dir,
                        help="original flag (frame folders); unused: the frozen ResNet's features are read "
                             "from --video_res14x14_dir instead")
@@ -77,7 +85,7 @@ def _optimisation_flags(p: argparse.ArgumentParser, kind: str, d: RunConfig) -> 
     """The recipe: the original's values by default."""
     o = p.add_argument_group("optimisation (defaults are the original recipe)")
     optimiser_flags(o, d)
-    if kind == "avst":
+    if kind in ONLY["match_weight"]:
         o.add_argument("--match_weight", type=at_least(0.0, float), default=d.match_weight, help="weight of the match loss")
         o.add_argument("--pretrained_grounding", default=d.pretrained_grounding,
                        help="grounding checkpoint whose fc_a1, fc_a2, fc_gl, fc1..fc4 start AVST; 'none' to start "
@@ -88,14 +96,9 @@ def _optimisation_flags(p: argparse.ArgumentParser, kind: str, d: RunConfig) -> 
 def _run_flags(p: argparse.ArgumentParser, kind: str, d: RunConfig) -> None:
     """Mode, model, where checkpoints go, device and logging."""
     r = p.add_argument_group("run")
-    r.add_argument("--mode", default=d.mode, choices=["train", "val", "test"] if kind == "grounding" else ["train", "test"],
+    r.add_argument("--mode", default=d.mode, choices=MODES.get(kind, ["train", "test"]),
                    help="train, or test a saved checkpoint")
-    r.add_argument("--model", default=d.model,
-                   choices={"avst": ["AVQA_Fusion_Net", *LADDER],
-                            "baseline": ["AVQA_Fusion_Net", "baseline", "question_only"],
-                            "grounding": ["AVQA_AVatt_Grounding", "grounding"]}[kind],
-                   help=LADDER_HELP if kind == "avst" else
-                   "AVQA_Fusion_Net is this script's model; question_only is the question-only reference")
+    r.add_argument("--model", default=d.model, choices=MODELS[kind], help=MODEL_HELP.get(kind, OTHER_MODEL_HELP))
     engine_flags(r, d)
 
 

@@ -66,10 +66,7 @@ class RunConfig:
     @classmethod
     def for_script(cls, script: str, **changes) -> "RunConfig":
         """The defaults of ``script`` (avst, baseline, grounding: its original recipe), with ``changes``."""
-        cfg = cls(script=script, **ORIGINAL[script])
-        if script != "avst":
-            cfg = replace(cfg, video_dir="./data/frames", st_dir="./data/feats/r2plus1d_18", match_weight=None)
-        return replace(cfg, **changes)
+        return replace(cls(script=script, **ORIGINAL[script]), **changes)
 
     @classmethod
     def from_flags(cls, flags: dict, script: str) -> "RunConfig":
@@ -79,6 +76,6 @@ class RunConfig:
         if unknown:
             raise TypeError(f"flags RunConfig does not know: {sorted(unknown)}")
         cfg = cls(**flags, script=script)
-        if script != "avst":
+        if script not in ONLY["match_weight"]:  # a script without the match loss has no weight for it
             cfg.match_weight = None
         return cfg

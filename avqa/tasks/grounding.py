@@ -14,7 +14,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .. import checkpoint
-from ..data import GROUNDING_SECONDS, BatchLoader, GroundingDataset, real_videos
+from ..data import GroundingDataset, real_videos
+from ..engine.batches import BatchLoader
+from ..features.seconds import GROUNDING_SECONDS
 from ..engine.loop import Objective, fit
 from ..engine.ownership import claim_outputs, run_record
 from ..engine.runlog import RunLog, describe_inputs
@@ -27,11 +29,12 @@ from .config import RunConfig
 from .inputs import feature_stores, load_split
 
 
-def grounding_loss(model: nn.Module, batch: dict) -> tuple[torch.Tensor, torch.Tensor, None]:
-    """CE of the match logits against the pair's label (1: the sound of this frame, 0: another video's)."""
+def grounding_loss(model: nn.Module, batch: dict) -> dict[str, torch.Tensor | None]:
+    """CE of the match logits against the pair's label (1: the sound of this frame, 0: another video's); the
+    loop's epoch line and history call it the answer part, as they always have."""
     logits = model(batch["audio"], batch["visual"])
     loss = F.cross_entropy(logits.float(), batch["label"].flatten())
-    return loss, loss, None
+    return {"loss": loss, "answer": loss, "match": None}
 
 
 OBJECTIVE = Objective(grounding_loss, step_tag="train/match_loss")

@@ -1,8 +1,9 @@
 """Question answering: train a model family on the answers (net_grd_avst/main_avst.py,
 net_grd_baseline/main_qa_grd_baseline.py and the ablation rungs), or test a checkpoint of it.
 
-A family is registered in FAMILIES: its model class, its loss on a batch and its answer scores.
-The loop (avqa.engine.loop), the checkpoint module and the test table never ask which family runs.
+Each model is a ``Family`` (its model class, its named losses on a batch, its answer scores, its
+optimiser and schedule, its checkpoint load hook), listed in its family's entry of avqa.registry. The
+loop (avqa.engine.loop), the checkpoint module and the test table never ask which family runs.
 """
 from __future__ import annotations
 
@@ -17,37 +18,37 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .. import checkpoint
+from .. import checkpoint, registry
 from ..annotations import Vocab, question_key
-from ..data import AVQADataset, BatchLoader, QASplit, segment_seconds
-from ..engine.loop import Objective, fit
+from ..data import AVQADataset, QASplit, segment_seconds
+from ..engine.batches import BatchLoader
+from ..engine.loop import Objective, adam, fit, step_lr
 from ..engine.ownership import claim_outputs, run_record
 from ..engine.runlog import RunLog, describe_inputs
 from ..engine.runtime import Runtime, make_loader, to_device
 from ..engine.trained_with import check_trained_features, check_trained_flags, recorded_config
 from ..evaluate import format_table, score_table
-from ..models import QA_MODELS, AudioVisualGrounding, transfer_grounding
 from ..protocols import selected_on
 from ..store import FeatureStore
-from ..utils import (atomic_write_text, check_writable, progress, reading, relative_hint, run_lock, sha256,
-                     user_errors)
+from ..utils import atomic_write_text, check_writable, progress, reading, run_lock, sha256, user_errors
 from .cli import parse, resolve_model
 from .config import RunConfig
 from .inputs import feature_stores, load_split
 
 
-def qa_loss(model: nn.Module, batch: dict, match_weight: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-    """CE(answer) + match_weight * CE(match) over positive (label 1) and negative (label 0) frames."""
+def qa_loss(model: nn.Module, batch: dict, match_weight: float) -> dict[str, torch.Tensor | None]:
+    """CE(answer) + match_weight * CE(match) over positive (label 1) and negative (label 0) frames: the named
+    losses "loss" (the total), "answer" and "match" (None for a model without negatives)."""
     logits, match_pos, match_neg = model(batch.get("audio"), batch.get("visual_posi"), batch.get("visual_nega"),
                                          batch["question"])
     answer_loss = F.cross_entropy(logits.float(), batch["label"])
     if match_pos is None or match_neg is None:
-        return answer_loss, answer_loss, None
+        return {"loss": answer_loss, "answer": answer_loss, "match": None}
     match_logits = torch.cat((match_pos, match_neg)).float()
     match_labels = torch.cat((torch.ones(len(match_pos), dtype=torch.long, device=match_logits.device),
                               torch.zeros(len(match_neg), dtype=torch.long, device=match_logits.device)))
     match_loss = F.cross_entropy(match_logits, match_labels)
-    return answer_loss + match_weight * match_loss, answer_loss, match_loss
+    return {"loss": answer_loss + match_weight * match_loss, "answer": answer_loss, "match": match_loss}
 
 
 def answer_scores(model: nn.Module, batch: dict) -> torch.Tensor:
@@ -86,8 +87,13 @@ class Family:
 
     ``cls(question_vocab_size, answer_count)`` builds it and says which inputs it reads (``uses_audio``,
     ``uses_visual``, ``uses_negatives``) and which original keys it ignores (``unused_keys``);
-    ``loss(model, batch, match_weight)`` and ``scores(model, batch)`` are its training and test steps;
-    ``reports_match``: its epoch log carries the match loss.
+    ``loss(model, batch, match_weight)`` (its named losses: "loss", the total, first, then the parts named
+    in ``parts``) and ``scores(model, batch)`` are its training and test steps;
+    ``reported``: the parts its epoch log prints; ``optimizer(model, cfg)`` and ``scheduler(optimizer, cfg)``:
+    what trains it (Adam, StepLR); ``release_state(obj, model)``: the checkpoint load hook, the state_dict of
+    a file that is not this project's format (the original release's plain state_dict), or None;
+    ``start(cfg)``: what a fresh training starts from (a callable (model, log) applied to the built model,
+    checked before any training), or None.
 
     A family whose model is built from other settings, or reads other feature files, overrides
     ``build``, ``feature_dirs``, ``files_read``, ``open_inputs`` and ``write_outputs``; the defaults are
@@ -97,11 +103,25 @@ class Family:
     cls: type[nn.Module]
     loss: Callable = qa_loss
     scores: Callable[[nn.Module, dict], torch.Tensor] = answer_scores
-    reports_match: bool = False
+    parts: tuple[str, ...] = ("answer", "match")
+    reported: tuple[str, ...] = ("answer",)
+    optimizer: Callable = adam
+    scheduler: Callable = step_lr
+    release_state: Callable[[object, nn.Module], dict | None] = checkpoint.original_state
+    start: Callable[[RunConfig], Callable | None] | None = None
 
     def objective(self, match_weight: float | None) -> Objective:
         weight = 0.5 if match_weight is None else match_weight
-        return Objective(lambda model, batch: self.loss(model, batch, weight), reports_match=self.reports_match)
+        return Objective(lambda model, batch: self.loss(model, batch, weight), parts=self.parts,
+                         reported=self.reported, optimizer=self.optimizer, scheduler=self.scheduler)
+
+    def is_release_of(self, keys: set[str]) -> bool:
+        """Whether an original state_dict with these keys (``module.`` removed) is this model's."""
+        try:
+            model = self.cls()
+        except TypeError:  # a model built only from a run's settings: its release is not told by its keys
+            return False
+        return {k for k in keys if not k.startswith(model.unused_keys)} == set(model.state_dict())
 
     def build(self, cfg: RunConfig, vocab: Vocab) -> nn.Module:
         """The untrained model of this run's settings."""
@@ -132,9 +152,6 @@ class Family:
         return []
 
 
-FAMILIES: dict[str, Family] = {name: Family(cls, reports_match=name == "avst") for name, cls in QA_MODELS.items()}
-
-
 @torch.no_grad()
 def predict_qa(model: nn.Module, loader: BatchLoader, rt: Runtime, quiet: bool = True, desc: str = "eval",
                scores: Callable[[nn.Module, dict], torch.Tensor] = answer_scores) -> dict:
@@ -154,22 +171,6 @@ def predict_qa(model: nn.Module, loader: BatchLoader, rt: Runtime, quiet: bool =
                                          ("finite", finite))}
 
 
-def load_pretrained_grounding(src: str | None) -> AudioVisualGrounding | None:
-    """--pretrained_grounding, checked before any training; None for 'none'."""
-    if not src or src.lower() == "none":
-        return None
-    if not Path(src).is_file():
-        raise SystemExit(f"--pretrained_grounding {src} not found{relative_hint(src)}: run grounding_gen/main_grd_gen.py "
-                         f"first, or pass --pretrained_grounding none to start from scratch")
-    grounding = AudioVisualGrounding()
-    try:
-        checkpoint.load_trained_state(src, "grounding", grounding, None)
-    except (ValueError, FileNotFoundError) as e:
-        raise SystemExit(f"--pretrained_grounding: {e}. Give the _best.pt of grounding_gen/main_grd_gen.py, or "
-                         f"none to start from scratch") from None
-    return grounding
-
-
 def _other_family(path: Path, model_kind: str) -> str | None:
     """The sentence for an original state_dict that another registered family's model would load, else None."""
     try:
@@ -179,11 +180,8 @@ def _other_family(path: Path, model_kind: str) -> str | None:
     if not checkpoint.is_original(obj):
         return None
     keys = {k.removeprefix("module.") for k in obj}
-    for kind, family in FAMILIES.items():
-        if kind == model_kind:
-            continue
-        model = family.cls()
-        if {k for k in keys if not k.startswith(model.unused_keys)} == set(model.state_dict()):
+    for kind, family in registry.qa_models().items():
+        if kind != model_kind and family.is_release_of(keys):
             return (f"{path} is an original '{kind}' state_dict, not a '{model_kind}' checkpoint: test it with the "
                     f"script and --model of '{kind}', or give a '{model_kind}' checkpoint (--model_save_dir, --checkpoint)")
     return None
@@ -202,7 +200,7 @@ def _load_tested(cfg: RunConfig, model_kind: str, family: Family, vocab: Vocab) 
     check_trained_flags(ckpt, meta, cfg, None if family.feature_dirs(cfg) else ())
     model = family.build(cfg, vocab)
     try:
-        checkpoint.load_trained_state(ckpt, model_kind, model, vocab, loaded)
+        checkpoint.load_trained_state(ckpt, model_kind, model, vocab, loaded, family.release_state)
     except (ValueError, FileNotFoundError) as e:
         raise SystemExit(_other_family(ckpt, model_kind) or str(e)) from None
     if not checkpoint.record_path(ckpt).is_file():  # the bundled checkpoint's features are named in its record
@@ -214,9 +212,9 @@ def _load_tested(cfg: RunConfig, model_kind: str, family: Family, vocab: Vocab) 
 def train_qa(cfg: RunConfig, model_kind: str, rt: Runtime, held: ExitStack, family: Family | None = None) -> None:
     """Train ``model_kind`` as ``cfg`` says; ``held`` keeps the run's lock and log until the caller is done.
 
-    ``family``: the family to train (default: ``FAMILIES[model_kind]``).
+    ``family``: the family to train (default: the registry's ``model_kind``).
     """
-    family, save_dir = family or FAMILIES[model_kind], Path(cfg.model_save_dir)
+    family, save_dir = family or registry.qa_models()[model_kind], Path(cfg.model_save_dir)
     train_samples = load_split(cfg.label_train)
     vocab = Vocab.from_samples(train_samples)
     splits = {"train": load_split(cfg.label_train, vocab, train_samples), "val": load_split(cfg.label_val, vocab)}
@@ -228,9 +226,8 @@ def train_qa(cfg: RunConfig, model_kind: str, rt: Runtime, held: ExitStack, fami
     if rt.main:  # one training at a time into one checkpoint (torchrun's ranks are one run)
         held.enter_context(run_lock(save_dir, cfg.checkpoint, "--model_save_dir"))
     state = claim_outputs(cfg, files.best, files.last, record, rt)
-    grounding = None
-    if model_kind == "avst" and state is None:  # a resumed run has its weights in _last.pt
-        grounding = load_pretrained_grounding(cfg.pretrained_grounding)
+    # a resumed run has its weights in _last.pt; a fresh one's start is checked before any training
+    start = family.start(cfg) if family.start is not None and state is None else None
     inputs = family.open_inputs(cfg, samples)
     model = family.build(cfg, vocab).to(rt.device)
     log = RunLog(files.log, cfg.tensorboard_dir, f"net_{model_kind}", rt.main, fresh=state is None)
@@ -242,9 +239,8 @@ def train_qa(cfg: RunConfig, model_kind: str, rt: Runtime, held: ExitStack, fami
     log.line(f"{model_kind}: {sum(p.numel() for p in model.parameters()):,} parameters, "
              f"{len(splits['train'].samples)} train / {len(splits['val'].samples)} val questions, "
              f"T={inputs.total} seconds per video, device {rt.device}, {rt.world} process(es)")
-    if grounding is not None:
-        copied = transfer_grounding(model, grounding.state_dict())
-        log.line(f"started from the grounding model {cfg.pretrained_grounding} ({len(copied)} tensors)")
+    if start is not None:
+        start(model, log)
     train_loader = make_loader(inputs.dataset(splits["train"], True, cfg.seed), rt.per_process(cfg.batch_size), True,
                                rt, cfg.num_workers, cfg.seed)
     val_loader = make_loader(inputs.dataset(splits["val"], False, cfg.seed), cfg.eval_batch_size, False, rt,
@@ -261,7 +257,7 @@ def train_qa(cfg: RunConfig, model_kind: str, rt: Runtime, held: ExitStack, fami
 
 def test_qa(cfg: RunConfig, model_kind: str, rt: Runtime, family: Family | None = None) -> None:
     """Test a checkpoint on --label_test: print the table and write the report (rank 0)."""
-    family, save_dir = family or FAMILIES[model_kind], Path(cfg.model_save_dir)
+    family, save_dir = family or registry.qa_models()[model_kind], Path(cfg.model_save_dir)
     vocab = Vocab.from_samples(load_split(cfg.label_train))
     split = load_split(cfg.label_test, vocab)
     model, ckpt, meta = _load_tested(cfg, model_kind, family, vocab)
@@ -322,7 +318,7 @@ def write_results(path: Path, annotations: str, model_kind: str, ckpt: Path, spl
 def run(cfg: RunConfig, model_kind: str | None = None, family: Family | None = None) -> int:
     """Train or test (cfg.mode) the model cfg.model names, with the script cfg.script's defaults.
 
-    ``model_kind`` and ``family``: a family outside FAMILIES (its scripts pass both).
+    ``model_kind`` and ``family``: a model outside the registry (its scripts pass both).
     """
     model_kind = model_kind or resolve_model(cfg.script, cfg)
     rt = Runtime(cfg)
@@ -330,7 +326,7 @@ def run(cfg: RunConfig, model_kind: str | None = None, family: Family | None = N
     held = ExitStack()
     try:
         if rt.main:  # an extractor's --overwrite of a folder this run reads waits for it to end
-            for folder in (family or FAMILIES[model_kind]).feature_dirs(cfg):
+            for folder in (family or registry.qa_models()[model_kind]).feature_dirs(cfg):
                 held.enter_context(reading(folder))
         if cfg.mode == "train":
             train_qa(cfg, model_kind, rt, held, family)

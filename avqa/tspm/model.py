@@ -27,23 +27,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..features.seconds import token_seconds
+
 TOKEN_FRAMES = ("paper", "release")
-
-
-def token_seconds(T: int, F: int) -> np.ndarray:
-    """The second (0-based) each of F token frames shows in a clip of T seconds.
-
-    F == T: one frame per second. F < T: the release's token extractor samples
-    ``linspace(0, T - 2, F)`` (truncated to integers) of the clip's one-per-second frames.
-    """
-    if T < 1 or F < 1:
-        raise ValueError(f"token_seconds needs T >= 1 and F >= 1, got T={T}, F={F}")
-    if F > T:
-        raise ValueError(f"{F} token frames for a clip of {T} seconds: a clip has at most one token frame "
-                         f"per second; extract at most {T} token frames")
-    if F == T:
-        return np.arange(T)
-    return np.sort(np.linspace(0, T - 2, F).astype(int))
 
 
 @lru_cache(maxsize=64)

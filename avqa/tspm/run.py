@@ -172,10 +172,10 @@ def parse(argv: Sequence[str] | None, mode: str, description: str = "") -> TSPMC
     return TSPMConfig(**vars(build_parser(description).parse_args(argv)), mode=mode)
 
 
-def tspm_loss(model: nn.Module, batch: dict, match_weight: float) -> tuple[torch.Tensor, torch.Tensor, None]:
+def tspm_loss(model: nn.Module, batch: dict, match_weight: float) -> dict[str, torch.Tensor | None]:
     """Cross-entropy of the answer: TSPM has no match loss."""
     loss = F.cross_entropy(tspm_scores(model, batch).float(), batch["label"])
-    return loss, loss, None
+    return {"loss": loss, "answer": loss, "match": None}
 
 
 def tspm_scores(model: nn.Module, batch: dict) -> torch.Tensor:

@@ -108,8 +108,14 @@ def parse_args(argv: Sequence[str] | None) -> tuple[TSPMConfig, argparse.Namespa
 @user_errors
 def main(argv: Sequence[str] | None = None) -> int:
     cfg, own = parse_args(argv)
-    if not own.ground_truth.is_dir():
-        raise SystemExit(f"--ground_truth {own.ground_truth} not found: the score needs the synthetic set's "
+    return score_selection(cfg, own.ground_truth, own.out)
+
+
+def score_selection(cfg: TSPMConfig, ground_truth: Path, out: Path) -> int:
+    """Score the kept seconds of cfg's checkpoint on cfg.label_test against ``ground_truth``; the JSON goes to ``out``."""
+    ground_truth, out = Path(ground_truth), Path(out)
+    if not ground_truth.is_dir():
+        raise SystemExit(f"--ground_truth {ground_truth} not found: the score needs the synthetic set's "
                          f"ground_truth/ folder (python -m avqa.synthetic writes it)")
     if not cfg.Temp_Selection:
         raise SystemExit("--no-Temp_Selection keeps every second: there is no selection to score")
@@ -125,7 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     questions = []
     for row, sample in enumerate(split.samples):
-        path = own.ground_truth / f"{sample['video_id']}.json"
+        path = ground_truth / f"{sample['video_id']}.json"
         if not path.is_file():
             raise SystemExit(f"{path} not found: --ground_truth must be the folder of the set --label_test belongs to")
         truth = json.loads(path.read_text())
@@ -146,10 +152,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"TSPM's kept seconds (--top_k {cfg.top_k}) against when the named instrument sounds, "
           f"{cfg.label_test}, checkpoint {ckpt}:")
     print(format_selection(table))
-    atomic_write_text(own.out, json.dumps({"checkpoint": str(ckpt), "checkpoint_sha256": sha256(ckpt),
+    atomic_write_text(out, json.dumps({"checkpoint": str(ckpt), "checkpoint_sha256": sha256(ckpt),
                                            "annotations": cfg.label_test, "top_k": cfg.top_k,
                                            "token_frames": cfg.token_frames, "table": table}, indent=1))
-    print(f"results: {own.out}")
+    print(f"results: {out}")
     return 0
 
 

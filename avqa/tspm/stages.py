@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Sequence
 
 from .. import checkpoint, recipes
 from ..features.files import valid_npy
-from ..features.pretrain import DEFAULT_OUT
+from ..features.weights import DEFAULT_OUT
 from ..recipes import DEMO, TINY
 from ..stage import Stage, exit_on_failure, finished, print_report, run_task, tested
 from ..utils import metadata_path, sha256
@@ -153,14 +153,9 @@ class TSPMStages:
         run_task(run_config, self.config(mode="test", results=str(self.out / "tspm_test.json")))
 
     def selection(self) -> None:
-        from .selection_score import main as score_main
-        cfg = self.config()
-        flags = [f"--{name}={getattr(cfg, name)}" for name in (*self.dirs, "label_train", "label_test", "model_save_dir",
-                                                               "checkpoint", "top_k", "visual_dim", "token_dim", "text_dim",
-                                                               "device")
-                 if getattr(cfg, name) is not None]
-        exit_on_failure(score_main([*flags, "--ground_truth", str(self.data / "ground_truth"), "--quiet",
-                          "--out", str(self.out / "tspm_selection.json")]))
+        from .selection_score import score_selection
+        run_task(lambda cfg: score_selection(cfg, self.data / "ground_truth", self.out / "tspm_selection.json"),
+                 self.config(mode="test", quiet=True))
 
     # ------------------------------------------------------------------ checks
 

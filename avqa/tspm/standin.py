@@ -35,7 +35,7 @@ from ..annotations import load_annotations, question_key, tokenize
 from ..data import AUDIO_SHAPE, VISUAL_SHAPE
 from ..store import FeatureError, FeatureStore
 from ..utils import EXIT_CODES, atomic_dir, atomic_write_text, metadata_path, user_errors
-from .model import token_seconds
+from ..features.seconds import token_seconds
 
 FOLDERS = {"audio": "vggish", "frames": "clip_feats/frame_1fps_ViT-L14@336px", "tokens": "ToMe_feat/tome14",
            "question": "clip_feats/qst_ViT-L14@336px", "prompt": "clip_feats/qaPrompt_ViT-L14@336px"}

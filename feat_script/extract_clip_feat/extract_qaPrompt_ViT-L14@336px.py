@@ -1,7 +1,7 @@
 """CLIP QA-prompt features for TSPM: data/json/avqa-*.json -> data/feats/clip_feats/qaPrompt_ViT-L14@336px/<question_id>.npy [1, 768].
 
 The declarative prompt TSPM builds from the question's template and values ("The cello is in this
-video."; avqa.tspm.prompts), encoded by CLIP ViT-L/14@336px's text tower (open_clip), not
+video."; avqa.features.prompts), encoded by CLIP ViT-L/14@336px's text tower (open_clip), not
 normalised. The sentence of every question id is kept in qaPrompt_ViT-L14@336px.sentences.json
 beside the folder. --prompt release encodes the release's sentence instead ("e" for the three
 templates its lookup misses).
