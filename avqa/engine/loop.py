@@ -33,12 +33,14 @@ class Objective:
 
     ``loss(model, batch)``: (total, answer part, match part or None), under autocast;
     ``step_tag``: the TensorBoard tag of the answer part, each step;
-    ``reports_match``: the epoch line and the history carry the match part.
+    ``reports_match``: the epoch line and the history carry the match part;
+    ``betas``: Adam's (beta1, beta2) for this family's recipe.
     """
 
     loss: Callable[[nn.Module, dict], Losses]
     step_tag: str = "train/answer_loss"
     reports_match: bool = False
+    betas: tuple[float, float] = (0.9, 0.999)
 
 
 def train_step(model: nn.Module, batch: dict, optimizer: torch.optim.Optimizer, rt: Runtime,
@@ -140,11 +142,11 @@ class CheckpointNotSaved(SystemExit):
     """An epoch whose checkpoint could not be written: the run's last words."""
 
 
-def make_optimizer(model: nn.Module, lr: float) -> torch.optim.Optimizer:
+def make_optimizer(model: nn.Module, lr: float, betas: tuple[float, float] = (0.9, 0.999)) -> torch.optim.Optimizer:
     """The Adam every training here uses. Fused: one kernel for every tensor's update instead of a dozen operations
     per tensor, faster for the small models here (docs/speed.md, The main job); it rounds differently from the
     per-tensor Adam in the last bit."""
-    return torch.optim.Adam(model.parameters(), lr=lr, fused=True)
+    return torch.optim.Adam(model.parameters(), lr=lr, betas=betas, fused=True)
 
 
 def ddp_wrap(model: nn.Module, device: torch.device) -> nn.parallel.DistributedDataParallel:
@@ -164,7 +166,7 @@ def fit(cfg, objective: Objective, model: nn.Module, train_loader: BatchLoader, 
     net = model
     if rt.world > 1:
         net = ddp_wrap(model, rt.device)
-    optimizer = make_optimizer(model, cfg.lr)
+    optimizer = make_optimizer(model, cfg.lr, objective.betas)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.lr_step, gamma=cfg.lr_gamma)
     start, best, history = _resume(cfg, files, model, optimizer, scheduler, resume_state, log)
     if start == 1:  # the same model untrained: the reference every trained figure stands beside

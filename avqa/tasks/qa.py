@@ -87,7 +87,7 @@ class Family:
     ``cls(question_vocab_size, answer_count)`` builds it and says which inputs it reads (``uses_audio``,
     ``uses_visual``, ``uses_negatives``) and which original keys it ignores (``unused_keys``);
     ``loss(model, batch, match_weight)`` and ``scores(model, batch)`` are its training and test steps;
-    ``reports_match``: its epoch log carries the match loss.
+    ``reports_match``: its epoch log carries the match loss; ``betas``: Adam's betas in its recipe.
 
     A family whose model is built from other settings, or reads other feature files, overrides
     ``build``, ``feature_dirs``, ``files_read``, ``open_inputs`` and ``write_outputs``; the defaults are
@@ -98,10 +98,20 @@ class Family:
     loss: Callable = qa_loss
     scores: Callable[[nn.Module, dict], torch.Tensor] = answer_scores
     reports_match: bool = False
+    betas: tuple[float, float] = (0.9, 0.999)
 
     def objective(self, match_weight: float | None) -> Objective:
         weight = 0.5 if match_weight is None else match_weight
-        return Objective(lambda model, batch: self.loss(model, batch, weight), reports_match=self.reports_match)
+        return Objective(lambda model, batch: self.loss(model, batch, weight), reports_match=self.reports_match,
+                         betas=self.betas)
+
+    def vocab(self, cfg: RunConfig, train_samples: Sequence[dict]) -> Vocab:
+        """The run's question words and answers (the model's classes, in order), from --label_train."""
+        return Vocab.from_samples(train_samples)
+
+    def load(self, cfg: RunConfig, ckpt: Path, model_kind: str, model: nn.Module, vocab: Vocab, loaded: object) -> None:
+        """Test mode: the checkpoint's weights into ``model`` (ValueError or SystemExit saying what differs)."""
+        checkpoint.load_trained_state(ckpt, model_kind, model, vocab, loaded)
 
     def build(self, cfg: RunConfig, vocab: Vocab) -> nn.Module:
         """The untrained model of this run's settings."""
@@ -202,7 +212,7 @@ def _load_tested(cfg: RunConfig, model_kind: str, family: Family, vocab: Vocab) 
     check_trained_flags(ckpt, meta, cfg, None if family.feature_dirs(cfg) else ())
     model = family.build(cfg, vocab)
     try:
-        checkpoint.load_trained_state(ckpt, model_kind, model, vocab, loaded)
+        family.load(cfg, ckpt, model_kind, model, vocab, loaded)
     except (ValueError, FileNotFoundError) as e:
         raise SystemExit(_other_family(ckpt, model_kind) or str(e)) from None
     if not checkpoint.record_path(ckpt).is_file():  # the bundled checkpoint's features are named in its record
@@ -218,7 +228,7 @@ def train_qa(cfg: RunConfig, model_kind: str, rt: Runtime, held: ExitStack, fami
     """
     family, save_dir = family or FAMILIES[model_kind], Path(cfg.model_save_dir)
     train_samples = load_split(cfg.label_train)
-    vocab = Vocab.from_samples(train_samples)
+    vocab = family.vocab(cfg, train_samples)
     splits = {"train": load_split(cfg.label_train, vocab, train_samples), "val": load_split(cfg.label_val, vocab)}
     samples = [s for sp in splits.values() for s in sp.samples]
     videos = [s["video_id"] for s in samples]
@@ -262,7 +272,7 @@ def train_qa(cfg: RunConfig, model_kind: str, rt: Runtime, held: ExitStack, fami
 def test_qa(cfg: RunConfig, model_kind: str, rt: Runtime, family: Family | None = None) -> None:
     """Test a checkpoint on --label_test: print the table and write the report (rank 0)."""
     family, save_dir = family or FAMILIES[model_kind], Path(cfg.model_save_dir)
-    vocab = Vocab.from_samples(load_split(cfg.label_train))
+    vocab = family.vocab(cfg, load_split(cfg.label_train))
     split = load_split(cfg.label_test, vocab)
     model, ckpt, meta = _load_tested(cfg, model_kind, family, vocab)
     selection = selected_on((meta.get("args") or {}).get("label_val"))
