@@ -73,7 +73,7 @@ class QATigerConfig(RunConfig):
                                                "topK", "num_experts", "question_fusion", "patch_selector", "pool",
                                                "release_pairing", "video_dim", "patch_dim", "answer2idx")
     model_flags: ClassVar[tuple[str, ...]] = ("d_model", "topK", "num_experts", "question_fusion", "patch_selector",
-                                              "pool", "video_dim", "patch_dim")
+                                              "pool", "release_pairing", "video_dim", "patch_dim")
 
     def flags(self) -> dict:
         """The run's flags as the QA-TIGER scripts have them: the checkpoint's "args" and the log's flags line."""
