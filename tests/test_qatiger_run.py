@@ -116,6 +116,8 @@ def test_train_and_test_from_the_scripts_and_the_scorer_reads_the_report(tiny, t
     ckpt = torch.load(trained / "qa-tiger.pt", weights_only=False)
     assert ckpt["model"] == "qatiger" and any(k.startswith("quest_encoder.") for k in ckpt["state_dict"])
     assert tuple(ckpt["args"]["betas"]) == (0.95, 0.999)
+    last = torch.load(trained / "qa-tiger_last.pt", weights_only=False)
+    assert tuple(last["optimizer"]["param_groups"][0]["betas"]) == (0.95, 0.999)      # the engine's Adam took them
     proc = run_here(TEST, *flags(tiny, trained))
     assert proc.returncode == 0, proc.stderr
     report = trained / "qa-tiger_avqa-test.json"
