@@ -8,8 +8,9 @@ tests/qatiger_reference.py. The questions of each batch are drawn from the real 
 where it is found (9,129 questions, 1,298 distinct sentences; $AVQA_REAL_ANNOTATIONS or
 ../shared/data/music_avqa), otherwise from 1,300 random sentences each asked 7 times.
 
-The release steps torch's default Adam; ours the engine's (fused). Ours is timed twice: with its store of text-encoder outputs off (every batch encoded, as the release
-does), and with the store filled, as it is from the second epoch on (each distinct question encoded once).
+The release steps torch's default Adam; ours the engine's (fused). Ours is timed twice: with its store
+of text-encoder outputs off (every batch encoded, as the release does), and with the store filled, as
+it is from the second epoch on (each distinct question encoded once).
 
     python benchmarks/bench_qatiger.py                  # 1 warm-up and 3 timed steps of each
     python benchmarks/bench_qatiger.py --steps 5 --device cuda
@@ -49,7 +50,7 @@ def question_pool(g: torch.Generator) -> torch.Tensor:
     return distinct.repeat(7, 1)
 
 
-def batches(n: int, size: int, device: str, seed: int = 0) -> list[dict]:
+def batches(n: int, size: int, device: str, seed: int = 0) -> tuple[list[dict], torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
     pool = question_pool(g)
     a, v = torch.randn(size, 60, 128, generator=g), torch.randn(size, 60, 768, generator=g)

@@ -135,9 +135,9 @@ class RefExperts(nn.Module):
         top_p = top_p / top_p.sum(-1, keepdim=True)
         raw = self.gauss_pred(guide).view(B, self.n, 2)
         margin = 1 / (2 * self.n)
-        centres = torch.linspace(margin, 1 - margin, self.n) + torch.tanh(raw[..., 0]) * margin
+        centres = torch.linspace(margin, 1 - margin, self.n, device=raw.device) + torch.tanh(raw[..., 0]) * margin
         widths = torch.sigmoid(raw[..., 1])
-        t = torch.linspace(0, 1, T)
+        t = torch.linspace(0, 1, T, device=data.device)
         curves = []
         for j in range(self.k):
             c = centres.gather(1, top_i[:, j:j + 1]).clamp(0, 1)

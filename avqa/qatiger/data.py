@@ -112,7 +112,8 @@ def open_inputs(cfg, samples: Sequence[dict]) -> QATigerInputs:
             what = "token frames" if flag == "--patch_feat" else "seconds"
             raise SystemExit(f"{flag} {stores[flag].folder} holds {lengths[flag]} {what} per video but --audio_feat "
                              f"{cfg.audio_feat} holds T={T} seconds: QA-TIGER reads one of each per second; extract "
-                             f"them from the same clips at one per second (the ToMe extractor: a token frame per second)")
+                             f"them from the same clips at one per second (the ToMe extractor: a token frame per "
+                             f"second)")
     sentences = sorted({question_text(s) for s in samples})
     rows = tokenize(sentences) if sentences else torch.zeros((0, 77), dtype=torch.long)
     return QATigerInputs(stores["--audio_feat"], stores["--video_feat"], stores["--patch_feat"],
