@@ -20,6 +20,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .. import checkpoint
 from ..annotations import Vocab
 from ..tasks.cli import HelpFormatter, annotation_flags, engine_flags, optimiser_flags
 from ..tasks.config import RunConfig
@@ -194,13 +195,14 @@ class QATigerFamily(Family):
 
     def load(self, cfg: QATigerConfig, ckpt: Path, model_kind: str, model: nn.Module, vocab: Vocab,
              loaded: object) -> None:
-        state = weights.release_state(ckpt, loaded) if ckpt.is_file() else None
+        obj = checkpoint.load_file(ckpt) if loaded is None and ckpt.is_file() else loaded
+        if obj is None or checkpoint.is_ours(obj):
+            return super().load(cfg, ckpt, model_kind, model, vocab, obj)
+        state = weights.release_hook(cfg, ckpt)(obj, model)
         if state is None:
-            return super().load(cfg, ckpt, model_kind, model, vocab, loaded)
-        if not cfg.answer2idx:
-            raise SystemExit(f"{ckpt} is a release-format state_dict, whose classes follow the release's "
-                             f"answer2idx.json: pass --answer2idx data/annots/<set>/answer2idx.json")
-        weights.load_release(cfg, ckpt, model, state)
+            raise ValueError(f"{ckpt} is neither a checkpoint of this project nor a state_dict like the release's "
+                             f"best.pt")
+        model.load_state_dict(state, strict=True)
 
     def feature_dirs(self, cfg: QATigerConfig) -> list[str]:
         return [cfg.audio_feat, cfg.video_feat, cfg.patch_feat]

@@ -8,6 +8,7 @@ A file without the ``quest_encoder.`` keys takes them from --clip_weights.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 import torch
 
@@ -46,16 +47,6 @@ def clip_text_state(path: str | Path) -> dict[str, torch.Tensor]:
     return text
 
 
-def release_state(path: Path, loaded: object = None) -> dict[str, torch.Tensor] | None:
-    """The tensors of a release-format file (``module.`` dropped), or None for this project's checkpoint."""
-    obj = checkpoint.load_file(path) if loaded is None else loaded
-    if checkpoint.is_ours(obj):
-        return None
-    if not checkpoint.is_original(obj):
-        raise ValueError(f"{path} is neither a checkpoint of this project nor a state_dict like the release's best.pt")
-    return {k.removeprefix("module."): v for k, v in obj.items()}
-
-
 def starting_text(cfg) -> dict[str, torch.Tensor]:
     """The text tower a run's model is built with (keys without the prefix): in test mode the
     checkpoint's own where it holds one, otherwise --clip_weights'."""
@@ -82,9 +73,25 @@ def _mismatch(path: Path, missing: list[str], unexpected: list[str], cfg) -> Sys
                       f"--num_experts ({cfg.num_experts}) it was trained with")
 
 
-def load_release(cfg, path: Path, model: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
-    """A release-format state into ``model``, strictly: every missing and unexpected key, and every tensor
-    of another shape, is named in one SystemExit; absent text-encoder keys come from --clip_weights."""
+def release_hook(cfg, path: Path) -> Callable[[object, torch.nn.Module], dict[str, torch.Tensor] | None]:
+    """The load hook of a release-format file (``hook(obj, model)``: its state for ``model``, None for an object
+    that is no plain state_dict), for the run ``cfg`` testing ``path``.
+
+    The state is checked strictly: every missing and unexpected key, and every tensor of another shape, is
+    named in one SystemExit; absent text-encoder keys come from --clip_weights; the file's classes follow
+    the release's answer2idx.json, so --answer2idx is required."""
+    def hook(obj: object, model: torch.nn.Module) -> dict[str, torch.Tensor] | None:
+        if not checkpoint.is_original(obj):
+            return None
+        if not cfg.answer2idx:
+            raise SystemExit(f"{path} is a release-format state_dict, whose classes follow the release's "
+                             f"answer2idx.json: pass --answer2idx data/annots/<set>/answer2idx.json")
+        return checked_state(cfg, path, model, {k.removeprefix("module."): v for k, v in obj.items()})
+    return hook
+
+
+def checked_state(cfg, path: Path, model: torch.nn.Module, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``state`` completed from --clip_weights where it holds no text encoder, after checking it fits ``model``."""
     from_clip = not any(k.startswith(PREFIX) for k in state)
     if from_clip:
         state = {**state, **{PREFIX + k: v for k, v in clip_text_state(cfg.clip_weights).items()}}
@@ -106,4 +113,4 @@ def load_release(cfg, path: Path, model: torch.nn.Module, state: dict[str, torch
                          + ", ".join(f"{k} {list(state[k].shape)} (model {list(expected[k].shape)})" for k in wrong)
                          + ": test it with the --answer2idx, --d_model, --video_dim, --patch_dim and --num_experts "
                            "it was trained with")
-    model.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
+    return {k: v.float() for k, v in state.items()}
