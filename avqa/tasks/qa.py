@@ -93,7 +93,8 @@ class Family:
     what trains it (Adam, StepLR); ``release_state(obj, model)``: the checkpoint load hook, the state_dict of
     a file that is not this project's format (the original release's plain state_dict), or None;
     ``start(cfg)``: what a fresh training starts from (a callable (model, log) applied to the built model,
-    checked before any training), or None.
+    checked before any training), or None; ``vocab(cfg, train_samples)``: its question words and answers (the
+    classes, in order; default: both from --label_train in order of first appearance).
 
     A family whose model is built from other settings, or reads other feature files, overrides
     ``build``, ``feature_dirs``, ``files_read``, ``open_inputs`` and ``write_outputs``; the defaults are
@@ -122,6 +123,10 @@ class Family:
         except TypeError:  # a model built only from a run's settings: its release is not told by its keys
             return False
         return {k for k in keys if not k.startswith(model.unused_keys)} == set(model.state_dict())
+
+    def vocab(self, cfg: RunConfig, train_samples: Sequence[dict]) -> Vocab:
+        """The run's question words and answers (the model's classes, in order), from --label_train."""
+        return Vocab.from_samples(train_samples)
 
     def build(self, cfg: RunConfig, vocab: Vocab) -> nn.Module:
         """The untrained model of this run's settings."""
@@ -216,7 +221,7 @@ def train_qa(cfg: RunConfig, model_kind: str, rt: Runtime, held: ExitStack, fami
     """
     family, save_dir = family or registry.qa_models()[model_kind], Path(cfg.model_save_dir)
     train_samples = load_split(cfg.label_train)
-    vocab = Vocab.from_samples(train_samples)
+    vocab = family.vocab(cfg, train_samples)
     splits = {"train": load_split(cfg.label_train, vocab, train_samples), "val": load_split(cfg.label_val, vocab)}
     samples = [s for sp in splits.values() for s in sp.samples]
     videos = [s["video_id"] for s in samples]
@@ -258,7 +263,7 @@ def train_qa(cfg: RunConfig, model_kind: str, rt: Runtime, held: ExitStack, fami
 def test_qa(cfg: RunConfig, model_kind: str, rt: Runtime, family: Family | None = None) -> None:
     """Test a checkpoint on --label_test: print the table and write the report (rank 0)."""
     family, save_dir = family or registry.qa_models()[model_kind], Path(cfg.model_save_dir)
-    vocab = Vocab.from_samples(load_split(cfg.label_train))
+    vocab = family.vocab(cfg, load_split(cfg.label_train))
     split = load_split(cfg.label_test, vocab)
     model, ckpt, meta = _load_tested(cfg, model_kind, family, vocab)
     selection = selected_on((meta.get("args") or {}).get("label_val"))

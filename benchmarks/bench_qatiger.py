@@ -1,0 +1,123 @@
+"""QA-TIGER training speed: this project's model against the release's computation, in one process.
+
+Both train with the release's recipe (batch 32, Adam at 1e-4 with betas (0.95, 0.999), cross-entropy)
+on random features of the release's shapes held in memory (VGGish [60,128], CLIP frames [60,768], ToMe
+tokens [60,14,1024]) and the frozen CLIP ViT-L/14 text tower (width 768, 12 layers, random weights),
+so only the model's forward, backward and step are timed. The release's computation is
+tests/qatiger_reference.py. The questions of each batch are drawn from the real json_update test file
+where it is found (9,129 questions, 1,298 distinct sentences; $AVQA_REAL_ANNOTATIONS or
+../shared/data/music_avqa), otherwise from 1,300 random sentences each asked 7 times.
+
+The release steps torch's default Adam; ours the engine's (fused). Ours is timed twice: with its store
+of text-encoder outputs off (every batch encoded, as the release does), and with the store filled, as
+it is from the second epoch on (each distinct question encoded once).
+
+    python benchmarks/bench_qatiger.py                  # 1 warm-up and 3 timed steps of each
+    python benchmarks/bench_qatiger.py --steps 5 --device cuda
+"""
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from avqa.engine.loop import make_optimizer
+from avqa.machine import describe_machine
+from avqa.qatiger.model import QATiger
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+from qatiger_reference import RefQATiger  # noqa: E402  (the release's computation lives with the tests)
+
+
+def question_pool(g: torch.Generator) -> torch.Tensor:
+    """CLIP token ids of every question of the real test file, or of a stand-in pool of the same repetition."""
+    for folder in (os.environ.get("AVQA_REAL_ANNOTATIONS"), ROOT.parent / "shared" / "data" / "music_avqa"):
+        path = Path(folder or "") / "json_update" / "avqa-test.json"
+        if folder and path.is_file():
+            import json
+
+            from avqa.features.clip import tokenize
+            from avqa.qatiger.data import question_text
+            return tokenize([question_text(r) for r in json.loads(path.read_text())])
+    distinct = torch.randint(1, 49406, (1300, 77), generator=g)
+    ends = torch.randint(5, 20, (1300,), generator=g)
+    for i, e in enumerate(ends.tolist()):
+        distinct[i, e], distinct[i, e + 1:] = 49407, 0
+    return distinct.repeat(7, 1)
+
+
+def batches(n: int, size: int, device: str, seed: int = 0) -> tuple[list[dict], torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    pool = question_pool(g)
+    a, v = torch.randn(size, 60, 128, generator=g), torch.randn(size, 60, 768, generator=g)
+    p = torch.randn(size, 60, 14, 1024, generator=g)
+    out = []
+    for _ in range(n):
+        rows = torch.randint(0, len(pool), (size,), generator=g)
+        out.append({k: t.to(device) for k, t in dict(audio=a, video=v, patch=p, question=pool[rows],
+                                                     target=torch.randint(0, 42, (size,), generator=g)).items()})
+    return out, pool
+
+
+def samples_per_second(model, data: list[dict], warmup: int, device: str, engine: bool) -> float:
+    """Trains on every batch of ``data``, timing all after the first ``warmup``; returns samples per second.
+
+    ``engine``: the engine's Adam (avqa.engine.loop.make_optimizer, fused), else torch's default Adam as the
+    release builds it."""
+    model.train()
+    trained = [p for p in model.parameters() if p.requires_grad]
+    optimizer = make_optimizer(model, 1e-4, (0.95, 0.999)) if engine else \
+        torch.optim.Adam(trained, lr=1e-4, betas=(0.95, 0.999))
+    for i, d in enumerate(data):
+        if i == warmup:
+            if device.startswith("cuda"):
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+        optimizer.zero_grad()
+        logits = model(d["audio"], d["video"], d["patch"], d["question"])
+        F.cross_entropy(logits, d["target"]).backward()
+        optimizer.step()
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    return (len(data) - warmup) * len(data[0]["target"]) / (time.perf_counter() - start)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--batch_size", type=int, default=32, help="questions per batch (default: 32, the release's)")
+    p.add_argument("--warmup", type=int, default=1, help="untimed steps before timing (default: 1)")
+    p.add_argument("--steps", type=int, default=3, help="timed training steps per model (default: 3)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+    a = p.parse_args()
+    print(f"machine: {describe_machine()}; torch {torch.__version__}, {torch.get_num_threads()} threads, "
+          f"device {a.device}", flush=True)
+    data, pool = batches(a.warmup + a.steps, a.batch_size, a.device)
+    text = dict(width=768, layers=12, heads=12, embed_dim=768)
+    torch.manual_seed(0)
+    release = RefQATiger(42, text=text).to(a.device)
+    ours = QATiger(42, text={**text, "cache": 0}).to(a.device)
+    ours.load_state_dict(release.state_dict())
+    cached = QATiger(42, text={**text, "cache": 8192}).to(a.device)
+    cached.load_state_dict(release.state_dict())
+    for i in range(0, len(pool), 256):            # the store as the second epoch finds it
+        cached.quest_encoder(pool[i:i + 256].to(a.device))
+    rows = []
+    for name, model in (("release (tests/qatiger_reference.py)", release),
+                        ("avqa.qatiger QATiger, text store off", ours),
+                        ("avqa.qatiger QATiger, text store filled (epoch 2 on)", cached)):
+        rate = samples_per_second(model, data, a.warmup, a.device, engine=model is not release)
+        rows.append((name, rate))
+        print(f"  {name}: {rate:.2f} samples/s", flush=True)
+    print(f"\ntraining samples/s in float32, batch {a.batch_size}, {a.steps} timed steps each")
+    print(f"{'model':<56} {'samples/s':>10} {'x release':>10}")
+    for name, rate in rows:
+        print(f"{name:<56} {rate:>10.2f} {rate / rows[0][1]:>10.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
