@@ -36,6 +36,8 @@ ABLATIONS = {"no_question_fusion": ("w/o QA fusion", "the fusion layer without i
              "no_patch_selector": ("w/o patch selector", "each second's tokens averaged instead of selected",
                                    {"patch_selector": False}),
              "mean_pool": ("mean pooling", "the means over time instead of the Gaussian experts", {"pool": "mean"}),
+             "few_experts": ("3 experts", "3 Gaussian experts, all kept, instead of 7",
+                             {"num_experts": 3, "topK": 3}),
              "qatiger": ("QA-TIGER", "every module on (the paper's model)", {})}
 
 

@@ -1,5 +1,9 @@
-"""QA-TIGER's feature stages of the main job: what it reads under the set's ``feats/``, in its release's
-layout (avqa.qatiger.standin), made with the synthetic-world stand-ins.
+"""QA-TIGER's stages of the main job (python -m avqa.pipeline --family avst,qatiger): its features of the set
+in its release's layout (avqa.qatiger.standin), made with the synthetic-world stand-ins, then QA-TIGER
+trained with the stand-in text encoder, tested on the test split and its weights over the seconds
+scored against the set's ground truth (avqa.qatiger.time_score).
+
+The feature stages:
 
 - ``tspm_clip_frames`` and ``tspm_tokens``: TSPM's stages, listed here too so that QA-TIGER runs
   without ``--tspm``; the features are extracted once, for both families;
@@ -11,18 +15,25 @@ layout (avqa.qatiger.standin), made with the synthetic-world stand-ins.
 VGGish is the main job's ``vggish`` stage. The question encoder is the stand-in CLIP file itself
 (standin.TEXT_ENCODER), read by QA-TIGER's training; nothing is extracted for it. Each stage checks its
 own outputs; avqa.pipeline skips, resumes and redoes them as it does the main job's.
+
+The training stage's stamp holds the recipe (its registry entry's, "demo" or "tiny") and the sha256 of
+the stand-in text encoder, so a replaced file trains again.
 """
 from __future__ import annotations
 
 import json
 from typing import TYPE_CHECKING
 
+from .. import checkpoint, registry
 from ..features.files import valid_npy
-from ..stage import Stage, print_report
+from ..stage import Stage, finished, print_report, run_task, tested
 from ..tspm import stages as tspm_stages
 from ..tspm.stages import MAX_TOKEN_FRAMES, TSPMStages, _weights_id
 from ..utils import metadata_path
-from .standin import FOLDERS, TOKENS, StandinConfig, extract_tokens_per_second, link_to_tspm, linked_to_tspm
+from .ladder import feature_widths
+from .run import QATigerConfig
+from .standin import (FOLDERS, TEXT_ENCODER, TOKENS, StandinConfig, extract_tokens_per_second, link_to_tspm,
+                      linked_to_tspm, text_encoder_problem)
 
 if TYPE_CHECKING:
     from ..job import MainJob
@@ -75,4 +86,56 @@ class QATigerFeatureStages:
                   lambda: link_to_tspm(self.cfg, "frames"), self.frames_check, [frames, metadata_path(frames)],
                   keep_outputs=True),
             make_tokens,
+        ]
+
+
+class QATigerStages:
+    """All of QA-TIGER's stages of one main job: its features, then training, test and the time score."""
+
+    def __init__(self, job: MainJob):
+        self.job, self.data, self.out = job, job.data, job.out
+        self.features = QATigerFeatureStages(job)
+        self.recipe = registry.entry("qatiger").recipes["tiny" if job.tiny else "demo"]
+        self.model_dir = self.out / "qatiger"
+        self.ckpt = checkpoint.trained_path(self.model_dir, "qatiger", "qatiger")
+
+    def config(self, **settings) -> QATigerConfig:
+        """QA-TIGER's settings on this set: its feature folders, the stand-in text encoder, the recipe, the widths."""
+        c, labels = self.features.cfg, {f"label_{s}": str(self.data / "json" / f"avqa-{s}.json")
+                                        for s in ("train", "val", "test")}
+        return QATigerConfig(audio_feat=str(c.folder("audio")), video_feat=str(c.folder("frames")),
+                             patch_feat=str(c.folder("tokens")), clip_weights=str(TEXT_ENCODER), **labels,
+                             **feature_widths(c.folder("frames"), c.folder("tokens")), device=self.job.args.device,
+                             tensorboard_dir=str(self.out / "runs"), model_save_dir=str(self.model_dir),
+                             checkpoint="qatiger", **{**self.recipe, **settings})
+
+    def train(self) -> None:
+        from .run import run_config
+        problem = text_encoder_problem()
+        if problem:
+            raise SystemExit(problem)
+        run_task(run_config, self.config(resume=True))
+
+    def test(self) -> None:
+        from .run import run_config
+        run_task(run_config, self.config(mode="test", results=str(self.out / "qatiger_test.json")))
+
+    def time_score(self) -> None:
+        from .time_score import score_time
+        run_task(lambda cfg: score_time(cfg, self.data / "ground_truth", self.out / "qatiger_time.json"),
+                 self.config(mode="test", quiet=True))
+
+    def stages(self) -> list[Stage]:
+        o, ckpt = self.out, self.ckpt
+        text = {"text_encoder_sha256": _weights_id(TEXT_ENCODER)}
+        return [
+            *self.features.stages(),
+            Stage("qatiger", f"QA-TIGER training (text encoder: stand-in {TEXT_ENCODER.name})",
+                  ["vggish", "qatiger_clip_frames", "qatiger_tokens"], self.train,
+                  finished(self.model_dir, "qatiger", self.recipe["epochs"], "qatiger"), [self.model_dir],
+                  {"recipe": self.recipe, **text}, resumes=True),
+            Stage("test_qatiger", "QA-TIGER on the test split", ["qatiger"], self.test,
+                  tested(o / "qatiger_test.json", ckpt), [o / "qatiger_test.json"]),
+            Stage("qatiger_time", "QA-TIGER's weights over the seconds against when the named instrument sounds",
+                  ["qatiger"], self.time_score, tested(o / "qatiger_time.json", ckpt), [o / "qatiger_time.json"]),
         ]

@@ -52,6 +52,24 @@ def named_instrument(sample: dict, truth: dict) -> str | None:
     return named.pop() if len(named) == 1 else None
 
 
+def named_questions(samples: list[dict], ground_truth: Path, label_test: str) -> list[dict]:
+    """The questions of ``samples`` (rows of --label_test) that name one instrument of their clip which sounds in
+    it: {"row", "instrument", "sounding" (its seconds), "T"} each, from the set's ``ground_truth`` folder."""
+    questions = []
+    for row, sample in enumerate(samples):
+        path = Path(ground_truth) / f"{sample['video_id']}.json"
+        if not path.is_file():
+            raise SystemExit(f"{path} not found: --ground_truth must be the folder of the set --label_test belongs to")
+        truth = json.loads(path.read_text())
+        instrument = named_instrument(sample, truth)
+        sounding = sounding_seconds(truth, instrument) if instrument else None
+        if sounding:
+            questions.append({"row": row, "instrument": instrument, "sounding": sounding, "T": int(truth["seconds"])})
+    if not questions:
+        raise SystemExit(f"no question of {label_test} names one instrument that sounds in its clip: nothing to score")
+    return questions
+
+
 @torch.no_grad()
 def kept_seconds(model: torch.nn.Module, loader, rt: Runtime, quiet: bool) -> dict[int, list[int]]:
     """The kept seconds of every question of ``loader``, by row of its annotation file."""
@@ -129,18 +147,7 @@ def score_selection(cfg: TSPMConfig, ground_truth: Path, out: Path) -> int:
         raise SystemExit(str(e)) from None
     fresh = checkpoint.untrained(meta, lambda: FAMILY.build(cfg, vocab))
 
-    questions = []
-    for row, sample in enumerate(split.samples):
-        path = ground_truth / f"{sample['video_id']}.json"
-        if not path.is_file():
-            raise SystemExit(f"{path} not found: --ground_truth must be the folder of the set --label_test belongs to")
-        truth = json.loads(path.read_text())
-        instrument = named_instrument(sample, truth)
-        sounding = sounding_seconds(truth, instrument) if instrument else None
-        if sounding:
-            questions.append({"row": row, "instrument": instrument, "sounding": sounding, "T": int(truth["seconds"])})
-    if not questions:
-        raise SystemExit(f"no question of {cfg.label_test} names one instrument that sounds in its clip: nothing to score")
+    questions = named_questions(split.samples, ground_truth, cfg.label_test)
 
     rt = Runtime(cfg)
     inputs = FAMILY.open_inputs(cfg, split.samples)
