@@ -8,41 +8,22 @@ The stand-in CLIP and ViT of the features are test_pipeline_tspm's placeholders;
 the shipped stand-in (avqa.qatiger.standin.TEXT_ENCODER)."""
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 from pathlib import Path
 
 import pytest
 
 from avqa.qatiger.time_score import format_time, time_table
-from avqa.tspm import stages as tspm_stages
 from conftest import MAIN_JOB, copy_of_main_job, e2e_fixture
-from test_pipeline_tspm import placeholders
+from test_pipeline_tspm import pipeline as in_process, placeholders
 
 STAGES = ["tspm_clip_frames", "tspm_tokens", "qatiger_clip_frames", "qatiger_tokens", "qatiger", "test_qatiger",
           "qatiger_time"]
 
 
-def in_process(main, argv: list[str], root: Path, clip: Path, vit: Path) -> tuple[int, str, str]:
-    """``main(argv)`` in ``root``, in this process, with the placeholder stand-ins for the features."""
-    out, err = io.StringIO(), io.StringIO()
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(tspm_stages, "STANDIN_CLIP", clip)
-        mp.setattr(tspm_stages, "STANDIN_VIT", vit)
-        mp.setenv("TQDM_DISABLE", "1")
-        mp.chdir(root)
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            try:
-                code = main(argv)
-            except SystemExit as e:
-                code = e.code
-    return code, out.getvalue(), err.getvalue()
-
-
 def pipeline(root: Path, clip: Path, vit: Path) -> tuple[int, str, str]:
-    from avqa.pipeline import main
-    return in_process(main, [*MAIN_JOB[2:], "--family", "avst,qatiger"], root, clip, vit)
+    """The main job with --tiny --family avst,qatiger in ``root``, in this process."""
+    return in_process(root, clip, vit, [*MAIN_JOB[2:], "--family", "avst,qatiger"])
 
 
 @e2e_fixture(scope="module")
@@ -97,8 +78,8 @@ def test_the_ladder_trains_and_tests_qatigers_rungs_on_its_features(job, tmp_pat
     from avqa.ladder import main
     root, clip, vit, _ = job
     out = tmp_path / "ladder"
-    code, printed, err = in_process(main, ["--family", "qatiger", "--data", str(root / "data"), "--out", str(out),
-                                           "--epochs", "1", "--batch-size", "16", "--quiet"], root, clip, vit)
+    code, printed, err = in_process(root, clip, vit, ["--family", "qatiger", "--data", str(root / "data"), "--out",
+                                                      str(out), "--epochs", "1", "--batch-size", "16", "--quiet"], main)
     assert code == 0, err[-3000:]
     rows = json.loads((out / "ladder.json").read_text())["rungs"]
     assert [r["model"] for r in rows] == ["no_question_fusion", "no_patch_selector", "mean_pool", "few_experts",

@@ -29,10 +29,8 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from .. import checkpoint
-from ..engine.runtime import Runtime, make_loader, to_device
-from ..tasks.inputs import load_split
-from ..tspm.selection_score import named_questions
+from ..engine.runtime import Runtime, to_device
+from ..tspm.selection_score import TestedPair, named_questions
 from ..utils import atomic_write_text, progress, sha256, user_errors
 from .run import FAMILY, QATigerConfig, build_parser
 
@@ -96,22 +94,11 @@ def score_time(cfg: QATigerConfig, ground_truth: Path, out: Path) -> int:
     if cfg.pool != "experts":
         raise SystemExit(f"--pool {cfg.pool} pools without the Gaussian experts: there are no weights over the "
                          f"seconds to score; give a checkpoint trained with --pool experts")
-    vocab = FAMILY.vocab(cfg, load_split(cfg.label_train))
-    split = load_split(cfg.label_test, vocab)
-    ckpt = checkpoint.trained_path(Path(cfg.model_save_dir), cfg.checkpoint, cfg.script)
-    model = FAMILY.build(cfg, vocab)
-    try:
-        meta = checkpoint.load_trained_state(ckpt, "qatiger", model, vocab)
-    except (ValueError, FileNotFoundError) as e:
-        raise SystemExit(str(e)) from None
-    fresh = checkpoint.untrained(meta, lambda: FAMILY.build(cfg, vocab))
-    questions = named_questions(split.samples, ground_truth, cfg.label_test)
-
-    rt = Runtime(cfg)
-    loader = make_loader(FAMILY.open_inputs(cfg, split.samples).dataset(split, False, cfg.seed), cfg.eval_batch_size,
-                         False, rt, cfg.num_workers, cfg.seed)
-    trained, accuracy = seconds_weights(model.to(rt.device), loader, rt, cfg.quiet)
-    untrained, untrained_accuracy = seconds_weights(fresh.to(rt.device), loader, rt, cfg.quiet)
+    t = TestedPair.of(cfg, FAMILY, "qatiger")
+    questions = named_questions(t.split.samples, ground_truth, cfg.label_test)
+    ckpt, loader = t.checkpoint, t.loader()
+    trained, accuracy = seconds_weights(t.trained, loader, t.runtime, cfg.quiet)
+    untrained, untrained_accuracy = seconds_weights(t.untrained, loader, t.runtime, cfg.quiet)
     table = time_table(questions, trained, untrained)
     print(f"QA-TIGER's weights over the seconds against when the named instrument sounds, {cfg.label_test}, "
           f"checkpoint {ckpt}:")

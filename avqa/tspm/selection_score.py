@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -29,9 +30,12 @@ import numpy as np
 import torch
 
 from .. import checkpoint
-from ..annotations import Vocab, fillers
+from ..annotations import fillers
+from ..data import QASplit
 from ..engine.runtime import Runtime, make_loader, to_device
+from ..tasks.config import RunConfig
 from ..tasks.inputs import load_split
+from ..tasks.qa import Family
 from ..utils import atomic_write_text, progress, sha256, user_errors
 from .run import FAMILY, TSPMConfig, build_parser
 
@@ -68,6 +72,40 @@ def named_questions(samples: list[dict], ground_truth: Path, label_test: str) ->
     if not questions:
         raise SystemExit(f"no question of {label_test} names one instrument that sounds in its clip: nothing to score")
     return questions
+
+
+@dataclass
+class TestedPair:
+    """A checkpoint's model and the same model untrained (built with its training run's seed), on the device of
+    ``cfg``, with cfg.label_test's split: what a score of a trained model beside its untrained self reads."""
+
+    cfg: RunConfig
+    family: Family
+    split: QASplit
+    checkpoint: Path
+    trained: torch.nn.Module
+    untrained: torch.nn.Module
+    runtime: Runtime
+
+    @classmethod
+    def of(cls, cfg: RunConfig, family: Family, model_kind: str) -> "TestedPair":
+        vocab = family.vocab(cfg, load_split(cfg.label_train))
+        split = load_split(cfg.label_test, vocab)
+        ckpt = checkpoint.trained_path(Path(cfg.model_save_dir), cfg.checkpoint, cfg.script)
+        model = family.build(cfg, vocab)
+        try:
+            meta = checkpoint.load_trained_state(ckpt, model_kind, model, vocab)
+        except (ValueError, FileNotFoundError) as e:
+            raise SystemExit(str(e)) from None
+        fresh = checkpoint.untrained(meta, lambda: family.build(cfg, vocab))
+        rt = Runtime(cfg)
+        return cls(cfg, family, split, ckpt, model.to(rt.device), fresh.to(rt.device), rt)
+
+    def loader(self):
+        """The split's batches in order (its feature files checked first)."""
+        c = self.cfg
+        return make_loader(self.family.open_inputs(c, self.split.samples).dataset(self.split, False, c.seed),
+                           c.eval_batch_size, False, self.runtime, c.num_workers, c.seed)
 
 
 @torch.no_grad()
@@ -137,24 +175,11 @@ def score_selection(cfg: TSPMConfig, ground_truth: Path, out: Path) -> int:
                          f"ground_truth/ folder (python -m avqa.synthetic writes it)")
     if not cfg.Temp_Selection:
         raise SystemExit("--no-Temp_Selection keeps every second: there is no selection to score")
-    vocab = Vocab.from_samples(load_split(cfg.label_train))
-    split = load_split(cfg.label_test, vocab)
-    ckpt = checkpoint.trained_path(Path(cfg.model_save_dir), cfg.checkpoint, cfg.script)
-    model = FAMILY.build(cfg, vocab)
-    try:
-        meta = checkpoint.load_trained_state(ckpt, "tspm", model, vocab)
-    except (ValueError, FileNotFoundError) as e:
-        raise SystemExit(str(e)) from None
-    fresh = checkpoint.untrained(meta, lambda: FAMILY.build(cfg, vocab))
-
-    questions = named_questions(split.samples, ground_truth, cfg.label_test)
-
-    rt = Runtime(cfg)
-    inputs = FAMILY.open_inputs(cfg, split.samples)
-    loader = make_loader(inputs.dataset(split, False, cfg.seed), cfg.eval_batch_size, False, rt, cfg.num_workers,
-                         cfg.seed)
-    trained = kept_seconds(model.to(rt.device), loader, rt, cfg.quiet)
-    untrained = kept_seconds(fresh.to(rt.device), loader, rt, cfg.quiet)
+    t = TestedPair.of(cfg, FAMILY, "tspm")
+    questions = named_questions(t.split.samples, ground_truth, cfg.label_test)
+    ckpt, rt, loader = t.checkpoint, t.runtime, t.loader()
+    trained = kept_seconds(t.trained, loader, rt, cfg.quiet)
+    untrained = kept_seconds(t.untrained, loader, rt, cfg.quiet)
     table = selection_table(questions, trained, untrained)
     print(f"TSPM's kept seconds (--top_k {cfg.top_k}) against when the named instrument sounds, "
           f"{cfg.label_test}, checkpoint {ckpt}:")
