@@ -52,7 +52,7 @@ def test_qatiger_stages_run_and_the_summary_shows_its_table_untrained_figure_and
     time = json.loads((o / "qatiger_time.json").read_text())
     assert summary["qatiger_time"] == time
     row = time["table"]["all"]
-    assert row["questions"] > 0 and all(0.0 <= row[k] <= 100.0 for k in row if k != "questions")
+    assert row["questions"] > 0 and all(0.0 <= row[k] <= 100.0 + 1e-4 for k in row if k != "questions")  # float32 sums
     # the time score's pass over the test split gives the trained accuracy the test report holds
     assert time["accuracy"]["trained"] == pytest.approx(report["table"]["Overall"]["accuracy"], abs=0.01)
     assert f"trained {time['accuracy']['trained']:.2f}%, the same model untrained " \
