@@ -16,19 +16,21 @@ VGGish is the main job's ``vggish`` stage. The question encoder is the stand-in 
 (standin.TEXT_ENCODER), read by QA-TIGER's training; nothing is extracted for it. Each stage checks its
 own outputs; avqa.pipeline skips, resumes and redoes them as it does the main job's.
 
-The training stage's stamp holds the recipe (its registry entry's, "demo" or "tiny") and the sha256 of
+The training runs in a child process whose OpenMP threads sleep when they wait, as TSPM's does
+(avqa.tspm.stages.train_in_child). The training stage's stamp holds the recipe (its registry entry's, "demo" or "tiny") and the sha256 of
 the stand-in text encoder, so a replaced file trains again.
 """
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
+import sys
+from typing import TYPE_CHECKING, Sequence
 
 from .. import checkpoint, registry
 from ..features.files import valid_npy
-from ..stage import Stage, finished, print_report, run_task, tested
+from ..stage import Stage, exit_on_failure, finished, print_report, run_task, tested
 from ..tspm import stages as tspm_stages
-from ..tspm.stages import MAX_TOKEN_FRAMES, TSPMStages, _weights_id
+from ..tspm.stages import MAX_TOKEN_FRAMES, TSPMStages, _weights_id, train_in_child
 from ..utils import metadata_path
 from .ladder import feature_widths
 from .run import QATigerConfig
@@ -110,11 +112,10 @@ class QATigerStages:
                              checkpoint="qatiger", **{**self.recipe, **settings})
 
     def train(self) -> None:
-        from .run import run_config
         problem = text_encoder_problem()
         if problem:
             raise SystemExit(problem)
-        run_task(run_config, self.config(resume=True))
+        exit_on_failure(train_in_child(self.config(resume=True), "avqa.qatiger.stages"))
 
     def test(self) -> None:
         from .run import run_config
@@ -139,3 +140,15 @@ class QATigerStages:
             Stage("qatiger_time", "QA-TIGER's weights over the seconds against when the named instrument sounds",
                   ["qatiger"], self.time_score, tested(o / "qatiger_time.json", ckpt), [o / "qatiger_time.json"]),
         ]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The child of the training stage: a QATigerConfig as JSON on stdin, trained as net_qatiger/main_train.py would."""
+    from ..utils import user_errors
+    from .run import run_config
+    fields = json.loads(sys.stdin.read())
+    return user_errors(run_config)(QATigerConfig(**{**fields, "betas": tuple(fields["betas"])}))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
