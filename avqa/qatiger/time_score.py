@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from ..engine.runtime import Runtime, to_device
-from ..tspm.selection_score import TestedPair, named_questions
+from ..tspm.selection_score import TestedPair, named_questions, score_args
 from ..utils import atomic_write_text, progress, sha256, user_errors
 from .run import FAMILY, QATigerConfig, build_parser
 
@@ -112,18 +112,8 @@ def score_time(cfg: QATigerConfig, ground_truth: Path, out: Path) -> int:
 
 
 def parse_args(argv: Sequence[str] | None) -> tuple[QATigerConfig, argparse.Namespace]:
-    p = build_parser(__doc__)
-    extra = p.add_argument_group("time score")
-    extra.add_argument("--ground_truth", default=None,
-                       help="the synthetic set's ground_truth/ folder (default: beside --label_test's json/ folder)")
-    extra.add_argument("--out", default=None, help="the JSON written (default: MODEL_SAVE_DIR/CHECKPOINT_time.json)")
-    ns = vars(p.parse_args(argv))
-    own = argparse.Namespace(ground_truth=ns.pop("ground_truth"), out=ns.pop("out"))
-    ns["betas"] = tuple(ns["betas"])
-    cfg = QATigerConfig(**ns, mode="test")
-    own.ground_truth = Path(own.ground_truth or Path(cfg.label_test).resolve().parent.parent / "ground_truth")
-    own.out = Path(own.out or Path(cfg.model_save_dir) / f"{cfg.checkpoint}_time.json")
-    return cfg, own
+    return score_args(build_parser(__doc__), argv,
+                      lambda ns: QATigerConfig(**{**ns, "betas": tuple(ns["betas"])}, mode="test"), "time")
 
 
 @user_errors

@@ -24,7 +24,7 @@ import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -147,18 +147,24 @@ def format_selection(table: dict) -> str:
                      f"{r['untrained']:6.2f}%  random k seconds {r['random']:6.2f}%" for name, r in table.items())
 
 
-def parse_args(argv: Sequence[str] | None) -> tuple[TSPMConfig, argparse.Namespace]:
-    p = build_parser(__doc__)
-    extra = p.add_argument_group("selection score")
+def score_args(p: argparse.ArgumentParser, argv: Sequence[str] | None, make: Callable[[dict], RunConfig],
+               suffix: str) -> tuple[RunConfig, argparse.Namespace]:
+    """A score's command line: a family's test flags (``p``; ``make`` turns them into its config) and the score's
+    own --ground_truth and --out (default MODEL_SAVE_DIR/CHECKPOINT_<suffix>.json)."""
+    extra = p.add_argument_group(f"{suffix} score")
     extra.add_argument("--ground_truth", default=None,
                        help="the synthetic set's ground_truth/ folder (default: beside --label_test's json/ folder)")
-    extra.add_argument("--out", default=None, help="the JSON written (default: MODEL_SAVE_DIR/CHECKPOINT_selection.json)")
+    extra.add_argument("--out", default=None, help=f"the JSON written (default: MODEL_SAVE_DIR/CHECKPOINT_{suffix}.json)")
     ns = vars(p.parse_args(argv))
     own = argparse.Namespace(ground_truth=ns.pop("ground_truth"), out=ns.pop("out"))
-    cfg = TSPMConfig(**ns, mode="test")
+    cfg = make(ns)
     own.ground_truth = Path(own.ground_truth or Path(cfg.label_test).resolve().parent.parent / "ground_truth")
-    own.out = Path(own.out or Path(cfg.model_save_dir) / f"{cfg.checkpoint}_selection.json")
+    own.out = Path(own.out or Path(cfg.model_save_dir) / f"{cfg.checkpoint}_{suffix}.json")
     return cfg, own
+
+
+def parse_args(argv: Sequence[str] | None) -> tuple[TSPMConfig, argparse.Namespace]:
+    return score_args(build_parser(__doc__), argv, lambda ns: TSPMConfig(**ns, mode="test"), "selection")
 
 
 @user_errors
