@@ -23,6 +23,7 @@ from ..annotations import Vocab
 from ..data import QASplit
 from ..engine.denormals import flush_denormals
 from ..evaluate import release_acc_text, result_line
+from ..recipes import Recipe
 from ..tasks.cli import HelpFormatter, annotation_flags, engine_flags, optimiser_flags
 from ..tasks.config import RunConfig
 from ..tasks.qa import Family, run
@@ -57,6 +58,13 @@ def ablation_doc(rung: str) -> str:
         return "TSPM with every module on (the paper's model)\n" + "; ".join(name for name, _, _ in SWITCHES.values())
     name, _, off = SWITCHES[switch]
     return f"TSPM without {name} (--no-{switch})\nin its place: {off}"
+
+
+@dataclass(frozen=True)
+class TSPMRecipe(Recipe):
+    """A TSPM training recipe: AVST's fields and --top_k, the seconds temporal selection keeps."""
+
+    top_k: int | None = None
 
 
 @dataclass

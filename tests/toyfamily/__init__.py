@@ -18,6 +18,7 @@ from avqa import checkpoint
 from avqa.annotations import Vocab
 from avqa.ask.question import read_question
 from avqa.ladder_families import LadderFamily
+from avqa.recipes import Recipe
 from avqa.registry import FamilyEntry
 from avqa.stage import Stage, finished, run_task, tested
 from avqa.tasks import qa
@@ -25,7 +26,7 @@ from avqa.tasks.cli import build_parser
 from avqa.tasks.config import RunConfig
 from avqa.utils import metadata_path, user_errors
 
-RECIPE = ["--epochs", "2", "--lr", "0.5", "--batch-size", "16"]
+RECIPE = Recipe(epochs=2, lr=0.5, batch_size=16)
 SIZES = {"toy_small": 4, "toy": 32}   # the rungs: the hidden width of each model
 
 
@@ -99,8 +100,8 @@ def stages(job) -> list[Stage]:
     o = job.out
     ckpt = checkpoint.trained_path(o / "toy", "toy")
     return [Stage("toy", "the toy family's training", ["vggish"],
-                  lambda: run_task(main, job_flags(job, *RECIPE, "--resume")),
-                  finished(o / "toy", "toy", 2, "toy"), [o / "toy"], {"flags": RECIPE}, resumes=True),
+                  lambda: run_task(main, job_flags(job, *RECIPE.flags(), "--resume")),
+                  finished(o / "toy", "toy", 2, "toy"), [o / "toy"], {"flags": RECIPE.flags()}, resumes=True),
             Stage("test_toy", "the toy family on the test split", ["toy"],
                   lambda: run_task(main, job_flags(job, "--mode", "test", "--results", str(o / "toy_test.json"))),
                   tested(o / "toy_test.json", ckpt), [o / "toy_test.json"])]
@@ -171,4 +172,4 @@ def answerer(path, label_train=None, **options):
 
 FAMILY = FamilyEntry(name="toy", title="Toy", models=MODELS, stages=stages, tables=("toy",), summary=summary,
                      ladder=ToyLadder(), answerer=answerer, answers=("toy", "toy_small"),
-                     recipes={"demo": RECIPE, "tiny": RECIPE}, help="the toy family of tests/toyfamily")
+                     recipes={"demo": {"toy": RECIPE}, "tiny": {"toy": RECIPE}}, help="the toy family of tests/toyfamily")
