@@ -68,6 +68,25 @@ def test_the_ladders_families_come_from_the_registry():
     assert parse_args(["--family", "tspm"]).family is registry.entry("tspm").ladder
 
 
+def test_each_familys_config_composes_the_engines_section_with_its_own_and_the_engine_reads_only_that():
+    """TSPMConfig has the engine's section and TSPM's, none of the original scripts' inputs; RunConfig lists every
+    flag of its scripts in their order; the engine's modules read no field of a config outside the engine's
+    section."""
+    import ast
+    from dataclasses import fields
+    from avqa.tasks.config import AVSTInputs, EngineConfig, RunConfig
+    from avqa.tspm.run import TSPMConfig
+    engine, avst = {f.name for f in fields(EngineConfig)}, {f.name for f in fields(AVSTInputs)}
+    assert engine <= {f.name for f in fields(TSPMConfig)} and not avst & {f.name for f in fields(TSPMConfig)}
+    assert sorted(RunConfig.order) == sorted((engine | avst) - {"script"}) and "segments" not in EngineConfig.recipe_flags
+    read = set()
+    for f in sorted((ROOT / "avqa" / "engine").rglob("*.py")):
+        read |= {node.attr for node in ast.walk(ast.parse(f.read_text()))
+                 if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
+                 and node.value.id in ("cfg", "args", "config")}
+    assert read and read <= engine | {"flags", "recipe_flags", "model_flags", "EngineConfig"}, read - engine
+
+
 # ----------------------------------------------------------------------------- a family the library does not know
 
 
