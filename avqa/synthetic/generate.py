@@ -28,7 +28,8 @@ from ..annotations import (INSTRUMENTS, Vocab, format_statistics, load_annotatio
 from ..machine import usable_cores
 from ..media import sample_frame_numbers
 from ..utils import EXIT_CODES, atomic_write_text, progress, user_errors
-from .questions import ask, balance
+from .balance import balance
+from .questions import ask
 from .render import render_clip
 from .scene import MAX_POSITIONS, Scene, sample_scene, swap_sound_tracks
 
