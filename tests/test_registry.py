@@ -191,6 +191,24 @@ def test_ask_answers_with_the_toy(toy_job):
     assert reply.answer in answerer.vocab.answers and 0 < reply.probability <= 1
 
 
+def test_python_m_avqa_ask_formats_the_toys_answer_with_its_own_lines(toy_job, tmp_path, capsys):
+    """The command line answers with any registered family's answerer: the answer, then the lines its answerer
+    adds; --json writes its reply; --sheet, which the toy cannot draw, is refused in one sentence."""
+    from avqa.annotations import load_annotations, tokenize
+    from avqa.ask.cli import main
+    root, _ = toy_job
+    sample = load_annotations(root / "data" / "json" / "avqa-test.json")[0]
+    argv = [str(root / "data" / "videos" / f"{sample['video_id']}.mp4"), " ".join(tokenize(sample)) + "?",
+            "--model_save_dir", str(root / "out" / "toy"), "--checkpoint", "toy"]
+    assert main([*argv, "--json", str(tmp_path / "toy.json")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    reply = json.loads((tmp_path / "toy.json").read_text())
+    assert lines[:2] == [f"answer: {reply['answer']}   (probability {reply['probability']:.4f})",
+                         "(the toy answers from the question alone)"]
+    assert main([*argv, "--sheet", str(tmp_path / "sheet.png")]) == 1
+    assert "--sheet: the model of" in capsys.readouterr().err and not (tmp_path / "sheet.png").exists()
+
+
 def test_the_ladder_runs_the_toys_rungs(toy_job):
     from avqa.ladder import main
     root, _ = toy_job

@@ -150,7 +150,9 @@ class ToyLadder(LadderFamily):
 
 
 class ToyAnswerer:
-    """Answers from the question alone (the clip's sound read as silence): what the toy needs to be asked."""
+    """Answers from the question alone (the clip's sound read as silence): what the toy needs to be asked. Its
+    replies have ``answer``, ``probability`` and ``as_dict()``; ``details`` is what avqa.ask prints after the answer;
+    it draws no sheet."""
 
     def __init__(self, path: Path):
         obj = checkpoint.load_dict(path)
@@ -163,7 +165,14 @@ class ToyAnswerer:
         q = torch.tensor([self.vocab.word_ids(read_question(question, self.vocab))])
         probs = torch.softmax(self.model.eval()(torch.zeros(1, 1, 128), None, None, q)[0], -1)[0]
         best = int(probs.argmax())
-        return SimpleNamespace(answer=self.vocab.answers[best], probability=float(probs[best]), video=video)
+        reply = {"video": str(video), "question": question, "answer": self.vocab.answers[best],
+                 "probability": float(probs[best])}
+        return SimpleNamespace(**reply, as_dict=lambda: reply)
+
+    @staticmethod
+    def details(r: dict) -> list[str]:
+        """What python -m avqa.ask prints after the answer: the toy's own line."""
+        return ["(the toy answers from the question alone)"]
 
 
 def answerer(path, label_train=None, **options):
