@@ -36,9 +36,9 @@ class EngineConfig:
     lr_gamma: float = 0.1
     seed: int = 1
     mode: str = "train"
-    model: str = "AVQA_Fusion_Net"
-    model_save_dir: str = "net_grd_avst/avst_models/"
-    checkpoint: str = "avst"
+    model: str = ""           # a family's config gives these four its script's defaults
+    model_save_dir: str = ""
+    checkpoint: str = ""
     resume: bool = False
     overwrite: bool = False
     device: str | None = None
@@ -50,7 +50,7 @@ class EngineConfig:
     tensorboard_dir: str = "runs"
     results: str | None = None
     quiet: bool = False
-    script: str = "avst"
+    script: str = ""
 
     # what a resumed run must share with the run it continues (engine.ownership)
     recipe_flags: ClassVar[tuple[str, ...]] = ("batch_size", "lr", "lr_step", "lr_gamma", "seed")
@@ -81,7 +81,12 @@ class AVSTInputs:
 @dataclass
 class RunConfig(AVSTInputs, EngineConfig):
     """One run of the original scripts: the engine's section and theirs; ``script``: avst, baseline or
-    grounding."""
+    grounding (defaults: net_grd_avst's)."""
+
+    model: str = "AVQA_Fusion_Net"
+    model_save_dir: str = "net_grd_avst/avst_models/"
+    checkpoint: str = "avst"
+    script: str = "avst"
 
     # the scripts' flags in their command line's order
     order: ClassVar[tuple[str, ...]] = (
