@@ -29,8 +29,8 @@ class LadderFamily:
     @property
     def recipe(self) -> dict:
         """The recipe (epochs, lr, lr_step, batch_size) the ladder trains with by default when this family is the
-        default one."""
-        raise NotImplementedError
+        default one: the main job's demo recipe of its full model, from the family's registry entry."""
+        return registry.entry(self.name).recipes["demo"][self.top].settings()
 
     @property
     def top(self) -> str:

@@ -10,9 +10,8 @@ from pathlib import Path
 
 import torch
 
-from . import checkpoint
+from . import checkpoint, registry
 from .features.metadata import MADE_WITH
-from .recipes import DEMO
 from .tasks import qa
 from .tasks.config import RunConfig
 from .utils import atomic_write_text, metadata_path
@@ -35,7 +34,8 @@ def bundle(data: Path, out: Path, dest: Path = Path("net_grd_avst/avst_models"))
                                 label_test=str(data / "json" / "avqa-test.json"), results=str(results)))
     report = json.loads(results.read_text())
     feats = {n: json.loads(metadata_path(data / "feats" / n).read_text()) for n in ("vggish", "res18_14x14")}
-    recorded = {"table": report["table"], "made_with": "python -m avqa.pipeline --bundle", "recipe": DEMO,
+    demo = {trained: recipe.flags() for trained, recipe in registry.recipes("demo").items()}
+    recorded = {"table": report["table"], "made_with": "python -m avqa.pipeline --bundle", "recipe": demo,
                 "synthetic": json.loads((data / "synthetic.json").read_text())["flags"],
                 "features": {n: {k: m.get(k) for k in (*MADE_WITH, "trained_on")} for n, m in feats.items()},
                 "torch": torch.__version__, "epoch": ckpt["epoch"], "val_accuracy": ckpt["val_accuracy"]}

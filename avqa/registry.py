@@ -42,8 +42,14 @@ class FamilyEntry:
     summary.json;
     ``ladder``: its ablation rungs (an ``avqa.ladder_families.LadderFamily``), or None;
     ``answerer(checkpoint, label_train, **options)``: how ``avqa.ask`` answers with a checkpoint of one of the
-    models ``answers`` names (an object with ``answer(video, question)``);
-    ``recipes``: its recipes by name ("demo", "tiny"), as the flags of its script.
+    models ``answers`` names: an object with ``vocab`` and ``answer(video, question)``, whose reply has ``answer``,
+    ``probability`` and ``as_dict()``; optionally ``details(reply_dict)``, the lines ``python -m avqa.ask`` prints
+    after the answer, and ``sheet(reply)``, the image ``--sheet`` saves. ``python -m avqa.ask`` passes its flags
+    (vggish_weights, res18_weights, seconds, device) and prepare=False (build what is slow on the first
+    answer) as ``options``, which an answerer takes as keywords and may ignore;
+    ``recipes``: its training recipes by name ("demo": the main job's, "tiny": --tiny's), each a dict of
+    ``avqa.recipes.Recipe`` values by what it trains (a model, or a stage such as AVST's grounding), in the
+    order the bundled checkpoint's record lists them.
     """
 
     name: str
@@ -56,8 +62,13 @@ class FamilyEntry:
     ladder: Any = None
     answerer: Callable[..., Any] | None = None
     answers: tuple[str, ...] = ()
-    recipes: dict[str, list[str]] = field(default_factory=dict)
+    recipes: dict[str, dict[str, Any]] = field(default_factory=dict)
     help: str = ""
+
+
+def recipes(name: str) -> dict[str, Any]:
+    """The recipes ``name`` ("demo", "tiny") of every family, by what each trains, in registration order."""
+    return {trained: recipe for e in entries() for trained, recipe in e.recipes.get(name, {}).items()}
 
 
 def register(name: str, where: str) -> None:

@@ -358,28 +358,9 @@ def readers(folder: str | Path) -> list[dict]:
     return found
 
 
-@contextmanager
-def run_lock(folder: str | Path, name: str = "run", flag: str | None = None) -> Iterator[None]:
-    """Hold ``<folder>/.<name>.lock`` while a run writes into ``folder``.
-
-    Another live run holding it stops this one with one sentence naming that run's process id and the
-    folder; a lock left by a process that no longer runs (killed, or the machine restarted) is taken
-    over, and said so. The lock is released however the block ends (an error, Ctrl-C). A process may
-    take its own lock again (the main job trains into folders of its own output folder). ``flag``: the
-    flag that names the folder, for the message when it cannot be written.
-    """
-    folder = Path(folder)
-    made = not folder.exists()
-    check_writable(folder, flag or "the output folder")
-    path = (folder / f".{name}.lock").resolve()
-    if path in _HELD:
-        _HELD[path] += 1
-        try:
-            yield
-        finally:
-            _HELD[path] -= 1
-        return
-    me = _me()
+def _take(path: Path, folder: Path, me: dict) -> None:
+    """Create the lock file ``path`` holding ``me``: a live run's lock stops this one, one left by a process
+    that no longer runs is taken over (run_lock)."""
     for _ in range(3):
         try:
             fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666 & ~_UMASK)
@@ -408,6 +389,31 @@ def run_lock(folder: str | Path, name: str = "run", flag: str | None = None) -> 
         break
     else:
         raise SystemExit(f"{folder}: cannot take {path} (another run keeps taking it); try again")
+
+
+@contextmanager
+def run_lock(folder: str | Path, name: str = "run", flag: str | None = None) -> Iterator[None]:
+    """Hold ``<folder>/.<name>.lock`` while a run writes into ``folder``.
+
+    Another live run holding it stops this one with one sentence naming that run's process id and the
+    folder; a lock left by a process that no longer runs (killed, or the machine restarted) is taken
+    over, and said so. The lock is released however the block ends (an error, Ctrl-C). A process may
+    take its own lock again (the main job trains into folders of its own output folder). ``flag``: the
+    flag that names the folder, for the message when it cannot be written.
+    """
+    folder = Path(folder)
+    made = not folder.exists()
+    check_writable(folder, flag or "the output folder")
+    path = (folder / f".{name}.lock").resolve()
+    if path in _HELD:
+        _HELD[path] += 1
+        try:
+            yield
+        finally:
+            _HELD[path] -= 1
+        return
+    me = _me()
+    _take(path, folder, me)
     _HELD[path] = 1
     try:
         yield

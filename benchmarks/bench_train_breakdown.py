@@ -1,6 +1,6 @@
 """Where each epoch of TSPM's training on a main job's set goes: seconds per phase and memory, epoch by epoch.
 
-Trains TSPM with the main job's recipe (avqa.recipes DEMO, or TINY with --tiny) on the features of a set
+Trains TSPM with the main job's recipe (TSPM's registry entry, its demo recipe, or its tiny one with --tiny) on the features of a set
 made by ``python -m avqa.pipeline --tspm`` (``--data``: its data/ folder), writing checkpoints, log and
 TensorBoard scalars under ``--out``, with the engine's breakdown timer on (avqa.engine.breakdown). Prints,
 per epoch: the wall seconds spent waiting for batches (data), in the forward pass with the loss, backward,
@@ -28,11 +28,12 @@ def tspm_config(data: Path, out: Path, tiny: bool, settings: dict):
     """The TSPMConfig the main job's TSPM stage trains with on ``data``, with its outputs under ``out``."""
     import json
 
+    from avqa import registry
     from avqa.tspm.stages import TSPMStages
     seconds = json.loads((data / "feats" / "vggish.json").read_text())["seconds"]
     job = SimpleNamespace(data=data, out=out, feats=data / "feats", seconds=seconds, tiny=tiny,
                           args=SimpleNamespace(device=settings.pop("device", None)))
-    return TSPMStages(job).config(**settings)
+    return TSPMStages(job, registry.entry("tspm").recipes["tiny" if tiny else "demo"]["tspm"]).config(**settings)
 
 
 def main() -> int:

@@ -184,7 +184,7 @@ def child_train(a) -> None:
     t = time.perf_counter()
     model = FAMILY.build(cfg, vocab).to(rt.device)
     optimizer = make_optimizer(model, cfg.lr)
-    objective = FAMILY.objective(cfg.match_weight)
+    objective = FAMILY.objective(None)
     loader = make_loader(inputs.dataset(splits["train"], True, cfg.seed), rt.per_process(cfg.batch_size), True, rt,
                          cfg.num_workers, cfg.seed)
     make_loader(inputs.dataset(splits["val"], False, cfg.seed), cfg.eval_batch_size, False, rt, cfg.num_workers, cfg.seed)

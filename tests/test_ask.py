@@ -27,7 +27,7 @@ from avqa.annotations import TAG_VALUES, Vocab, template_tags, tokenize
 from avqa.data import AUDIO_SHAPE, VISUAL_SHAPE, AVQADataset, FeatureStore, encode_split
 from avqa.features.pretrain import DEFAULT_OUT
 from avqa.models import AVST, QuestionOnly
-from avqa.synthetic.questions import TEMPLATES
+from avqa.templates import TEMPLATES
 from avqa.checkpoint import load_trained_state
 from avqa.engine.runtime import Runtime, make_loader
 from avqa.tasks.cli import build_parser

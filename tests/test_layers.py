@@ -100,3 +100,35 @@ def test_avqa_has_no_import_cycle():
     graph = {m: imported_modules(m, f, modules) for m, f in modules.items()}
     assert len(graph) > 50 and "avqa.engine.loop" in graph["avqa.tasks.qa"]
     assert import_cycles(graph) == []
+
+
+MAX_MODULE_LINES, MAX_FUNCTION_LINES = 500, 60
+
+
+def oversized(package: Path) -> list[str]:
+    """Modules over MAX_MODULE_LINES lines and functions (from their def to their last line) over
+    MAX_FUNCTION_LINES in the package."""
+    found = []
+    for f in sorted(package.rglob("*.py")):
+        text = f.read_text(encoding="utf-8")
+        if len(text.splitlines()) > MAX_MODULE_LINES:
+            found.append(f"{f.relative_to(package.parent)}: {len(text.splitlines())} lines")
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                length = node.end_lineno - node.lineno + 1
+                if length > MAX_FUNCTION_LINES:
+                    found.append(f"{f.relative_to(package.parent)}:{node.lineno} {node.name}: {length} lines")
+    return found
+
+
+def test_the_size_scan_finds_a_long_function_and_a_long_module(tmp_path):
+    pkg = tmp_path / "pkg"
+    pkg.mkdir()
+    (pkg / "long.py").write_text("def f():\n" + "    x = 1\n" * MAX_FUNCTION_LINES + "\n\ndef g():\n    pass\n")
+    (pkg / "big.py").write_text("x = 1\n" * (MAX_MODULE_LINES + 1))
+    (pkg / "fine.py").write_text("def f():\n" + "    x = 1\n" * (MAX_FUNCTION_LINES - 1))
+    assert oversized(pkg) == ["pkg/big.py: 501 lines", "pkg/long.py:1 f: 61 lines"]
+
+
+def test_no_module_over_500_lines_and_no_function_over_60_in_avqa():
+    assert oversized(PACKAGE) == []

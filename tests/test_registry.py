@@ -69,6 +69,25 @@ def test_the_ladders_families_come_from_the_registry():
     assert parse_args(["--family", "tspm"]).family is registry.entry("tspm").ladder
 
 
+def test_each_familys_config_composes_the_engines_section_with_its_own_and_the_engine_reads_only_that():
+    """TSPMConfig has the engine's section and TSPM's, none of the original scripts' inputs; RunConfig lists every
+    flag of its scripts in their order; the engine's modules read no field of a config outside the engine's
+    section."""
+    import ast
+    from dataclasses import fields
+    from avqa.tasks.config import AVSTInputs, EngineConfig, RunConfig
+    from avqa.tspm.run import TSPMConfig
+    engine, avst = {f.name for f in fields(EngineConfig)}, {f.name for f in fields(AVSTInputs)}
+    assert engine <= {f.name for f in fields(TSPMConfig)} and not avst & {f.name for f in fields(TSPMConfig)}
+    assert sorted(RunConfig.order) == sorted((engine | avst) - {"script"}) and "segments" not in EngineConfig.recipe_flags
+    read = set()
+    for f in sorted((ROOT / "avqa" / "engine").rglob("*.py")):
+        read |= {node.attr for node in ast.walk(ast.parse(f.read_text()))
+                 if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
+                 and node.value.id in ("cfg", "args", "config")}
+    assert read and read <= engine | {"flags", "recipe_flags", "model_flags", "EngineConfig"}, read - engine
+
+
 # ----------------------------------------------------------------------------- a family the library does not know
 
 
@@ -171,6 +190,24 @@ def test_ask_answers_with_the_toy(toy_job):
     answerer = load_answerer(root / "out" / "toy" / "toy.pt")
     reply = answerer.answer(root / "data" / "videos" / f"{sample['video_id']}.mp4", " ".join(tokenize(sample)) + "?")
     assert reply.answer in answerer.vocab.answers and 0 < reply.probability <= 1
+
+
+def test_python_m_avqa_ask_formats_the_toys_answer_with_its_own_lines(toy_job, tmp_path, capsys):
+    """The command line answers with any registered family's answerer: the answer, then the lines its answerer
+    adds; --json writes its reply; --sheet, which the toy cannot draw, is refused in one sentence."""
+    from avqa.annotations import load_annotations, tokenize
+    from avqa.ask.cli import main
+    root, _ = toy_job
+    sample = load_annotations(root / "data" / "json" / "avqa-test.json")[0]
+    argv = [str(root / "data" / "videos" / f"{sample['video_id']}.mp4"), " ".join(tokenize(sample)) + "?",
+            "--model_save_dir", str(root / "out" / "toy"), "--checkpoint", "toy"]
+    assert main([*argv, "--json", str(tmp_path / "toy.json")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    reply = json.loads((tmp_path / "toy.json").read_text())
+    assert lines[:2] == [f"answer: {reply['answer']}   (probability {reply['probability']:.4f})",
+                         "(the toy answers from the question alone)"]
+    assert main([*argv, "--sheet", str(tmp_path / "sheet.png")]) == 1
+    assert "--sheet: the model of" in capsys.readouterr().err and not (tmp_path / "sheet.png").exists()
 
 
 def test_the_ladder_runs_the_toys_rungs(toy_job):

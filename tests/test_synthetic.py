@@ -12,7 +12,7 @@ import pytest
 from avqa.annotations import ANSWERS, INSTRUMENTS, QUESTION_TYPES, load_annotations, question_type, tokenize
 from avqa.media import rgb_array
 from avqa.synthetic.generate import parse_args, plan
-from avqa.synthetic.questions import TEMPLATES
+from avqa.templates import TEMPLATES
 from conftest import TINY_FLAGS, run_here
 
 
@@ -32,6 +32,15 @@ def test_default_set_covers_every_template_and_type(default_plan):
     assert {question_type(r) for r in all_rows} == set(QUESTION_TYPES)
     assert {r["anser"] for r in all_rows} <= ANSWERS
     assert max(len(tokenize(r)) for r in all_rows) <= 14
+
+
+def test_the_generator_answers_the_templates_of_avqa_templates_and_no_other():
+    """The templates are data (avqa.templates, which avqa.ask reads too); the generator adds only an answerer to
+    each, and refuses one for a question that is not a template."""
+    from avqa.synthetic.questions import _ANSWERERS, answers
+    assert list(_ANSWERERS) == [t for t, _, _ in TEMPLATES]
+    with pytest.raises(ValueError, match="not one of the templates"):
+        answers("Is the <Object> purple?")
 
 
 def test_question_text_alone_does_not_give_the_answer(default_plan):

@@ -88,6 +88,33 @@ class Answerer:
         self._settings: dict[str, Setting] | None = None
         self._backbones: dict[str, tuple[Runner, list[str]]] = {}
 
+    @staticmethod
+    def details(r: dict) -> list[str]:
+        """What python -m avqa.ask prints of an AVST answer after the answer and the top ones (``r``:
+        ``Answer.as_dict()``): the question's type and template, and the temporal attention per sampled second."""
+        lines = []
+        qtype = " / ".join(r["question_type"])
+        if r["template_matched"]:
+            lines.append(f"question type: {qtype}   (template: {r['template']})")
+        else:
+            lines.append(f"question type: {qtype}?   no template matches; the closest is: {r['template']} (the model "
+                         f"was trained on template questions only)")
+        n = len(r["seconds"])
+        lines.append(f"where the question looked, per sampled second of the first {r['clip_seconds']} s (temporal "
+                     f"attention; uniform: {1 / n:.3f}):")
+        lines.append("  second   sound  vision")
+        ta, tv = r["temporal_attention"]["sound"], r["temporal_attention"]["vision"]
+        top = max(max(ta), max(tv), 1e-12)
+        for sec, a, v in zip(r["seconds"], ta, tv):
+            lines.append(f"  {sec:>5}s  {a:6.3f}  {v:6.3f}   sound {'#' * round(12 * a / top):<12} "
+                         f"vision {'#' * round(12 * v / top)}".rstrip())
+        return lines
+
+    @staticmethod
+    def sheet(result: Answer) -> "Image.Image":
+        """python -m avqa.ask --sheet: main_avst_vis.py's sheet of an answer (``attention_sheet``)."""
+        return attention_sheet(result)
+
     def _resolve(self) -> None:
         """The backbones' settings, T, the sampled seconds and the device (once)."""
         if self._settings is not None:
@@ -180,14 +207,17 @@ def answering_family(path: Path):
 
 
 def load_avst_answerer(checkpoint: str | Path, label_train: str | None = None, vggish_weights: str | None = None,
-                       res18_weights: str | None = None, seconds: int | None = None, device: str = "cpu") -> Answerer:
+                       res18_weights: str | None = None, seconds: int | None = None, device: str = "cpu",
+                       prepare: bool = True) -> Answerer:
     """An AVST checkpoint (a .pt file) and its backbones, ready to answer; see ``Answerer``.
 
-    ``label_train``: the train annotations of an original-format checkpoint, which carries no vocabulary.
+    ``label_train``: the train annotations of an original-format checkpoint, which carries no vocabulary;
+    ``prepare``: build the backbones now (False: on the first answer, as python -m avqa.ask does, so that a
+    question the model cannot read is said first).
     """
     trained = load_trained(Path(checkpoint), label_train)
     answerer = Answerer(trained, {"vggish": vggish_weights, "res18_14x14": res18_weights}, seconds, device)
-    return answerer.prepare()
+    return answerer.prepare() if prepare else answerer
 
 
 @torch.no_grad()

@@ -27,41 +27,29 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 from ..utils import EXIT_CODES, at_least, atomic_write_text, check_writable, user_errors
 from ..visualize import save_png
-from .answerer import Answer, Answerer, attention_sheet
+from .answerer import load_answerer
 from .errors import AskError
 from .features import check_video
 from .question import read_question, template_listing
-from .trained import DEFAULT_MODEL_DIR, checkpoint_path, load_trained
+from .trained import DEFAULT_MODEL_DIR, checkpoint_path
 
 
-def format_report(r: dict) -> str:
-    """The answer as the command line prints it (``r``: ``Answer.as_dict()``)."""
+def format_report(r: dict, details: Callable[[dict], list[str]] | None = None) -> str:
+    """The answer as the command line prints it (``r``: the reply's ``as_dict()``): how the question was read
+    (where it differs from what was typed), the answer and the top ones, then the lines its family's answerer
+    adds (``details``; AVST's: the question's type and template, and where it looked)."""
     lines = []
-    if r["read_as"] != " ".join(r["question"].split()).rstrip("?？").rstrip() + "?":
+    if "read_as" in r and r["read_as"] != " ".join(r["question"].split()).rstrip("?？").rstrip() + "?":
         lines.append(f"read as: {r['read_as']}")
     lines.append(f"answer: {r['answer']}   (probability {r['probability']:.4f})")
-    lines.append(f"top {len(r['top'])}:")
-    lines += [f"  {t['answer']:<16} {t['probability']:.4f}" for t in r["top"]]
-    qtype = " / ".join(r["question_type"])
-    if r["template_matched"]:
-        lines.append(f"question type: {qtype}   (template: {r['template']})")
-    else:
-        lines.append(f"question type: {qtype}?   no template matches; the closest is: {r['template']} (the model "
-                     f"was trained on template questions only)")
-    n = len(r["seconds"])
-    lines.append(f"where the question looked, per sampled second of the first {r['clip_seconds']} s (temporal "
-                 f"attention; uniform: {1 / n:.3f}):")
-    lines.append("  second   sound  vision")
-    ta, tv = r["temporal_attention"]["sound"], r["temporal_attention"]["vision"]
-    top = max(max(ta), max(tv), 1e-12)
-    for sec, a, v in zip(r["seconds"], ta, tv):
-        lines.append(f"  {sec:>5}s  {a:6.3f}  {v:6.3f}   sound {'#' * round(12 * a / top):<12} "
-                     f"vision {'#' * round(12 * v / top)}".rstrip())
-    return "\n".join(lines)
+    if "top" in r:
+        lines.append(f"top {len(r['top'])}:")
+        lines += [f"  {t['answer']:<16} {t['probability']:.4f}" for t in r["top"]]
+    return "\n".join(lines + (details(r) if details else []))
 
 
 # ----------------------------------------------------------------------------- command line
@@ -110,20 +98,31 @@ def check_outputs(args: argparse.Namespace) -> None:
             check_writable(Path(out).resolve().parent, f"--{flag}")
 
 
-def ask(args: argparse.Namespace) -> Answer:
-    """Answer ``args.question`` about ``args.video`` (notes go to stderr, the sheet to --sheet)."""
-    trained = load_trained(checkpoint_path(args.model_save_dir, args.checkpoint), args.label_train)
-    read_question(args.question, trained.vocab)  # a question the model cannot read stops here, before any work
+def answerer_of(args: argparse.Namespace):
+    """The answerer of the family whose model --checkpoint holds (avqa.ask.load_answerer), its backbones not built
+    yet: a question it cannot read or a bad video is said before that work."""
+    return load_answerer(checkpoint_path(args.model_save_dir, args.checkpoint), args.label_train, prepare=False,
+                         vggish_weights=args.vggish_weights, res18_weights=args.res18_weights, seconds=args.seconds,
+                         device=args.device)
+
+
+def ask(args: argparse.Namespace, answerer=None) -> dict:
+    """Answer ``args.question`` about ``args.video`` with ``answerer`` (default: ``answerer_of(args)``): the reply's
+    ``as_dict()``; notes go to stderr, the sheet to --sheet (refused for a family whose answerer draws none)."""
+    answerer = answerer or answerer_of(args)
+    read_question(args.question, answerer.vocab)  # a question the model cannot read stops here, before any work
     check_video(Path(args.video))
     check_outputs(args)
-    answerer = Answerer(trained, {"vggish": args.vggish_weights, "res18_14x14": args.res18_weights}, args.seconds,
-                        args.device)
+    if args.sheet and not hasattr(answerer, "sheet"):
+        raise AskError(f"--sheet: the model of {checkpoint_path(args.model_save_dir, args.checkpoint)} draws no "
+                       f"attention sheet; leave --sheet out")
     result = answerer.answer(args.video, args.question)
-    for n in result.notes:
+    reply = result.as_dict()
+    for n in reply.get("notes", []):
         print(f"note: {n}", file=sys.stderr)
     if args.sheet:
-        save_png(attention_sheet(result), Path(args.sheet))
-    return result
+        save_png(answerer.sheet(result), Path(args.sheet))
+    return reply
 
 
 @user_errors
@@ -132,12 +131,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = p.parse_args(argv)
     try:
         if args.template:
-            trained = load_trained(checkpoint_path(args.model_save_dir, args.checkpoint), args.label_train)
-            print(template_listing(trained.vocab))
+            print(template_listing(answerer_of(args).vocab))
             return 0
         if not args.video or not args.question:
             p.error("give a VIDEO and a QUESTION (or --template to list the questions the model can read)")
-        result = ask(args).as_dict()
+        answerer = answerer_of(args)
+        result = ask(args, answerer)
     except AskError as e:
         print(e, file=sys.stderr)
         return e.code
@@ -145,7 +144,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.json == "-":
         print(text)
     else:
-        print(format_report(result))
+        print(format_report(result, getattr(answerer, "details", None)))
         if args.json:
             atomic_write_text(args.json, text + "\n")
             print(f"json: {args.json}")

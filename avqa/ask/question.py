@@ -6,7 +6,7 @@ import textwrap
 from typing import Sequence
 
 from ..annotations import MAX_QUESTION_LEN, PAD, QUESTION_TYPES, TAG_VALUES, Vocab, template_tags, tokenize
-from ..synthetic.questions import TEMPLATES
+from ..templates import TEMPLATES
 from ..utils import USAGE
 from .errors import AskError
 

@@ -9,7 +9,7 @@ from typing import Callable
 
 from .. import checkpoint
 from ..models import QA_MODELS, AudioVisualGrounding, transfer_grounding
-from ..recipes import DEMO, TINY
+from ..recipes import Recipe
 from ..registry import FamilyEntry
 from ..tasks.config import RunConfig
 from ..tasks.qa import Family
@@ -45,9 +45,16 @@ def grounding_start(cfg: RunConfig) -> Callable | None:
     return start
 
 
+# the synthetic demo's (docs/usage.md; why grounding's 22 epochs and AVST's 4: docs/speed.md, The main job, and
+# docs/experiments/2026-11-30-shorter-trainings.md) and python -m avqa.pipeline --tiny's: one epoch of each
+RECIPES = {"demo": {"grounding": Recipe(epochs=22, lr=1e-3, lr_step=22, batch_size=16),
+                    "avst": Recipe(epochs=4, lr=5e-4, lr_step=4, batch_size=32)},
+           "tiny": {"grounding": Recipe(epochs=1, batch_size=16), "avst": Recipe(epochs=1, batch_size=16)}}
+
+
 def stages(job) -> list:
     from .stages import AVSTStages
-    return AVSTStages(job).stages()
+    return AVSTStages(job, FAMILY.recipes["tiny" if job.tiny else "demo"]).stages()
 
 
 def summary(out: Path, tables: dict) -> dict:
@@ -91,5 +98,5 @@ MODELS["avst"] = Family(QA_MODELS["avst"], reported=("answer", "match"), start=g
 FAMILY = FamilyEntry(
     name="avst", title="AVST", models=MODELS, in_main_job=True, stages=stages, tables=("avst", "question_only"),
     summary=summary, ladder=LADDER_FAMILY, answerer=answerer, answers=("avst",),
-    recipes={"demo": DEMO["avst"], "tiny": TINY["avst"]},
+    recipes=RECIPES,
     help="grounding pre-training, AVST and the question-only reference")

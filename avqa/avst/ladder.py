@@ -5,11 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .. import checkpoint, recipes
+from .. import checkpoint
 from ..ladder_families import LadderFamily
 from ..models import LADDER, rung_doc
-from ..recipes import DEMO
-from ..tasks.cli import build_parser
 from ..tasks.config import RunConfig
 from ..utils import metadata_path
 
@@ -40,11 +38,6 @@ class AVSTLadder(LadderFamily):
         a.add_argument("--pretrained_grounding",
                        help="the grounding checkpoint the full AVST starts from, as in the main job; 'none' to start "
                             f"it from scratch too (default: the main job's, {self.main_jobs})")
-
-    @property
-    def recipe(self) -> dict:
-        """The main job's AVST demo recipe, typed by main_avst.py's parser."""
-        return recipes.fields(DEMO["avst"], build_parser("avst", ""))
 
     def doc(self, rung: str) -> str:
         return rung_doc(rung)

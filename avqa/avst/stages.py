@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING
 
-from .. import checkpoint, recipes
-from ..recipes import DEMO, TINY
+from .. import checkpoint
+from ..recipes import Recipe
 from ..stage import Stage, exit_on_failure, finished, run_task, tested
 from ..synthetic.generate import set_flags
 from ..tasks import grounding, qa
-from ..tasks.cli import build_parser
 from ..tasks.config import RunConfig
 from ..utils import atomic_write_text, sha256, user_errors
 
@@ -42,12 +41,11 @@ def bundle_set_is(flags: dict, shipped: Path) -> bool:
 class AVSTStages:
     """AVST's stages of one main job (``job``: its set, folders and settings)."""
 
-    def __init__(self, job: MainJob):
+    def __init__(self, job: MainJob, recipes: dict[str, Recipe]):
         self.job, self.args, self.tiny, self.data, self.out, self.feats = (job, job.args, job.tiny, job.data, job.out,
                                                                             job.feats)
         o = self.out
-        self.grd_flags = TINY["grounding"] if self.tiny else DEMO["grounding"]
-        self.avst_flags = TINY["avst"] if self.tiny else DEMO["avst"]
+        self.grd_recipe, self.avst_recipe = recipes["grounding"], recipes["avst"]  # the job's (demo or tiny)
         self.grd_ckpt = checkpoint.trained_path(o / "grounding", "main_grounding_gen", "grounding")
         self.avst_ckpt = checkpoint.trained_path(o / "avst", "avst")
         self.vis_manifest = o / "vis" / "sheets.json"
@@ -73,17 +71,17 @@ class AVSTStages:
 
     # ------------------------------------------------------------------ what the stages run
 
-    def run_config(self, script: str, recipe: Sequence[str] = (), **settings) -> RunConfig:
+    def run_config(self, script: str, recipe: Recipe | None = None, **settings) -> RunConfig:
         """A task's config on this job's set and features: ``script``'s defaults, a recipe, ``settings``."""
         d = self.data
         return RunConfig.for_script(
             script, audio_dir=str(self.feats / "vggish"), video_res14x14_dir=str(self.feats / "res18_14x14"),
             label_train=str(d / "json" / "avqa-train.json"), label_val=str(d / "json" / "avqa-val.json"),
             label_test=str(d / "json" / "avqa-test.json"), tensorboard_dir=str(self.out / "runs"),
-            device=self.args.device, **recipes.fields(recipe, build_parser(script, "")), **settings)
+            device=self.args.device, **(recipe.settings() if recipe else {}), **settings)
 
     def pretrain(self) -> None:
-        run_task(grounding.run, self.run_config("grounding", self.grd_flags, model_save_dir=str(self.out / "grounding"),
+        run_task(grounding.run, self.run_config("grounding", self.grd_recipe, model_save_dir=str(self.out / "grounding"),
                                              resume=True))
 
     def test_grounding(self) -> None:
@@ -92,7 +90,7 @@ class AVSTStages:
 
     def train_qa(self, model: str, **start) -> None:
         # resume: continues a run killed in this stage (its outputs are cleared whenever its inputs change)
-        run_task(qa.run, self.run_config("avst", self.avst_flags, model=model, model_save_dir=str(self.out / model),
+        run_task(qa.run, self.run_config("avst", self.avst_recipe, model=model, model_save_dir=str(self.out / model),
                                       checkpoint=model, resume=True, **start))
 
     def test_qa(self, model: str, save_dir: Path | None = None, results: Path | None = None) -> None:
@@ -138,22 +136,21 @@ class AVSTStages:
 
     def _model_stages(self) -> list[Stage]:
         o = self.out
-        g_epochs = recipes.fields(self.grd_flags, build_parser("grounding", ""))["epochs"]
-        a_epochs = recipes.fields(self.avst_flags, build_parser("avst", ""))["epochs"]
+        g_epochs, a_epochs = self.grd_recipe.epochs, self.avst_recipe.epochs
         question_only = checkpoint.trained_path(o / "question_only", "question_only")
         return [
             Stage("grounding", "grounding pre-training", ["vggish", "res18_14x14"], self.pretrain,
                   finished(o / "grounding", "main_grounding_gen", g_epochs, "grounding"), [o / "grounding"],
-                  {"flags": self.grd_flags}, resumes=True),
+                  {"flags": self.grd_recipe.flags()}, resumes=True),
             Stage("test_grounding", "grounding's match accuracy on the test split", ["grounding"], self.test_grounding,
                   tested(o / "grounding_test.json", self.grd_ckpt), [o / "grounding_test.json"]),
             Stage("avst", "AVST training, starting from the grounding model", ["grounding"],
                   lambda: self.train_qa("avst", pretrained_grounding=str(self.grd_ckpt)), finished(o / "avst", "avst", a_epochs, "avst"), [o / "avst"],
-                  {"flags": self.avst_flags}, resumes=True),
+                  {"flags": self.avst_recipe.flags()}, resumes=True),
             Stage("question_only", "question-only reference, trained the same way", ["generate"],
                   lambda: self.train_qa("question_only"),
                   finished(o / "question_only", "question_only", a_epochs, "question_only"), [o / "question_only"],
-                  {"flags": self.avst_flags}, resumes=True),
+                  {"flags": self.avst_recipe.flags()}, resumes=True),
             Stage("test_avst", "AVST on the test split", ["avst"], lambda: self.test_qa("avst"),
                   tested(o / "avst_test.json", self.avst_ckpt), [o / "avst_test.json"]),
             Stage("test_question_only", "question-only on the test split", ["question_only"],

@@ -10,7 +10,7 @@ from .. import registry
 from ..annotations import PAD, TAG_VALUES, load_annotations, template_tags, tokenize
 from ..checkpoint import is_ours, load_dict
 from ..media import VIDEO_EXTENSIONS
-from ..synthetic.questions import TEMPLATES
+from ..templates import TEMPLATES
 from ..ask.trained import DEFAULT_MODEL_DIR, REPO, Trained, load_trained
 from ..ask.errors import AskError
 

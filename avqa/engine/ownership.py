@@ -13,9 +13,6 @@ from ..annotations import Vocab
 from ..utils import changes, check_writable, clean_stale_temps, fingerprint, metadata_path, sha256
 from .runtime import Runtime
 
-# what a run was started with: a resumed run must match it, and it tells whose checkpoint a file is
-RECIPE_FLAGS = ("batch_size", "lr", "lr_step", "lr_gamma", "match_weight", "seed", "segments")
-
 
 def run_record(args, model_kind: str, vocab: Vocab | None, feature_dirs: Sequence[str],
                videos: Sequence[str] = (), read: Iterable[str | Path] | None = None) -> dict:
@@ -23,7 +20,7 @@ def run_record(args, model_kind: str, vocab: Vocab | None, feature_dirs: Sequenc
     fingerprint of the feature files of ``videos`` (a file changed in place is not resumed over).
 
     ``read``: the feature files the run reads, when they are not <feature_dir>/<video_id>.npy;
-    ``args.recipe_flags`` (when the config has it): the flags a resumed run must share, instead of RECIPE_FLAGS.
+    ``args.recipe_flags``: the flags a resumed run must share (its config's, avqa.tasks.config.EngineConfig).
     """
     vocab_hash = None
     if vocab is not None:
@@ -34,7 +31,7 @@ def run_record(args, model_kind: str, vocab: Vocab | None, feature_dirs: Sequenc
     read = fingerprint(read)
     return {"model": model_kind, "vocab_sha256": vocab_hash, "data_sha256": data,
             "features_metadata_sha256": metadata_digests(feature_dirs), "features_read": read,
-            "recipe": {k: getattr(args, k) for k in getattr(args, "recipe_flags", RECIPE_FLAGS)
+            "recipe": {k: getattr(args, k) for k in args.recipe_flags
                        if getattr(args, k, None) is not None}}
 
 

@@ -3,7 +3,7 @@ and the runner that puts a backbone on a device."""
 from __future__ import annotations
 
 import concurrent.futures as cf
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -76,6 +76,40 @@ def unfinished(jobs: list[Job], out_dir: Path, shape: tuple[int, ...], dtype, re
     return todo
 
 
+@dataclass
+class _Writer:
+    """run_network's saving: each clip's features checked against the shape the network computes (``rows``
+    of ``shape``) and saved; ``waiting``: a group's network inputs, run through ``compute`` together on
+    ``flush``."""
+
+    out_dir: Path
+    shape: tuple[int, ...]
+    dtype: object
+    rows: Sequence[int] | None
+    report: Report
+    compute: Callable[[object], np.ndarray]
+    waiting: list[tuple[Job, object]] = field(default_factory=list)
+
+    def save(self, job: Job, features: np.ndarray) -> None:
+        computed = (len(self.rows), *self.shape[1:]) if self.rows is not None else self.shape
+        if features.shape != computed:
+            self.report.fail(job.source, f"produced shape {features.shape}, expected {computed}")
+            return
+        save_npy(self.out_dir / f"{job.key}.npy", features, self.dtype, self.rows, self.shape[0])
+        self.report.done += 1
+
+    def flush(self) -> None:
+        if not self.waiting:
+            return
+        import torch
+        out = self.compute(torch.cat([p for _, p in self.waiting]))
+        start = 0
+        for job, payload in self.waiting:
+            self.save(job, out[start:start + len(payload)])
+            start += len(payload)
+        self.waiting.clear()
+
+
 def run_network(name: str, jobs: list[Job], out_dir: Path, shape: tuple[int, ...],
                 load: Callable[[Job], tuple[object, list[str]]], compute: Callable[[object], np.ndarray],
                 prefetch: int, report: Report, batch_rows: int = 64, per_core: bool = False,
@@ -95,27 +129,8 @@ def run_network(name: str, jobs: list[Job], out_dir: Path, shape: tuple[int, ...
     import torch
     clean_stale_temps(out_dir)
     todo = unfinished(jobs, out_dir, shape, dtype, report)
-    computed = (len(rows), *shape[1:]) if rows is not None else shape
-
-    def save(job: Job, features: np.ndarray) -> None:
-        if features.shape != computed:
-            report.fail(job.source, f"produced shape {features.shape}, expected {computed}")
-            return
-        save_npy(out_dir / f"{job.key}.npy", features, dtype, rows, shape[0])
-        report.done += 1
-
-    waiting: list[tuple[Job, object]] = []
+    writer = _Writer(out_dir, shape, dtype, rows, report, compute)
     last_of_group = {j.group: j.key for j in todo}
-
-    def flush():
-        if not waiting:
-            return
-        out = compute(torch.cat([p for _, p in waiting]))
-        start = 0
-        for job, payload in waiting:
-            save(job, out[start:start + len(payload)])
-            start += len(payload)
-        waiting.clear()
 
     def whole_clip(job: Job):
         payload, notes = load(job)
@@ -139,12 +154,12 @@ def run_network(name: str, jobs: list[Job], out_dir: Path, shape: tuple[int, ...
                 for note in notes:
                     report.warn(note)
                 if per_core:
-                    save(job, data)
+                    writer.save(job, data)
                 else:
-                    waiting.append((job, data))
+                    writer.waiting.append((job, data))
             if last_of_group[job.group] == job.key:
-                flush()
-        flush()
+                writer.flush()
+        writer.flush()
     finally:
         blas.restore_original_limits()
         torch.set_num_threads(workers)

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from .. import checkpoint
 from ..annotations import Vocab
 from ..tasks.cli import HelpFormatter, annotation_flags, engine_flags, optimiser_flags
-from ..tasks.config import RunConfig
+from ..tasks.config import EngineConfig
 from ..tasks.qa import Family, run
 from ..utils import EXIT_CODES, at_least, user_errors
 from . import data, weights
@@ -42,8 +42,9 @@ ABLATIONS = {"no_question_fusion": ("w/o QA fusion", "the fusion layer without i
 
 
 @dataclass
-class QATigerConfig(RunConfig):
-    """One QA-TIGER run: the engine's settings with the release config's values as defaults."""
+class QATigerConfig(EngineConfig):
+    """One QA-TIGER run: the engine's section (avqa.tasks.config.EngineConfig, with the release config's values
+    as defaults) and QA-TIGER's own: its feature folders, text encoder, answer order and switches."""
 
     audio_feat: str = "./data/feats/vggish"
     video_feat: str = "./data/feats/frame_ViT-L14@336px"
@@ -65,8 +66,6 @@ class QATigerConfig(RunConfig):
     batch_size: int = 32
     eval_batch_size: int = 32
     seed: int = 713
-    match_weight: float | None = None
-    pretrained_grounding: str | None = None
     model: str = "qatiger"
     model_save_dir: str = "net_qatiger/models/"
     checkpoint: str = "qa-tiger"

@@ -28,7 +28,8 @@ from ..annotations import (INSTRUMENTS, Vocab, format_statistics, load_annotatio
 from ..machine import usable_cores
 from ..media import sample_frame_numbers
 from ..utils import EXIT_CODES, atomic_write_text, progress, user_errors
-from .questions import ask, balance
+from .balance import balance
+from .questions import ask
 from .render import render_clip
 from .scene import MAX_POSITIONS, Scene, sample_scene, swap_sound_tracks
 
@@ -199,13 +200,11 @@ def is_complete(args: argparse.Namespace) -> bool:
     return manifest.get("flags") == set_flags(args) and _complete(Path(args.out), manifest)
 
 
-def generate(args: argparse.Namespace, log=print) -> dict:
-    out = Path(args.out)
+def _prepare(args: argparse.Namespace, out: Path, flags: dict, log) -> Path:
+    """Clear what ``out`` holds of a set made with other flags (refused without --force, unless an older
+    generator made it from the same flags), refuse annotation files this generator did not write, and mark
+    the set being made (returns that mark, ``.synthetic-partial.json``)."""
     manifest_path = out / "synthetic.json"
-    flags = set_flags(args)
-    if is_complete(args):
-        log(f"synthetic set in {out} is complete for these flags; nothing to do")
-        return json.loads(manifest_path.read_text())
     if manifest_path.exists():
         old = json.loads(manifest_path.read_text())
         older = {**old.get("flags", {}), "generator_version": GENERATOR_VERSION} == flags
@@ -228,11 +227,11 @@ def generate(args: argparse.Namespace, log=print) -> dict:
         for f in [*(out / "videos").glob("*.mp4"), *(out / "ground_truth").glob("*.json")]:
             f.unlink()
     atomic_write_text(partial, json.dumps(flags, indent=1))
+    return partial
 
-    t0 = time.time()
-    scenes, rows = plan(args)
-    for split, r in rows.items():
-        validate(r, f"{split} (generated)")
+
+def _render_clips(scenes: list, out: Path, args: argparse.Namespace, log) -> None:
+    """Render each clip not rendered yet (its mp4 and ground truth), in ``args.workers`` processes."""
     tasks = []
     for s in scenes:
         gt_path = out / "ground_truth" / f"{s.video_id}.json"
@@ -247,6 +246,23 @@ def generate(args: argparse.Namespace, log=print) -> dict:
             for vid, gt in (pool.imap_unordered(_render, tasks) if pool else map(_render, tasks)):
                 atomic_write_text(out / "ground_truth" / f"{vid}.json", json.dumps(gt, indent=1))
                 bar.update()
+
+
+def generate(args: argparse.Namespace, log=print) -> dict:
+    """Make (or finish) the set ``args`` describe in ``args.out``; returns its manifest."""
+    out = Path(args.out)
+    manifest_path = out / "synthetic.json"
+    flags = set_flags(args)
+    if is_complete(args):
+        log(f"synthetic set in {out} is complete for these flags; nothing to do")
+        return json.loads(manifest_path.read_text())
+    partial = _prepare(args, out, flags, log)
+
+    t0 = time.time()
+    scenes, rows = plan(args)
+    for split, r in rows.items():
+        validate(r, f"{split} (generated)")
+    _render_clips(scenes, out, args, log)
     for split in SPLITS:
         atomic_write_text(out / "json" / f"avqa-{split}.json",
                           json.dumps(rows[split], indent=1, ensure_ascii=False) + "\n")

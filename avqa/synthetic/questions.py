@@ -1,9 +1,10 @@
-"""The 33 MUSIC-AVQA question templates, each answered from a synthetic scene.
+"""The 33 MUSIC-AVQA question templates (avqa.templates), each answered from a synthetic scene.
 
 Every template returns, for a scene, either nothing (the scene cannot answer it without
 ambiguity) or a question: its fillers and its answer. Fillers are drawn so that yes and no (and
 the other answers) come up about equally often; a final per-split pass (``balance``) caps the
-most common answer of every template so that the question text alone does not give it away.
+most common answer of every template so that the question text alone does not give it away
+(avqa.synthetic.balance).
 
 Meanings we chose where the template text leaves room (documented in data/README.md):
 - 'first'/'last' sounding instrument: the one whose playing starts earliest/latest, asked only
@@ -15,24 +16,27 @@ Meanings we chose where the template text leaves room (documented in data/README
 from __future__ import annotations
 
 import json
-from collections import Counter, defaultdict
+from collections import Counter
 from typing import Callable
 
 import numpy as np
 
 from ..annotations import INSTRUMENTS, NUMBERS
+from ..templates import TEMPLATES
 from .scene import Instance, Scene
 
 Question = tuple[list[str], str]  # (fillers, answer)
-TEMPLATES: list[tuple[str, str, str]] = []  # (question_content, modality, kind)
-_ANSWERERS: dict[str, Callable[[Scene, np.random.Generator], Question | None]] = {}
+_ANSWERERS: dict[str, Callable[[Scene, np.random.Generator], Question | None]] = {}  # question_content -> its answerer
 MIN_GAP_S = 2      # seconds between entrances for first/last questions
 MIN_LOUD_DB = 6.0  # level difference for louder/loudest questions
 
 
-def template(text: str, modality: str, kind: str):
+def answers(text: str):
+    """The function below answers the template ``text`` (one of avqa.templates.TEMPLATES) from a scene."""
+    if text not in {t for t, _, _ in TEMPLATES}:
+        raise ValueError(f"{text!r} is not one of the templates of avqa.templates")
+
     def register(fn):
-        TEMPLATES.append((text, modality, kind))
         _ANSWERERS[text] = fn
         return fn
     return register
@@ -131,19 +135,19 @@ def _sided_players(scene: Scene) -> list[Instance]:
 # ============================================================================ Audio
 
 
-@template("Is there a <Object> sound?", "Audio", "Counting")
+@answers("Is there a <Object> sound?")
 def _a_is_there(scene, rng):
     heard = sorted({i.cls for i in scene.heard()})
     return _yes_or_no_single(rng, heard, [c for c in INSTRUMENTS if c not in heard])
 
 
-@template("Are there <Object> and <Object> sound? ", "Audio", "Counting")
+@answers("Are there <Object> and <Object> sound? ")
 def _a_are_there(scene, rng):
     heard = sorted({i.cls for i in scene.heard()})
     return _yes_or_no_pair(rng, heard, [c for c in INSTRUMENTS if c not in heard])
 
 
-@template("How many musical instruments were heard throughout the video?", "Audio", "Counting")
+@answers("How many musical instruments were heard throughout the video?")
 def _a_how_many(scene, rng):
     return [], count_word(len(scene.heard()))
 
@@ -156,17 +160,17 @@ def _audio_compare(scene, rng, key):
     return ([r[0].cls, r[1].cls], r[2]) if r else None
 
 
-@template("Is the <Object> more rhythmic than the <Object>?", "Audio", "Comparative")
+@answers("Is the <Object> more rhythmic than the <Object>?")
 def _a_rhythmic(scene, rng):
     return _audio_compare(scene, rng, "rhythmic")
 
 
-@template("Is the <Object> louder than the <Object>?", "Audio", "Comparative")
+@answers("Is the <Object> louder than the <Object>?")
 def _a_louder(scene, rng):
     return _audio_compare(scene, rng, "loud")
 
 
-@template("Is the <Object> playing longer than the <Object>?", "Audio", "Comparative")
+@answers("Is the <Object> playing longer than the <Object>?")
 def _a_longer(scene, rng):
     return _audio_compare(scene, rng, "long")
 
@@ -174,24 +178,24 @@ def _a_longer(scene, rng):
 # ============================================================================ Visual
 
 
-@template("Is there a <Object> in the entire video?", "Visual", "Counting")
+@answers("Is there a <Object> in the entire video?")
 def _v_is_there(scene, rng):
     seen = scene.classes_seen()
     return _yes_or_no_single(rng, seen, [c for c in INSTRUMENTS if c not in seen])
 
 
-@template("Are there <Object> and <Object> instruments in the video?", "Visual", "Counting")
+@answers("Are there <Object> and <Object> instruments in the video?")
 def _v_are_there(scene, rng):
     seen = scene.classes_seen()
     return _yes_or_no_pair(rng, seen, [c for c in INSTRUMENTS if c not in seen])
 
 
-@template("How many types of musical instruments appeared in the entire video?", "Visual", "Counting")
+@answers("How many types of musical instruments appeared in the entire video?")
 def _v_types(scene, rng):
     return [], count_word(len(scene.classes_seen()))
 
 
-@template("How many <Object> are in the entire video?", "Visual", "Counting")
+@answers("How many <Object> are in the entire video?")
 def _v_how_many(scene, rng):
     counts = Counter(i.cls for i in scene.instances)
     dup = [c for c, k in counts.items() if k > 1]
@@ -199,13 +203,13 @@ def _v_how_many(scene, rng):
     return [cls], count_word(counts[cls])
 
 
-@template("What kind of musical instrument is it?", "Visual", "Location")
+@answers("What kind of musical instrument is it?")
 def _v_what_kind(scene, rng):
     seen = scene.classes_seen()
     return ([], seen[0]) if len(seen) == 1 else None
 
 
-@template("What kind of instrument is the <LRer> instrument? ", "Visual", "Location")
+@answers("What kind of instrument is the <LRer> instrument? ")
 def _v_lrer(scene, rng):
     if scene.n < 2:
         return None
@@ -214,12 +218,12 @@ def _v_lrer(scene, rng):
     return [which], inst.cls
 
 
-@template("Where is the performance?", "Visual", "Location")
+@answers("Where is the performance?")
 def _v_where(scene, rng):
     return [], scene.background
 
 
-@template("What is the instrument on the <LR> of <Object>?", "Visual", "Location")
+@answers("What is the instrument on the <LR> of <Object>?")
 def _v_lr_of(scene, rng):
     options = []
     for inst in _unique_classes(scene.instances):
@@ -233,12 +237,12 @@ def _v_lr_of(scene, rng):
 # ============================================================================ Audio-Visual: existential
 
 
-@template("Is this sound from the instrument in the video?", "Audio-Visual", "Existential")
+@answers("Is this sound from the instrument in the video?")
 def _av_from_video(scene, rng):
     return [], yn(scene.matched)
 
 
-@template("Is the <Object> in the video always playing?", "Audio-Visual", "Existential")
+@answers("Is the <Object> in the video always playing?")
 def _av_always(scene, rng):
     if not scene.matched:
         return None
@@ -252,7 +256,7 @@ def _av_always(scene, rng):
     return [inst.cls], yn(inst in always)
 
 
-@template("Is there a voiceover?", "Audio-Visual", "Existential")
+@answers("Is there a voiceover?")
 def _av_voiceover(scene, rng):
     return [], yn(scene.heard_voiceover() is not None)
 
@@ -260,22 +264,22 @@ def _av_voiceover(scene, rng):
 # ============================================================================ Audio-Visual: counting
 
 
-@template("How many instruments are sounding in the video?", "Audio-Visual", "Counting")
+@answers("How many instruments are sounding in the video?")
 def _av_how_many(scene, rng):
     return ([], count_word(sum(i.plays for i in scene.instances))) if scene.matched else None
 
 
-@template("How many types of musical instruments sound in the video?", "Audio-Visual", "Counting")
+@answers("How many types of musical instruments sound in the video?")
 def _av_types(scene, rng):
     return ([], count_word(len({i.cls for i in scene.instances if i.plays}))) if scene.matched else None
 
 
-@template("How many instruments in the video did not sound from beginning to end?", "Audio-Visual", "Counting")
+@answers("How many instruments in the video did not sound from beginning to end?")
 def _av_silent(scene, rng):
     return ([], count_word(sum(not i.plays for i in scene.instances))) if scene.matched else None
 
 
-@template("How many sounding <Object> in the video？", "Audio-Visual", "Counting")
+@answers("How many sounding <Object> in the video？")
 def _av_how_many_sounding(scene, rng):
     if not scene.matched:
         return None
@@ -286,7 +290,7 @@ def _av_how_many_sounding(scene, rng):
 # ============================================================================ Audio-Visual: location
 
 
-@template("Where is the <LL> instrument?", "Audio-Visual", "Location")
+@answers("Where is the <LL> instrument?")
 def _av_where_ll(scene, rng):
     players = _sided_players(scene)
     if len(players) < 2:
@@ -298,7 +302,7 @@ def _av_where_ll(scene, rng):
     return [which], ranked[0].side
 
 
-@template("Is the <FL> sound coming from the <LR> instrument?", "Audio-Visual", "Location")
+@answers("Is the <FL> sound coming from the <LR> instrument?")
 def _av_fl_from_lr(scene, rng):
     if not _sided_players(scene) or scene.n < 2:
         return None
@@ -312,7 +316,7 @@ def _av_fl_from_lr(scene, rng):
     return [which, _pick(rng, other)], "no"
 
 
-@template("What is the <LR> instrument of the <FL> sounding instrument?", "Audio-Visual", "Location")
+@answers("What is the <LR> instrument of the <FL> sounding instrument?")
 def _av_lr_of_fl(scene, rng):
     if not scene.matched:
         return None
@@ -328,7 +332,7 @@ def _av_lr_of_fl(scene, rng):
     return _pick(rng, options) if options else None
 
 
-@template("Which is the musical instrument that sounds at the same time as the <Object>?", "Audio-Visual", "Location")
+@answers("Which is the musical instrument that sounds at the same time as the <Object>?")
 def _av_same_time(scene, rng):
     if not scene.matched:
         return None
@@ -363,22 +367,22 @@ def _sided_compare(scene, rng, key, named):
     return ([a.cls, a.side, b.cls, b.side] if named else [a.side, b.side]), ans
 
 
-@template("Is the <Object> on the <LR> louder than the <Object> on the <LR>?", "Audio-Visual", "Comparative")
+@answers("Is the <Object> on the <LR> louder than the <Object> on the <LR>?")
 def _av_obj_louder(scene, rng):
     return _sided_compare(scene, rng, "loud", True)
 
 
-@template("Is the instrument on the <LR> louder than the instrument on the <LR>?", "Audio-Visual", "Comparative")
+@answers("Is the instrument on the <LR> louder than the instrument on the <LR>?")
 def _av_lr_louder(scene, rng):
     return _sided_compare(scene, rng, "loud", False)
 
 
-@template("Is the <Object> on the <LR> more rhythmic than the <Object> on the <LR>?", "Audio-Visual", "Comparative")
+@answers("Is the <Object> on the <LR> more rhythmic than the <Object> on the <LR>?")
 def _av_obj_rhythmic(scene, rng):
     return _sided_compare(scene, rng, "rhythmic", True)
 
 
-@template("Is the instrument on the <LR> more rhythmic than the instrument on the <LR>?", "Audio-Visual", "Comparative")
+@answers("Is the instrument on the <LR> more rhythmic than the instrument on the <LR>?")
 def _av_lr_rhythmic(scene, rng):
     return _sided_compare(scene, rng, "rhythmic", False)
 
@@ -386,7 +390,7 @@ def _av_lr_rhythmic(scene, rng):
 # ============================================================================ Audio-Visual: temporal
 
 
-@template("Where is the <FL> sounding instrument?", "Audio-Visual", "Temporal")
+@answers("Where is the <FL> sounding instrument?")
 def _av_where_fl(scene, rng):
     if not _sided_players(scene):
         return None
@@ -394,7 +398,7 @@ def _av_where_fl(scene, rng):
     return _pick(rng, options) if options else None
 
 
-@template("Which <Object> makes the sound <FL>?", "Audio-Visual", "Temporal")
+@answers("Which <Object> makes the sound <FL>?")
 def _av_which_obj_fl(scene, rng):
     if not scene.matched or scene.n > 3:
         return None
@@ -412,7 +416,7 @@ def _av_which_obj_fl(scene, rng):
     return _pick(rng, options) if options else None
 
 
-@template("What is the <TH> instrument that comes in?", "Audio-Visual", "Temporal")
+@answers("What is the <TH> instrument that comes in?")
 def _av_th(scene, rng):
     if not scene.matched:
         return None
@@ -423,7 +427,7 @@ def _av_th(scene, rng):
     return [["first", "second", "third", "fourth", "fifth"][k]], players[k].cls
 
 
-@template("Which instrument makes sounds <BA> the <Object>?", "Audio-Visual", "Temporal")
+@answers("Which instrument makes sounds <BA> the <Object>?")
 def _av_before_after(scene, rng):
     if not scene.matched:
         return None
@@ -441,7 +445,7 @@ def _av_before_after(scene, rng):
     return _pick(rng, options) if options else None
 
 
-assert len(TEMPLATES) == 33
+assert set(_ANSWERERS) == {t for t, _, _ in TEMPLATES}  # every template answered
 
 
 # ============================================================================ per clip and per split
@@ -468,36 +472,3 @@ def ask(scene: Scene, rng: np.random.Generator, per_clip: int) -> list[dict]:
         if len(rows) >= per_clip:
             break
     return rows
-
-
-def balance(rows: list[dict], rng: np.random.Generator, max_share: float = 0.55) -> list[dict]:
-    """Drop questions so that no template's most common answer exceeds ``max_share``.
-
-    The rows that are kept keep their order. Templates with very few questions are balanced too,
-    as long as at least two answers occur.
-    """
-    by_template: dict[str, list[int]] = defaultdict(list)
-    for k, r in enumerate(rows):
-        by_template[r["question_content"]].append(k)
-    dropped: set[int] = set()
-    for idxs in by_template.values():
-        by_answer: dict[str, list[int]] = defaultdict(list)
-        for k in idxs:
-            by_answer[rows[k]["anser"]].append(k)
-        if len(by_answer) < 2:
-            continue
-        while True:
-            sizes = {a: len(v) for a, v in by_answer.items()}
-            total = sum(sizes.values())
-            top = max(sizes, key=lambda a: (sizes[a], a))
-            if sizes[top] <= max_share * total:
-                break
-            rest = total - sizes[top]
-            keep = int(np.floor(max_share * rest / (1 - max_share)))
-            keep = max(keep, 1)
-            if keep >= sizes[top]:
-                break
-            victims = rng.choice(by_answer[top], sizes[top] - keep, replace=False)
-            dropped.update(int(v) for v in victims)
-            by_answer[top] = [k for k in by_answer[top] if k not in dropped]
-    return [r for k, r in enumerate(rows) if k not in dropped]

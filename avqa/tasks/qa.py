@@ -255,7 +255,7 @@ def train_qa(cfg: RunConfig, model_kind: str, rt: Runtime, held: ExitStack, fami
         out = predict_qa(m, val_loader, rt, quiet=cfg.quiet, desc="val", scores=family.scores)
         return 100.0 * (out["pred"] == out["label"]).float().mean().item()
 
-    best = fit(cfg, family.objective(cfg.match_weight), model, train_loader, evaluate, rt, log, files, meta,
+    best = fit(cfg, family.objective(getattr(cfg, "match_weight", None)), model, train_loader, evaluate, rt, log, files, meta,
                cfg.flags(), state)
     log.line(f"best val accuracy {best:.2f}; checkpoint {files.best}")
 

@@ -23,8 +23,9 @@ from ..annotations import Vocab
 from ..data import QASplit
 from ..engine.denormals import flush_denormals
 from ..evaluate import release_acc_text, result_line
+from ..recipes import Recipe
 from ..tasks.cli import HelpFormatter, annotation_flags, engine_flags, optimiser_flags
-from ..tasks.config import RunConfig
+from ..tasks.config import EngineConfig
 from ..tasks.qa import Family, run
 from ..utils import EXIT_CODES, at_least, atomic_write_text, user_errors
 from . import data
@@ -59,9 +60,17 @@ def ablation_doc(rung: str) -> str:
     return f"TSPM without {name} (--no-{switch})\nin its place: {off}"
 
 
+@dataclass(frozen=True)
+class TSPMRecipe(Recipe):
+    """A TSPM training recipe: AVST's fields and --top_k, the seconds temporal selection keeps."""
+
+    top_k: int | None = None
+
+
 @dataclass
-class TSPMConfig(RunConfig):
-    """One TSPM run: the engine's settings (avqa.tasks.config.RunConfig) with TSPM's defaults and flags."""
+class TSPMConfig(EngineConfig):
+    """One TSPM run: the engine's section (avqa.tasks.config.EngineConfig, with TSPM's defaults) and TSPM's
+    own: its feature folders, switches and widths, where its result files go."""
 
     audios_feat_dir: str = "./data/feats/vggish"
     visual_feat_dir: str = "./data/feats/clip_feats/frame_1fps_ViT-L14@336px"
@@ -81,8 +90,6 @@ class TSPMConfig(RunConfig):
     result_dir: str = "net_tspm/results/"
     flush_denormals: bool = False
     epochs: int = 30
-    match_weight: float | None = None
-    pretrained_grounding: str | None = None
     model: str = "tspm"
     model_save_dir: str = "net_tspm/models/"
     checkpoint: str = "TSPM"

@@ -16,13 +16,12 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
-from .. import checkpoint, recipes
+from .. import checkpoint
 from ..features.files import valid_npy
 from ..features.weights import DEFAULT_OUT
-from ..recipes import DEMO, TINY
 from ..stage import Stage, exit_on_failure, finished, print_report, run_task, tested
 from ..utils import metadata_path, sha256
-from .run import TSPMConfig, build_parser
+from .run import TSPMConfig, TSPMRecipe
 
 if TYPE_CHECKING:
     from ..job import MainJob
@@ -78,11 +77,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 class TSPMStages:
     """The TSPM stages of one main job (``job``: its set, folders and settings)."""
 
-    def __init__(self, job: MainJob):
+    def __init__(self, job: MainJob, recipe: TSPMRecipe):
         self.job, self.data, self.out, self.feats = job, job.data, job.out, job.feats
         self.seconds = job.seconds
         self.frames = min(MAX_TOKEN_FRAMES, self.seconds)
-        self.recipe = TINY["tspm"] if job.tiny else DEMO["tspm"]
+        self.recipe = recipe  # the job's (demo or tiny)
         d = TSPMConfig()
         self.dirs = {name: self.data / Path(getattr(d, name)).relative_to("data")
                      for name in ("audios_feat_dir", "visual_feat_dir", "visual_patch_dir", "qst_feat_dir",
@@ -130,7 +129,7 @@ class TSPMStages:
                           label_test=str(d / "json" / "avqa-test.json"), tensorboard_dir=str(self.out / "runs"),
                           device=self.job.args.device, model_save_dir=str(self.model_dir), checkpoint="tspm",
                           result_dir=str(self.out / "tspm_results"), **self.widths(),
-                          **recipes.fields(self.recipe, build_parser()), **settings)
+                          **self.recipe.settings(), **settings)
 
     def widths(self) -> dict[str, int]:
         """The feature widths the folders' metadata records (the stand-in ViT's tokens are 192 wide, not
@@ -187,7 +186,6 @@ class TSPMStages:
     def stages(self) -> list[Stage]:
         o, dirs = self.out, self.dirs
         clip, vit = {"weights_sha256": _weights_id(STANDIN_CLIP)}, {"weights_sha256": _weights_id(STANDIN_VIT)}
-        epochs = recipes.fields(self.recipe, build_parser())["epochs"]
         features = ["vggish", "tspm_clip_frames", "tspm_clip_questions", "tspm_clip_prompts", "tspm_tokens"]
         out_of = lambda name: [dirs[name], metadata_path(dirs[name])]  # noqa: E731
         text_out = lambda name: [*out_of(name), dirs[name].parent / f"{dirs[name].name}.sentences.json"]  # noqa: E731
@@ -205,8 +203,8 @@ class TSPMStages:
                   ["generate"], self.tokens,
                   lambda: self.feature_check("visual_patch_dir", (self.frames, TOKENS)), out_of("visual_patch_dir"),
                   {**vit, "frames": self.frames, "tokens": TOKENS}),
-            Stage("tspm", "TSPM training", features, self.train, finished(self.model_dir, "tspm", epochs, "tspm"),
-                  [self.model_dir], {"flags": self.recipe}, resumes=True),
+            Stage("tspm", "TSPM training", features, self.train, finished(self.model_dir, "tspm", self.recipe.epochs, "tspm"),
+                  [self.model_dir], {"flags": self.recipe.flags()}, resumes=True),
             Stage("test_tspm", "TSPM on the test split", ["tspm"], self.test, tested(o / "tspm_test.json", self.ckpt),
                   [o / "tspm_test.json", o / "tspm_results"]),
             Stage("tspm_selection", "TSPM's kept seconds against when the named instrument sounds", ["tspm"],

@@ -18,6 +18,7 @@ from avqa import checkpoint
 from avqa.annotations import Vocab
 from avqa.ask.question import read_question
 from avqa.ladder_families import LadderFamily
+from avqa.recipes import Recipe
 from avqa.registry import FamilyEntry
 from avqa.stage import Stage, finished, run_task, tested
 from avqa.tasks import qa
@@ -25,7 +26,7 @@ from avqa.tasks.cli import build_parser
 from avqa.tasks.config import RunConfig
 from avqa.utils import metadata_path, user_errors
 
-RECIPE = ["--epochs", "2", "--lr", "0.5", "--batch-size", "16"]
+RECIPE = Recipe(epochs=2, lr=0.5, batch_size=16)
 SIZES = {"toy_small": 4, "toy": 32}   # the rungs: the hidden width of each model
 
 
@@ -99,8 +100,8 @@ def stages(job) -> list[Stage]:
     o = job.out
     ckpt = checkpoint.trained_path(o / "toy", "toy")
     return [Stage("toy", "the toy family's training", ["vggish"],
-                  lambda: run_task(main, job_flags(job, *RECIPE, "--resume")),
-                  finished(o / "toy", "toy", 2, "toy"), [o / "toy"], {"flags": RECIPE}, resumes=True),
+                  lambda: run_task(main, job_flags(job, *RECIPE.flags(), "--resume")),
+                  finished(o / "toy", "toy", 2, "toy"), [o / "toy"], {"flags": RECIPE.flags()}, resumes=True),
             Stage("test_toy", "the toy family on the test split", ["toy"],
                   lambda: run_task(main, job_flags(job, "--mode", "test", "--results", str(o / "toy_test.json"))),
                   tested(o / "toy_test.json", ckpt), [o / "toy_test.json"])]
@@ -149,7 +150,9 @@ class ToyLadder(LadderFamily):
 
 
 class ToyAnswerer:
-    """Answers from the question alone (the clip's sound read as silence): what the toy needs to be asked."""
+    """Answers from the question alone (the clip's sound read as silence): what the toy needs to be asked. Its
+    replies have ``answer``, ``probability`` and ``as_dict()``; ``details`` is what avqa.ask prints after the answer;
+    it draws no sheet."""
 
     def __init__(self, path: Path):
         obj = checkpoint.load_dict(path)
@@ -162,7 +165,14 @@ class ToyAnswerer:
         q = torch.tensor([self.vocab.word_ids(read_question(question, self.vocab))])
         probs = torch.softmax(self.model.eval()(torch.zeros(1, 1, 128), None, None, q)[0], -1)[0]
         best = int(probs.argmax())
-        return SimpleNamespace(answer=self.vocab.answers[best], probability=float(probs[best]), video=video)
+        reply = {"video": str(video), "question": question, "answer": self.vocab.answers[best],
+                 "probability": float(probs[best])}
+        return SimpleNamespace(**reply, as_dict=lambda: reply)
+
+    @staticmethod
+    def details(r: dict) -> list[str]:
+        """What python -m avqa.ask prints after the answer: the toy's own line."""
+        return ["(the toy answers from the question alone)"]
 
 
 def answerer(path, label_train=None, **options):
@@ -171,4 +181,4 @@ def answerer(path, label_train=None, **options):
 
 FAMILY = FamilyEntry(name="toy", title="Toy", models=MODELS, stages=stages, tables=("toy",), summary=summary,
                      ladder=ToyLadder(), answerer=answerer, answers=("toy", "toy_small"),
-                     recipes={"demo": RECIPE, "tiny": RECIPE}, help="the toy family of tests/toyfamily")
+                     recipes={"demo": {"toy": RECIPE}, "tiny": {"toy": RECIPE}}, help="the toy family of tests/toyfamily")
