@@ -63,7 +63,8 @@ def test_qatiger_stages_run_and_the_summary_shows_its_table_untrained_figure_and
     from avqa.utils import sha256
     stamp = json.loads((o / ".stages" / "qatiger.json").read_text())
     assert stamp["config"]["text_encoder_sha256"] == sha256(TEXT_ENCODER)
-    assert stamp["config"]["recipe"]["epochs"] == 1
+    assert stamp["config"]["flags"] == ["--epochs", "1", "--lr", "1e-3", "--lr_step", "1", "--batch-size", "16",
+                                        "--d_model", "64", "--no-release_pairing"]
 
 
 def test_a_second_run_skips_every_qatiger_stage(job):

@@ -1,7 +1,7 @@
 """QA-TIGER's ablation rungs on the ladder (python -m avqa.ladder --family qatiger): no question-aware
 fusion, no patch selector, mean pooling instead of the Gaussian experts, 3 experts instead of 7, then
 the full model; its flags and the files each rung reads. The rungs train with the ladder's recipe
-and the demo recipe's model settings (avqa.qatiger.family.RECIPES)."""
+and the demo recipe's model settings (avqa.qatiger.family.RECIPES), d and the experts' pairing."""
 from __future__ import annotations
 
 import argparse
@@ -32,10 +32,10 @@ def feature_widths(video_feat: str | Path, patch_feat: str | Path) -> dict[str, 
     return found
 
 
-def demo_recipe() -> dict:
-    """The demo recipe of QA-TIGER's registry entry (config fields)."""
+def demo_recipe():
+    """The demo recipe of QA-TIGER's registry entry (a QATigerRecipe)."""
     from .. import registry
-    return registry.entry("qatiger").recipes["demo"]
+    return registry.entry("qatiger").recipes["demo"]["qatiger"]
 
 
 class QATigerLadder(LadderFamily):
@@ -45,11 +45,6 @@ class QATigerLadder(LadderFamily):
     paper_note = "  (no paper column: the paper's ablations are on MUSIC-AVQA, not on this set)"
     choice = "QA-TIGER without question-aware fusion, without the patch selector, with mean pooling, with 3 experts, " \
              "then the full model"
-
-    @property
-    def recipe(self) -> dict:
-        r = demo_recipe()
-        return {k: r[k] for k in ("epochs", "lr", "lr_step", "batch_size")}
 
     def add_flags(self, parser: argparse.ArgumentParser) -> None:
         t = parser.add_argument_group("QA-TIGER's features (--family qatiger; the layout: docs/qatiger.md; stand-ins: "
@@ -73,8 +68,8 @@ class QATigerLadder(LadderFamily):
 
     def recipe_flags(self, args: argparse.Namespace) -> list[str]:
         r = demo_recipe()
-        return super().recipe_flags(args) + ["--d_model", str(r["d_model"]),
-                                             "--release_pairing" if r["release_pairing"] else "--no-release_pairing"]
+        return super().recipe_flags(args) + ["--d_model", str(r.d_model),
+                                             "--release_pairing" if r.release_pairing else "--no-release_pairing"]
 
     def reads(self, args: argparse.Namespace, rung: str) -> list[str]:
         folders = [getattr(args, flag) for flag in QATIGER_FEATURES]
@@ -85,7 +80,7 @@ class QATigerLadder(LadderFamily):
         out, r = Path(args.out), demo_recipe()
         return QATigerConfig(**{flag: getattr(args, flag) for flag in QATIGER_FEATURES}, clip_weights=args.clip_weights,
                              label_train=args.label_train, label_val=args.label_val, label_test=args.label_test,
-                             **feature_widths(args.video_feat, args.patch_feat), **{k: r[k] for k in MODEL_SETTINGS},
+                             **feature_widths(args.video_feat, args.patch_feat), **{k: getattr(r, k) for k in MODEL_SETTINGS},
                              **ABLATIONS[rung][2], model_save_dir=str(out / rung), checkpoint=rung,
                              tensorboard_dir=str(out / "runs"), device=args.device, amp=args.amp, quiet=args.quiet,
                              **settings)

@@ -69,7 +69,8 @@ class QATigerFeatureStages:
 
     def stages(self) -> list[Stage]:
         frames, tokens, vit = self.cfg.folder("frames"), self.cfg.folder("tokens"), self.cfg.vit_weights
-        tspm = [s for s in TSPMStages(self.job).stages()
+        tspm_recipe = registry.entry("tspm").recipes["tiny" if self.job.tiny else "demo"]["tspm"]
+        tspm = [s for s in TSPMStages(self.job, tspm_recipe).stages()
                 if s.name == "tspm_clip_frames" or self.share_tokens and s.name == "tspm_tokens"]
         if self.share_tokens:
             make_tokens = Stage("qatiger_tokens", f"QA-TIGER: ToMe tokens of every second [T,{TOKENS},D], linked to "
@@ -97,7 +98,7 @@ class QATigerStages:
     def __init__(self, job: MainJob):
         self.job, self.data, self.out = job, job.data, job.out
         self.features = QATigerFeatureStages(job)
-        self.recipe = registry.entry("qatiger").recipes["tiny" if job.tiny else "demo"]
+        self.recipe = registry.entry("qatiger").recipes["tiny" if job.tiny else "demo"]["qatiger"]
         self.model_dir = self.out / "qatiger"
         self.ckpt = checkpoint.trained_path(self.model_dir, "qatiger", "qatiger")
 
@@ -109,7 +110,7 @@ class QATigerStages:
                              patch_feat=str(c.folder("tokens")), clip_weights=str(TEXT_ENCODER), **labels,
                              **feature_widths(c.folder("frames"), c.folder("tokens")), device=self.job.args.device,
                              tensorboard_dir=str(self.out / "runs"), model_save_dir=str(self.model_dir),
-                             checkpoint="qatiger", **{**self.recipe, **settings})
+                             checkpoint="qatiger", **{**self.recipe.settings(), **settings})
 
     def train(self) -> None:
         problem = text_encoder_problem()
@@ -133,8 +134,8 @@ class QATigerStages:
             *self.features.stages(),
             Stage("qatiger", f"QA-TIGER training (text encoder: stand-in {TEXT_ENCODER.name})",
                   ["vggish", "qatiger_clip_frames", "qatiger_tokens"], self.train,
-                  finished(self.model_dir, "qatiger", self.recipe["epochs"], "qatiger"), [self.model_dir],
-                  {"recipe": self.recipe, **text}, resumes=True),
+                  finished(self.model_dir, "qatiger", self.recipe.epochs, "qatiger"), [self.model_dir],
+                  {"flags": self.recipe.flags(), **text}, resumes=True),
             Stage("test_qatiger", "QA-TIGER on the test split", ["qatiger"], self.test,
                   tested(o / "qatiger_test.json", ckpt), [o / "qatiger_test.json"]),
             Stage("qatiger_time", "QA-TIGER's weights over the seconds against when the named instrument sounds",
