@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from avqa.qatiger.time_score import format_time, time_table
+from avqa.qatiger.time_score import format_time, spread, time_table
 from conftest import MAIN_JOB, copy_of_main_job, e2e_fixture
 from test_pipeline_tspm import pipeline as in_process, placeholders
 
@@ -58,6 +58,7 @@ def test_qatiger_stages_run_and_the_summary_shows_its_table_untrained_figure_and
     assert f"trained {time['accuracy']['trained']:.2f}%, the same model untrained " \
            f"{time['accuracy']['untrained']:.2f}%, val before training" in out
     assert "QA-TIGER's Gaussian experts" in out and "uniform" in out
+    assert set(time["spread"]) == {"audio", "video"} and "how the trained weights move with the question" in out
     # the training stage's stamp holds the tiny recipe and the stand-in text encoder's sha256
     from avqa.qatiger.standin import TEXT_ENCODER
     from avqa.utils import sha256
@@ -109,3 +110,7 @@ def test_time_score_arithmetic_on_a_hand_made_case():
     assert table["informative"] == pytest.approx({"questions": 1, "trained_audio": 80, "trained_video": 80,
                                                   "untrained_audio": 10, "untrained_video": 50, "uniform": 50})
     assert "informative      1 qst    80.00%  80.00%    10.00%  50.00%    50.00%" in format_time(table)
+    # how the weights move with the question: seconds' standard deviations over the two questions, averaged
+    assert spread(trained) == pytest.approx({"audio": (0.075 + 0.075 + 0.075 + 0.075) / 4,
+                                             "video": (0.3 + 0.05 + 0.1 + 0.15) / 4})
+    assert spread(untrained)["video"] == 0.0

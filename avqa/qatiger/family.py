@@ -32,7 +32,7 @@ def stages(job) -> list:
 
 def summary(out: Path, tables: dict) -> dict:
     """QA-TIGER beside its untrained self, and where in time its experts look, when the main job scored them."""
-    from .time_score import format_time
+    from .time_score import format_spread, format_time
     found = out / "qatiger_time.json"
     if not found.exists():
         return {}
@@ -45,6 +45,7 @@ def summary(out: Path, tables: dict) -> dict:
     print("QA-TIGER's Gaussian experts: share of their weight over the seconds on those in which the question's "
           "instrument sounds\n(untrained: the same model and seed, no training; uniform: every second alike):")
     print(format_time(time["table"]))
+    print(format_spread(time["spread"]))
     return {"qatiger_time": time}
 
 

@@ -75,6 +75,12 @@ def time_table(questions: list[dict], trained: dict, untrained: dict) -> dict:
     return table
 
 
+def spread(weights: dict) -> dict[str, float]:
+    """How much the weights move with the question: per stream, the standard deviation over questions of each
+    second's weight, averaged over the seconds (0: the same weights for every question)."""
+    return {s: float(np.std([w[s] for w in weights.values()], axis=0).mean()) for s in STREAMS}
+
+
 def format_time(table: dict) -> str:
     """The table as the score prints it: one line per question set, audio / video experts."""
     lines = [f"  {'':<12} {'':>9}   {'trained':>15}   {'untrained':>15}   {'uniform':>7}",
@@ -83,6 +89,11 @@ def format_time(table: dict) -> str:
         lines.append(f"  {name:<12} {r['questions']:5d} qst   {r['trained_audio']:6.2f}% {r['trained_video']:6.2f}%   "
                      f"{r['untrained_audio']:6.2f}% {r['untrained_video']:6.2f}%   {r['uniform']:6.2f}%")
     return "\n".join(lines)
+
+
+def format_spread(moves: dict[str, float]) -> str:
+    return (f"  how the trained weights move with the question (standard deviation over the test questions, mean "
+            f"over seconds; 0: the same for all): audio {moves['audio']:.4f}, video {moves['video']:.4f}")
 
 
 def score_time(cfg: QATigerConfig, ground_truth: Path, out: Path) -> int:
@@ -103,9 +114,11 @@ def score_time(cfg: QATigerConfig, ground_truth: Path, out: Path) -> int:
     print(f"QA-TIGER's weights over the seconds against when the named instrument sounds, {cfg.label_test}, "
           f"checkpoint {ckpt}:")
     print(format_time(table))
+    moves = spread(trained)
+    print(format_spread(moves))
     print(f"test accuracy: trained {accuracy:.2f}%, the same model untrained {untrained_accuracy:.2f}%")
     atomic_write_text(out, json.dumps({"checkpoint": str(ckpt), "checkpoint_sha256": sha256(ckpt),
-                                       "annotations": cfg.label_test, "table": table,
+                                       "annotations": cfg.label_test, "table": table, "spread": moves,
                                        "accuracy": {"trained": accuracy, "untrained": untrained_accuracy}}, indent=1))
     print(f"results: {out}")
     return 0
