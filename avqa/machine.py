@@ -6,15 +6,17 @@ import platform
 from pathlib import Path
 
 
-def _cpuinfo(field: str) -> str | None:
-    """The first CPU's ``field`` in /proc/cpuinfo (e.g. 'model name', 'cpu family', 'flags'), if any."""
+def _cpuinfo(field: str, text: str | None = None) -> str | None:
+    """The first CPU's ``field`` in /proc/cpuinfo (e.g. 'model name', 'cpu family', 'flags'), if any;
+    ``text``: a cpuinfo's text to read instead of this machine's."""
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            name, _, value = line.partition(":")
-            if name.strip().lower() == field:
-                return value.strip()
+        text = Path("/proc/cpuinfo").read_text() if text is None else text
     except OSError:
-        pass
+        return None
+    for line in text.splitlines():
+        name, _, value = line.partition(":")
+        if name.strip().lower() == field:
+            return value.strip()
     return None
 
 
@@ -48,6 +50,19 @@ def native_bf16(device: str) -> bool:
     if flags is not None:
         return bool(BF16_FLAGS & set(flags.split()))
     return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+# the CPU vendors whose cores take a slow microcode assist on each arithmetic operation with a subnormal float
+# (below 1.2e-38): Intel's; AMD's Zen cores compute them at full speed
+SLOW_SUBNORMAL_VENDORS = frozenset({"GenuineIntel"})
+
+
+def slows_on_subnormals(cpuinfo: str | None = None) -> bool:
+    """Whether this machine's CPU slows down on subnormal floats (an Intel CPU: /proc/cpuinfo's vendor_id
+    GenuineIntel), where flushing them to zero keeps a model's speed (avqa.engine.denormals).
+    ``cpuinfo``: the text of a /proc/cpuinfo to read instead of this machine's."""
+    vendor = _cpuinfo("vendor_id", cpuinfo)
+    return vendor in SLOW_SUBNORMAL_VENDORS
 
 
 def usable_cores() -> int:

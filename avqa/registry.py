@@ -49,7 +49,11 @@ class FamilyEntry:
     answer) as ``options``, which an answerer takes as keywords and may ignore;
     ``recipes``: its training recipes by name ("demo": the main job's, "tiny": --tiny's), each a dict of
     ``avqa.recipes.Recipe`` values by what it trains (a model, or a stage such as AVST's grounding), in the
-    order the bundled checkpoint's record lists them.
+    order the bundled checkpoint's record lists them;
+    ``train_config(job, **settings)``: how its main model trains in the main job on ``job``'s set (``job``: data,
+    feats, out, seconds, tiny and args.device of an ``avqa.job.MainJob``): ``(config, run)``, the config of that
+    training with ``settings`` over it (e.g. epochs, overwrite, mode="test") and the function that runs a config
+    of it, returning an exit code (what benchmarks/bench_train_breakdown.py trains), or None.
     """
 
     name: str
@@ -64,6 +68,7 @@ class FamilyEntry:
     answers: tuple[str, ...] = ()
     recipes: dict[str, dict[str, Any]] = field(default_factory=dict)
     help: str = ""
+    train_config: Callable[..., tuple[Any, Callable[[Any], int]]] | None = None
 
 
 def recipes(name: str) -> dict[str, Any]:

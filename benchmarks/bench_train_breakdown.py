@@ -1,18 +1,21 @@
-"""Where each epoch of TSPM's training on a main job's set goes: seconds per phase and memory, epoch by epoch.
+"""Where each epoch of a family's training on a main job's set goes: seconds per phase and memory, epoch by epoch.
 
-Trains TSPM with the main job's recipe (TSPM's registry entry, its demo recipe, or its tiny one with --tiny) on the features of a set
-made by ``python -m avqa.pipeline --tspm`` (``--data``: its data/ folder), writing checkpoints, log and
-TensorBoard scalars under ``--out``, with the engine's breakdown timer on (avqa.engine.breakdown). Prints,
-per epoch: the wall seconds spent waiting for batches (data), in the forward pass with the loss, backward,
-the optimiser step, the step's logging (progress bar, TensorBoard, log lines), validation and checkpoint
-writes, the rest, the epoch's wall and CPU seconds, the training pass's samples/s (the run log's figure)
-and the process's resident memory; with the machine line and the load average before and after (the
-cores may be shared). A slowdown that grows epoch by epoch shows as a growing column.
+Trains the main model of a family of the registry (``--family``: avst, tspm, ...; what its entry's
+``train_config`` gives: the main job's training of it, with its demo recipe, or its tiny one with --tiny)
+on the features of a set made by ``python -m avqa.pipeline`` (``--data``: its data/ folder; TSPM's
+features need --tspm), writing checkpoints, log and TensorBoard scalars under ``--out``, with the
+engine's breakdown timer on (avqa.engine.breakdown). Prints, per epoch: the wall seconds spent waiting
+for batches (data), in the forward pass with the loss, backward, the optimiser step, the step's logging
+(progress bar, TensorBoard, log lines), validation and checkpoint writes, the rest, the epoch's wall and
+CPU seconds, the training pass's samples/s (the run log's figure) and the process's resident memory;
+with the machine line and the load average before and after (the cores may be shared). A slowdown that
+grows epoch by epoch shows as a growing column.
 
-The training process is started as the main job starts it (OMP_WAIT_POLICY=PASSIVE unless set).
+The training process is started as the main job starts TSPM's (OMP_WAIT_POLICY=PASSIVE unless set).
 
-    python benchmarks/bench_train_breakdown.py --data /path/to/set/data --out /tmp/breakdown
-    python benchmarks/bench_train_breakdown.py --data ... --out ... --epochs 6 --flush_denormals --test
+    python benchmarks/bench_train_breakdown.py --family tspm --data /path/to/set/data --out /tmp/breakdown
+    python benchmarks/bench_train_breakdown.py --family tspm --data ... --out ... --epochs 6 --flush_denormals off
+    python benchmarks/bench_train_breakdown.py --family avst --data ... --out ... --test
 """
 import os
 
@@ -23,23 +26,30 @@ import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 from types import SimpleNamespace  # noqa: E402
 
+from avqa import registry  # noqa: E402
 
-def tspm_config(data: Path, out: Path, tiny: bool, settings: dict):
-    """The TSPMConfig the main job's TSPM stage trains with on ``data``, with its outputs under ``out``."""
+
+def trained_families() -> list[str]:
+    """The registered families whose entry says how the main job trains them (``train_config``)."""
+    return [e.name for e in registry.entries() if e.train_config is not None]
+
+
+def family_config(family: str, data: Path, out: Path, tiny: bool, settings: dict):
+    """(config, run): ``family``'s main-job training on ``data``, its outputs under ``out``, ``settings`` over it."""
     import json
-
-    from avqa import registry
-    from avqa.tspm.stages import TSPMStages
     seconds = json.loads((data / "feats" / "vggish.json").read_text())["seconds"]
     job = SimpleNamespace(data=data, out=out, feats=data / "feats", seconds=seconds, tiny=tiny,
                           args=SimpleNamespace(device=settings.pop("device", None)))
-    return TSPMStages(job, registry.entry("tspm").recipes["tiny" if tiny else "demo"]["tspm"]).config(**settings)
+    return registry.entry(family).train_config(job, **settings)
 
 
-def main() -> int:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--family", choices=trained_families(), default="tspm",
+                   help="the family whose main model trains (the registry's families with a train_config; "
+                        "default: tspm)")
     p.add_argument("--data", type=Path, required=True,
-                   help="the set's data/ folder with TSPM's features (python -m avqa.pipeline --tspm made them); "
+                   help="the set's data/ folder with the family's features (python -m avqa.pipeline made them); "
                         "only read")
     p.add_argument("--out", type=Path, required=True,
                    help="where the run's checkpoints, log, TensorBoard scalars and results go (a fresh run each "
@@ -50,45 +60,57 @@ def main() -> int:
                    help="write TensorBoard scalars as the main job does (default: on)")
     p.add_argument("--save_state", type=Path, default=None,
                    help="also save the last epoch's weights here (compare two code versions' weights with torch.equal)")
-    p.add_argument("--flush_denormals", action="store_true",
-                   help="train with TSPM's --flush_denormals (subnormal floats flushed to zero in every thread; "
-                        "avqa.engine.denormals): without it, the slowdown on Intel CPUs this benchmark shows")
+    p.add_argument("--flush_denormals", choices=("auto", "on", "off"), default=None,
+                   help="the run's --flush_denormals, for a family whose config has it (TSPM: subnormal floats "
+                        "flushed to zero in every thread, avqa.engine.denormals; auto: on on Intel CPUs). Default: "
+                        "the family's default, as the main job runs it")
     p.add_argument("--test", action="store_true",
-                   help="then test the best checkpoint on the test split, writing <out>/tspm_test.json (the report "
-                        "whose predictions two code versions should share)")
-    a = p.parse_args()
+                   help="then test the best checkpoint on the test split, writing <out>/<family>_test.json (the "
+                        "report whose predictions two code versions should share)")
+    return p
+
+
+def main() -> int:
+    a = build_parser().parse_args()
     if not (a.data / "feats" / "vggish.json").is_file():
         print(f"--data {a.data}: no feats/vggish.json there: point --data at the data/ folder of a set the main "
-              f"job made with --tspm", file=sys.stderr)
+              f"job made", file=sys.stderr)
         return 1
     import torch
 
     from avqa.engine.breakdown import record, table
-    from avqa.machine import cpu_details, describe_machine
-    from avqa.tspm.run import run_config
-    settings = {"overwrite": True, "quiet": True}
-    cfg = tspm_config(a.data.resolve(), a.out.resolve(), a.tiny, settings)
+    from avqa.machine import cpu_details, describe_machine, slows_on_subnormals
+    chosen = {} if a.flush_denormals is None else {"flush_denormals": a.flush_denormals}
+    cfg, run = family_config(a.family, a.data.resolve(), a.out.resolve(), a.tiny,
+                             {"overwrite": True, "quiet": True, **chosen})
+    if chosen and not hasattr(cfg, "flush_denormals"):
+        print(f"--flush_denormals: the family {a.family} has no such setting; leave the flag out", file=sys.stderr)
+        return 1
     if a.epochs is not None:
         cfg.epochs = a.epochs
     if not a.tensorboard:
         cfg.tensorboard_dir = ""
-    print(f"machine: {describe_machine()}; {cpu_details()}; torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}", flush=True)
+    print(f"machine: {describe_machine()}; {cpu_details()}; slows on subnormal floats: "
+          f"{'yes' if slows_on_subnormals() else 'no'}; torch {torch.__version__}, {torch.get_num_threads()} threads, "
+          f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}", flush=True)
     print(f"load average before: {os.getloadavg()}", flush=True)
-    cfg.flush_denormals = a.flush_denormals
-    print(f"subnormal floats: {'flushed to zero' if a.flush_denormals else 'kept'}", flush=True)
+    if hasattr(cfg, "flush_denormals"):
+        print(f"--flush_denormals {cfg.flush_denormals} (the run's log and checkpoint record what it meant here)",
+              flush=True)
     with record() as b:
-        code = run_config(cfg)
+        code = run(cfg)
     print(f"load average after: {os.getloadavg()}")
-    print(f"\nTSPM training, batch {cfg.batch_size}, {cfg.epochs} epochs: wall seconds per phase of each epoch")
+    print(f"\n{registry.entry(a.family).title} training ({cfg.model}), batch {cfg.batch_size}, {cfg.epochs} epochs: "
+          f"wall seconds per phase of each epoch")
     print(table(b))
     if a.save_state is not None:
         state = torch.load(Path(cfg.model_save_dir) / f"{cfg.checkpoint}_last.pt", map_location="cpu", weights_only=False)
         torch.save(state["state_dict"], a.save_state)
     if code == 0 and a.test:
-        code = run_config(tspm_config(a.data.resolve(), a.out.resolve(), a.tiny,
-                                      {"mode": "test", "quiet": True, "flush_denormals": a.flush_denormals,
-                                       "results": str(a.out.resolve() / "tspm_test.json")}))
+        test_cfg, run = family_config(a.family, a.data.resolve(), a.out.resolve(), a.tiny,
+                                      {"mode": "test", "quiet": True, **chosen,
+                                       "results": str(a.out.resolve() / f"{a.family}_test.json")})
+        code = run(test_cfg)
     return code
 
 

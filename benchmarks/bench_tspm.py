@@ -6,6 +6,12 @@ tokens [10,14,1024], CLIP question and prompt [1,768]), so only the model's forw
 step are timed. The release is tests/tspm_reference.py (its code patched only where it cannot run).
 Ours runs in float32, and again under torch.autocast("cpu", torch.bfloat16).
 
+Besides samples/s it prints the matrix-product FLOPs of one training step of each model (forward and
+backward, counted from the shapes by torch.utils.flop_counter.FlopCounterMode: matmuls, linear layers,
+attention; the optimiser's element-wise update is not counted) and the GFLOP/s each achieves. Where both
+models do the same products, a float32 speed-up is bounded by how far the release's GFLOP/s is from the
+CPU's: the roofline.
+
     python benchmarks/bench_tspm.py                 # 2 warm-up and 5 timed steps of each
     python benchmarks/bench_tspm.py --steps 10 --token_frames release
     python benchmarks/bench_tspm.py --no_bf16 --profile 12   # and where one step's time goes
@@ -48,6 +54,17 @@ def samples_per_second(model, forward, data, warmup: int, steps: int, autocast: 
     return steps * len(data["target"]) / (time.perf_counter() - start)
 
 
+def step_flops(model, forward, data) -> int:
+    """The matrix-product FLOPs of one float32 training step (forward and backward), counted from the shapes."""
+    from torch.utils.flop_counter import FlopCounterMode
+    model.train()
+    with FlopCounterMode(display=False) as counter:
+        logits = forward(model, data)
+        torch.nn.functional.cross_entropy(logits.float(), data["target"]).backward()
+    model.zero_grad(set_to_none=True)
+    return counter.get_total_flops()
+
+
 def profile_step(model, forward, data, top: int) -> str:
     """torch.profiler's table of one float32 training step (after ``samples_per_second`` has warmed it up)."""
     from torch.profiler import ProfilerActivity, profile
@@ -80,18 +97,25 @@ def main() -> int:
             (f"avqa.tspm TSPM ({a.token_frames} token frames), float32", ours, ours_fwd, False)]
     if not a.no_bf16:
         runs.append((f"avqa.tspm TSPM ({a.token_frames} token frames), bf16 autocast", ours, ours_fwd, True))
+    import os
+    print(f"load average before: {os.getloadavg()}", flush=True)
     rows = []
+    flops = {id(model): step_flops(model, forward, data) for _, model, forward, _ in runs}
     for name, model, forward, bf16 in runs:
         rate = samples_per_second(model, forward, data, a.warmup, a.steps, autocast=bf16)
-        rows.append((name, rate))
+        rows.append((name, rate, flops[id(model)]))
         print(f"  {name}: {rate:.1f} samples/s", flush=True)
+    print(f"load average after: {os.getloadavg()}", flush=True)
     for name, model, forward, bf16 in runs[:2] if a.profile else []:
         print(f"\n{name}: one training step, the {a.profile} operations with most self CPU time")
         print(profile_step(model, forward, data, a.profile))
-    print(f"\ntraining samples/s, batch {a.batch_size}, {a.steps} timed steps each")
-    print(f"{'model':<58} {'samples/s':>10} {'x release':>10}")
-    for name, rate in rows:
-        print(f"{name:<58} {rate:>10.1f} {rate / rows[0][1]:>10.2f}")
+    print(f"\ntraining samples/s, batch {a.batch_size}, {a.steps} timed steps each; GFLOP: the matrix products "
+          f"of one step (forward and backward); GFLOP/s: achieved")
+    print(f"{'model':<58} {'samples/s':>10} {'x release':>10} {'GFLOP':>8} {'GFLOP/s':>8}")
+    for name, rate, count in rows:
+        gflop = count / 1e9
+        print(f"{name:<58} {rate:>10.1f} {rate / rows[0][1]:>10.2f} {gflop:>8.2f} "
+              f"{gflop * rate / a.batch_size:>8.1f}")
     return 0
 
 

@@ -60,3 +60,34 @@ def test_off_by_default_the_hooks_time_nothing():
     breakdown.begin_epoch(1)
     breakdown.end_epoch(1, 1.0)
     assert breakdown._active is None
+
+
+def _benchmark():
+    import importlib.util
+    from pathlib import Path
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_train_breakdown.py"
+    spec = importlib.util.spec_from_file_location("bench_train_breakdown", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_benchmarks_families_are_the_registrys_and_each_trains_its_main_job_recipe(tmp_path):
+    """--family offers every registered family that says how the main job trains it, and nothing else; each
+    one's config reads the set's folders, writes under --out and has the main job's recipe."""
+    from avqa import registry
+    bench = _benchmark()
+    choices = next(a.choices for a in bench.build_parser()._actions if a.dest == "family")
+    assert choices == [e.name for e in registry.entries() if e.train_config is not None]
+    assert {"avst", "tspm"} <= set(choices)
+    data, out = tmp_path / "data", tmp_path / "out"
+    (data / "feats").mkdir(parents=True)
+    (data / "feats" / "vggish.json").write_text('{"seconds": 10}')
+    for family in choices:
+        for tiny, recipe in ((False, "demo"), (True, "tiny")):
+            cfg, run = bench.family_config(family, data, out, tiny, {"overwrite": True})
+            main = registry.entry(family).recipes[recipe][cfg.model]
+            assert callable(run) and cfg.overwrite and cfg.mode == "train"
+            assert {k: getattr(cfg, k) for k in main.settings()} == main.settings(), (family, recipe)
+            assert cfg.label_train == str(data / "json" / "avqa-train.json")
+            assert cfg.model_save_dir.startswith(str(out))

@@ -32,11 +32,25 @@ def test_every_thread_flushes_inside_and_none_after():
 
 
 @needs_threads
-def test_tspm_runs_with_subnormals_flushed_everywhere_when_asked(monkeypatch):
+@pytest.mark.parametrize("argv, intel, flushed", [
+    (["--flush_denormals"], False, True),            # the bare flag: on, on any CPU
+    (["--flush_denormals", "on"], False, True),
+    (["--flush_denormals", "off"], True, False),
+    ([], True, True),                                # auto: on where the CPU slows on subnormals (Intel) ...
+    ([], False, False),                              # ... off elsewhere (AMD keeps its bits)
+    (["--flush_denormals", "auto"], True, True)])
+def test_tspm_flushes_subnormals_everywhere_as_asked_and_records_what_it_did(monkeypatch, argv, intel, flushed):
     _kept_subnormals()
     seen = []
-    monkeypatch.setattr(avqa.tspm.run, "run", lambda cfg, kind, family: seen.append(_kept_subnormals()) or 0)
-    on = avqa.tspm.run.parse(["--flush_denormals"], "train")
-    assert on.flush_denormals and avqa.tspm.run.run_config(on) == 0
-    assert avqa.tspm.run.run_config(avqa.tspm.run.parse([], "train")) == 0  # off by default: the same numbers
-    assert seen == [0, 1 << 20] and _kept_subnormals() == 1 << 20
+    monkeypatch.setattr(avqa.tspm.run, "slows_on_subnormals", lambda: intel)
+    monkeypatch.setattr(avqa.tspm.run, "run",
+                        lambda cfg, kind, family: seen.append((_kept_subnormals(), cfg.flags()["flush_denormals"])) or 0)
+    assert avqa.tspm.run.run_config(avqa.tspm.run.parse(argv, "train")) == 0
+    # every thread flushed inside, or none; the run's flags (the checkpoint's "args") carry the resolved bool
+    assert seen == [(0 if flushed else 1 << 20, flushed)]
+    assert _kept_subnormals() == 1 << 20  # and the default again after
+
+
+def test_a_value_not_auto_on_or_off_stops_with_one_sentence():
+    with pytest.raises(SystemExit, match="--flush_denormals 'yes': not one of auto, on, off"):
+        avqa.tspm.run.flush_denormals_on("yes")

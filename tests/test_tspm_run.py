@@ -233,3 +233,18 @@ def test_test_mode_refuses_switches_other_than_the_checkpoints(qa_set, standins,
     ran = json.loads(before)["flags"]
     assert ran["top_k"] == 2 and all(ran[s] for s in ("Temp_Selection", "Spatio_Perception", "AV_Attn_Module",
                                                        "Temp_QTGM"))
+
+
+@pytest.mark.e2e
+def test_the_checkpoint_records_the_resolved_flush_and_test_mode_takes_either(qa_set, standins, trained_tspm, tmp_path):
+    """--flush_denormals auto (the default) is recorded as what it meant on this machine (on where the CPU slows
+    on subnormal floats), and a test run with the other value is not refused: it does not shape answers."""
+    from avqa.machine import slows_on_subnormals
+    models = trained_tspm / "models"
+    assert checkpoint.load_dict(models / "TSPM.pt")["args"]["flush_denormals"] is slows_on_subnormals()
+    other = "off" if slows_on_subnormals() else "on"
+    run_here(TEST, *tspm_flags(qa_set, standins), "--flush_denormals", other, "--model_save_dir", str(models),
+             "--result_dir", str(tmp_path / "results"), "--results", str(tmp_path / "report.json"))
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["flags"]["flush_denormals"] is (other == "on")
+    assert report["table"] == json.loads((models / "TSPM_avqa-test.json").read_text())["table"]

@@ -57,6 +57,18 @@ def stages(job) -> list:
     return AVSTStages(job, FAMILY.recipes["tiny" if job.tiny else "demo"]).stages()
 
 
+def train_config(job, **settings) -> tuple:
+    """AVST's training as the main job's ``avst`` stage runs it on ``job``'s set, with ``settings`` over it, and
+    the function that runs it (the registry's ``train_config``). It starts from scratch unless ``settings``
+    names a grounding checkpoint (pretrained_grounding): the same model, the same steps."""
+    from ..tasks import qa
+    from .stages import AVSTStages
+    s = AVSTStages(job, FAMILY.recipes["tiny" if job.tiny else "demo"])
+    cfg = s.run_config("avst", s.avst_recipe, model="avst", model_save_dir=str(job.out / "avst"), checkpoint="avst",
+                       **{"pretrained_grounding": "none", **settings})
+    return cfg, qa.run
+
+
 def summary(out: Path, tables: dict) -> dict:
     """What the main job's summary prints of AVST after the table: its gain over the question-only reference,
     the grounding pre-training's history and test, and where the attention peaks."""
@@ -98,5 +110,5 @@ MODELS["avst"] = Family(QA_MODELS["avst"], reported=("answer", "match"), start=g
 FAMILY = FamilyEntry(
     name="avst", title="AVST", models=MODELS, in_main_job=True, stages=stages, tables=("avst", "question_only"),
     summary=summary, ladder=LADDER_FAMILY, answerer=answerer, answers=("avst",),
-    recipes=RECIPES,
+    recipes=RECIPES, train_config=train_config,
     help="grounding pre-training, AVST and the question-only reference")

@@ -23,6 +23,14 @@ def stages(job) -> list:
     return TSPMStages(job, FAMILY.recipes["tiny" if job.tiny else "demo"]["tspm"]).stages()
 
 
+def train_config(job, **settings) -> tuple:
+    """TSPM's training as the main job's ``tspm`` stage runs it on ``job``'s set, with ``settings`` over it, and
+    the function that runs it (the registry's ``train_config``)."""
+    from .run import run_config
+    from .stages import TSPMStages
+    return TSPMStages(job, FAMILY.recipes["tiny" if job.tiny else "demo"]["tspm"]).config(**settings), run_config
+
+
 def summary(out: Path, tables: dict) -> dict:
     """TSPM's kept seconds against the ground truth, when the main job scored them."""
     from .selection_score import format_selection
@@ -39,5 +47,5 @@ def summary(out: Path, tables: dict) -> dict:
 
 FAMILY = FamilyEntry(
     name="tspm", title="TSPM", models={"tspm": TSPM_MODEL}, stages=stages, tables=("tspm",), summary=summary,
-    ladder=LADDER_FAMILY, recipes=RECIPES,
+    ladder=LADDER_FAMILY, recipes=RECIPES, train_config=train_config,
     help="TSPM: its features from the synthetic-world stand-ins, trained, tested and its kept seconds scored")
