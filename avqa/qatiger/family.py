@@ -25,6 +25,13 @@ RECIPES = {"demo": {"qatiger": QATigerRecipe(epochs=6, lr=1e-3, lr_step=5, batch
                                              release_pairing=False)}}
 
 
+def train_config(job, **settings) -> tuple:
+    """QA-TIGER's training as the main job's ``qatiger`` stage runs it on ``job``'s set, with ``settings`` over it,
+    and the function that runs it (the registry's ``train_config``)."""
+    from .breakdown_config import train_config as configured
+    return configured(job, RECIPES["tiny" if job.tiny else "demo"]["qatiger"], **settings)
+
+
 def stages(job) -> list:
     from .stages import QATigerStages
     return QATigerStages(job).stages()
@@ -51,6 +58,6 @@ def summary(out: Path, tables: dict) -> dict:
 
 FAMILY = FamilyEntry(
     name="qatiger", title="QA-TIGER", models={"qatiger": QATIGER_MODEL}, stages=stages, tables=("qatiger",),
-    summary=summary, ladder=LADDER_FAMILY, recipes=RECIPES,
+    summary=summary, ladder=LADDER_FAMILY, recipes=RECIPES, train_config=train_config,
     help="QA-TIGER: its features linked to TSPM's stand-ins, trained with the stand-in text encoder, tested and "
          "its experts' weights over the seconds scored")

@@ -5,12 +5,12 @@ and the demo recipe's model settings (avqa.qatiger.family.RECIPES), d and the ex
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from ..ladder_families import LadderFamily
 from ..tasks.config import RunConfig
 from ..utils import metadata_path
+from .breakdown_config import patch_width
 from .run import ABLATIONS, QATigerConfig
 from .standin import FOLDERS, TEXT_ENCODER
 
@@ -18,18 +18,6 @@ from .standin import FOLDERS, TEXT_ENCODER
 QATIGER_FEATURES = {"audio_feat": Path("feats") / FOLDERS["audio"], "video_feat": Path("feats") / FOLDERS["frames"],
                     "patch_feat": Path("feats") / FOLDERS["tokens"]}
 MODEL_SETTINGS = ("d_model", "release_pairing")  # what a rung takes from the demo recipe besides the ladder's recipe
-
-
-def feature_widths(video_feat: str | Path, patch_feat: str | Path) -> dict[str, int]:
-    """--video_dim and --patch_dim as the folders' metadata records them (the stand-in ViT's tokens are 192 wide,
-    not ViT-L's 1024); a folder without metadata keeps the published width, and the run's check names it."""
-    found = {}
-    for flag, folder in (("video_dim", video_feat), ("patch_dim", patch_feat)):
-        try:
-            found[flag] = int(json.loads(metadata_path(Path(folder)).read_text())["shape_per_video"][-1])
-        except (OSError, ValueError, KeyError, IndexError, TypeError):
-            pass
-    return found
 
 
 def demo_recipe():
@@ -80,7 +68,7 @@ class QATigerLadder(LadderFamily):
         out, r = Path(args.out), demo_recipe()
         return QATigerConfig(**{flag: getattr(args, flag) for flag in QATIGER_FEATURES}, clip_weights=args.clip_weights,
                              label_train=args.label_train, label_val=args.label_val, label_test=args.label_test,
-                             **feature_widths(args.video_feat, args.patch_feat), **{k: getattr(r, k) for k in MODEL_SETTINGS},
+                             **patch_width(args.patch_feat), **{k: getattr(r, k) for k in MODEL_SETTINGS},
                              **ABLATIONS[rung][2], model_save_dir=str(out / rung), checkpoint=rung,
                              tensorboard_dir=str(out / "runs"), device=args.device, amp=args.amp, quiet=args.quiet,
                              **settings)

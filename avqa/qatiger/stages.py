@@ -32,7 +32,7 @@ from ..stage import Stage, exit_on_failure, finished, print_report, run_task, te
 from ..tspm import stages as tspm_stages
 from ..tspm.stages import MAX_TOKEN_FRAMES, TSPMStages, _weights_id, train_in_child
 from ..utils import metadata_path
-from .ladder import feature_widths
+from .breakdown_config import train_config
 from .run import QATigerConfig
 from .standin import (FOLDERS, TEXT_ENCODER, TOKENS, StandinConfig, extract_tokens_per_second, link_to_tspm,
                       linked_to_tspm, text_encoder_problem)
@@ -103,14 +103,9 @@ class QATigerStages:
         self.ckpt = checkpoint.trained_path(self.model_dir, "qatiger", "qatiger")
 
     def config(self, **settings) -> QATigerConfig:
-        """QA-TIGER's settings on this set: its feature folders, the stand-in text encoder, the recipe, the widths."""
-        c, labels = self.features.cfg, {f"label_{s}": str(self.data / "json" / f"avqa-{s}.json")
-                                        for s in ("train", "val", "test")}
-        return QATigerConfig(audio_feat=str(c.folder("audio")), video_feat=str(c.folder("frames")),
-                             patch_feat=str(c.folder("tokens")), clip_weights=str(TEXT_ENCODER), **labels,
-                             **feature_widths(c.folder("frames"), c.folder("tokens")), device=self.job.args.device,
-                             tensorboard_dir=str(self.out / "runs"), model_save_dir=str(self.model_dir),
-                             checkpoint="qatiger", **{**self.recipe.settings(), **settings})
+        """QA-TIGER's settings on this set: its feature folders, the stand-in text encoder, the recipe, the token
+        width (avqa.qatiger.breakdown_config, which the training breakdown reads too)."""
+        return train_config(self.job, self.recipe, **settings)[0]
 
     def train(self) -> None:
         problem = text_encoder_problem()
