@@ -23,6 +23,7 @@ from typing import Any, Callable
 REGISTERED: dict[str, str] = {
     "avst": "avqa.avst.family:FAMILY",
     "tspm": "avqa.tspm.family:FAMILY",
+    "qatiger": "avqa.qatiger.family:FAMILY",
 }
 _loaded: dict[str, "FamilyEntry"] = {}
 

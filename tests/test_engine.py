@@ -102,7 +102,7 @@ def test_every_qa_model_is_a_registered_family():
     """The ablation rungs and the baseline train through the same adapter; only AVST reports its match loss."""
     from avqa.models import QA_MODELS
     assert set(registry.entry("avst").models) == set(QA_MODELS)
-    assert set(registry.qa_models()) == {*QA_MODELS, "tspm"}
+    assert set(registry.qa_models()) == {*QA_MODELS, "tspm", "qatiger"}
     assert [name for name, f in registry.qa_models().items() if "match" in f.reported] == ["avst"]
 
 
@@ -118,16 +118,21 @@ def test_a_scripts_defaults_are_its_recipe(kind):
 def test_a_recipe_is_a_typed_value_and_its_flags_are_what_its_script_reads():
     """Each family's demo and tiny recipe (its registry entry's): its flags, as stamps and checkpoint records show
     them, read by the script it runs give back its typed settings."""
+    from avqa.qatiger.run import build_parser as qatiger_parser
     from avqa.tspm.run import build_parser as tspm_parser
     avst, tspm = registry.entry("avst").recipes, registry.entry("tspm").recipes
+    qatiger = registry.entry("qatiger").recipes
     assert avst["demo"]["avst"].flags() == ["--epochs", "4", "--lr", "5e-4", "--lr_step", "4", "--batch-size", "32"]
     assert avst["demo"]["grounding"].flags() == ["--epochs", "22", "--lr", "1e-3", "--lr_step", "22",
                                                  "--batch-size", "16"]
     assert tspm["tiny"]["tspm"].flags() == ["--epochs", "1", "--batch-size", "16", "--top_k", "2"]
-    assert list(registry.recipes("demo")) == ["grounding", "avst", "tspm"]
-    for name, recipes in (("avst", avst), ("tspm", tspm)):
+    assert qatiger["demo"]["qatiger"].flags() == ["--epochs", "6", "--lr", "1e-3", "--lr_step", "5", "--batch-size",
+                                                  "32", "--d_model", "128", "--no-release_pairing"]
+    assert list(registry.recipes("demo")) == ["grounding", "avst", "tspm", "qatiger"]
+    parsers = {"tspm": tspm_parser, "qatiger": qatiger_parser}
+    for name, recipes in (("avst", avst), ("tspm", tspm), ("qatiger", qatiger)):
         for trained, recipe in (*recipes["demo"].items(), *recipes["tiny"].items()):
-            parser = tspm_parser() if name == "tspm" else build_parser(trained, "")
+            parser = parsers[name]() if name in parsers else build_parser(trained, "")
             parsed = vars(parser.parse_args(recipe.flags()))
             assert {k: parsed[k] for k in recipe.settings()} == recipe.settings(), (name, trained)
 

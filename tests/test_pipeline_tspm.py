@@ -42,9 +42,11 @@ def placeholders(folder: Path) -> tuple[Path, Path]:
     return clip, vit
 
 
-def pipeline(root: Path, clip: Path, vit: Path) -> tuple[int, str, str]:
-    """The main job with --tiny --tspm in ``root``, in this process, with the given stand-in files."""
-    from avqa.pipeline import main
+def pipeline(root: Path, clip: Path, vit: Path, argv: list[str] = FLAGS, main=None) -> tuple[int, str, str]:
+    """The main job with --tiny --tspm in ``root``, in this process, with the given stand-in files (``main(argv)``:
+    another command, or other flags, run the same way)."""
+    if main is None:
+        from avqa.pipeline import main
     out, err = io.StringIO(), io.StringIO()
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(tspm_stages, "STANDIN_CLIP", clip)
@@ -53,7 +55,7 @@ def pipeline(root: Path, clip: Path, vit: Path) -> tuple[int, str, str]:
         mp.chdir(root)
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             try:
-                code = main(FLAGS)
+                code = main(argv)
             except SystemExit as e:
                 code = e.code
     return code, out.getvalue(), err.getvalue()

@@ -24,13 +24,14 @@ BRANCH = re.compile(r"""(==|!=|\bin\b|\bis\b)\s*\(?["'](avst|tspm|question_only|
                     r"""["'](avst|tspm)["']\s*(==|!=)""")
 
 
-def test_the_registry_lists_avst_then_tspm_each_from_its_own_package():
-    assert [e.name for e in registry.entries()] == ["avst", "tspm"]
-    assert registry.REGISTERED["avst"].startswith("avqa.avst.") and registry.REGISTERED["tspm"].startswith("avqa.tspm.")
+def test_the_registry_lists_avst_tspm_then_qatiger_each_from_its_own_package():
+    assert [e.name for e in registry.entries()] == ["avst", "tspm", "qatiger"]
+    assert all(registry.REGISTERED[name].startswith(f"avqa.{name}.") for name in ("avst", "tspm", "qatiger"))
     assert registry.owner("question_only").name == "avst" and registry.owner("tspm").name == "tspm"
+    assert registry.owner("qatiger").name == "qatiger" and not registry.entry("qatiger").in_main_job
     assert registry.owner("nothing") is None
     assert list(registry.answering()) == ["avst"]
-    with pytest.raises(KeyError, match="registered: avst, tspm"):
+    with pytest.raises(KeyError, match="registered: avst, tspm, qatiger"):
         registry.entry("nothing")
 
 
@@ -48,14 +49,14 @@ def test_no_branch_on_a_family_name_where_the_library_must_not_know_families():
 def test_the_main_jobs_family_flag_and_its_tspm_spelling():
     from avqa.pipeline import TSPM_SPELLING, family_list
     assert family_list("tspm,avst") == ["avst", "tspm"] == family_list(TSPM_SPELLING)
-    with pytest.raises(Exception, match="unknown family nothing; choose from avst, tspm"):
+    with pytest.raises(Exception, match="unknown family nothing; choose from avst, tspm, qatiger"):
         family_list("avst,nothing")
 
 
 def test_tspm_and_family_together_are_refused_and_an_unknown_family_named(capsys):
     from avqa.pipeline import main
     for argv, said in ((["--tspm", "--family", "avst"], "--tspm is a spelling of --family avst,tspm: give one of the two"),
-                       (["--family", "avst,qa_tiger"], "unknown family qa_tiger; choose from avst, tspm")):
+                       (["--family", "avst,qa_tiger"], "unknown family qa_tiger; choose from avst, tspm, qatiger")):
         with pytest.raises(SystemExit) as e:
             main(argv)
         assert e.value.code == 2 and said in capsys.readouterr().err
@@ -64,7 +65,7 @@ def test_tspm_and_family_together_are_refused_and_an_unknown_family_named(capsys
 def test_the_ladders_families_come_from_the_registry():
     from avqa.ladder import parse_args
     from avqa.ladder_families import ladder_families
-    assert list(ladder_families()) == ["avst", "tspm"]
+    assert list(ladder_families()) == ["avst", "tspm", "qatiger"]
     assert parse_args(["--family", "tspm"]).family is registry.entry("tspm").ladder
 
 

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 
 from .. import checkpoint
 from ..annotations import Vocab
+from ..recipes import Recipe
 from ..tasks.cli import HelpFormatter, annotation_flags, engine_flags, optimiser_flags
 from ..tasks.config import EngineConfig
 from ..tasks.qa import Family, run
@@ -36,7 +37,23 @@ ABLATIONS = {"no_question_fusion": ("w/o QA fusion", "the fusion layer without i
              "no_patch_selector": ("w/o patch selector", "each second's tokens averaged instead of selected",
                                    {"patch_selector": False}),
              "mean_pool": ("mean pooling", "the means over time instead of the Gaussian experts", {"pool": "mean"}),
+             "few_experts": ("3 experts", "3 Gaussian experts, all kept, instead of 7",
+                             {"num_experts": 3, "topK": 3}),
              "qatiger": ("QA-TIGER", "every module on (the paper's model)", {})}
+
+
+@dataclass(frozen=True)
+class QATigerRecipe(Recipe):
+    """A QA-TIGER training recipe: the engine's fields, the model width and the experts' pairing."""
+
+    d_model: int | None = None
+    release_pairing: bool | None = None
+
+    def flags(self) -> list[str]:
+        """The recipe as net_qatiger/main_train.py's flags; a switch as --name or --no-name."""
+        switches = {name: value for name, value in self.settings().items() if isinstance(value, bool)}
+        kept = Recipe.flags(dataclasses.replace(self, **{name: None for name in switches}))
+        return kept + [f"--{name}" if on else f"--no-{name}" for name, on in switches.items()]
 
 
 @dataclass

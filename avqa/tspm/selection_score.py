@@ -22,16 +22,20 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
 
 from .. import checkpoint
-from ..annotations import Vocab, fillers
+from ..annotations import fillers
+from ..data import QASplit
 from ..engine.runtime import Runtime, make_loader, to_device
+from ..tasks.config import RunConfig
 from ..tasks.inputs import load_split
+from ..tasks.qa import Family
 from ..utils import atomic_write_text, progress, sha256, user_errors
 from .run import FAMILY, TSPMConfig, build_parser
 
@@ -50,6 +54,58 @@ def named_instrument(sample: dict, truth: dict) -> str | None:
     classes = {i["class"] for i in truth["instruments"]}
     named = {v for v in fillers(sample) if v in classes}
     return named.pop() if len(named) == 1 else None
+
+
+def named_questions(samples: list[dict], ground_truth: Path, label_test: str) -> list[dict]:
+    """The questions of ``samples`` (rows of --label_test) that name one instrument of their clip which sounds in
+    it: {"row", "instrument", "sounding" (its seconds), "T"} each, from the set's ``ground_truth`` folder."""
+    questions = []
+    for row, sample in enumerate(samples):
+        path = Path(ground_truth) / f"{sample['video_id']}.json"
+        if not path.is_file():
+            raise SystemExit(f"{path} not found: --ground_truth must be the folder of the set --label_test belongs to")
+        truth = json.loads(path.read_text())
+        instrument = named_instrument(sample, truth)
+        sounding = sounding_seconds(truth, instrument) if instrument else None
+        if sounding:
+            questions.append({"row": row, "instrument": instrument, "sounding": sounding, "T": int(truth["seconds"])})
+    if not questions:
+        raise SystemExit(f"no question of {label_test} names one instrument that sounds in its clip: nothing to score")
+    return questions
+
+
+@dataclass
+class TestedPair:
+    """A checkpoint's model and the same model untrained (built with its training run's seed), on the device of
+    ``cfg``, with cfg.label_test's split: what a score of a trained model beside its untrained self reads."""
+
+    cfg: RunConfig
+    family: Family
+    split: QASplit
+    checkpoint: Path
+    trained: torch.nn.Module
+    untrained: torch.nn.Module
+    runtime: Runtime
+
+    @classmethod
+    def of(cls, cfg: RunConfig, family: Family, model_kind: str) -> "TestedPair":
+        vocab = family.vocab(cfg, load_split(cfg.label_train))
+        split = load_split(cfg.label_test, vocab)
+        ckpt = checkpoint.trained_path(Path(cfg.model_save_dir), cfg.checkpoint, cfg.script)
+        model = family.build(cfg, vocab)
+        try:
+            meta = checkpoint.load_trained_state(ckpt, model_kind, model, vocab)
+        except (ValueError, FileNotFoundError) as e:
+            raise SystemExit(str(e)) from None
+        fresh = checkpoint.untrained(meta, lambda: family.build(cfg, vocab))
+        rt = Runtime(cfg)
+        return cls(cfg, family, split, ckpt, model.to(rt.device), fresh.to(rt.device), rt)
+
+    def loader(self):
+        """The split's batches in order (its feature files checked first)."""
+        c = self.cfg
+        return make_loader(self.family.open_inputs(c, self.split.samples).dataset(self.split, False, c.seed),
+                           c.eval_batch_size, False, self.runtime, c.num_workers, c.seed)
 
 
 @torch.no_grad()
@@ -91,18 +147,24 @@ def format_selection(table: dict) -> str:
                      f"{r['untrained']:6.2f}%  random k seconds {r['random']:6.2f}%" for name, r in table.items())
 
 
-def parse_args(argv: Sequence[str] | None) -> tuple[TSPMConfig, argparse.Namespace]:
-    p = build_parser(__doc__)
-    extra = p.add_argument_group("selection score")
+def score_args(p: argparse.ArgumentParser, argv: Sequence[str] | None, make: Callable[[dict], RunConfig],
+               suffix: str) -> tuple[RunConfig, argparse.Namespace]:
+    """A score's command line: a family's test flags (``p``; ``make`` turns them into its config) and the score's
+    own --ground_truth and --out (default MODEL_SAVE_DIR/CHECKPOINT_<suffix>.json)."""
+    extra = p.add_argument_group(f"{suffix} score")
     extra.add_argument("--ground_truth", default=None,
                        help="the synthetic set's ground_truth/ folder (default: beside --label_test's json/ folder)")
-    extra.add_argument("--out", default=None, help="the JSON written (default: MODEL_SAVE_DIR/CHECKPOINT_selection.json)")
+    extra.add_argument("--out", default=None, help=f"the JSON written (default: MODEL_SAVE_DIR/CHECKPOINT_{suffix}.json)")
     ns = vars(p.parse_args(argv))
     own = argparse.Namespace(ground_truth=ns.pop("ground_truth"), out=ns.pop("out"))
-    cfg = TSPMConfig(**ns, mode="test")
+    cfg = make(ns)
     own.ground_truth = Path(own.ground_truth or Path(cfg.label_test).resolve().parent.parent / "ground_truth")
-    own.out = Path(own.out or Path(cfg.model_save_dir) / f"{cfg.checkpoint}_selection.json")
+    own.out = Path(own.out or Path(cfg.model_save_dir) / f"{cfg.checkpoint}_{suffix}.json")
     return cfg, own
+
+
+def parse_args(argv: Sequence[str] | None) -> tuple[TSPMConfig, argparse.Namespace]:
+    return score_args(build_parser(__doc__), argv, lambda ns: TSPMConfig(**ns, mode="test"), "selection")
 
 
 @user_errors
@@ -119,35 +181,11 @@ def score_selection(cfg: TSPMConfig, ground_truth: Path, out: Path) -> int:
                          f"ground_truth/ folder (python -m avqa.synthetic writes it)")
     if not cfg.Temp_Selection:
         raise SystemExit("--no-Temp_Selection keeps every second: there is no selection to score")
-    vocab = Vocab.from_samples(load_split(cfg.label_train))
-    split = load_split(cfg.label_test, vocab)
-    ckpt = checkpoint.trained_path(Path(cfg.model_save_dir), cfg.checkpoint, cfg.script)
-    model = FAMILY.build(cfg, vocab)
-    try:
-        meta = checkpoint.load_trained_state(ckpt, "tspm", model, vocab)
-    except (ValueError, FileNotFoundError) as e:
-        raise SystemExit(str(e)) from None
-    fresh = checkpoint.untrained(meta, lambda: FAMILY.build(cfg, vocab))
-
-    questions = []
-    for row, sample in enumerate(split.samples):
-        path = ground_truth / f"{sample['video_id']}.json"
-        if not path.is_file():
-            raise SystemExit(f"{path} not found: --ground_truth must be the folder of the set --label_test belongs to")
-        truth = json.loads(path.read_text())
-        instrument = named_instrument(sample, truth)
-        sounding = sounding_seconds(truth, instrument) if instrument else None
-        if sounding:
-            questions.append({"row": row, "instrument": instrument, "sounding": sounding, "T": int(truth["seconds"])})
-    if not questions:
-        raise SystemExit(f"no question of {cfg.label_test} names one instrument that sounds in its clip: nothing to score")
-
-    rt = Runtime(cfg)
-    inputs = FAMILY.open_inputs(cfg, split.samples)
-    loader = make_loader(inputs.dataset(split, False, cfg.seed), cfg.eval_batch_size, False, rt, cfg.num_workers,
-                         cfg.seed)
-    trained = kept_seconds(model.to(rt.device), loader, rt, cfg.quiet)
-    untrained = kept_seconds(fresh.to(rt.device), loader, rt, cfg.quiet)
+    t = TestedPair.of(cfg, FAMILY, "tspm")
+    questions = named_questions(t.split.samples, ground_truth, cfg.label_test)
+    ckpt, rt, loader = t.checkpoint, t.runtime, t.loader()
+    trained = kept_seconds(t.trained, loader, rt, cfg.quiet)
+    untrained = kept_seconds(t.untrained, loader, rt, cfg.quiet)
     table = selection_table(questions, trained, untrained)
     print(f"TSPM's kept seconds (--top_k {cfg.top_k}) against when the named instrument sounds, "
           f"{cfg.label_test}, checkpoint {ckpt}:")

@@ -55,15 +55,15 @@ def _weights_id(path: Path) -> str | None:
     return sha256(path) if path.is_file() else None
 
 
-def train_in_child(cfg: TSPMConfig) -> int:
-    """Train in a fresh process whose OpenMP threads sleep when they wait (OMP_WAIT_POLICY=PASSIVE, unless
+def train_in_child(cfg, module: str = "avqa.tspm.stages") -> int:
+    """Train in a fresh process (``python -m module``, reading ``cfg`` as JSON on stdin) whose OpenMP threads sleep when they wait (OMP_WAIT_POLICY=PASSIVE, unless
     set): TSPM's step is thousands of small operations, and on a shared machine a thread spinning at
     each one's end takes the core its partner needs. The same numbers, faster on shared cores (docs/tspm.md,
     On the embedded default). The policy is read when the OpenMP runtime loads,
     so the main job's own process, which has loaded it, cannot change it."""
     env = {**os.environ, "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE"),
            "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)}
-    return subprocess.run([sys.executable, "-m", "avqa.tspm.stages"], input=json.dumps(asdict(cfg)), text=True,
+    return subprocess.run([sys.executable, "-m", module], input=json.dumps(asdict(cfg)), text=True,
                           env=env).returncode
 
 
