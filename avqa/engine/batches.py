@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import collections
 
+import torch
+
 
 class BatchLoader:
     """Batches of a dataset in sampler order, filled by ``dataset.batch`` in a prefetch thread.
@@ -48,3 +50,39 @@ class BatchLoader:
             while pending:
                 yield pending.popleft().result()
 
+
+
+class PerVideoBatches:
+    """A dataset whose features are per-video stores (avqa.store.FeatureStore), read at fixed positions into
+    preallocated buffers: ``reads`` maps each batch key to its store and the positions (seconds or token
+    frames) read of every video. A family's dataset adds its per-question tensors in ``extras``."""
+
+    def __init__(self, split, reads: dict):
+        self.split, self.reads = split, reads
+
+    def __len__(self) -> int:
+        return len(self.split.samples)
+
+    def set_epoch(self, epoch: int) -> None:
+        pass  # nothing is drawn at random
+
+    def buffers(self, batch_size: int, pin: bool = False) -> dict:
+        return {name: torch.empty((batch_size, len(positions), *store.per_second_shape), pin_memory=pin)
+                for name, (store, positions) in self.reads.items()}
+
+    def extras(self, idx) -> dict:
+        """The batch's per-question tensors (``idx``: the rows), besides label, type and index."""
+        return {}
+
+    def batch(self, indices, buffers: dict | None = None) -> dict:
+        """The batch of ``indices``; feature arrays are written into ``buffers`` when given."""
+        idx = torch.as_tensor(list(indices), dtype=torch.long)
+        bufs = buffers if buffers is not None else self.buffers(len(idx))
+        out = {k: v[:len(idx)] for k, v in bufs.items()}
+        for b, i in enumerate(idx.tolist()):
+            video = self.split.samples[i]["video_id"]
+            for name, (store, positions) in self.reads.items():
+                store.read_into(out[name][b], video, positions)
+        out.update(self.extras(idx))
+        out.update({"label": self.split.answers[idx], "type": self.split.types[idx], "index": idx})
+        return out

@@ -22,12 +22,12 @@ import numpy as np
 import torch
 
 from ..annotations import Vocab, load_annotations
-from ..data import QASplit
+from ..data import AUDIO_SHAPE, QASplit
+from ..engine.batches import PerVideoBatches
 from ..features.clip import tokenize
 from ..store import FeatureError, FeatureStore
 from ..tspm.data import width_mismatch
 
-AUDIO_SHAPE = (128,)
 TOKENS = 14                  # ToMe tokens per second
 
 
@@ -126,40 +126,20 @@ def feature_files(cfg, samples: Sequence[dict]) -> list[Path]:
     return [Path(d) / f"{v}.npy" for d in (cfg.audio_feat, cfg.video_feat, cfg.patch_feat) for v in videos]
 
 
-class QATigerDataset:
-    """Questions with their features, read into preallocated batch buffers (avqa.data.BatchLoader's interface).
+class QATigerDataset(PerVideoBatches):
+    """Questions with their features, read into preallocated batch buffers (avqa.engine.batches.BatchLoader's
+    interface).
 
     A batch: audio [B,T,128], video [B,T,--video_dim], patch [B,T,14,--patch_dim], question (CLIP ids)
     [B,77], label, type and index [B].
     """
 
     def __init__(self, split: QASplit, inputs: QATigerInputs):
-        self.split, self.inputs = split, inputs
-        self.seconds = np.arange(inputs.total)
+        seconds = np.arange(inputs.total)
+        super().__init__(split, {name: (getattr(inputs, name), seconds) for name in ("audio", "video", "patch")})
+        self.inputs = inputs
         self.questions = torch.stack([inputs.tokens[question_text(s)] for s in split.samples]) \
             if split.samples else torch.zeros((0, 77), dtype=torch.long)
 
-    def __len__(self) -> int:
-        return len(self.split.samples)
-
-    def set_epoch(self, epoch: int) -> None:
-        pass  # nothing is drawn at random
-
-    def buffers(self, batch_size: int, pin: bool = False) -> dict[str, torch.Tensor]:
-        T = self.inputs.total
-        return {"audio": torch.empty((batch_size, T, *AUDIO_SHAPE), pin_memory=pin),
-                "video": torch.empty((batch_size, T, *self.inputs.video.per_second_shape), pin_memory=pin),
-                "patch": torch.empty((batch_size, T, *self.inputs.patch.per_second_shape), pin_memory=pin)}
-
-    def batch(self, indices: Sequence[int], buffers: dict[str, torch.Tensor] | None = None) -> dict:
-        """The batch of ``indices``; feature arrays are written into ``buffers`` when given."""
-        idx = torch.as_tensor(list(indices), dtype=torch.long)
-        bufs = buffers if buffers is not None else self.buffers(len(idx))
-        out = {k: v[:len(idx)] for k, v in bufs.items()}
-        for b, i in enumerate(idx.tolist()):
-            video = self.split.samples[i]["video_id"]
-            for name in ("audio", "video", "patch"):
-                getattr(self.inputs, name).read_into(out[name][b], video, self.seconds)
-        out.update({"question": self.questions[idx], "label": self.split.answers[idx], "type": self.split.types[idx],
-                    "index": idx})
-        return out
+    def extras(self, idx: torch.Tensor) -> dict:
+        return {"question": self.questions[idx]}

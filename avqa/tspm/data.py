@@ -23,6 +23,7 @@ import torch
 
 from ..annotations import question_key
 from ..data import QASplit
+from ..engine.batches import PerVideoBatches
 from ..store import FeatureError, FeatureStore, read_npy_header
 from ..utils import metadata_path
 
@@ -197,44 +198,22 @@ def feature_files(cfg, samples: Sequence[dict]) -> list[Path]:
             + [Path(d) / f"{k}.npy" for d in (cfg.qst_feat_dir, cfg.qst_prompt_dir) for k in keys])
 
 
-class TSPMDataset:
-    """Questions with their features, read into preallocated batch buffers (avqa.data.BatchLoader's interface).
+class TSPMDataset(PerVideoBatches):
+    """Questions with their features, read into preallocated batch buffers (avqa.engine.batches.BatchLoader's
+    interface).
 
     A batch: audio [B,T,128], visual [B,T,--visual_dim], tokens [B,F,14,--token_dim], question and prompt
-    [B,--text_dim],
-    label, type and index [B].
+    [B,--text_dim], label, type and index [B].
     """
 
     def __init__(self, split: QASplit, inputs: TSPMInputs):
-        self.split, self.inputs = split, inputs
-        self.seconds = np.arange(inputs.total)
-        self.frames = np.arange(inputs.token_frames)
+        seconds = np.arange(inputs.total)
+        super().__init__(split, {"audio": (inputs.audio, seconds), "visual": (inputs.visual, seconds),
+                                 "tokens": (inputs.tokens, np.arange(inputs.token_frames))})
+        self.inputs = inputs
         self.question_rows = torch.tensor([inputs.question.row_of[question_key(s)] for s in split.samples])
         self.prompt_rows = torch.tensor([inputs.prompt.row_of[question_key(s)] for s in split.samples])
 
-    def __len__(self) -> int:
-        return len(self.split.samples)
-
-    def set_epoch(self, epoch: int) -> None:
-        pass  # nothing is drawn at random
-
-    def buffers(self, batch_size: int, pin: bool = False) -> dict[str, torch.Tensor]:
-        T, F = self.inputs.total, self.inputs.token_frames
-        return {"audio": torch.empty((batch_size, T, *AUDIO_SHAPE), pin_memory=pin),
-                "visual": torch.empty((batch_size, T, *self.inputs.visual.per_second_shape), pin_memory=pin),
-                "tokens": torch.empty((batch_size, F, *self.inputs.tokens.per_second_shape), pin_memory=pin)}
-
-    def batch(self, indices: Sequence[int], buffers: dict[str, torch.Tensor] | None = None) -> dict:
-        """The batch of ``indices``; feature arrays are written into ``buffers`` when given."""
-        idx = torch.as_tensor(list(indices), dtype=torch.long)
-        bufs = buffers if buffers is not None else self.buffers(len(idx))
-        out = {k: v[:len(idx)] for k, v in bufs.items()}
-        for b, i in enumerate(idx.tolist()):
-            video = self.split.samples[i]["video_id"]
-            self.inputs.audio.read_into(out["audio"][b], video, self.seconds)
-            self.inputs.visual.read_into(out["visual"][b], video, self.seconds)
-            self.inputs.tokens.read_into(out["tokens"][b], video, self.frames)
-        out.update({"question": self.inputs.question.vectors[self.question_rows[idx]],
-                    "prompt": self.inputs.prompt.vectors[self.prompt_rows[idx]],
-                    "label": self.split.answers[idx], "type": self.split.types[idx], "index": idx})
-        return out
+    def extras(self, idx: torch.Tensor) -> dict:
+        return {"question": self.inputs.question.vectors[self.question_rows[idx]],
+                "prompt": self.inputs.prompt.vectors[self.prompt_rows[idx]]}
