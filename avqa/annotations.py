@@ -192,8 +192,12 @@ def _tokens(question_content: str, values: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(words)
 
 
-def validate(samples: object, path: str | Path = "<memory>", strict_values: bool = True) -> None:
-    """Raise AnnotationError listing every malformed row (file, question_id, reason)."""
+def validate(samples: object, path: str | Path = "<memory>", strict_values: bool = True,
+             max_tokens: int | None = MAX_QUESTION_LEN) -> None:
+    """Raise AnnotationError listing every malformed row (file, question_id, reason).
+
+    ``max_tokens``: the longest question allowed, in this project's tokens (the 14 of the word-embedding
+    models' question encoders); None for a reader of any length (CLIP's 77 BPE ids, the scorer)."""
     if not isinstance(samples, list):
         raise AnnotationError(path, ["the file must hold a JSON list of question objects"])
     problems: list[str] = []
@@ -238,8 +242,8 @@ def validate(samples: object, path: str | Path = "<memory>", strict_values: bool
                     problems.append(f"{where}: filler {v!r} is not a value of tag {t}")
         if s["anser"] not in ANSWERS:
             problems.append(f"{where}: answer {s['anser']!r} is not one of the 42 MUSIC-AVQA answers")
-        if len(tokenize(s)) > MAX_QUESTION_LEN:
-            problems.append(f"{where}: question has more than {MAX_QUESTION_LEN} tokens")
+        if max_tokens is not None and len(tokenize(s)) > max_tokens:
+            problems.append(f"{where}: question has more than {max_tokens} tokens")
         qid = s.get("question_id")
         if qid is not None and not (isinstance(qid, int) or isinstance(qid, float) and qid.is_integer()):
             problems.append(f"{where}: question_id {qid!r} is not a whole number")
@@ -247,8 +251,8 @@ def validate(samples: object, path: str | Path = "<memory>", strict_values: bool
         raise AnnotationError(path, problems)
 
 
-def load_annotations(path: str | Path, check: bool = True) -> list[dict]:
-    """Read an annotation file; with ``check`` every row is validated first."""
+def load_annotations(path: str | Path, check: bool = True, max_tokens: int | None = MAX_QUESTION_LEN) -> list[dict]:
+    """Read an annotation file; with ``check`` every row is validated first (``max_tokens``: as validate's)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(
@@ -259,7 +263,7 @@ def load_annotations(path: str | Path, check: bool = True) -> list[dict]:
     except json.JSONDecodeError as e:
         raise AnnotationError(path, [f"not valid JSON: {e}"]) from None
     if check:
-        validate(samples, path)
+        validate(samples, path, max_tokens=max_tokens)
     return samples
 
 

@@ -55,6 +55,11 @@ def pytest_collection_modifyitems(items):
 REAL = _real_dir()
 needs_real = pytest.mark.skipif(REAL is None, reason="the real MUSIC-AVQA annotation files are not here "
                                                      "(set AVQA_REAL_ANNOTATIONS to their folder)")
+# MUSIC-AVQA v2.0's files (GNU GPL v3, never committed): beside the real annotations, or in ../shared/data
+V2 = next((p for p in ([REAL.parent / "music_avqa_v2"] if REAL else []) + [ROOT.parent / "shared" / "data" / "music_avqa_v2"]
+           if (p / "test_balance.json").is_file()), None)
+needs_v2 = pytest.mark.skipif(V2 is None, reason="the MUSIC-AVQA v2.0 annotation files are not here "
+                                                 "(../shared/data/music_avqa_v2/)")
 
 
 def run(*args: str, cwd: Path = ROOT, check: bool = True, env: dict | None = None, timeout: int = 600):

@@ -8,14 +8,7 @@ import torch
 
 from avqa.annotations import QUESTION_TYPES, fillers, question_key
 from avqa.evaluate import EvaluationError, main, read_predictions, score_table
-from conftest import REAL, ROOT, data_flags, run_here
-
-V2 = next((p for p in ([REAL.parent / "music_avqa_v2"] if REAL else []) + [ROOT.parent / "shared" / "data" / "music_avqa_v2"]
-           if (p / "test_balance.json").is_file()), None)
-needs_real = pytest.mark.skipif(REAL is None, reason="the real MUSIC-AVQA annotation files are not here "
-                                                     "(set AVQA_REAL_ANNOTATIONS to their folder)")
-needs_v2 = pytest.mark.skipif(V2 is None, reason="the MUSIC-AVQA v2.0 annotation files are not here "
-                                                 "(../shared/data/music_avqa_v2/)")
+from conftest import REAL, V2, data_flags, needs_real, needs_v2, run_here
 
 
 def test_the_table_is_test_modes_single_precision_mean_pooled_over_groups():

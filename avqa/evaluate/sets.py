@@ -26,7 +26,7 @@ class AnnotationSet:
 
     @classmethod
     def load(cls, path: str | Path) -> "AnnotationSet":
-        samples = load_annotations(path)
+        samples = load_annotations(path, max_tokens=None)  # scoring reads no question words
         return cls(Path(path), sha256(path), [question_key(s) for s in samples],
                    np.array([type_index(s) for s in samples], dtype=np.int64),
                    [s["anser"] for s in samples], [str(s["video_id"]) for s in samples])

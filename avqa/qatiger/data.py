@@ -21,7 +21,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from ..annotations import Vocab, load_annotations
+from ..annotations import AnnotationError, Vocab, load_annotations, type_index
 from ..data import AUDIO_SHAPE, QASplit
 from ..engine.batches import PerVideoBatches
 from ..features.clip import tokenize
@@ -66,13 +66,27 @@ def answer_vocab(cfg, train_samples: Sequence[dict]) -> Vocab:
     answers = read_answer2idx(cfg.answer2idx)
     files = ("label_test",) if cfg.mode == "test" else ("label_train", "label_val")
     for flag in files:
-        rows = train_samples if flag == "label_train" else load_annotations(getattr(cfg, flag))
+        rows = train_samples if flag == "label_train" else load_annotations(getattr(cfg, flag), max_tokens=None)
         absent = sorted({s["anser"] for s in rows} - set(answers))
         if absent:
             raise SystemExit(f"--answer2idx {cfg.answer2idx} does not cover the answers of --{flag} "
                              f"{getattr(cfg, flag)} ({len(absent)} absent: {', '.join(map(repr, absent[:10]))}): "
                              f"give the answer2idx.json of that data set (the v1 and v2.0 files differ)")
     return Vocab(own.questions, tuple(answers))
+
+
+def encode_answers(samples: Sequence[dict], vocab: Vocab, path: str | Path) -> QASplit:
+    """A split as QA-TIGER reads it: the answers' classes and the question types. The question reaches the model
+    as CLIP tokens of its text (QATigerInputs.tokens), so its words need not be in --label_train's vocabulary
+    nor number at most 14: MUSIC-AVQA-R's rephrased questions and v2.0's are read as they are."""
+    index = vocab.answer_index()
+    absent = [f"row {row} (video {s['video_id']}): answer {s['anser']!r} is not one of the model's classes"
+              for row, s in enumerate(samples) if s["anser"] not in index]
+    if absent:
+        raise AnnotationError(path, absent)
+    return QASplit(list(samples), torch.zeros((len(samples), 0), dtype=torch.long),
+                   torch.tensor([index[s["anser"]] for s in samples], dtype=torch.long),
+                   torch.tensor([type_index(s) for s in samples], dtype=torch.long))
 
 
 @dataclass

@@ -25,6 +25,7 @@ from ..annotations import Vocab
 from ..recipes import Recipe
 from ..tasks.cli import HelpFormatter, annotation_flags, engine_flags, optimiser_flags
 from ..tasks.config import EngineConfig
+from ..tasks.inputs import load_split
 from ..tasks.qa import Family, run
 from ..utils import EXIT_CODES, at_least, user_errors
 from . import data, weights
@@ -213,6 +214,10 @@ class QATigerFamily(Family):
 
     def vocab(self, cfg: QATigerConfig, train_samples: Sequence[dict]) -> Vocab:
         return data.answer_vocab(cfg, train_samples)
+
+    def split(self, path: str, vocab: Vocab | None = None, samples: list[dict] | None = None):
+        """Questions of any length and wording (CLIP reads them): v1, v2.0 and MUSIC-AVQA-R files alike."""
+        return load_split(path, vocab, samples, max_tokens=None, encode=data.encode_answers)
 
     def feature_dirs(self, cfg: QATigerConfig) -> list[str]:
         return [cfg.audio_feat, cfg.video_feat, cfg.patch_feat]

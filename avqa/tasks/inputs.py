@@ -1,17 +1,19 @@
 """A run's inputs, checked before any training: annotation files and the feature files they name."""
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Sequence
 
-from ..annotations import AnnotationError, Vocab, load_annotations
+from ..annotations import MAX_QUESTION_LEN, AnnotationError, Vocab, load_annotations
 from ..data import AUDIO_SHAPE, VISUAL_SHAPE, FeatureError, FeatureStore, encode_split, visual_buffer
 
 
-def load_split(path: str, vocab: Vocab | None = None, samples: list[dict] | None = None):
-    """The validated rows of an annotation file; with ``vocab``, encoded (``samples``: rows already read)."""
+def load_split(path: str, vocab: Vocab | None = None, samples: list[dict] | None = None,
+               max_tokens: int | None = MAX_QUESTION_LEN, encode: Callable = encode_split):
+    """The validated rows of an annotation file; with ``vocab``, encoded by ``encode`` (``samples``: rows already
+    read; ``max_tokens``: the longest question the model reads, None for any)."""
     if samples is None:
         try:
-            samples = load_annotations(path)
+            samples = load_annotations(path, max_tokens=max_tokens)
         except (AnnotationError, FileNotFoundError) as e:
             raise SystemExit(str(e)) from None
     if not samples:
@@ -19,7 +21,7 @@ def load_split(path: str, vocab: Vocab | None = None, samples: list[dict] | None
     if vocab is None:
         return samples
     try:
-        return encode_split(samples, vocab, path)
+        return encode(samples, vocab, path)
     except AnnotationError as e:
         raise SystemExit(str(e)) from None
 

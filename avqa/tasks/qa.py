@@ -128,6 +128,11 @@ class Family:
         """The run's question words and answers (the model's classes, in order), from --label_train."""
         return Vocab.from_samples(train_samples)
 
+    def split(self, path: str, vocab: Vocab | None = None, samples: list[dict] | None = None):
+        """The rows of annotation file ``path``, checked for this model (default: questions of at most 14 of
+        this project's tokens); with ``vocab``, encoded as a QASplit (``samples``: the rows, already read)."""
+        return load_split(path, vocab, samples)
+
     def build(self, cfg: RunConfig, vocab: Vocab) -> nn.Module:
         """The untrained model of this run's settings."""
         return self.cls(len(vocab.questions), len(vocab.answers))
@@ -220,9 +225,9 @@ def train_qa(cfg: RunConfig, model_kind: str, rt: Runtime, held: ExitStack, fami
     ``family``: the family to train (default: the registry's ``model_kind``).
     """
     family, save_dir = family or registry.qa_models()[model_kind], Path(cfg.model_save_dir)
-    train_samples = load_split(cfg.label_train)
+    train_samples = family.split(cfg.label_train)
     vocab = family.vocab(cfg, train_samples)
-    splits = {"train": load_split(cfg.label_train, vocab, train_samples), "val": load_split(cfg.label_val, vocab)}
+    splits = {"train": family.split(cfg.label_train, vocab, train_samples), "val": family.split(cfg.label_val, vocab)}
     samples = [s for sp in splits.values() for s in sp.samples]
     videos = [s["video_id"] for s in samples]
     feature_dirs = family.feature_dirs(cfg)
@@ -263,8 +268,8 @@ def train_qa(cfg: RunConfig, model_kind: str, rt: Runtime, held: ExitStack, fami
 def test_qa(cfg: RunConfig, model_kind: str, rt: Runtime, family: Family | None = None) -> None:
     """Test a checkpoint on --label_test: print the table and write the report (rank 0)."""
     family, save_dir = family or registry.qa_models()[model_kind], Path(cfg.model_save_dir)
-    vocab = family.vocab(cfg, load_split(cfg.label_train))
-    split = load_split(cfg.label_test, vocab)
+    vocab = family.vocab(cfg, family.split(cfg.label_train))
+    split = family.split(cfg.label_test, vocab)
     model, ckpt, meta = _load_tested(cfg, model_kind, family, vocab)
     selection = selected_on((meta.get("args") or {}).get("label_val"))
     results = Path(cfg.results) if cfg.results else save_dir / f"{cfg.checkpoint}_{Path(cfg.label_test).stem}.json"

@@ -34,7 +34,6 @@ from ..annotations import fillers
 from ..data import QASplit
 from ..engine.runtime import Runtime, make_loader, to_device
 from ..tasks.config import RunConfig
-from ..tasks.inputs import load_split
 from ..tasks.qa import Family
 from ..utils import atomic_write_text, progress, sha256, user_errors
 from .run import FAMILY, TSPMConfig, build_parser
@@ -89,8 +88,8 @@ class TestedPair:
 
     @classmethod
     def of(cls, cfg: RunConfig, family: Family, model_kind: str) -> "TestedPair":
-        vocab = family.vocab(cfg, load_split(cfg.label_train))
-        split = load_split(cfg.label_test, vocab)
+        vocab = family.vocab(cfg, family.split(cfg.label_train))
+        split = family.split(cfg.label_test, vocab)
         ckpt = checkpoint.trained_path(Path(cfg.model_save_dir), cfg.checkpoint, cfg.script)
         model = family.build(cfg, vocab)
         try:
