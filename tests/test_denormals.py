@@ -1,11 +1,13 @@
-"""Subnormal floats are flushed to zero in every thread that computes while TSPM runs with --flush_denormals
-(avqa.engine.denormals): its attention's gradients underflow as it trains, and on Intel cores arithmetic on
-them is slow."""
+"""Subnormal floats are flushed to zero in every thread that computes while TSPM or QA-TIGER runs with
+--flush_denormals (avqa.engine.denormals): their attention's gradients underflow as they train, and on Intel
+cores arithmetic on them is slow."""
 from __future__ import annotations
 
 import pytest
 import torch
 
+import avqa.engine.denormals
+import avqa.qatiger.run
 import avqa.tspm.run
 from avqa.engine.denormals import flush_denormals
 
@@ -39,13 +41,15 @@ def test_every_thread_flushes_inside_and_none_after():
     ([], True, True),                                # auto: on where the CPU slows on subnormals (Intel) ...
     ([], False, False),                              # ... off elsewhere (AMD keeps its bits)
     (["--flush_denormals", "auto"], True, True)])
-def test_tspm_flushes_subnormals_everywhere_as_asked_and_records_what_it_did(monkeypatch, argv, intel, flushed):
+@pytest.mark.parametrize("family", [avqa.tspm.run, avqa.qatiger.run])
+def test_a_family_flushes_subnormals_everywhere_as_asked_and_records_what_it_did(monkeypatch, family, argv, intel,
+                                                                               flushed):
     _kept_subnormals()
     seen = []
-    monkeypatch.setattr(avqa.tspm.run, "slows_on_subnormals", lambda: intel)
-    monkeypatch.setattr(avqa.tspm.run, "run",
+    monkeypatch.setattr(avqa.engine.denormals, "slows_on_subnormals", lambda: intel)
+    monkeypatch.setattr(family, "run",
                         lambda cfg, kind, family: seen.append((_kept_subnormals(), cfg.flags()["flush_denormals"])) or 0)
-    assert avqa.tspm.run.run_config(avqa.tspm.run.parse(argv, "train")) == 0
+    assert family.run_config(family.parse(argv, "train")) == 0
     # every thread flushed inside, or none; the run's flags (the checkpoint's "args") carry the resolved bool
     assert seen == [(0 if flushed else 1 << 20, flushed)]
     assert _kept_subnormals() == 1 << 20  # and the default again after
@@ -53,4 +57,4 @@ def test_tspm_flushes_subnormals_everywhere_as_asked_and_records_what_it_did(mon
 
 def test_a_value_not_auto_on_or_off_stops_with_one_sentence():
     with pytest.raises(SystemExit, match="--flush_denormals 'yes': not one of auto, on, off"):
-        avqa.tspm.run.flush_denormals_on("yes")
+        avqa.engine.denormals.flush_denormals_on("yes")

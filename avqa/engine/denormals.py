@@ -3,7 +3,8 @@
 Why: as a model with sharp attention trains, its softmax weights underflow into the subnormal range
 (below 1.2e-38) and the gradients through them follow. On Intel cores each arithmetic operation on a
 subnormal number takes a microcode assist of about a hundred cycles, so the same matrix products get
-slower epoch by epoch (docs/speed.md, TSPM's training on Intel CPUs). TSPM's --flush_denormals turns it on.
+slower epoch by epoch (docs/speed.md, TSPM's training on Intel CPUs). TSPM's and QA-TIGER's
+--flush_denormals turns it on (``flush_denormals_on`` says what its value means on this machine).
 With flush-to-zero and denormals-are-zero set, those values are read and written as zero instead.
 
 ``torch.set_flush_denormal`` sets the flag of the calling thread only. The threads of PyTorch's OpenMP
@@ -18,6 +19,10 @@ import ctypes
 
 import torch
 
+from ..machine import slows_on_subnormals
+
+# --flush_denormals: auto (on where the CPU slows on subnormal floats), on, off
+FLUSH_CHOICES = ("auto", "on", "off")
 _REGION = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
 
 
@@ -61,3 +66,18 @@ def flush_denormals():
     finally:
         if supported:
             set_everywhere(False)
+
+
+def flush_denormals_on(value: bool | str) -> bool:
+    """What --flush_denormals ``value`` (auto, on, off, or a checkpoint's recorded bool) means on this machine:
+    auto is on where the CPU slows on subnormal floats (avqa.machine.slows_on_subnormals)."""
+    if value == "auto":
+        return slows_on_subnormals()
+    if value in (True, False, "on", "off"):
+        return value in (True, "on")
+    raise SystemExit(f"--flush_denormals {value!r}: not one of {', '.join(FLUSH_CHOICES)}; give one of them")
+
+
+def flushed_if(on: bool) -> contextlib.AbstractContextManager:
+    """``flush_denormals()`` when ``on``, else nothing."""
+    return flush_denormals() if on else contextlib.nullcontext()

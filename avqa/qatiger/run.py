@@ -23,7 +23,8 @@ import torch.nn.functional as F
 from .. import checkpoint
 from ..annotations import Vocab
 from ..recipes import Recipe
-from ..tasks.cli import HelpFormatter, annotation_flags, engine_flags, optimiser_flags
+from ..engine.denormals import flush_denormals_on, flushed_if
+from ..tasks.cli import HelpFormatter, annotation_flags, engine_flags, flush_flag, optimiser_flags
 from ..tasks.config import EngineConfig
 from ..tasks.inputs import load_split
 from ..tasks.qa import Family, run
@@ -77,6 +78,7 @@ class QATigerConfig(EngineConfig):
     patch_selector: bool = True
     pool: str = "experts"
     release_pairing: bool = True
+    flush_denormals: bool | str = "auto"   # auto, on or off; a run resolves it (flush_denormals_on) and records the bool
     betas: tuple[float, float] = (0.95, 0.999)
     epochs: int = 15
     batch_size: int = 32
@@ -151,7 +153,10 @@ def build_parser(description: str = "", defaults: dict | None = None) -> argpars
     optimiser_flags(o, d)
     o.add_argument("--betas", type=float, nargs=2, default=list(d.betas), metavar=("B1", "B2"), help="Adam's betas")
     o.add_argument("--seed", type=int, default=d.seed, metavar="S", help="random seed")
-    engine_flags(p.add_argument_group("run"), d)
+    r = p.add_argument_group("run")
+    flush_flag(r, d, "as QA-TIGER trains, its attention's weights and gradients underflow, and Intel CPUs slow down "
+                     "on them epoch by epoch (a third slower by epoch 5 on the default set)")
+    engine_flags(r, d)
     return p
 
 
@@ -233,9 +238,12 @@ FAMILY = QATigerFamily()
 
 
 def run_config(cfg: QATigerConfig) -> int:
-    """Train or test (cfg.mode) QA-TIGER as ``cfg`` says."""
+    """Train or test (cfg.mode) QA-TIGER as ``cfg`` says (--flush_denormals: avqa.engine.denormals), recording the
+    resolved --flush_denormals (True or False) in the run's flags."""
+    cfg = dataclasses.replace(cfg, flush_denormals=flush_denormals_on(cfg.flush_denormals))
     tested = checkpoint.trained_path(Path(cfg.model_save_dir), cfg.checkpoint, cfg.script)
-    return run(cfg, "qatiger", dataclasses.replace(FAMILY, release_state=weights.release_hook(cfg, tested)))
+    with flushed_if(cfg.flush_denormals):
+        return run(cfg, "qatiger", dataclasses.replace(FAMILY, release_state=weights.release_hook(cfg, tested)))
 
 
 @user_errors

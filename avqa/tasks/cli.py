@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 from typing import Sequence
 
+from ..engine.denormals import FLUSH_CHOICES
 from ..models import LADDER, rung_doc
 from ..utils import EXIT_CODES, at_least
 from .config import ONLY, RunConfig
@@ -125,6 +126,16 @@ def engine_flags(r: argparse._ArgumentGroup, d: RunConfig) -> None:
     r.add_argument("--results", default=d.results,
                    help="test mode: where the JSON report goes (default: <model_save_dir>/<checkpoint>_<split>.json)")
     r.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def flush_flag(r: argparse._ArgumentGroup, d, why: str) -> None:
+    """--flush_denormals (avqa.engine.denormals) of a family whose training slows on subnormal floats; ``why``:
+    how its training makes them."""
+    r.add_argument("--flush_denormals", nargs="?", const="on", choices=FLUSH_CHOICES, default=d.flush_denormals,
+                   help=f"on: compute with subnormal floats (below 1.2e-38) flushed to zero in every thread; {why}. "
+                        "It changes the last bits, so the weights differ from a "
+                        "run with off. auto (default): on where the CPU is an Intel one (vendor GenuineIntel), off "
+                        "elsewhere. The bare flag means on. The checkpoint records what the run used (docs/speed.md)")
 
 
 def resolve_model(kind: str, args) -> str:

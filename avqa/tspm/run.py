@@ -9,7 +9,6 @@ switches, the feature layout (avqa.tspm.data) and the release's result files (``
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 from dataclasses import dataclass
 from functools import lru_cache
@@ -22,11 +21,10 @@ import torch.nn.functional as F
 
 from ..annotations import Vocab
 from ..data import QASplit
-from ..engine.denormals import flush_denormals
+from ..engine.denormals import flush_denormals_on, flushed_if
 from ..evaluate import release_acc_text, result_line
-from ..machine import slows_on_subnormals
 from ..recipes import Recipe
-from ..tasks.cli import HelpFormatter, annotation_flags, engine_flags, optimiser_flags
+from ..tasks.cli import HelpFormatter, annotation_flags, engine_flags, flush_flag, optimiser_flags
 from ..tasks.config import EngineConfig
 from ..tasks.qa import Family, run
 from ..utils import EXIT_CODES, at_least, atomic_write_text, user_errors
@@ -42,8 +40,6 @@ SWITCHES = {"Temp_Selection": ("temporal selection", "keep the --top_k seconds t
                                "the projected features"),
             "Temp_QTGM": ("question-as-query temporal grounding", "the question attends over the kept seconds",
                           "the means over the kept seconds")}
-# --flush_denormals: auto (on where the CPU slows on subnormal floats), on, off
-FLUSH_CHOICES = ("auto", "on", "off")
 # the ablation rungs of python -m avqa.ladder --family tspm: label and the switch each turns off (none: TSPM)
 ABLATIONS = {"no_av_attn": ("w/o AVA", "AV_Attn_Module"), "no_temp_selection": ("w/o TS", "Temp_Selection"),
              "no_spatio_perception": ("w/o SP", "Spatio_Perception"), "no_temp_qtgm": ("w/o QTG", "Temp_QTGM"),
@@ -164,12 +160,8 @@ def build_parser(description: str = "") -> argparse.ArgumentParser:
     r.add_argument("--result_dir", default=d.result_dir,
                    help="test mode: where <checkpoint>.result (one line per question: question id, correct, truth "
                         "index, predicted index) and <checkpoint>.acc (the accuracy table) go, as the release writes them")
-    r.add_argument("--flush_denormals", nargs="?", const="on", choices=FLUSH_CHOICES, default=d.flush_denormals,
-                   help="on: compute with subnormal floats (below 1.2e-38) flushed to zero in every thread; as TSPM "
-                        "trains, its attention's gradients underflow, and Intel CPUs slow down on them epoch by epoch "
-                        "(3x by epoch 5 on the default set). It changes the last bits, so the weights differ from a "
-                        "run with off. auto (default): on where the CPU is an Intel one (vendor GenuineIntel), off "
-                        "elsewhere. The bare flag means on. The checkpoint records what the run used (docs/speed.md)")
+    flush_flag(r, d, "as TSPM trains, its attention's gradients underflow, and Intel CPUs slow down on them epoch by "
+                     "epoch (3x by epoch 5 on the default set)")
     engine_flags(r, d)
     return p
 
@@ -241,21 +233,11 @@ class TSPMFamily(Family):
 FAMILY = TSPMFamily()
 
 
-def flush_denormals_on(value: bool | str) -> bool:
-    """What --flush_denormals ``value`` (auto, on, off, or a checkpoint's recorded bool) means on this machine:
-    auto is on where the CPU slows on subnormal floats (avqa.machine.slows_on_subnormals)."""
-    if value == "auto":
-        return slows_on_subnormals()
-    if value in (True, False, "on", "off"):
-        return value in (True, "on")
-    raise SystemExit(f"--flush_denormals {value!r}: not one of {', '.join(FLUSH_CHOICES)}; give one of them")
-
-
 def run_config(cfg: TSPMConfig) -> int:
     """Train or test (cfg.mode) TSPM as ``cfg`` says (--flush_denormals: avqa.engine.denormals), recording the
     resolved --flush_denormals (True or False) in the run's flags."""
     cfg = dataclasses.replace(cfg, flush_denormals=flush_denormals_on(cfg.flush_denormals))
-    with flush_denormals() if cfg.flush_denormals else contextlib.nullcontext():
+    with flushed_if(cfg.flush_denormals):
         return run(cfg, "tspm", FAMILY)
 
 
