@@ -11,7 +11,8 @@ CPU seconds, the training pass's samples/s (the run log's figure) and the proces
 with the machine line and the load average before and after (the cores may be shared). A slowdown that
 grows epoch by epoch shows as a growing column.
 
-The training process is started as the main job starts TSPM's (OMP_WAIT_POLICY=PASSIVE unless set).
+OpenMP's wait policy is the one the main job gives its training processes (avqa.machine.openmp_wait_policy:
+ACTIVE on free cores, PASSIVE on shared ones, unless OMP_WAIT_POLICY is set); the machine line prints it.
 
     python benchmarks/bench_train_breakdown.py --family tspm --data /path/to/set/data --out /tmp/breakdown
     python benchmarks/bench_train_breakdown.py --family tspm --data ... --out ... --epochs 6 --flush_denormals off
@@ -19,7 +20,9 @@ The training process is started as the main job starts TSPM's (OMP_WAIT_POLICY=P
 """
 import os
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # read when torch's OpenMP runtime loads, so before torch
+from avqa.machine import openmp_wait_policy
+
+os.environ["OMP_WAIT_POLICY"] = openmp_wait_policy()  # read when torch's OpenMP runtime loads, so before torch
 
 import argparse  # noqa: E402
 import sys  # noqa: E402

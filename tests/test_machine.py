@@ -41,3 +41,22 @@ def test_slows_on_subnormals_reads_the_vendor_of_cpuinfo(vendor, slows):
 def test_slows_on_subnormals_is_no_where_no_vendor_is_named():
     assert machine.slows_on_subnormals("processor\t: 0\nFeatures\t: fp asimd bf16\n") is False  # Arm
     assert machine.slows_on_subnormals("") is False
+
+
+@pytest.mark.parametrize("runnable, others", [("1/110", 0), ("3/112", 2)])
+def test_others_running_counts_the_runnable_tasks_but_this_one(tmp_path, runnable, others):
+    loadavg = tmp_path / "loadavg"
+    loadavg.write_text(f"1.70 1.76 1.82 {runnable} 4242\n")
+    assert machine.others_running(samples=3, interval=0, loadavg=str(loadavg)) == others
+    assert machine.others_running(samples=1, loadavg=str(tmp_path / "absent")) is None
+
+
+@pytest.mark.parametrize("set_to, others, policy", [(None, 0, "ACTIVE"), (None, 1, "PASSIVE"), (None, None, "PASSIVE"),
+                                                    ("PASSIVE", 0, "PASSIVE"), ("ACTIVE", 3, "ACTIVE")])
+def test_training_threads_spin_on_free_cores_and_sleep_on_shared_ones(monkeypatch, set_to, others, policy):
+    if set_to is None:
+        monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    else:
+        monkeypatch.setenv("OMP_WAIT_POLICY", set_to)
+    monkeypatch.setattr(machine, "others_running", lambda: others)
+    assert machine.openmp_wait_policy() == policy

@@ -16,7 +16,7 @@ VGGish is the main job's ``vggish`` stage. The question encoder is the stand-in 
 (standin.TEXT_ENCODER), read by QA-TIGER's training; nothing is extracted for it. Each stage checks its
 own outputs; avqa.pipeline skips, resumes and redoes them as it does the main job's.
 
-The training runs in a child process whose OpenMP threads sleep when they wait, as TSPM's does
+The training runs in a child process whose OpenMP wait policy suits the machine's load, as TSPM's does
 (avqa.tspm.stages.train_in_child). The training stage's stamp holds the recipe (its registry entry's, "demo" or "tiny") and the sha256 of
 the stand-in text encoder, so a replaced file trains again.
 """

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Sequence
 from .. import checkpoint
 from ..features.files import valid_npy
 from ..features.weights import DEFAULT_OUT
+from ..machine import openmp_wait_policy
 from ..stage import Stage, exit_on_failure, finished, print_report, run_task, tested
 from ..utils import metadata_path, sha256
 from .run import TSPMConfig, TSPMRecipe
@@ -56,12 +57,13 @@ def _weights_id(path: Path) -> str | None:
 
 
 def train_in_child(cfg, module: str = "avqa.tspm.stages") -> int:
-    """Train in a fresh process (``python -m module``, reading ``cfg`` as JSON on stdin) whose OpenMP threads sleep when they wait (OMP_WAIT_POLICY=PASSIVE, unless
-    set): TSPM's step is thousands of small operations, and on a shared machine a thread spinning at
-    each one's end takes the core its partner needs. The same numbers, faster on shared cores (docs/tspm.md,
-    On the embedded default). The policy is read when the OpenMP runtime loads,
-    so the main job's own process, which has loaded it, cannot change it."""
-    env = {**os.environ, "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE"),
+    """Train in a fresh process (``python -m module``, reading ``cfg`` as JSON on stdin) whose OpenMP threads wait
+    as the machine's load at its start suits (avqa.machine.openmp_wait_policy: spinning briefly on free cores,
+    sleeping on shared ones; the environment's OMP_WAIT_POLICY wins). The same numbers either way. The policy
+    is read when the OpenMP runtime loads, so the main job's own process, which has loaded it, cannot change it."""
+    policy = openmp_wait_policy()
+    print(f"OpenMP threads of the training: OMP_WAIT_POLICY={policy}", flush=True)
+    env = {**os.environ, "OMP_WAIT_POLICY": policy,
            "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)}
     return subprocess.run([sys.executable, "-m", module], input=json.dumps(asdict(cfg)), text=True,
                           env=env).returncode
