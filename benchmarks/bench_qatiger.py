@@ -20,17 +20,19 @@ import os
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import torch
 import torch.nn.functional as F
 
-from avqa.engine.loop import make_optimizer
+from avqa.qatiger.run import qatiger_adam
 from avqa.machine import describe_machine
 from avqa.qatiger.model import QATiger
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 from qatiger_reference import RefQATiger  # noqa: E402  (the release's computation lives with the tests)
+from bench_tspm import step_flops  # noqa: E402
 
 
 def question_pool(g: torch.Generator) -> torch.Tensor:
@@ -66,11 +68,11 @@ def batches(n: int, size: int, device: str, seed: int = 0) -> tuple[list[dict], 
 def samples_per_second(model, data: list[dict], warmup: int, device: str, engine: bool) -> float:
     """Trains on every batch of ``data``, timing all after the first ``warmup``; returns samples per second.
 
-    ``engine``: the engine's Adam (avqa.engine.loop.make_optimizer, fused), else torch's default Adam as the
-    release builds it."""
+    ``engine``: QA-TIGER's Adam as the engine trains it (avqa.qatiger.run.qatiger_adam, fused), else torch's
+    default Adam as the release builds it."""
     model.train()
     trained = [p for p in model.parameters() if p.requires_grad]
-    optimizer = make_optimizer(model, 1e-4, (0.95, 0.999)) if engine else \
+    optimizer = qatiger_adam(model, SimpleNamespace(lr=1e-4, betas=(0.95, 0.999))) if engine else \
         torch.optim.Adam(trained, lr=1e-4, betas=(0.95, 0.999))
     for i, d in enumerate(data):
         if i == warmup:
@@ -106,17 +108,27 @@ def main() -> int:
     for i in range(0, len(pool), 256):            # the store as the second epoch finds it
         cached.quest_encoder(pool[i:i + 256].to(a.device))
     rows = []
+    print(f"load average before: {os.getloadavg()}", flush=True)
     for name, model in (("release (tests/qatiger_reference.py)", release),
                         ("avqa.qatiger QATiger, text store off", ours),
                         ("avqa.qatiger QATiger, text store filled (epoch 2 on)", cached)):
+        flops = step_flops(model, forward, data[0])
         rate = samples_per_second(model, data, a.warmup, a.device, engine=model is not release)
-        rows.append((name, rate))
+        rows.append((name, rate, flops))
         print(f"  {name}: {rate:.2f} samples/s", flush=True)
-    print(f"\ntraining samples/s in float32, batch {a.batch_size}, {a.steps} timed steps each")
-    print(f"{'model':<56} {'samples/s':>10} {'x release':>10}")
-    for name, rate in rows:
-        print(f"{name:<56} {rate:>10.2f} {rate / rows[0][1]:>10.2f}")
+    print(f"load average after: {os.getloadavg()}", flush=True)
+    print(f"\ntraining samples/s in float32, batch {a.batch_size}, {a.steps} timed steps each; GFLOP: the matrix "
+          f"products of one step (forward and backward); GFLOP/s: achieved")
+    print(f"{'model':<56} {'samples/s':>10} {'x release':>10} {'GFLOP':>8} {'GFLOP/s':>8}")
+    for name, rate, count in rows:
+        print(f"{name:<56} {rate:>10.2f} {rate / rows[0][1]:>10.2f} {count / 1e9:>8.1f} "
+              f"{count / 1e9 * rate / a.batch_size:>8.1f}")
+    print(f"at equal GFLOP/s the filled store's bound is {rows[0][2] / rows[2][2]:.2f}x the release")
     return 0
+
+
+def forward(model, d: dict) -> torch.Tensor:
+    return model(d["audio"], d["video"], d["patch"], d["question"])
 
 
 if __name__ == "__main__":

@@ -118,7 +118,7 @@ class QuestionAwareFusion(nn.Module):
     def forward(self, audio: torch.Tensor, video: torch.Tensor, words: torch.Tensor):
         """audio, video [B,T,d], words [B,L,d] -> the fused audio and video [B,T,d]."""
         x, other = torch.cat((audio, video)), torch.cat((video, audio))                    # [2B, T, d]
-        h = x + self.dropout(self.slf_attn(x, x, x, need_weights=False)[0]) \
+        h = x + self.dropout(self_attention(self.slf_attn, x)) \
               + self.dropout(self.crs_attn(x, other, other, need_weights=False)[0])
         if self.words:
             w = words.repeat(2, 1, 1)                                                        # [2B, L, d]
@@ -126,6 +126,43 @@ class QuestionAwareFusion(nn.Module):
         h = self.norm1(h)
         h = self.norm2(h + self.dropout(self.linear2(self.dropout(F.relu(self.linear1(h))))))
         return h.chunk(2)
+
+
+def self_attention(attn: nn.MultiheadAttention, x: torch.Tensor) -> torch.Tensor:
+    """``attn(x, x, x, need_weights=False)[0]`` of a batch-first nn.MultiheadAttention, without its training
+    path's copies: it takes q, k and v apart by indexing a [3, L, N, E] projection, and each index's backward
+    fills and adds a tensor of the whole projection. Here one product over the batch's rows feeds
+    scaled_dot_product_attention as views. x [N, L, E] -> [N, L, E]."""
+    E, h = attn.embed_dim, attn.num_heads
+    N, L = x.shape[:2]
+    q, k, v = F.linear(x.reshape(N * L, E), attn.in_proj_weight, attn.in_proj_bias) \
+        .view(N, L, 3, h, E // h).permute(2, 0, 3, 1, 4)                                   # 3 x [N, h, L, E/h]
+    out = F.scaled_dot_product_attention(q, k, v, dropout_p=attn.dropout if attn.training else 0.0)
+    return attn.out_proj(out.transpose(1, 2).reshape(N * L, E)).view(N, L, E)
+
+
+def few_query_attention(attn: nn.MultiheadAttention, query: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+    """``attn(query, keys, keys, need_weights=False)[0]`` of a batch-first nn.MultiheadAttention with few queries
+    and more keys, computed without projecting the keys.
+
+    Per head h, a query's score of key j is q_h . (Wk_h k_j + bk_h) = (Wk_h^T q_h) . k_j + a constant that
+    softmax drops; its output is sum_j a_j (Wv_h k_j + bv_h) = Wv_h (sum_j a_j k_j) + bv_h sum_j a_j. So the
+    key-side products act on Lq x heads vectors instead of Lk keys: the patch selector's 2 queries over 14
+    tokens a second take a sixth of the products of projecting the tokens (the same function; only the
+    rounding differs). Attention dropout as the module's.
+
+    query [N, Lq, E], keys [N, Lk, E] -> [N, Lq, E]."""
+    E, h = attn.embed_dim, attn.num_heads
+    (wq, wk, wv), (bq, _, bv) = attn.in_proj_weight.chunk(3), attn.in_proj_bias.chunk(3)
+    N, Lq = query.shape[:2]
+    q = F.linear(query, wq, bq).view(N, Lq, h, E // h)                                     # [N, Lq, h, E/h]
+    qk = torch.einsum("nqhc,hce->nqhe", q, wk.view(h, E // h, E))                           # [N, Lq, h, E]
+    scores = torch.einsum("nqhe,nke->nhqk", qk, keys) * (E // h) ** -0.5                     # [N, h, Lq, Lk]
+    weights = F.dropout(scores.softmax(-1), attn.dropout, attn.training)
+    pooled = torch.einsum("nhqk,nke->nqhe", weights, keys)                                   # [N, Lq, h, E]
+    out = torch.einsum("nqhe,hce->nqhc", pooled, wv.view(h, E // h, E)) \
+        + weights.sum(-1).transpose(1, 2)[..., None] * bv.view(h, E // h)                    # [N, Lq, h, E/h]
+    return attn.out_proj(out.reshape(N, Lq, E))
 
 
 class PatchSelector(nn.Module):
@@ -147,9 +184,9 @@ class PatchSelector(nn.Module):
         """patch [B,T,P,d], audio and video [B,T,d] -> audio-guided, video-guided [B,T,d]."""
         B, T, P, d = patch.shape
         p = patch.reshape(B * T, P, d)
-        p = p + self.slf_attn(p, p, p, need_weights=False)[0]                               # [BT, P, d]
+        p = p + self_attention(self.slf_attn, p)                                            # [BT, P, d]
         query = torch.stack((video, audio), dim=2).reshape(B * T, 2, d)                      # [BT, 2, d]
-        out = self.mlp(self.dropout(self.crs_attn(query, p, p, need_weights=False)[0]))      # [BT, 2, d]
+        out = self.mlp(self.dropout(few_query_attention(self.crs_attn, query, p)))           # [BT, 2, d]
         v, a = out.view(B, T, 2, d).unbind(2)
         return self.anorm(a), self.vnorm(v)
 
