@@ -96,9 +96,9 @@ def openmp_wait_policy() -> str:
     where no other task wants a CPU now (others_running), PASSIVE where the cores are shared.
 
     A TSPM or QA-TIGER step is thousands of small operations. On free cores, threads that spin briefly at
-    each one's end start the next at once (TSPM on the default set: 129 samples/s against 98 with PASSIVE, the
-    same weights, on the Intel Xeon); on shared cores a spinning thread takes the core its partner needs (15-19
-    samples/s against 61-63 with PASSIVE, at load 4-7). The policy is read once, when the OpenMP runtime loads."""
+    each one's end start the next at once; on shared cores a spinning thread takes the core its partner needs
+    (docs/tspm.md, On the embedded default, has both figures). The weights are the same either way. The policy
+    is read once, when the OpenMP runtime loads."""
     chosen = os.environ.get("OMP_WAIT_POLICY")
     if chosen:
         return chosen
