@@ -25,12 +25,12 @@ from types import SimpleNamespace
 import torch
 import torch.nn.functional as F
 
-from avqa.qatiger.run import qatiger_adam
 from avqa.machine import describe_machine
 from avqa.qatiger.model import QATiger
+from avqa.qatiger.run import qatiger_adam
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "benchmarks")]
 from qatiger_reference import RefQATiger  # noqa: E402  (the release's computation lives with the tests)
 from bench_tspm import step_flops  # noqa: E402
 

@@ -4,6 +4,7 @@ a release-format best.pt."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -147,3 +148,21 @@ def test_release_best_pt_through_the_test_script_gives_the_reference_answers(tmp
           f"max |logit diff| {worst:.2e}")
     assert len(rows) >= 300 and same == len(rows) and worst <= 1e-4
     assert len({p["prediction"] for p in report}) > 1                    # the answers vary: the check can fail
+
+
+def test_the_speed_benchmark_trains_both_models_and_counts_their_products():
+    """benchmarks/bench_qatiger.py's timed step and FLOP count, on a small model: a benchmark that no longer
+    runs (an engine signature changed under it) fails here, not in a maintainer's measurement."""
+    import importlib.util
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_qatiger.py"
+    spec = importlib.util.spec_from_file_location("bench_qatiger", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    g = torch.Generator().manual_seed(0)
+    data = [{"audio": torch.randn(2, 4, 128, generator=g), "video": torch.randn(2, 4, 768, generator=g),
+             "patch": torch.randn(2, 4, 14, 1024, generator=g), "question": torch.randint(1, 400, (2, 77), generator=g),
+             "target": torch.tensor([0, 1])} for _ in range(2)]
+    text = dict(width=64, layers=1, heads=1, embed_dim=768)
+    for model, engine in ((ref.RefQATiger(42, d=32, text=text), False), (QATiger(42, d_model=32, text=text), True)):
+        assert bench.samples_per_second(model, data, 1, "cpu", engine=engine) > 0
+        assert bench.step_flops(model, bench.forward, data[0]) > 0
