@@ -8,7 +8,7 @@ import torch
 
 from avqa.annotations import QUESTION_TYPES, fillers, question_key
 from avqa.evaluate import EvaluationError, main, read_predictions, score_table
-from conftest import REAL, V2, data_flags, needs_real, needs_v2, run_here
+from conftest import REAL, V2, data_flags, needs_real, run_here
 
 
 def test_the_table_is_test_modes_single_precision_mean_pooled_over_groups():
