@@ -126,7 +126,7 @@ def test_a_recipe_is_a_typed_value_and_its_flags_are_what_its_script_reads():
     assert avst["demo"]["grounding"].flags() == ["--epochs", "22", "--lr", "1e-3", "--lr_step", "22",
                                                  "--batch-size", "16"]
     assert tspm["tiny"]["tspm"].flags() == ["--epochs", "1", "--batch-size", "16", "--top_k", "2"]
-    assert qatiger["demo"]["qatiger"].flags() == ["--epochs", "6", "--lr", "1e-3", "--lr_step", "5", "--batch-size",
+    assert qatiger["demo"]["qatiger"].flags() == ["--epochs", "12", "--lr", "5e-4", "--lr_step", "10", "--batch-size",
                                                   "32", "--d_model", "128", "--no-release_pairing"]
     assert list(registry.recipes("demo")) == ["grounding", "avst", "tspm", "qatiger"]
     parsers = {"tspm": tspm_parser, "qatiger": qatiger_parser}
