@@ -371,3 +371,15 @@ class FeatureStore:
                 pass  # a read-only feature folder is checked again next time
         if bad:
             raise FeatureError(f"{name} in {self.folder}: {len(bad)} problem(s):\n  " + "\n  ".join(bad[:20]))
+
+
+def check_stores(stores: dict[str, FeatureStore], video_ids: Sequence[str], finite: bool = True) -> dict[str, int]:
+    """FeatureStore.check of every store, keyed by the flag that names its folder: {flag: T}. A SystemExit
+    names the flag of the first folder with a problem and the fix."""
+    lengths = {}
+    for flag, store in stores.items():
+        try:
+            lengths[flag] = store.check(video_ids, finite=finite, name=f"{flag} features")
+        except FeatureError as e:
+            raise SystemExit(f"{e} (point {flag} at the folder of these features, or make them again)") from None
+    return lengths

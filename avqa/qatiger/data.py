@@ -25,7 +25,7 @@ from ..annotations import AnnotationError, Vocab, load_annotations, type_index
 from ..data import AUDIO_SHAPE, QASplit
 from ..engine.batches import PerVideoBatches
 from ..features.clip import tokenize
-from ..store import FeatureError, FeatureStore
+from ..store import FeatureStore, check_stores
 from ..tspm.data import width_mismatch
 
 TOKENS = 14                  # ToMe tokens per second
@@ -114,12 +114,7 @@ def open_inputs(cfg, samples: Sequence[dict]) -> QATigerInputs:
     if videos:
         width_mismatch("--video_feat", cfg.video_feat, videos[0], (2,), cfg.video_dim, "--video_dim")
         width_mismatch("--patch_feat", cfg.patch_feat, videos[0], (3,), cfg.patch_dim, "--patch_dim")
-    lengths = {}
-    for flag, store in stores.items():
-        try:
-            lengths[flag] = store.check(videos, finite=not cfg.no_feature_check, name=f"{flag} features")
-        except FeatureError as e:
-            raise SystemExit(f"{e} (point {flag} at the folder of these features, or make them again)") from None
+    lengths = check_stores(stores, videos, finite=not cfg.no_feature_check)
     T = lengths["--audio_feat"]
     for flag in ("--video_feat", "--patch_feat"):
         if lengths[flag] != T:

@@ -24,7 +24,7 @@ import torch
 from ..annotations import question_key
 from ..data import QASplit
 from ..engine.batches import PerVideoBatches
-from ..store import FeatureError, FeatureStore, read_npy_header
+from ..store import FeatureStore, check_stores, read_npy_header
 from ..utils import metadata_path
 
 AUDIO_SHAPE = (128,)          # per second
@@ -162,12 +162,7 @@ def open_inputs(cfg, samples: Sequence[dict]) -> TSPMInputs:
     if videos:
         width_mismatch("--visual_feat_dir", cfg.visual_feat_dir, videos[0], (2,), cfg.visual_dim, "--visual_dim")
         width_mismatch("--visual_patch_dir", cfg.visual_patch_dir, videos[0], (3,), cfg.token_dim, "--token_dim")
-    lengths = {}
-    for flag, store in stores.items():
-        try:
-            lengths[flag] = store.check(videos, finite=finite, name=f"{flag} features")
-        except FeatureError as e:
-            raise SystemExit(f"{e} (point {flag} at the folder of these features, or make them again)") from None
+    lengths = check_stores(stores, videos, finite=finite)
     T, frames, F = lengths["--audios_feat_dir"], lengths["--visual_feat_dir"], lengths["--visual_patch_dir"]
     if T != frames:
         raise SystemExit(f"--audios_feat_dir {cfg.audios_feat_dir} holds T={T} seconds per video but --visual_feat_dir "
