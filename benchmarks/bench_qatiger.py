@@ -10,15 +10,15 @@ where it is found (9,129 questions, 1,298 distinct sentences; $AVQA_REAL_ANNOTAT
 
 The release steps torch's default Adam; ours the engine's (fused). Ours is timed twice: with its store
 of text-encoder outputs off (every batch encoded, as the release does), and with the store filled, as
-it is from the second epoch on (each distinct question encoded once).
+it is from the second epoch on (each distinct question encoded once). The three take their steps in
+turns, one each per round, under one subnormal-float setting (benchmarks/turns.py says why).
 
-    python benchmarks/bench_qatiger.py                  # 1 warm-up and 3 timed steps of each
+    python benchmarks/bench_qatiger.py                  # 1 warm-up and 3 timed rounds
     python benchmarks/bench_qatiger.py --steps 5 --device cuda
 """
 import argparse
 import os
 import sys
-import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -32,7 +32,7 @@ from avqa.qatiger.run import qatiger_adam
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "benchmarks")]
 from qatiger_reference import RefQATiger  # noqa: E402  (the release's computation lives with the tests)
-from bench_tspm import step_flops  # noqa: E402
+from turns import flush_flags, flush_settings, median_ratio, rates, step_flops, timed_in_turns  # noqa: E402
 
 
 def question_pool(g: torch.Generator) -> torch.Tensor:
@@ -65,8 +65,8 @@ def batches(n: int, size: int, device: str, seed: int = 0) -> tuple[list[dict], 
     return out, pool
 
 
-def samples_per_second(model, data: list[dict], warmup: int, device: str, engine: bool) -> float:
-    """Trains on every batch of ``data``, timing all after the first ``warmup``; returns samples per second.
+def trainer(model, device: str, engine: bool):
+    """One training step of ``model`` on a batch: ``step(batch)``.
 
     ``engine``: QA-TIGER's Adam as the engine trains it (avqa.qatiger.run.qatiger_adam, fused), else torch's
     default Adam as the release builds it."""
@@ -74,26 +74,22 @@ def samples_per_second(model, data: list[dict], warmup: int, device: str, engine
     trained = [p for p in model.parameters() if p.requires_grad]
     optimizer = qatiger_adam(model, SimpleNamespace(lr=1e-4, betas=(0.95, 0.999))) if engine else \
         torch.optim.Adam(trained, lr=1e-4, betas=(0.95, 0.999))
-    for i, d in enumerate(data):
-        if i == warmup:
-            if device.startswith("cuda"):
-                torch.cuda.synchronize()
-            start = time.perf_counter()
+
+    def step(d: dict) -> None:
         optimizer.zero_grad()
-        logits = model(d["audio"], d["video"], d["patch"], d["question"])
-        F.cross_entropy(logits, d["target"]).backward()
+        F.cross_entropy(forward(model, d), d["target"]).backward()
         optimizer.step()
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-    return (len(data) - warmup) * len(data[0]["target"]) / (time.perf_counter() - start)
+    return step
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--batch_size", type=int, default=32, help="questions per batch (default: 32, the release's)")
-    p.add_argument("--warmup", type=int, default=1, help="untimed steps before timing (default: 1)")
-    p.add_argument("--steps", type=int, default=3, help="timed training steps per model (default: 3)")
+    p.add_argument("--warmup", type=int, default=1, help="untimed rounds before timing (default: 1)")
+    p.add_argument("--steps", type=int, default=3, help="timed rounds, one training step of each model each "
+                                                        "(default: 3)")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+    flush_flags(p)
     a = p.parse_args()
     print(f"machine: {describe_machine()}; torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"device {a.device}", flush=True)
@@ -107,23 +103,32 @@ def main() -> int:
     cached.load_state_dict(release.state_dict())
     for i in range(0, len(pool), 256):            # the store as the second epoch finds it
         cached.quest_encoder(pool[i:i + 256].to(a.device))
-    rows = []
+    release_name = "release (tests/qatiger_reference.py)"
+    models = {release_name: release,
+              "avqa.qatiger QATiger, text store off": ours,
+              "avqa.qatiger QATiger, text store filled (epoch 2 on)": cached}
+    flops = {name: step_flops(model, forward, data[0]) for name, model in models.items()}
+    steps = {}
+    for name, model in models.items():
+        step, turn = trainer(model, a.device, engine=model is not release), iter(data)
+        steps[name] = lambda step=step, turn=turn: step(next(turn))
+    sync = torch.cuda.synchronize if a.device.startswith("cuda") else (lambda: None)
     print(f"load average before: {os.getloadavg()}", flush=True)
-    for name, model in (("release (tests/qatiger_reference.py)", release),
-                        ("avqa.qatiger QATiger, text store off", ours),
-                        ("avqa.qatiger QATiger, text store filled (epoch 2 on)", cached)):
-        flops = step_flops(model, forward, data[0])
-        rate = samples_per_second(model, data, a.warmup, a.device, engine=model is not release)
-        rows.append((name, rate, flops))
-        print(f"  {name}: {rate:.2f} samples/s", flush=True)
+    flush = flush_settings(list(models), a, release_name)
+    print("subnormals flushed: " + "; ".join(f"{name}: {on}" for name, on in flush.items()), flush=True)
+    seconds = timed_in_turns(steps, a.warmup, a.steps, flush, sync)
     print(f"load average after: {os.getloadavg()}", flush=True)
-    print(f"\ntraining samples/s in float32, batch {a.batch_size}, {a.steps} timed steps each; GFLOP: the matrix "
+    speed = rates(seconds, a.batch_size)
+    names = list(models)
+    print(f"\ntraining samples/s in float32, batch {a.batch_size}, {a.steps} timed rounds of one step of each model "
+          f"in turn; x release: samples/s over the release's (median over rounds in brackets); GFLOP: the matrix "
           f"products of one step (forward and backward); GFLOP/s: achieved")
-    print(f"{'model':<56} {'samples/s':>10} {'x release':>10} {'GFLOP':>8} {'GFLOP/s':>8}")
-    for name, rate, count in rows:
-        print(f"{name:<56} {rate:>10.2f} {rate / rows[0][1]:>10.2f} {count / 1e9:>8.1f} "
-              f"{count / 1e9 * rate / a.batch_size:>8.1f}")
-    print(f"at equal GFLOP/s the filled store's bound is {rows[0][2] / rows[2][2]:.2f}x the release")
+    print(f"{'model':<56} {'samples/s':>10} {'x release':>18} {'GFLOP':>8} {'GFLOP/s':>8}")
+    for name in names:
+        ratio = f"{speed[name] / speed[names[0]]:.2f} ({median_ratio(seconds, name, names[0]):.2f})"
+        print(f"{name:<56} {speed[name]:>10.2f} {ratio:>18} {flops[name] / 1e9:>8.1f} "
+              f"{flops[name] / 1e9 * speed[name] / a.batch_size:>8.1f}")
+    print(f"at equal GFLOP/s the filled store's bound is {flops[names[0]] / flops[names[2]]:.2f}x the release")
     return 0
 
 

@@ -10,16 +10,16 @@ Besides samples/s it prints the matrix-product FLOPs of one training step of eac
 backward, counted from the shapes by torch.utils.flop_counter.FlopCounterMode: matmuls, linear layers,
 attention; the optimiser's element-wise update is not counted) and the GFLOP/s each achieves. Where both
 models do the same products, a float32 speed-up is bounded by how far the release's GFLOP/s is from the
-CPU's: the roofline.
+CPU's: the roofline. The models take their steps in turns, one each per round, under one subnormal-float
+setting (benchmarks/turns.py says why).
 
-    python benchmarks/bench_tspm.py                 # 2 warm-up and 5 timed steps of each
+    python benchmarks/bench_tspm.py                 # 2 warm-up and 5 timed rounds
     python benchmarks/bench_tspm.py --steps 10 --token_frames release
     python benchmarks/bench_tspm.py --no_bf16 --profile 12   # and where one step's time goes
 """
 import argparse
 import contextlib
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -27,8 +27,9 @@ import torch
 from avqa.machine import describe_machine
 from avqa.tspm.model import TOKEN_FRAMES, TSPM
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+sys.path[:0] = [str(Path(__file__).resolve().parents[1] / d) for d in ("tests", "benchmarks")]
 from tspm_reference import ReleaseTSPM  # noqa: E402  (the release's computation lives with the tests)
+from turns import flush_flags, flush_settings, median_ratio, rates, step_flops, timed_in_turns  # noqa: E402
 
 
 def batch(size: int, seed: int = 0):
@@ -38,52 +39,43 @@ def batch(size: int, seed: int = 0):
                 prompt=torch.randn(size, 1, 768, generator=g), target=torch.randint(0, 42, (size,), generator=g))
 
 
-def samples_per_second(model, forward, data, warmup: int, steps: int, autocast: bool = False) -> float:
-    """Trains ``steps`` batches after ``warmup`` untimed ones; returns samples per second."""
+def trainer(model, forward, data, autocast: bool = False):
+    """One training step of ``model`` on ``data``, the release's recipe: ``step()``."""
     model.train()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
     loss_fn = torch.nn.CrossEntropyLoss()
-    for i in range(warmup + steps):
-        if i == warmup:
-            start = time.perf_counter()
+
+    def step() -> None:
         optimizer.zero_grad()
         with torch.autocast("cpu", torch.bfloat16) if autocast else contextlib.nullcontext():
             logits = forward(model, data)
         loss_fn(logits.float(), data["target"]).backward()
         optimizer.step()
-    return steps * len(data["target"]) / (time.perf_counter() - start)
-
-
-def step_flops(model, forward, data) -> int:
-    """The matrix-product FLOPs of one float32 training step (forward and backward), counted from the shapes."""
-    from torch.utils.flop_counter import FlopCounterMode
-    model.train()
-    with FlopCounterMode(display=False) as counter:
-        logits = forward(model, data)
-        torch.nn.functional.cross_entropy(logits.float(), data["target"]).backward()
-    model.zero_grad(set_to_none=True)
-    return counter.get_total_flops()
+    return step
 
 
 def profile_step(model, forward, data, top: int) -> str:
-    """torch.profiler's table of one float32 training step (after ``samples_per_second`` has warmed it up)."""
+    """torch.profiler's table of one float32 training step (after the timed rounds have warmed it up)."""
     from torch.profiler import ProfilerActivity, profile
+    step = trainer(model, forward, data)
     with profile(activities=[ProfilerActivity.CPU]) as prof:
-        samples_per_second(model, forward, data, 0, 1)
+        step()
     return prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=top)
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--batch_size", type=int, default=64, help="questions per batch (default: 64, the release's)")
-    p.add_argument("--warmup", type=int, default=2, help="untimed steps before timing (default: 2)")
-    p.add_argument("--steps", type=int, default=5, help="timed training steps per model (default: 5)")
+    p.add_argument("--warmup", type=int, default=2, help="untimed rounds before timing (default: 2)")
+    p.add_argument("--steps", type=int, default=5, help="timed rounds, one training step of each model each "
+                                                        "(default: 5)")
     p.add_argument("--token_frames", choices=TOKEN_FRAMES, default="paper",
                    help="which token frames our model reads (default: paper; release reads the first top_k)")
     p.add_argument("--no_bf16", action="store_true", help="skip the bfloat16 autocast run of our model")
     p.add_argument("--profile", type=int, default=0, metavar="N",
                    help="also print the N operations that take most of one float32 training step of each model "
                         "(torch.profiler, self CPU time)")
+    flush_flags(p)
     a = p.parse_args()
     print(f"machine: {describe_machine()}; torch {torch.__version__}, {torch.get_num_threads()} threads", flush=True)
     data = batch(a.batch_size)
@@ -99,23 +91,25 @@ def main() -> int:
         runs.append((f"avqa.tspm TSPM ({a.token_frames} token frames), bf16 autocast", ours, ours_fwd, True))
     import os
     print(f"load average before: {os.getloadavg()}", flush=True)
-    rows = []
-    flops = {id(model): step_flops(model, forward, data) for _, model, forward, _ in runs}
-    for name, model, forward, bf16 in runs:
-        rate = samples_per_second(model, forward, data, a.warmup, a.steps, autocast=bf16)
-        rows.append((name, rate, flops[id(model)]))
-        print(f"  {name}: {rate:.1f} samples/s", flush=True)
+    flops = {name: step_flops(model, forward, data) for name, model, forward, _ in runs}
+    steps = {name: trainer(model, forward, data, autocast=bf16) for name, model, forward, bf16 in runs}
+    flush = flush_settings([name for name, *_ in runs], a, runs[0][0])
+    print("subnormals flushed: " + "; ".join(f"{name}: {on}" for name, on in flush.items()), flush=True)
+    seconds = timed_in_turns(steps, a.warmup, a.steps, flush)
     print(f"load average after: {os.getloadavg()}", flush=True)
+    speed = rates(seconds, a.batch_size)
     for name, model, forward, bf16 in runs[:2] if a.profile else []:
         print(f"\n{name}: one training step, the {a.profile} operations with most self CPU time")
         print(profile_step(model, forward, data, a.profile))
-    print(f"\ntraining samples/s, batch {a.batch_size}, {a.steps} timed steps each; GFLOP: the matrix products "
+    print(f"\ntraining samples/s, batch {a.batch_size}, {a.steps} timed rounds of one step of each model in turn; "
+          f"x release: samples/s over the release's (median over rounds in brackets); GFLOP: the matrix products "
           f"of one step (forward and backward); GFLOP/s: achieved")
-    print(f"{'model':<58} {'samples/s':>10} {'x release':>10} {'GFLOP':>8} {'GFLOP/s':>8}")
-    for name, rate, count in rows:
-        gflop = count / 1e9
-        print(f"{name:<58} {rate:>10.1f} {rate / rows[0][1]:>10.2f} {gflop:>8.2f} "
-              f"{gflop * rate / a.batch_size:>8.1f}")
+    print(f"{'model':<58} {'samples/s':>10} {'x release':>14} {'GFLOP':>8} {'GFLOP/s':>8}")
+    release_name = runs[0][0]
+    for name, *_ in runs:
+        gflop = flops[name] / 1e9
+        ratio = f"{speed[name] / speed[release_name]:.2f} ({median_ratio(seconds, name, release_name):.2f})"
+        print(f"{name:<58} {speed[name]:>10.1f} {ratio:>14} {gflop:>8.2f} {gflop * speed[name] / a.batch_size:>8.1f}")
     return 0
 
 

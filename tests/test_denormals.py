@@ -58,3 +58,23 @@ def test_a_family_flushes_subnormals_everywhere_as_asked_and_records_what_it_did
 def test_a_value_not_auto_on_or_off_stops_with_one_sentence():
     with pytest.raises(SystemExit, match="--flush_denormals 'yes': not one of auto, on, off"):
         avqa.engine.denormals.flush_denormals_on("yes")
+
+
+@needs_threads
+def test_the_speed_benchmarks_time_each_model_under_its_own_setting():
+    """benchmarks/turns.py: the release kept and ours flushed (--as_trained), in turns, and nothing flushed after."""
+    import sys
+    from argparse import Namespace
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from turns import flush_settings, timed_in_turns
+    settings = flush_settings(["release", "ours"], Namespace(flush_denormals="on", as_trained=True), "release")
+    assert settings == {"release": False, "ours": True}
+    assert flush_settings(["release", "ours"], Namespace(flush_denormals="on", as_trained=False), "release") == \
+        {"release": True, "ours": True}
+    kept: dict[str, list[int]] = {"release": [], "ours": []}
+    steps = {name: (lambda name=name: kept[name].append(_kept_subnormals())) for name in kept}
+    seconds = timed_in_turns(steps, 1, 2, settings)
+    assert kept == {"release": [1 << 20] * 3, "ours": [0] * 3}
+    assert [len(s) for s in seconds.values()] == [2, 2]                  # the warm-up round is not timed
+    assert _kept_subnormals() == 1 << 20

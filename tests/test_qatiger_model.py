@@ -163,6 +163,11 @@ def test_the_speed_benchmark_trains_both_models_and_counts_their_products():
              "patch": torch.randn(2, 4, 14, 1024, generator=g), "question": torch.randint(1, 400, (2, 77), generator=g),
              "target": torch.tensor([0, 1])} for _ in range(2)]
     text = dict(width=64, layers=1, heads=1, embed_dim=768)
-    for model, engine in ((ref.RefQATiger(42, d=32, text=text), False), (QATiger(42, d_model=32, text=text), True)):
-        assert bench.samples_per_second(model, data, 1, "cpu", engine=engine) > 0
-        assert bench.step_flops(model, bench.forward, data[0]) > 0
+    models = {"release": (ref.RefQATiger(42, d=32, text=text), False), "ours": (QATiger(42, d_model=32, text=text), True)}
+    steps = {name: (lambda step=bench.trainer(m, "cpu", engine), turn=iter(data): step(next(turn)))
+             for name, (m, engine) in models.items()}
+    seconds = bench.timed_in_turns(steps, 1, 1, {"release": False, "ours": True})
+    assert {name: len(s) for name, s in seconds.items()} == {"release": 1, "ours": 1}
+    assert all(rate > 0 for rate in bench.rates(seconds, 2).values())
+    for m, _ in models.values():
+        assert bench.step_flops(m, bench.forward, data[0]) > 0
