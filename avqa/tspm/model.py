@@ -48,6 +48,38 @@ def _one_vector(x: torch.Tensor, name: str) -> torch.Tensor:
     raise ValueError(f"TSPM: {name} must be [B, D] or [B, 1, D], got {list(x.shape)}")
 
 
+def packed_attention(attn: nn.MultiheadAttention, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
+    """``attn(x, c, c, need_weights=False)[0]`` of a batch-first nn.MultiheadAttention (c = context, or x itself),
+    the same operations in the same order, so the same bits, but cheaper to differentiate.
+
+    nn.MultiheadAttention takes q, k and v from its packed projection by indexing ``proj[0]``, ``proj[1]``,
+    ``proj[2]``; each index's backward fills a zero tensor the size of the whole projection, copies its
+    gradient in, and the three are added. Here ``unbind`` takes the same views, and its backward writes the
+    three gradients into one tensor: the same values (adding a zero is exact), without the fills and adds.
+    x [S, L, C], context [S, L', C] -> [S, L, C].
+    """
+    E, H = attn.embed_dim, attn.num_heads
+    x = x.transpose(0, 1)                                                                 # [L, S, C]
+    L, S = x.shape[:2]
+    if context is None:
+        proj = F.linear(x, attn.in_proj_weight, attn.in_proj_bias)                       # [L, S, 3C]
+        q, k, v = proj.unflatten(-1, (3, E)).unsqueeze(0).transpose(0, -2).squeeze(-2).contiguous().unbind(0)
+    else:
+        context = context.transpose(0, 1)                                                 # [L', S, C]
+        w_q, w_kv = attn.in_proj_weight.split([E, E * 2])
+        b_q, b_kv = attn.in_proj_bias.split([E, E * 2])
+        q = F.linear(x, w_q, b_q)
+        kv = F.linear(context, w_kv, b_kv)
+        k, v = kv.unflatten(-1, (2, E)).unsqueeze(0).transpose(0, -2).squeeze(-2).contiguous().unbind(0)
+    Lk = k.shape[0]
+    q = q.view(L, S * H, E // H).transpose(0, 1).view(S, H, L, E // H)
+    k = k.view(Lk, S * H, E // H).transpose(0, 1).view(S, H, Lk, E // H)
+    v = v.view(Lk, S * H, E // H).transpose(0, 1).view(S, H, Lk, E // H)
+    out = F.scaled_dot_product_attention(q, k, v, None, attn.dropout if attn.training else 0.0, False)
+    out = F.linear(out.permute(2, 0, 1, 3).reshape(S * L, E), attn.out_proj.weight, attn.out_proj.bias)
+    return out.view(L, S, E).transpose(1, 0)
+
+
 class AttentionLayer(nn.Module):
     """A post-norm transformer layer: x + self-attention (+ attention to a context) -> norm1 -> + FFN -> norm2.
 
@@ -70,8 +102,8 @@ class AttentionLayer(nn.Module):
         """x [S, L, C] (and context [S, L', C] with ``cross``) -> [S, L, C]."""
         h = x
         if context is not None:
-            h = h + self.dropout(self.cm_attn(x, context, context, need_weights=False)[0])
-        h = h + self.dropout(self.self_attn(x, x, x, need_weights=False)[0])
+            h = h + self.dropout(packed_attention(self.cm_attn, x, context))
+        h = h + self.dropout(packed_attention(self.self_attn, x))
         h = self.norm1(h)
         return self.norm2(h + self.dropout(self.linear2(self.dropout(F.relu(self.linear1(h))))))
 
