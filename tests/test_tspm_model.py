@@ -239,3 +239,28 @@ def test_bfloat16_autocast_runs():
     with torch.no_grad(), torch.autocast("cpu", torch.bfloat16):
         logits = model(a, v, tok, q, p)
     assert logits.shape == (2, 42) and torch.isfinite(logits.float()).all()
+
+
+@pytest.mark.parametrize("cross", [False, True])
+def test_packed_attention_is_multihead_attention_to_the_last_bit(cross):
+    """packed_attention differs from nn.MultiheadAttention only in how its backward assembles the packed
+    projection's gradient: outputs and every gradient must be bit-identical while training (dropout on),
+    or TSPM's weights would drift from its earlier runs."""
+    from avqa.tspm.model import packed_attention
+    torch.manual_seed(0)
+    attn = torch.nn.MultiheadAttention(64, 4, dropout=0.1, batch_first=True).train()
+    x, context = torch.randn(6, 5, 64), torch.randn(6, 7, 64)
+    results = []
+    for ours in (False, True):
+        attn.zero_grad()
+        xi, ci = x.clone().requires_grad_(), context.clone().requires_grad_()
+        torch.manual_seed(1)                                        # the same dropout masks for both
+        if ours:
+            out = packed_attention(attn, xi, ci if cross else None)
+        else:
+            c = ci if cross else xi
+            out = attn(xi, c, c, need_weights=False)[0]
+        (out * torch.linspace(-1, 1, out.numel()).view_as(out)).sum().backward()
+        results.append([out, xi.grad, ci.grad if cross else xi.grad] + [p.grad.clone() for p in attn.parameters()])
+    assert all(torch.equal(a, b) for a, b in zip(*results))
+    assert results[0][1].abs().sum() > 0
