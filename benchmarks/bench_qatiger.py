@@ -32,7 +32,7 @@ from avqa.qatiger.run import qatiger_adam
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "benchmarks")]
 from qatiger_reference import RefQATiger  # noqa: E402  (the release's computation lives with the tests)
-from turns import flush_flags, flush_settings, median_ratio, rates, step_flops, timed_in_turns  # noqa: E402
+from turns import flush_flags, flush_settings, report, step_flops, timed_in_turns  # noqa: E402
 
 
 def question_pool(g: torch.Generator) -> torch.Tensor:
@@ -103,10 +103,8 @@ def main() -> int:
     cached.load_state_dict(release.state_dict())
     for i in range(0, len(pool), 256):            # the store as the second epoch finds it
         cached.quest_encoder(pool[i:i + 256].to(a.device))
-    release_name = "release (tests/qatiger_reference.py)"
-    models = {release_name: release,
-              "avqa.qatiger QATiger, text store off": ours,
-              "avqa.qatiger QATiger, text store filled (epoch 2 on)": cached}
+    release_name, filled = "release (tests/qatiger_reference.py)", "avqa.qatiger QATiger, text store filled (epoch 2 on)"
+    models = {release_name: release, "avqa.qatiger QATiger, text store off": ours, filled: cached}
     flops = {name: step_flops(model, forward, data[0]) for name, model in models.items()}
     steps = {}
     for name, model in models.items():
@@ -114,21 +112,10 @@ def main() -> int:
         steps[name] = lambda step=step, turn=turn: step(next(turn))
     sync = torch.cuda.synchronize if a.device.startswith("cuda") else (lambda: None)
     print(f"load average before: {os.getloadavg()}", flush=True)
-    flush = flush_settings(list(models), a, release_name)
-    print("subnormals flushed: " + "; ".join(f"{name}: {on}" for name, on in flush.items()), flush=True)
-    seconds = timed_in_turns(steps, a.warmup, a.steps, flush, sync)
+    seconds = timed_in_turns(steps, a.warmup, a.steps, flush_settings(list(models), a, release_name), sync)
     print(f"load average after: {os.getloadavg()}", flush=True)
-    speed = rates(seconds, a.batch_size)
-    names = list(models)
-    print(f"\ntraining samples/s in float32, batch {a.batch_size}, {a.steps} timed rounds of one step of each model "
-          f"in turn; x release: samples/s over the release's (median over rounds in brackets); GFLOP: the matrix "
-          f"products of one step (forward and backward); GFLOP/s: achieved")
-    print(f"{'model':<56} {'samples/s':>10} {'x release':>18} {'GFLOP':>8} {'GFLOP/s':>8}")
-    for name in names:
-        ratio = f"{speed[name] / speed[names[0]]:.2f} ({median_ratio(seconds, name, names[0]):.2f})"
-        print(f"{name:<56} {speed[name]:>10.2f} {ratio:>18} {flops[name] / 1e9:>8.1f} "
-              f"{flops[name] / 1e9 * speed[name] / a.batch_size:>8.1f}")
-    print(f"at equal GFLOP/s the filled store's bound is {flops[names[0]] / flops[names[2]]:.2f}x the release")
+    print("\n" + report(seconds, flops, a.batch_size, release_name))
+    print(f"at equal GFLOP/s the filled store's bound is {flops[release_name] / flops[filled]:.2f}x the release")
     return 0
 
 

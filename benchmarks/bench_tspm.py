@@ -29,7 +29,7 @@ from avqa.tspm.model import TOKEN_FRAMES, TSPM
 
 sys.path[:0] = [str(Path(__file__).resolve().parents[1] / d) for d in ("tests", "benchmarks")]
 from tspm_reference import ReleaseTSPM  # noqa: E402  (the release's computation lives with the tests)
-from turns import flush_flags, flush_settings, median_ratio, rates, step_flops, timed_in_turns  # noqa: E402
+from turns import flush_flags, flush_settings, report, step_flops, timed_in_turns  # noqa: E402
 
 
 def batch(size: int, seed: int = 0):
@@ -93,23 +93,12 @@ def main() -> int:
     print(f"load average before: {os.getloadavg()}", flush=True)
     flops = {name: step_flops(model, forward, data) for name, model, forward, _ in runs}
     steps = {name: trainer(model, forward, data, autocast=bf16) for name, model, forward, bf16 in runs}
-    flush = flush_settings([name for name, *_ in runs], a, runs[0][0])
-    print("subnormals flushed: " + "; ".join(f"{name}: {on}" for name, on in flush.items()), flush=True)
-    seconds = timed_in_turns(steps, a.warmup, a.steps, flush)
+    seconds = timed_in_turns(steps, a.warmup, a.steps, flush_settings(list(steps), a, runs[0][0]))
     print(f"load average after: {os.getloadavg()}", flush=True)
-    speed = rates(seconds, a.batch_size)
     for name, model, forward, bf16 in runs[:2] if a.profile else []:
         print(f"\n{name}: one training step, the {a.profile} operations with most self CPU time")
         print(profile_step(model, forward, data, a.profile))
-    print(f"\ntraining samples/s, batch {a.batch_size}, {a.steps} timed rounds of one step of each model in turn; "
-          f"x release: samples/s over the release's (median over rounds in brackets); GFLOP: the matrix products "
-          f"of one step (forward and backward); GFLOP/s: achieved")
-    print(f"{'model':<58} {'samples/s':>10} {'x release':>14} {'GFLOP':>8} {'GFLOP/s':>8}")
-    release_name = runs[0][0]
-    for name, *_ in runs:
-        gflop = flops[name] / 1e9
-        ratio = f"{speed[name] / speed[release_name]:.2f} ({median_ratio(seconds, name, release_name):.2f})"
-        print(f"{name:<58} {speed[name]:>10.1f} {ratio:>14} {gflop:>8.2f} {gflop * speed[name] / a.batch_size:>8.1f}")
+    print("\n" + report(seconds, flops, a.batch_size, runs[0][0]))
     return 0
 
 

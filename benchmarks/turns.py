@@ -35,9 +35,12 @@ def flush_flags(p) -> None:
 
 
 def flush_settings(names: list[str], args, release: str) -> dict[str, bool]:
-    """Whether each model's steps run with subnormals flushed, from --flush_denormals and --as_trained."""
+    """Whether each model's steps run with subnormals flushed, from --flush_denormals and --as_trained
+    (printed, since it decides what the figures mean)."""
     on = flush_denormals_on(args.flush_denormals)
-    return {name: on and not (args.as_trained and name == release) for name in names}
+    flush = {name: on and not (args.as_trained and name == release) for name in names}
+    print("subnormals flushed: " + "; ".join(f"{name}: {kept}" for name, kept in flush.items()), flush=True)
+    return flush
 
 
 def timed_in_turns(steps: dict[str, Callable[[], None]], warmup: int, timed: int, flush: dict[str, bool],
@@ -68,6 +71,23 @@ def rates(seconds: dict[str, list[float]], batch: int) -> dict[str, float]:
 def median_ratio(seconds: dict[str, list[float]], name: str, reference: str) -> float:
     """The median over rounds of reference's step time over name's: how many times faster, round by round."""
     return statistics.median(r / s for r, s in zip(seconds[reference], seconds[name]))
+
+
+def report(seconds: dict[str, list[float]], flops: dict[str, int], batch: int, release: str) -> str:
+    """The table both benchmarks print: each model's samples/s, its ratio to ``release`` (the median over
+    rounds in brackets), the GFLOP of one step and the GFLOP/s achieved."""
+    speed = rates(seconds, batch)
+    width = max(len(name) for name in seconds) + 2
+    lines = [f"training samples/s, batch {batch}, {len(seconds[release])} timed rounds of one step of each model in "
+             f"turn; x release: samples/s over the release's (median over rounds in brackets); GFLOP: the matrix "
+             f"products of one step (forward and backward); GFLOP/s: achieved",
+             f"{'model':<{width}} {'samples/s':>10} {'x release':>14} {'GFLOP':>8} {'GFLOP/s':>8}"]
+    for name in seconds:
+        ratio = f"{speed[name] / speed[release]:.2f} ({median_ratio(seconds, name, release):.2f})"
+        gflop = flops[name] / 1e9
+        lines.append(f"{name:<{width}} {speed[name]:>10.2f} {ratio:>14} {gflop:>8.1f} "
+                     f"{gflop * speed[name] / batch:>8.1f}")
+    return "\n".join(lines)
 
 
 def step_flops(model, forward, data) -> int:
